@@ -1,0 +1,1 @@
+export { buildProgram, runCli, UsageError, type CommandRegistrar } from './program';

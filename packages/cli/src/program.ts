@@ -1,0 +1,49 @@
+import { Command, CommanderError } from 'commander';
+
+/** Adds one command (or a group of related commands) to the manage.ts program. */
+export type CommandRegistrar = (program: Command) => void;
+
+/** Raised by a command for a usage problem (bad argument, bad flag combination): exit code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+// Each command module owns its commands; this list is the only place they are wired together.
+const registrars: CommandRegistrar[] = [];
+
+/** Builds the manage.ts program with every command registered. */
+export function buildProgram(): Command {
+  const program = new Command('manage.ts')
+    .description('BinaryAlert: serverless, real-time and retroactive malware detection')
+    .showHelpAfterError('(run manage.ts --help for the list of commands)')
+    .exitOverride();
+  for (const register of registrars) register(program);
+  return program;
+}
+
+/**
+ * Runs manage.ts with the given arguments (without node and script) and returns the exit code:
+ * 0 on success, 1 when a command reports a failure or a finding, 2 on usage errors.
+ */
+export async function runCli(args: string[]): Promise<number> {
+  const program = buildProgram();
+  program.commands.forEach((command) => command.exitOverride());
+  try {
+    await program.parseAsync(args, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      const helpOrVersion =
+        error.code === 'commander.helpDisplayed' ||
+        error.code === 'commander.version' ||
+        error.code === 'commander.help';
+      return helpOrVersion ? 0 : 2;
+    }
+    if (error instanceof UsageError) {
+      process.stderr.write(`error: ${error.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The README's test command: installs what it needs, then runs every check and every test.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/bootstrap.sh
+
+echo "== typecheck"; pnpm run -s typecheck
+echo "== eslint"; pnpm run -s lint
+echo "== prettier"; pnpm run -s format:check
+if command -v terraform >/dev/null 2>&1; then
+  echo "== terraform fmt"; terraform fmt -check -recursive terraform
+else
+  echo "== terraform fmt: skipped, terraform is not installed"
+fi
+echo "== jest"; pnpm exec jest --ci "$@"
