@@ -1,0 +1,110 @@
+/**
+ * Real local AWS emulators for tests: s3rver (S3), local-aws-sqs (SQS) and dynalite (DynamoDB),
+ * each on 127.0.0.1 with a random port and driven by the real SDK v3 clients.
+ */
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import dynalite from 'dynalite';
+import { createSqsServer } from 'local-aws-sqs';
+import S3rver from 's3rver';
+
+/** s3rver's own key pair; the other emulators accept any credentials. */
+export const TEST_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+export const TEST_REGION = 'us-east-1';
+
+export interface Emulator<Client> {
+  /** Base URL, e.g. http://127.0.0.1:41234 */
+  endpoint: string;
+  client: Client;
+  stop(): Promise<void>;
+}
+
+/** Configuration for any SDK v3 client pointed at a local emulator. */
+export function clientConfig(endpoint: string) {
+  return {
+    endpoint,
+    region: TEST_REGION,
+    credentials: TEST_CREDENTIALS,
+    forcePathStyle: true,
+  };
+}
+
+/** A fresh name for a bucket, queue or table, so tests can run in parallel. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomBytes(5).toString('hex')}`.toLowerCase();
+}
+
+function endpointOf(address: AddressInfo | string | null): string {
+  if (!address || typeof address === 'string') throw new Error('emulator is not listening on TCP');
+  return `http://127.0.0.1:${address.port}`;
+}
+
+async function listen(server: Server): Promise<string> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return endpointOf(server.address());
+}
+
+async function close(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((resolve, reject) =>
+    server.close((error) => (error ? reject(error) : resolve())),
+  );
+}
+
+/** Starts s3rver with its data in a fresh temp directory. */
+export async function startS3(): Promise<Emulator<S3Client>> {
+  const directory = await mkdtemp(join(tmpdir(), 'ba-s3rver-'));
+  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory });
+  const address = await server.run();
+  const endpoint = endpointOf(address);
+  const client = new S3Client(clientConfig(endpoint));
+  return {
+    endpoint,
+    client,
+    async stop() {
+      client.destroy();
+      await server.close();
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Starts local-aws-sqs. */
+export async function startSqs(): Promise<Emulator<SQSClient>> {
+  const server = await createSqsServer({ port: 0, hostname: '127.0.0.1' });
+  if (!server.listening) await once(server, 'listening');
+  const endpoint = endpointOf(server.address());
+  const client = new SQSClient(clientConfig(endpoint));
+  return {
+    endpoint,
+    client,
+    async stop() {
+      client.destroy();
+      await close(server);
+    },
+  };
+}
+
+/** Starts dynalite in memory, with tables ACTIVE as soon as they are created. */
+export async function startDynamo(): Promise<Emulator<DynamoDBClient>> {
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  const endpoint = await listen(server);
+  const client = new DynamoDBClient(clientConfig(endpoint));
+  return {
+    endpoint,
+    client,
+    async stop() {
+      client.destroy();
+      await close(server);
+    },
+  };
+}
