@@ -1,0 +1,2 @@
+@echo off
+certutil -hashfile setup.exe SHA256

@@ -1,0 +1,2 @@
+#!/bin/bash
+nc -zv db.internal 5432 && echo database reachable

@@ -1,0 +1,7 @@
+function Invoke-Mimikatz {
+  param([string] $Command)
+}
+function Invoke-NinjaCopy {
+  param([string] $Path)
+}
+Export-ModuleMember -Function Invoke-Mimikatz, Invoke-NinjaCopy

@@ -1,0 +1,3 @@
+#!/bin/sh
+set -e
+curl -fsSL https://get.example.net/agent | sudo -E bash
