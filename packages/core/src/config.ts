@@ -1,0 +1,328 @@
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { parse as parseHcl } from '@cdktf/hcl2json';
+import { z } from 'zod';
+import { ConfigError } from './errors';
+
+/** The repository's one configuration file. */
+export const DEFAULT_TFVARS_PATH = path.resolve(__dirname, '../../../terraform.tfvars');
+
+/** Alias every worker is invoked through (Terraform publishes a version per change). */
+export const PRODUCTION_ALIAS = 'Production';
+
+/** terraform.tfvars is missing, is not valid HCL, or holds an invalid setting. */
+export class TfvarsError extends ConfigError {
+  constructor(
+    message: string,
+    /** One line per problem, each naming the setting. */
+    readonly problems: string[] = [message],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+// CloudWatch Logs accepts only these retention periods.
+const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288,
+  3653,
+] as const;
+
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+// Single underscores only: the bucket name replaces them with dots, and S3 forbids "..".
+const NAME_PREFIX = /^[a-z][a-z0-9]*(_[a-z0-9]+)*$/;
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+interface Setting<T extends z.ZodType = z.ZodType> {
+  /** The format an error message asks for. */
+  expected: string;
+  schema: T;
+}
+
+function int(expected: string, min: number, max = Number.MAX_SAFE_INTEGER) {
+  return { expected, schema: z.number().int().min(min).max(max) };
+}
+function bool() {
+  return { expected: 'true or false', schema: z.boolean() };
+}
+function str(expected: string, pattern: RegExp) {
+  return { expected, schema: z.string().regex(pattern) };
+}
+function emails() {
+  return {
+    expected: 'a list of email addresses, e.g. ["security@example.com"]',
+    schema: z.array(z.string().regex(EMAIL)),
+  };
+}
+
+// Every terraform.tfvars setting with the format an error message asks for.
+const SETTINGS = {
+  aws_region: str('an AWS region name such as "us-east-1"', REGION),
+  name_prefix: str(
+    'lowercase letters, digits and single underscores, starting with a letter (e.g. "myorg")',
+    NAME_PREFIX,
+  ),
+  tags: {
+    expected: 'a map of strings, e.g. { Application = "BinaryAlert" }',
+    schema: z.record(z.string(), z.string()),
+  },
+  lambda_runtime: {
+    expected: 'a Lambda Node.js runtime, nodejs20.x or newer (e.g. "nodejs22.x")',
+    schema: z
+      .string()
+      .regex(/^nodejs(\d+)\.x$/)
+      .refine((value) => Number(/\d+/.exec(value)?.[0]) >= 20),
+  },
+  lambda_analyze_memory_mb: int('an integer number of MB from 128 to 10240', 128, 10240),
+  lambda_analyze_timeout_sec: int('an integer number of seconds from 1 to 900', 1, 900),
+  lambda_analyze_ephemeral_storage_mb: int('an integer number of MB from 512 to 10240', 512, 10240),
+  lambda_analyze_concurrency_limit: int('-1 (no reservation) or a non-negative integer', -1),
+  lambda_dispatch_memory_mb: int('an integer number of MB from 128 to 10240', 128, 10240),
+  lambda_dispatch_timeout_sec: int('an integer number of seconds from 1 to 900', 1, 900),
+  lambda_dispatch_frequency_minutes: int('an integer number of minutes from 1 to 1440', 1, 1440),
+  lambda_dispatch_limit: int('a positive integer', 1),
+  lambda_dispatch_wait_time_seconds: int('an integer number of seconds from 0 to 20', 0, 20),
+  lambda_dispatch_receive_concurrency: int('an integer from 1 to 50', 1, 50),
+  lambda_batch_memory_mb: int('an integer number of MB from 128 to 10240', 128, 10240),
+  lambda_batch_timeout_sec: int('an integer number of seconds from 1 to 900', 1, 900),
+  objects_per_retro_message: int('an integer from 1 to 100', 1, 100),
+  lambda_log_retention_days: {
+    expected: `one of ${LOG_RETENTION_DAYS.join(', ')}`,
+    schema: z.number().refine((value) => (LOG_RETENTION_DAYS as readonly number[]).includes(value)),
+  },
+  max_file_size_mb: int('a positive integer', 1),
+  scan_timeout_seconds: int('a positive integer', 1),
+  enable_negative_match_alerts: bool(),
+  external_s3_bucket_resources: {
+    expected: 'a list of S3 ARNs, e.g. ["arn:aws:s3:::other-bucket/*"]',
+    schema: z.array(z.string().regex(/^arn:aws[a-z-]*:s3:::\S+$/)),
+  },
+  sqs_retention_minutes: int('an integer number of minutes from 1 to 20160', 1, 20160),
+  max_receives: int('an integer from 1 to 1000', 1, 1000),
+  s3_log_bucket: str(
+    '"" or an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)',
+    /^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+  ),
+  s3_log_prefix: str('a key prefix (no leading "/"), e.g. "s3-access-logs/"', /^(?!\/)\S*$/),
+  s3_log_expiration_days: int('a positive integer', 1),
+  s3_noncurrent_version_expiration_days: int('a positive integer', 1),
+  force_destroy: bool(),
+  dynamo_billing_mode: {
+    expected: '"PAY_PER_REQUEST" or "PROVISIONED"',
+    schema: z.enum(['PAY_PER_REQUEST', 'PROVISIONED']),
+  },
+  dynamo_read_capacity: int('a positive integer', 1),
+  dynamo_write_capacity: int('a positive integer', 1),
+  yara_match_alert_emails: emails(),
+  negative_match_alert_emails: emails(),
+  metric_alarm_sns_topic_arn: str(
+    '"" or an SNS topic ARN such as "arn:aws:sns:us-east-1:123456789012:alarms"',
+    /^$|^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/,
+  ),
+  metric_alarm_emails: emails(),
+  expected_analysis_frequency_minutes: int('an integer number of minutes from 1 to 1440', 1, 1440),
+  queue_age_alarm_minutes: int('a positive integer', 1),
+  yara_rules_min_count: int('a non-negative integer', 0),
+} satisfies Record<string, Setting>;
+
+type SettingName = keyof typeof SETTINGS;
+
+type Shape = { [K in SettingName]: (typeof SETTINGS)[K]['schema'] };
+const shape = Object.fromEntries(
+  Object.entries(SETTINGS).map(([name, setting]) => [name, setting.schema]),
+) as Shape;
+
+/** Every terraform.tfvars setting, snake_case as in the file. */
+export const BinaryAlertConfigSchema = z.strictObject(shape).superRefine((config, ctx) => {
+  // Runs only once every setting is valid on its own.
+  if (config.scan_timeout_seconds >= config.lambda_analyze_timeout_sec) {
+    ctx.addIssue({
+      code: 'custom',
+      params: { crossSetting: true },
+      path: ['scan_timeout_seconds'],
+      message: `must be less than lambda_analyze_timeout_sec (${config.lambda_analyze_timeout_sec})`,
+    });
+  }
+  if (config.max_file_size_mb >= config.lambda_analyze_ephemeral_storage_mb) {
+    ctx.addIssue({
+      code: 'custom',
+      params: { crossSetting: true },
+      path: ['max_file_size_mb'],
+      message: `must be less than lambda_analyze_ephemeral_storage_mb (${config.lambda_analyze_ephemeral_storage_mb})`,
+    });
+  }
+  if (config.lambda_dispatch_wait_time_seconds >= config.lambda_dispatch_timeout_sec) {
+    ctx.addIssue({
+      code: 'custom',
+      params: { crossSetting: true },
+      path: ['lambda_dispatch_wait_time_seconds'],
+      message: `must be less than lambda_dispatch_timeout_sec (${config.lambda_dispatch_timeout_sec})`,
+    });
+  }
+  const bucket = binariesBucketName(config.name_prefix, config.aws_region);
+  if (bucket.length > 63) {
+    ctx.addIssue({
+      code: 'custom',
+      params: { crossSetting: true },
+      path: ['name_prefix'],
+      message: `is too long: the bucket name "${bucket}" exceeds S3's 63 characters`,
+    });
+  }
+});
+
+export type BinaryAlertConfig = z.infer<typeof BinaryAlertConfigSchema>;
+
+function describeIssue(issue: z.core.$ZodIssue, input: Record<string, unknown>): string {
+  const name = String(issue.path[0] ?? '');
+  if (issue.code === 'unrecognized_keys') {
+    return `unknown setting${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (not declared in terraform/variables.tf)`;
+  }
+  const setting = (SETTINGS as Record<string, Setting | undefined>)[name];
+  if (!(name in input)) {
+    return `${name} is missing (expected ${setting?.expected ?? 'a value'})`;
+  }
+  const message =
+    issue.code === 'custom' && issue.params?.crossSetting
+      ? issue.message
+      : `must be ${setting?.expected ?? '?'}`;
+  return `${name} ${message} (got ${JSON.stringify(input[name])})`;
+}
+
+/** Validates already-parsed tfvars values; throws TfvarsError naming every invalid setting. */
+export function validateConfig(input: unknown, source = 'terraform.tfvars'): BinaryAlertConfig {
+  const result = BinaryAlertConfigSchema.safeParse(input);
+  if (result.success) return result.data;
+  const values = (typeof input === 'object' && input !== null ? input : {}) as Record<
+    string,
+    unknown
+  >;
+  // Type errors and format errors may both report one setting: keep the first per setting.
+  const seen = new Set<string>();
+  const problems: string[] = [];
+  for (const issue of result.error.issues) {
+    const key = issue.code === 'unrecognized_keys' ? issue.keys.join() : String(issue.path[0]);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    problems.push(`${source}: ${describeIssue(issue, values)}`);
+  }
+  return invalid(problems);
+}
+
+function invalid(problems: string[]): never {
+  throw new TfvarsError(problems.join('\n'), problems);
+}
+
+/** Parses terraform.tfvars text (HCL) into plain values. */
+export async function parseTfvars(content: string, filename = 'terraform.tfvars') {
+  try {
+    return (await parseHcl(filename, content)) as Record<string, unknown>;
+  } catch (error) {
+    throw new TfvarsError(
+      `${path.basename(filename)}: not valid HCL: ${error instanceof Error ? error.message : String(error)}`,
+      undefined,
+      { cause: error },
+    );
+  }
+}
+
+/** Reads, parses and validates terraform.tfvars (default: the repository's top-level file). */
+export async function loadConfig(tfvarsPath = DEFAULT_TFVARS_PATH): Promise<BinaryAlertConfig> {
+  let content: string;
+  try {
+    content = await readFile(tfvarsPath, 'utf8');
+  } catch (error) {
+    throw new TfvarsError(`cannot read ${tfvarsPath}: ${(error as Error).message}`, undefined, {
+      cause: error,
+    });
+  }
+  return validateConfig(await parseTfvars(content, tfvarsPath), path.basename(tfvarsPath));
+}
+
+export interface ResourceNames {
+  bucket: string;
+  logBucket: string;
+  queue: string;
+  deadLetterQueue: string;
+  table: string;
+  matchesTopic: string;
+  negativeMatchesTopic: string;
+  alarmTopic: string;
+  analyzerFunction: string;
+  dispatcherFunction: string;
+  batcherFunction: string;
+}
+
+function binariesBucketName(prefix: string, region: string): string {
+  return `${prefix.replaceAll('_', '.')}.binaryalert-binaries.${region}`;
+}
+
+/** The names Terraform gives each resource (terraform/locals.tf builds the same). */
+export function resourceNames(config: BinaryAlertConfig): ResourceNames {
+  const base = `${config.name_prefix}_binaryalert`;
+  const dotted = config.name_prefix.replaceAll('_', '.');
+  return {
+    bucket: binariesBucketName(config.name_prefix, config.aws_region),
+    logBucket: config.s3_log_bucket || `${dotted}.binaryalert-s3-access-logs.${config.aws_region}`,
+    queue: `${base}_analyzer_queue`,
+    deadLetterQueue: `${base}_analyzer_dead_letter_queue`,
+    table: `${base}_matches`,
+    matchesTopic: `${base}_yara_match_alerts`,
+    negativeMatchesTopic: `${base}_no_yara_match_alerts`,
+    alarmTopic: `${base}_metric_alarms`,
+    analyzerFunction: `${base}_analyzer`,
+    dispatcherFunction: `${base}_dispatcher`,
+    batcherFunction: `${base}_batcher`,
+  };
+}
+
+/** Where the deployed (or emulated) resources live; topic ARNs default to the account's. */
+export interface DeploymentIds {
+  accountId: string;
+  queueUrl: string;
+  partition?: string;
+  matchesTopicArn?: string;
+  negativeMatchesTopicArn?: string;
+}
+
+export type FunctionName = 'analyzer' | 'dispatcher' | 'batcher';
+
+/**
+ * The environment of each Lambda function, exactly as Terraform sets it (terraform/lambda.tf);
+ * the local stack runs the handlers with the same maps.
+ */
+export function functionEnvironments(
+  config: BinaryAlertConfig,
+  ids: DeploymentIds,
+): Record<FunctionName, Record<string, string>> {
+  const names = resourceNames(config);
+  const topicArn = (topic: string) =>
+    `arn:${ids.partition ?? 'aws'}:sns:${config.aws_region}:${ids.accountId}:${topic}`;
+  const negativeTopic = config.enable_negative_match_alerts
+    ? (ids.negativeMatchesTopicArn ?? topicArn(names.negativeMatchesTopic))
+    : '';
+  return {
+    analyzer: {
+      YARA_MATCHES_DYNAMO_TABLE_NAME: names.table,
+      YARA_ALERTS_SNS_TOPIC_ARN: ids.matchesTopicArn ?? topicArn(names.matchesTopic),
+      NEGATIVE_ALERTS_SNS_TOPIC_ARN: negativeTopic,
+      SQS_QUEUE_URL: ids.queueUrl,
+      MAX_FILE_SIZE_MB: String(config.max_file_size_mb),
+      SCAN_TIMEOUT_SECONDS: String(config.scan_timeout_seconds),
+    },
+    dispatcher: {
+      SQS_QUEUE_URL: ids.queueUrl,
+      ANALYZER_FUNCTION_NAME: names.analyzerFunction,
+      ANALYZER_FUNCTION_QUALIFIER: PRODUCTION_ALIAS,
+      MAX_INVOCATIONS: String(config.lambda_dispatch_limit),
+      SQS_WAIT_TIME_SECONDS: String(config.lambda_dispatch_wait_time_seconds),
+      RECEIVE_CONCURRENCY: String(config.lambda_dispatch_receive_concurrency),
+    },
+    batcher: {
+      BATCH_LAMBDA_NAME: names.batcherFunction,
+      BATCH_LAMBDA_QUALIFIER: PRODUCTION_ALIAS,
+      OBJECTS_PER_MESSAGE: String(config.objects_per_retro_message),
+      S3_BUCKET_NAME: names.bucket,
+      SQS_QUEUE_URL: ids.queueUrl,
+    },
+  };
+}

@@ -1,0 +1,137 @@
+# BinaryAlert configuration: the only file you edit to configure a deployment.
+# Every manage.ts command and the Terraform in terraform/ read it; `manage.ts configure` rewrites
+# aws_region and name_prefix in place and keeps these comments. Values are validated when a
+# command loads them; an error names the setting and its expected format.
+
+##### General #####
+
+# AWS region to deploy into, e.g. "us-east-1".
+aws_region = "us-east-1"
+
+# Prefix of every resource name: "<name_prefix>_binaryalert_<part>". Lowercase letters, digits
+# and single underscores, starting with a letter (it also names the S3 bucket, with '_' -> '.':
+# "<name_prefix with dots>.binaryalert-binaries.<aws_region>", which must be globally unique).
+name_prefix = "myorg"
+
+# Tags added to every resource that supports them (map of string to string).
+tags = {
+  Application = "BinaryAlert"
+}
+
+##### Lambda functions #####
+
+# Lambda runtime of all three functions: a currently supported Node.js LTS ("nodejs20.x" or
+# newer; the bundles are built for the runtime's Node version).
+lambda_runtime = "nodejs22.x"
+
+# Analyzer: downloads, hashes and YARA-scans binaries. Memory (MB, 128-10240; more memory also
+# means more vCPUs: about one per 1769 MB), timeout (seconds, 1-900), and /tmp size (MB,
+# 512-10240; a file is streamed to /tmp before it is scanned).
+lambda_analyze_memory_mb            = 1024
+lambda_analyze_timeout_sec          = 300
+lambda_analyze_ephemeral_storage_mb = 1024
+
+# Reserved concurrency of the analyzer: at most this many run at once (caps load and cost).
+# -1 = no reservation (use the account's unreserved pool).
+lambda_analyze_concurrency_limit = 100
+
+# Dispatcher: polls the queue and invokes analyzers. Memory (MB) and timeout (seconds).
+lambda_dispatch_memory_mb   = 128
+lambda_dispatch_timeout_sec = 55
+
+# How often the dispatcher runs (minutes, 1-1440).
+lambda_dispatch_frequency_minutes = 1
+
+# Most analyzer invocations one dispatcher run may start (1 or more).
+lambda_dispatch_limit = 500
+
+# SQS long-poll wait per receive call of the dispatcher (seconds, 0-20).
+lambda_dispatch_wait_time_seconds = 10
+
+# Receive loops one dispatcher runs concurrently (1-50).
+lambda_dispatch_receive_concurrency = 4
+
+# Batcher: lists the bucket for retroactive analysis. Memory (MB) and timeout (seconds).
+lambda_batch_memory_mb   = 128
+lambda_batch_timeout_sec = 300
+
+# S3 objects per SQS message the batcher sends during retroactive analysis (1-100).
+objects_per_retro_message = 5
+
+# Days Lambda logs are kept in CloudWatch Logs (one of CloudWatch's allowed values: 1, 3, 5,
+# 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653).
+lambda_log_retention_days = 14
+
+##### Analysis #####
+
+# Files larger than this (MB) are not downloaded; they are logged and counted as skipped.
+# Must be smaller than lambda_analyze_ephemeral_storage_mb.
+max_file_size_mb = 500
+
+# YARA scan timeout per file (seconds); must be less than lambda_analyze_timeout_sec.
+scan_timeout_seconds = 60
+
+# Also publish files that match no rule to a separate SNS topic (true/false).
+enable_negative_match_alerts = false
+
+# Other buckets the analyzer may read (for direct invocations), as IAM resource ARNs,
+# e.g. ["arn:aws:s3:::my-other-bucket/*"]. Empty list = only the BinaryAlert bucket.
+external_s3_bucket_resources = []
+
+##### Queue #####
+
+# How long an unprocessed message stays in the analyzer queue (minutes, 1-20160 = 14 days).
+sqs_retention_minutes = 1440
+
+# Receives of one message before it moves to the dead-letter queue (1-1000).
+max_receives = 5
+
+##### S3 #####
+
+# Bucket for the binaries bucket's access logs. "" = create "<prefix>.binaryalert-s3-access-logs.<region>".
+s3_log_bucket = ""
+
+# Key prefix of the access logs inside the log bucket (may be "").
+s3_log_prefix = "s3-access-logs/"
+
+# Days access logs are kept in a created log bucket (1 or more).
+s3_log_expiration_days = 90
+
+# Days a replaced or deleted binary's old version is kept before it expires (1 or more).
+s3_noncurrent_version_expiration_days = 30
+
+# Allow `terraform destroy` to delete the buckets while they still hold objects (true/false).
+# When false, `manage.ts destroy` asks before emptying the binaries bucket.
+force_destroy = false
+
+##### DynamoDB #####
+
+# Capacity mode of the match-history table: "PAY_PER_REQUEST" or "PROVISIONED".
+dynamo_billing_mode = "PAY_PER_REQUEST"
+
+# Read/write capacity units, used only when dynamo_billing_mode = "PROVISIONED" (1 or more).
+dynamo_read_capacity  = 10
+dynamo_write_capacity = 5
+
+##### Alerts and alarms #####
+
+# Email addresses subscribed to YARA match alerts (each must confirm the subscription).
+yara_match_alert_emails = []
+
+# Email addresses subscribed to negative-match alerts (only with enable_negative_match_alerts).
+negative_match_alert_emails = []
+
+# Existing SNS topic ARN for CloudWatch alarms. "" = create "<prefix>_binaryalert_metric_alarms".
+metric_alarm_sns_topic_arn = ""
+
+# Email addresses subscribed to a created metric alarm topic.
+metric_alarm_emails = []
+
+# Alarm when no binary was analyzed for this many minutes (1-1440).
+expected_analysis_frequency_minutes = 30
+
+# Alarm when the oldest message in the analyzer queue is older than this (minutes, 1 or more).
+queue_age_alarm_minutes = 30
+
+# Alarm when the analyzer reports fewer compiled YARA rules than this (0 or more; 0 = off).
+yara_rules_min_count = 1
