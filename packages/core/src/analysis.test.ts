@@ -1,0 +1,153 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { compileRules, type CompiledRules, type RuleMatch } from '@binaryalert/yara';
+import { analyzeFile, externalsForPath, ruleId, summarize, type FileAnalysis } from './analysis';
+
+describe('externalsForPath', () => {
+  it.each([
+    ['C:/Windows/evil.EXE', { filename: 'evil.EXE', extension: '.EXE', filetype: 'EXE' }],
+    ['/usr/bin/archive.tar.gz', { filename: 'archive.tar.gz', extension: '.gz', filetype: 'GZ' }],
+    ['dir/README', { filename: 'README', extension: '', filetype: '' }],
+    ['/home/user/.bashrc', { filename: '.bashrc', extension: '', filetype: 'BASHRC' }],
+    ['', { filename: '', extension: '', filetype: '' }],
+  ])('derives the externals of %p', (filepath, expected) => {
+    expect(externalsForPath(filepath)).toEqual({ ...expected, filepath });
+  });
+});
+
+function match(rule: string, namespace: string, identifiers: string[]): RuleMatch {
+  return {
+    rule,
+    namespace,
+    tags: ['malware'],
+    meta: { author: 'me', score: 7, active: true },
+    strings: identifiers.map((identifier, index) => ({ identifier, offsets: [index] })),
+  };
+}
+
+describe('summarize', () => {
+  it('shapes the analysis like the original BinaryAlert summary', () => {
+    const analysis: FileAnalysis = {
+      sha256: 'a'.repeat(64),
+      md5: 'b'.repeat(32),
+      size: 10,
+      scanMs: 1,
+      matches: [match('first', 'ns/one.yar', ['$b', '$a', '$b']), match('second', 'two.yar', [])],
+    };
+
+    const summary = summarize(analysis, {
+      S3Location: 'S3:bucket:key',
+      S3LastModified: '2026-01-01T00:00:00.000Z',
+      S3Metadata: { filepath: '/x' },
+    });
+
+    expect(summary).toEqual({
+      FileInfo: {
+        MD5: 'b'.repeat(32),
+        SHA256: 'a'.repeat(64),
+        S3LastModified: '2026-01-01T00:00:00.000Z',
+        S3Location: 'S3:bucket:key',
+        S3Metadata: { filepath: '/x' },
+      },
+      MatchedRules: {
+        Rule1: {
+          RuleName: 'first',
+          RuleFile: 'ns/one.yar',
+          RuleTags: ['malware'],
+          Meta: { author: 'me', score: 7, active: true },
+          MatchedStrings: ['$a', '$b'],
+        },
+        Rule2: {
+          RuleName: 'second',
+          RuleFile: 'two.yar',
+          RuleTags: ['malware'],
+          Meta: { author: 'me', score: 7, active: true },
+          MatchedStrings: [],
+        },
+      },
+      NumMatchedRules: 2,
+    });
+    expect(ruleId(analysis.matches[0]!)).toBe('ns/one.yar:first');
+  });
+
+  it('defaults the S3 fields for local files', () => {
+    const summary = summarize(
+      { sha256: 's', md5: 'm', size: 0, scanMs: 0, matches: [] },
+      { S3Location: '/tmp/x' },
+    );
+
+    expect(summary.FileInfo).toEqual({
+      MD5: 'm',
+      SHA256: 's',
+      S3LastModified: '',
+      S3Location: '/tmp/x',
+      S3Metadata: {},
+    });
+    expect(summary).toMatchObject({ MatchedRules: {}, NumMatchedRules: 0 });
+  });
+});
+
+describe('analyzeFile', () => {
+  let dir: string;
+  let rules: CompiledRules;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'core-analysis-'));
+    const ruleFile = path.join(dir, 'test.yar');
+    await writeFile(
+      ruleFile,
+      [
+        'rule has_marker : tag1 { meta: author = "tests" strings: $m = "MARKER" condition: $m }',
+        'rule named_exe { condition: filename == "evil.exe" and extension == ".exe" and filetype == "EXE" }',
+      ].join('\n'),
+    );
+    ({ rules } = await compileRules([{ path: ruleFile, namespace: 'test.yar' }]));
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('returns the hashes, size and matches of a file', async () => {
+    const content = Buffer.from('xxMARKERxx');
+    const file = path.join(dir, 'sample.bin');
+    await writeFile(file, content);
+
+    const analysis = await analyzeFile(rules, file);
+
+    expect(analysis).toMatchObject({
+      sha256: createHash('sha256').update(content).digest('hex'),
+      md5: createHash('md5').update(content).digest('hex'),
+      size: content.length,
+    });
+    expect(analysis.matches.map((m) => m.rule)).toEqual(['has_marker']);
+    expect(analysis.scanMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it('passes externals derived from the original file path to the rules', async () => {
+    const file = path.join(dir, 'plain.bin');
+    await writeFile(file, 'nothing here');
+
+    const withPath = await analyzeFile(rules, file, { filepath: 'C:\\x/evil.exe' });
+    const withoutPath = await analyzeFile(rules, file);
+
+    expect(withPath.matches.map((m) => m.rule)).toEqual(['named_exe']);
+    expect(withoutPath.matches).toEqual([]);
+  });
+
+  it('hashes an empty file', async () => {
+    const file = path.join(dir, 'empty.bin');
+    await writeFile(file, '');
+
+    const analysis = await analyzeFile(rules, file);
+
+    expect(analysis.sha256).toBe(createHash('sha256').digest('hex'));
+    expect(analysis.size).toBe(0);
+  });
+
+  it('rejects a missing file', async () => {
+    await expect(analyzeFile(rules, path.join(dir, 'missing'))).rejects.toThrow();
+  });
+});

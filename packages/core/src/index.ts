@@ -1,0 +1,7 @@
+export * from './logger';
+export * from './errors';
+export * from './env';
+export * from './s3-event';
+export * from './analysis';
+export * from './metrics';
+export * from './config';
