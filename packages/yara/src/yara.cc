@@ -1,0 +1,942 @@
+// Node-API binding over libyara. Every libyara call that can take time (compile, load, save, scan)
+// runs in a Napi::AsyncWorker on the libuv thread pool and settles a promise. Inputs are copied out
+// of JS values on the main thread before Execute; Execute touches no JS value.
+#include <napi.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <openssl/evp.h>
+
+extern "C" {
+#include <yara.h>
+}
+
+// The static archives are built for executables (PIE) and reach libc's stdin/stdout/stderr with
+// PC-relative relocations, which a shared object cannot satisfy. The build renames those symbols in
+// a private copy of the archives (scripts/build.js); these hidden stand-ins hold libc's streams.
+extern "C" {
+__attribute__((visibility("hidden"))) FILE* binaryalert_yr_stdin = stdin;
+__attribute__((visibility("hidden"))) FILE* binaryalert_yr_stdout = stdout;
+__attribute__((visibility("hidden"))) FILE* binaryalert_yr_stderr = stderr;
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Errors: collected off the main thread as plain data, turned into JS errors in OnOK.
+
+struct ErrorInfo {
+  bool set = false;
+  std::string code;     // libyara ERROR_* name, errno name (ENOENT...) or NOT_REGULAR_FILE
+  std::string message;  // human readable, names the path when there is one
+  int yaraCode = 0;     // libyara error number, 0 when not a libyara error
+  int sysErrno = 0;     // errno, 0 when not a system call error
+  std::string syscall;
+  std::string path;
+};
+
+const char* YaraErrorName(int code) {
+  switch (code) {
+    case ERROR_SUCCESS: return "ERROR_SUCCESS";
+    case ERROR_INSUFFICIENT_MEMORY: return "ERROR_INSUFFICIENT_MEMORY";
+    case ERROR_COULD_NOT_ATTACH_TO_PROCESS: return "ERROR_COULD_NOT_ATTACH_TO_PROCESS";
+    case ERROR_COULD_NOT_OPEN_FILE: return "ERROR_COULD_NOT_OPEN_FILE";
+    case ERROR_COULD_NOT_MAP_FILE: return "ERROR_COULD_NOT_MAP_FILE";
+    case ERROR_INVALID_FILE: return "ERROR_INVALID_FILE";
+    case ERROR_CORRUPT_FILE: return "ERROR_CORRUPT_FILE";
+    case ERROR_UNSUPPORTED_FILE_VERSION: return "ERROR_UNSUPPORTED_FILE_VERSION";
+    case ERROR_INVALID_REGULAR_EXPRESSION: return "ERROR_INVALID_REGULAR_EXPRESSION";
+    case ERROR_INVALID_HEX_STRING: return "ERROR_INVALID_HEX_STRING";
+    case ERROR_SYNTAX_ERROR: return "ERROR_SYNTAX_ERROR";
+    case ERROR_LOOP_NESTING_LIMIT_EXCEEDED: return "ERROR_LOOP_NESTING_LIMIT_EXCEEDED";
+    case ERROR_DUPLICATED_LOOP_IDENTIFIER: return "ERROR_DUPLICATED_LOOP_IDENTIFIER";
+    case ERROR_DUPLICATED_IDENTIFIER: return "ERROR_DUPLICATED_IDENTIFIER";
+    case ERROR_DUPLICATED_TAG_IDENTIFIER: return "ERROR_DUPLICATED_TAG_IDENTIFIER";
+    case ERROR_DUPLICATED_META_IDENTIFIER: return "ERROR_DUPLICATED_META_IDENTIFIER";
+    case ERROR_DUPLICATED_STRING_IDENTIFIER: return "ERROR_DUPLICATED_STRING_IDENTIFIER";
+    case ERROR_UNREFERENCED_STRING: return "ERROR_UNREFERENCED_STRING";
+    case ERROR_UNDEFINED_STRING: return "ERROR_UNDEFINED_STRING";
+    case ERROR_UNDEFINED_IDENTIFIER: return "ERROR_UNDEFINED_IDENTIFIER";
+    case ERROR_MISPLACED_ANONYMOUS_STRING: return "ERROR_MISPLACED_ANONYMOUS_STRING";
+    case ERROR_INCLUDES_CIRCULAR_REFERENCE: return "ERROR_INCLUDES_CIRCULAR_REFERENCE";
+    case ERROR_INCLUDE_DEPTH_EXCEEDED: return "ERROR_INCLUDE_DEPTH_EXCEEDED";
+    case ERROR_WRONG_TYPE: return "ERROR_WRONG_TYPE";
+    case ERROR_EXEC_STACK_OVERFLOW: return "ERROR_EXEC_STACK_OVERFLOW";
+    case ERROR_SCAN_TIMEOUT: return "ERROR_SCAN_TIMEOUT";
+    case ERROR_TOO_MANY_SCAN_THREADS: return "ERROR_TOO_MANY_SCAN_THREADS";
+    case ERROR_CALLBACK_ERROR: return "ERROR_CALLBACK_ERROR";
+    case ERROR_INVALID_ARGUMENT: return "ERROR_INVALID_ARGUMENT";
+    case ERROR_TOO_MANY_MATCHES: return "ERROR_TOO_MANY_MATCHES";
+    case ERROR_INTERNAL_FATAL_ERROR: return "ERROR_INTERNAL_FATAL_ERROR";
+    case ERROR_NESTED_FOR_OF_LOOP: return "ERROR_NESTED_FOR_OF_LOOP";
+    case ERROR_INVALID_FIELD_NAME: return "ERROR_INVALID_FIELD_NAME";
+    case ERROR_UNKNOWN_MODULE: return "ERROR_UNKNOWN_MODULE";
+    case ERROR_NOT_A_STRUCTURE: return "ERROR_NOT_A_STRUCTURE";
+    case ERROR_NOT_INDEXABLE: return "ERROR_NOT_INDEXABLE";
+    case ERROR_NOT_A_FUNCTION: return "ERROR_NOT_A_FUNCTION";
+    case ERROR_INVALID_FORMAT: return "ERROR_INVALID_FORMAT";
+    case ERROR_TOO_MANY_ARGUMENTS: return "ERROR_TOO_MANY_ARGUMENTS";
+    case ERROR_WRONG_ARGUMENTS: return "ERROR_WRONG_ARGUMENTS";
+    case ERROR_WRONG_RETURN_TYPE: return "ERROR_WRONG_RETURN_TYPE";
+    case ERROR_DUPLICATED_STRUCTURE_MEMBER: return "ERROR_DUPLICATED_STRUCTURE_MEMBER";
+    case ERROR_EMPTY_STRING: return "ERROR_EMPTY_STRING";
+    case ERROR_DIVISION_BY_ZERO: return "ERROR_DIVISION_BY_ZERO";
+    case ERROR_REGULAR_EXPRESSION_TOO_LARGE: return "ERROR_REGULAR_EXPRESSION_TOO_LARGE";
+    case ERROR_TOO_MANY_RE_FIBERS: return "ERROR_TOO_MANY_RE_FIBERS";
+    case ERROR_COULD_NOT_READ_PROCESS_MEMORY: return "ERROR_COULD_NOT_READ_PROCESS_MEMORY";
+    case ERROR_INVALID_EXTERNAL_VARIABLE_TYPE: return "ERROR_INVALID_EXTERNAL_VARIABLE_TYPE";
+    case ERROR_REGULAR_EXPRESSION_TOO_COMPLEX: return "ERROR_REGULAR_EXPRESSION_TOO_COMPLEX";
+    case ERROR_INVALID_MODULE_NAME: return "ERROR_INVALID_MODULE_NAME";
+    case ERROR_TOO_MANY_STRINGS: return "ERROR_TOO_MANY_STRINGS";
+    case ERROR_INTEGER_OVERFLOW: return "ERROR_INTEGER_OVERFLOW";
+    case ERROR_CALLBACK_REQUIRED: return "ERROR_CALLBACK_REQUIRED";
+    case ERROR_INVALID_OPERAND: return "ERROR_INVALID_OPERAND";
+    case ERROR_COULD_NOT_READ_FILE: return "ERROR_COULD_NOT_READ_FILE";
+    case ERROR_DUPLICATED_EXTERNAL_VARIABLE: return "ERROR_DUPLICATED_EXTERNAL_VARIABLE";
+    case ERROR_INVALID_MODULE_DATA: return "ERROR_INVALID_MODULE_DATA";
+    case ERROR_WRITING_FILE: return "ERROR_WRITING_FILE";
+    case ERROR_INVALID_MODIFIER: return "ERROR_INVALID_MODIFIER";
+    case ERROR_DUPLICATED_MODIFIER: return "ERROR_DUPLICATED_MODIFIER";
+    case ERROR_BLOCK_NOT_READY: return "ERROR_BLOCK_NOT_READY";
+    case ERROR_INVALID_PERCENTAGE: return "ERROR_INVALID_PERCENTAGE";
+    case ERROR_IDENTIFIER_MATCHES_WILDCARD: return "ERROR_IDENTIFIER_MATCHES_WILDCARD";
+    default: return "ERROR_UNKNOWN";
+  }
+}
+
+const char* YaraErrorText(int code) {
+  switch (code) {
+    case ERROR_INSUFFICIENT_MEMORY: return "insufficient memory";
+    case ERROR_COULD_NOT_OPEN_FILE: return "could not open file";
+    case ERROR_COULD_NOT_MAP_FILE: return "could not map file";
+    case ERROR_COULD_NOT_READ_FILE: return "could not read file";
+    case ERROR_WRITING_FILE: return "could not write file";
+    case ERROR_INVALID_FILE: return "not a compiled YARA rules file";
+    case ERROR_CORRUPT_FILE: return "corrupt compiled YARA rules file";
+    case ERROR_UNSUPPORTED_FILE_VERSION:
+      return "compiled rules file was written by an incompatible libyara version";
+    case ERROR_SCAN_TIMEOUT: return "scan timed out";
+    case ERROR_TOO_MANY_SCAN_THREADS: return "too many scan threads";
+    case ERROR_CALLBACK_ERROR: return "scan callback failed";
+    case ERROR_INVALID_ARGUMENT: return "invalid argument";
+    case ERROR_TOO_MANY_MATCHES: return "too many matches";
+    case ERROR_INTERNAL_FATAL_ERROR: return "internal fatal error in libyara";
+    case ERROR_EXEC_STACK_OVERFLOW: return "rule condition overflowed the execution stack";
+    case ERROR_INVALID_EXTERNAL_VARIABLE_TYPE: return "external variable has another type";
+    case ERROR_DUPLICATED_EXTERNAL_VARIABLE: return "external variable declared twice";
+    case ERROR_TOO_MANY_RE_FIBERS: return "regular expression needs too many fibers";
+    case ERROR_INVALID_MODULE_DATA: return "invalid module data";
+    case ERROR_BLOCK_NOT_READY: return "memory block not ready";
+    default: return "libyara error";
+  }
+}
+
+void SetYaraError(ErrorInfo& e, int code, const std::string& context, const std::string& path = "") {
+  e.set = true;
+  e.code = YaraErrorName(code);
+  e.yaraCode = code;
+  e.path = path;
+  e.message = context + ": " + YaraErrorText(code) + " (" + e.code + ")";
+}
+
+void SetErrnoError(ErrorInfo& e, int err, const char* syscall, const std::string& path) {
+  char buf[256];
+  const char* text = strerror_r(err, buf, sizeof buf);  // GNU variant returns the text
+  const char* name = strerrorname_np(err);
+  e.set = true;
+  e.code = name != nullptr ? name : "EUNKNOWN";
+  e.sysErrno = err;
+  e.syscall = syscall;
+  e.path = path;
+  e.message = path + ": " + text + " (" + syscall + ")";
+}
+
+const char* FileTypeName(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "not a regular file";
+}
+
+void SetFileTypeError(ErrorInfo& e, mode_t mode, const std::string& path) {
+  e.set = true;
+  e.code = "NOT_REGULAR_FILE";
+  e.path = path;
+  e.message = path + ": is " + FileTypeName(mode) + ", not a regular file";
+}
+
+Napi::Value ToJsError(Napi::Env env, const ErrorInfo& e) {
+  Napi::Error err = Napi::Error::New(env, e.message);
+  Napi::Object obj = err.Value();
+  obj.Set("code", e.code);
+  if (e.yaraCode != 0) obj.Set("yaraCode", e.yaraCode);
+  if (e.sysErrno != 0) {
+    obj.Set("errno", -e.sysErrno);  // negative, like Node's own system errors
+    obj.Set("syscall", e.syscall);
+  }
+  if (!e.path.empty()) obj.Set("path", e.path);
+  return obj;
+}
+
+// Opens a path without ever blocking (FIFOs) and accepts only regular files.
+int OpenRegularFile(const std::string& path, struct stat* st, ErrorInfo& e) {
+  // stat first so devices and FIFOs are rejected without being opened at all.
+  if (stat(path.c_str(), st) != 0) {
+    SetErrnoError(e, errno, "stat", path);
+    return -1;
+  }
+  if (!S_ISREG(st->st_mode)) {
+    SetFileTypeError(e, st->st_mode, path);
+    return -1;
+  }
+  int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    SetErrnoError(e, errno, "open", path);
+    return -1;
+  }
+  // The path may have been replaced between stat and open.
+  if (fstat(fd, st) != 0) {
+    SetErrnoError(e, errno, "fstat", path);
+    close(fd);
+    return -1;
+  }
+  if (!S_ISREG(st->st_mode)) {
+    SetFileTypeError(e, st->st_mode, path);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+double MonotonicMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // the clock behind process.hrtime()
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+// ---------------------------------------------------------------------------------------------
+// External variables, copied out of a JS object on the main thread.
+
+struct ExternalVar {
+  enum Kind { kString, kInteger, kFloat, kBoolean } kind;
+  std::string name;
+  std::string str;
+  int64_t integer = 0;
+  double real = 0;
+  bool boolean = false;
+};
+
+std::vector<ExternalVar> ParseExternals(Napi::Env env, Napi::Value value) {
+  std::vector<ExternalVar> out;
+  if (value.IsUndefined() || value.IsNull()) return out;
+  if (!value.IsObject()) throw Napi::TypeError::New(env, "externals must be an object");
+  Napi::Object obj = value.As<Napi::Object>();
+  Napi::Array names = obj.GetPropertyNames();
+  for (uint32_t i = 0; i < names.Length(); i++) {
+    std::string name = names.Get(i).ToString().Utf8Value();
+    Napi::Value v = obj.Get(name);
+    ExternalVar ext;
+    ext.name = name;
+    if (v.IsString()) {
+      ext.kind = ExternalVar::kString;
+      ext.str = v.As<Napi::String>().Utf8Value();
+      if (ext.str.find('\0') != std::string::npos) {
+        throw Napi::TypeError::New(env, "external '" + name + "' contains a NUL character");
+      }
+    } else if (v.IsBoolean()) {
+      ext.kind = ExternalVar::kBoolean;
+      ext.boolean = v.As<Napi::Boolean>().Value();
+    } else if (v.IsNumber()) {
+      double d = v.As<Napi::Number>().DoubleValue();
+      if (d == static_cast<double>(static_cast<int64_t>(d)) && d >= -9.2e18 && d <= 9.2e18) {
+        ext.kind = ExternalVar::kInteger;
+        ext.integer = static_cast<int64_t>(d);
+      } else {
+        ext.kind = ExternalVar::kFloat;
+      }
+      ext.real = d;
+    } else {
+      throw Napi::TypeError::New(env, "external '" + name + "' must be a string, number or boolean");
+    }
+    out.push_back(std::move(ext));
+  }
+  return out;
+}
+
+int DefineOnCompiler(YR_COMPILER* c, const ExternalVar& v) {
+  switch (v.kind) {
+    case ExternalVar::kString: return yr_compiler_define_string_variable(c, v.name.c_str(), v.str.c_str());
+    case ExternalVar::kInteger: return yr_compiler_define_integer_variable(c, v.name.c_str(), v.integer);
+    case ExternalVar::kFloat: return yr_compiler_define_float_variable(c, v.name.c_str(), v.real);
+    case ExternalVar::kBoolean: return yr_compiler_define_boolean_variable(c, v.name.c_str(), v.boolean);
+  }
+  return ERROR_INVALID_ARGUMENT;
+}
+
+int DefineOnScanner(YR_SCANNER* s, const ExternalVar& v) {
+  switch (v.kind) {
+    case ExternalVar::kString: return yr_scanner_define_string_variable(s, v.name.c_str(), v.str.c_str());
+    case ExternalVar::kInteger: {
+      int rc = yr_scanner_define_integer_variable(s, v.name.c_str(), v.integer);
+      // A whole number given for a variable declared as float.
+      if (rc == ERROR_INVALID_EXTERNAL_VARIABLE_TYPE) rc = yr_scanner_define_float_variable(s, v.name.c_str(), v.real);
+      return rc;
+    }
+    case ExternalVar::kFloat: return yr_scanner_define_float_variable(s, v.name.c_str(), v.real);
+    case ExternalVar::kBoolean: return yr_scanner_define_boolean_variable(s, v.name.c_str(), v.boolean);
+  }
+  return ERROR_INVALID_ARGUMENT;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Promise-settling worker base.
+
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  PromiseWorker(Napi::Env env, const char* name)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  virtual Napi::Value Result(Napi::Env env) = 0;
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (error_.set) {
+      deferred_.Reject(ToJsError(env, error_));
+    } else {
+      deferred_.Resolve(Result(env));
+    }
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+  ErrorInfo error_;
+
+ private:
+  Napi::Promise::Deferred deferred_;
+};
+
+struct AddonData {
+  Napi::FunctionReference rulesConstructor;
+};
+
+Napi::Object WrapRules(Napi::Env env, YR_RULES* rules);
+
+// ---------------------------------------------------------------------------------------------
+// Compile
+
+struct CompileMessage {
+  std::string file;
+  int line;
+  std::string message;
+};
+
+struct CompileMessages {
+  std::vector<CompileMessage> errors;
+  std::vector<CompileMessage> warnings;
+  std::string fallbackFile;  // used when libyara reports no file name
+};
+
+void CompilerCallback(int level, const char* file, int line, const YR_RULE*, const char* message, void* user) {
+  auto* msgs = static_cast<CompileMessages*>(user);
+  CompileMessage m{file != nullptr ? file : msgs->fallbackFile, line, message != nullptr ? message : ""};
+  if (level == YARA_ERROR_LEVEL_WARNING) {
+    msgs->warnings.push_back(std::move(m));
+  } else {
+    msgs->errors.push_back(std::move(m));
+  }
+}
+
+struct RuleSource {
+  std::string path;
+  std::string ns;
+};
+
+class CompileWorker : public PromiseWorker {
+ public:
+  CompileWorker(Napi::Env env, std::vector<RuleSource> sources, std::vector<ExternalVar> externals)
+      : PromiseWorker(env, "yara:compile"), sources_(std::move(sources)), externals_(std::move(externals)) {}
+
+  void Execute() override {
+    YR_COMPILER* compiler = NewCompiler();
+    if (compiler == nullptr) return;
+    // libyara forbids adding more sources to a compiler after an error, so once one source fails
+    // every later source is checked in a throwaway compiler of its own: all errors get reported.
+    bool poisoned = false;
+    for (const RuleSource& src : sources_) {
+      if (!poisoned) {
+        if (AddSource(compiler, src) > 0) poisoned = true;
+      } else {
+        YR_COMPILER* probe = NewCompiler();
+        if (probe == nullptr) break;
+        AddSource(probe, src);
+        yr_compiler_destroy(probe);
+      }
+    }
+    if (!poisoned && messages_.errors.empty() && !error_.set) {
+      int rc = yr_compiler_get_rules(compiler, &rules_);
+      if (rc != ERROR_SUCCESS) {
+        rules_ = nullptr;
+        SetYaraError(error_, rc, "could not build the compiled rules");
+      }
+    }
+    yr_compiler_destroy(compiler);
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("errors", MessagesToJs(env, messages_.errors));
+    out.Set("warnings", MessagesToJs(env, messages_.warnings));
+    if (rules_ != nullptr && messages_.errors.empty()) {
+      YR_RULES* rules = rules_;
+      rules_ = nullptr;
+      out.Set("rules", WrapRules(env, rules));
+    }
+    return out;
+  }
+
+  ~CompileWorker() override {
+    if (rules_ != nullptr) yr_rules_destroy(rules_);
+  }
+
+ private:
+  YR_COMPILER* NewCompiler() {
+    YR_COMPILER* c = nullptr;
+    int rc = yr_compiler_create(&c);
+    if (rc != ERROR_SUCCESS) {
+      SetYaraError(error_, rc, "could not create a YARA compiler");
+      return nullptr;
+    }
+    yr_compiler_set_callback(c, CompilerCallback, &messages_);
+    for (const ExternalVar& v : externals_) {
+      rc = DefineOnCompiler(c, v);
+      if (rc != ERROR_SUCCESS) {
+        SetYaraError(error_, rc, "could not declare external variable '" + v.name + "'");
+        yr_compiler_destroy(c);
+        return nullptr;
+      }
+    }
+    return c;
+  }
+
+  // Returns the number of errors libyara reported for this source.
+  int AddSource(YR_COMPILER* c, const RuleSource& src) {
+    struct stat st;
+    ErrorInfo openError;
+    int fd = OpenRegularFile(src.path, &st, openError);
+    if (fd < 0) {
+      // Not a libyara error: the compiler stays usable, the compile as a whole still fails.
+      messages_.errors.push_back({src.path, 0, "cannot read rule file: " + openError.message});
+      return 0;
+    }
+    messages_.fallbackFile = src.path;
+    int errors = yr_compiler_add_fd(c, fd, src.ns.c_str(), src.path.c_str());
+    close(fd);
+    return errors;
+  }
+
+  static Napi::Array MessagesToJs(Napi::Env env, const std::vector<CompileMessage>& msgs) {
+    Napi::Array arr = Napi::Array::New(env, msgs.size());
+    for (size_t i = 0; i < msgs.size(); i++) {
+      Napi::Object m = Napi::Object::New(env);
+      m.Set("file", msgs[i].file);
+      m.Set("line", msgs[i].line);
+      m.Set("message", msgs[i].message);
+      arr.Set(static_cast<uint32_t>(i), m);
+    }
+    return arr;
+  }
+
+  std::vector<RuleSource> sources_;
+  std::vector<ExternalVar> externals_;
+  CompileMessages messages_;
+  YR_RULES* rules_ = nullptr;
+};
+
+Napi::Value Compile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "sources must be an array");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  std::vector<RuleSource> sources;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsObject()) throw Napi::TypeError::New(env, "each source must be {path, namespace}");
+    Napi::Object o = v.As<Napi::Object>();
+    Napi::Value path = o.Get("path");
+    Napi::Value ns = o.Get("namespace");
+    if (!path.IsString() || !ns.IsString()) {
+      throw Napi::TypeError::New(env, "each source must have string path and namespace");
+    }
+    sources.push_back({path.As<Napi::String>().Utf8Value(), ns.As<Napi::String>().Utf8Value()});
+  }
+  std::vector<ExternalVar> externals = ParseExternals(env, info.Length() > 1 ? info[1] : env.Undefined());
+  auto* worker = new CompileWorker(env, std::move(sources), std::move(externals));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+size_t StreamRead(void* ptr, size_t size, size_t count, void* user) {
+  return fread(ptr, size, count, static_cast<FILE*>(user));
+}
+
+class LoadWorker : public PromiseWorker {
+ public:
+  LoadWorker(Napi::Env env, std::string path) : PromiseWorker(env, "yara:load"), path_(std::move(path)) {}
+
+  void Execute() override {
+    struct stat st;
+    int fd = OpenRegularFile(path_, &st, error_);
+    if (fd < 0) return;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    FILE* f = fdopen(fd, "rb");
+    if (f == nullptr) {
+      SetErrnoError(error_, errno, "fdopen", path_);
+      close(fd);
+      return;
+    }
+    YR_STREAM stream;
+    stream.user_data = f;
+    stream.read = StreamRead;
+    stream.write = nullptr;
+    int rc = yr_rules_load_stream(&stream, &rules_);
+    fclose(f);
+    if (rc != ERROR_SUCCESS) {
+      rules_ = nullptr;
+      SetYaraError(error_, rc, path_, path_);
+    }
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    YR_RULES* rules = rules_;
+    rules_ = nullptr;
+    return WrapRules(env, rules);
+  }
+
+  ~LoadWorker() override {
+    if (rules_ != nullptr) yr_rules_destroy(rules_);
+  }
+
+ private:
+  std::string path_;
+  YR_RULES* rules_ = nullptr;
+};
+
+Napi::Value Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "path must be a string");
+  auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rules object, save and scan
+
+class Rules : public Napi::ObjectWrap<Rules> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeRules",
+                       {
+                           InstanceAccessor<&Rules::RuleCount>("ruleCount"),
+                           InstanceMethod<&Rules::Save>("save"),
+                           InstanceMethod<&Rules::ScanBuffer>("scanBuffer"),
+                           InstanceMethod<&Rules::ScanFile>("scanFile"),
+                       });
+  }
+
+  explicit Rules(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Rules>(info) {
+    if (info.Length() != 1 || !info[0].IsExternal()) {
+      throw Napi::TypeError::New(info.Env(), "rules are created by compile() or load()");
+    }
+    rules_ = info[0].As<Napi::External<YR_RULES>>().Data();
+  }
+
+  ~Rules() override {
+    if (rules_ != nullptr) yr_rules_destroy(rules_);
+  }
+
+  YR_RULES* rules() const { return rules_; }
+
+ private:
+  Napi::Value RuleCount(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), rules_->num_rules); }
+  Napi::Value Save(const Napi::CallbackInfo& info);
+  Napi::Value ScanBuffer(const Napi::CallbackInfo& info);
+  Napi::Value ScanFile(const Napi::CallbackInfo& info);
+
+  YR_RULES* rules_ = nullptr;
+};
+
+Napi::Object WrapRules(Napi::Env env, YR_RULES* rules) {
+  AddonData* data = env.GetInstanceData<AddonData>();
+  return data->rulesConstructor.New({Napi::External<YR_RULES>::New(env, rules)});
+}
+
+class SaveWorker : public PromiseWorker {
+ public:
+  SaveWorker(Napi::Env env, Napi::Object owner, YR_RULES* rules, std::string path)
+      : PromiseWorker(env, "yara:save"), owner_(Napi::Persistent(owner)), rules_(rules), path_(std::move(path)) {}
+
+  void Execute() override {
+    int rc = yr_rules_save(rules_, path_.c_str());
+    if (rc != ERROR_SUCCESS) SetYaraError(error_, rc, path_, path_);
+  }
+
+  Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
+
+ private:
+  Napi::ObjectReference owner_;  // keeps the rules alive while the worker runs
+  YR_RULES* rules_;
+  std::string path_;
+};
+
+Napi::Value Rules::Save(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "path must be a string");
+  auto* worker = new SaveWorker(env, info.This().As<Napi::Object>(), rules_, info[0].As<Napi::String>().Utf8Value());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+struct ScanOptions {
+  int timeoutSeconds = 60;
+  bool fastMode = false;
+  uint32_t maxOffsets = 10;
+  bool hashes = false;
+  std::vector<ExternalVar> externals;
+};
+
+ScanOptions ParseScanOptions(Napi::Env env, Napi::Value value) {
+  ScanOptions o;
+  if (value.IsUndefined() || value.IsNull()) return o;
+  if (!value.IsObject()) throw Napi::TypeError::New(env, "options must be an object");
+  Napi::Object obj = value.As<Napi::Object>();
+  Napi::Value v = obj.Get("timeoutSeconds");
+  if (!v.IsUndefined()) {
+    if (!v.IsNumber() || v.As<Napi::Number>().DoubleValue() < 0) {
+      throw Napi::TypeError::New(env, "timeoutSeconds must be a non-negative number");
+    }
+    double t = v.As<Napi::Number>().DoubleValue();
+    o.timeoutSeconds = t > 1e9 ? 1000000000 : static_cast<int>(t + 0.999999);  // whole seconds, rounded up
+  }
+  v = obj.Get("fastMode");
+  if (!v.IsUndefined()) o.fastMode = v.ToBoolean().Value();
+  v = obj.Get("hashes");
+  if (!v.IsUndefined()) o.hashes = v.ToBoolean().Value();
+  v = obj.Get("maxOffsetsPerString");
+  if (!v.IsUndefined()) {
+    if (!v.IsNumber() || v.As<Napi::Number>().DoubleValue() < 0) {
+      throw Napi::TypeError::New(env, "maxOffsetsPerString must be a non-negative number");
+    }
+    double m = v.As<Napi::Number>().DoubleValue();
+    o.maxOffsets = m > 4e9 ? 4000000000u : static_cast<uint32_t>(m);
+  }
+  o.externals = ParseExternals(env, obj.Get("externals"));
+  return o;
+}
+
+struct MetaValue {
+  std::string key;
+  int type;
+  std::string str;
+  int64_t integer;
+};
+
+struct StringHit {
+  std::string identifier;
+  std::vector<int64_t> offsets;
+};
+
+struct RuleHit {
+  std::string rule;
+  std::string ns;
+  std::vector<std::string> tags;
+  std::vector<MetaValue> metas;
+  std::vector<StringHit> strings;
+};
+
+struct ScanState {
+  uint32_t maxOffsets;
+  std::vector<RuleHit> hits;
+};
+
+int ScanCallback(YR_SCAN_CONTEXT* context, int message, void* messageData, void* user) {
+  if (message != CALLBACK_MSG_RULE_MATCHING) return CALLBACK_CONTINUE;
+  auto* state = static_cast<ScanState*>(user);
+  auto* rule = static_cast<YR_RULE*>(messageData);
+  try {
+    RuleHit hit;
+    hit.rule = rule->identifier;
+    hit.ns = rule->ns->name;
+    const char* tag;
+    yr_rule_tags_foreach(rule, tag) { hit.tags.emplace_back(tag); }
+    YR_META* meta;
+    yr_rule_metas_foreach(rule, meta) {
+      hit.metas.push_back({meta->identifier, meta->type, meta->type == META_TYPE_STRING ? meta->string : "",
+                           meta->integer});
+    }
+    YR_STRING* string;
+    yr_rule_strings_foreach(rule, string) {
+      StringHit s;
+      bool matched = false;
+      YR_MATCH* match;
+      yr_string_matches_foreach(context, string, match) {  // skips private strings' matches
+        matched = true;
+        if (s.offsets.size() >= state->maxOffsets) break;
+        s.offsets.push_back(match->base + match->offset);
+      }
+      if (matched) {
+        s.identifier = string->identifier;
+        hit.strings.push_back(std::move(s));
+      }
+    }
+    state->hits.push_back(std::move(hit));
+  } catch (...) {
+    return CALLBACK_ERROR;
+  }
+  return CALLBACK_CONTINUE;
+}
+
+std::string HexDigest(const EVP_MD* md, const uint8_t* data, size_t size) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  static const uint8_t kEmpty = 0;
+  if (EVP_Digest(size > 0 ? data : &kEmpty, size, digest, &len, md, nullptr) != 1) return "";
+  static const char kHex[] = "0123456789abcdef";
+  std::string out(len * 2, '0');
+  for (unsigned int i = 0; i < len; i++) {
+    out[2 * i] = kHex[digest[i] >> 4];
+    out[2 * i + 1] = kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+class ScanWorker : public PromiseWorker {
+ public:
+  // Scans a copy of a Buffer.
+  ScanWorker(Napi::Env env, Napi::Object owner, YR_RULES* rules, ScanOptions options, std::vector<uint8_t> data)
+      : PromiseWorker(env, "yara:scan"),
+        owner_(Napi::Persistent(owner)),
+        rules_(rules),
+        options_(std::move(options)),
+        data_(std::move(data)),
+        isFile_(false) {}
+
+  // Scans a file through a read-only mapping.
+  ScanWorker(Napi::Env env, Napi::Object owner, YR_RULES* rules, ScanOptions options, std::string path)
+      : PromiseWorker(env, "yara:scan"),
+        owner_(Napi::Persistent(owner)),
+        rules_(rules),
+        options_(std::move(options)),
+        path_(std::move(path)),
+        isFile_(true) {}
+
+  void Execute() override {
+    startedAt_ = MonotonicMs();
+    const uint8_t* bytes = data_.data();
+    size_t size = data_.size();
+    void* mapping = MAP_FAILED;
+    if (isFile_) {
+      struct stat st;
+      int fd = OpenRegularFile(path_, &st, error_);
+      if (fd < 0) return Finish();
+      size = static_cast<size_t>(st.st_size);
+      if (size > 0) {
+        mapping = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (mapping == MAP_FAILED) {
+          SetErrnoError(error_, errno, "mmap", path_);
+          close(fd);
+          return Finish();
+        }
+        madvise(mapping, size, MADV_SEQUENTIAL);
+        bytes = static_cast<const uint8_t*>(mapping);
+      }
+      close(fd);
+    }
+    static const uint8_t kEmpty = 0;
+    if (size == 0) bytes = &kEmpty;
+    size_ = size;
+
+    if (options_.hashes) {
+      sha256_ = HexDigest(EVP_sha256(), bytes, size);
+      md5_ = HexDigest(EVP_md5(), bytes, size);
+      if (sha256_.empty() || md5_.empty()) {
+        error_.set = true;
+        error_.code = "HASH_FAILED";
+        error_.message = (isFile_ ? path_ + ": " : std::string()) + "could not compute SHA-256/MD5";
+      }
+    }
+    if (!error_.set) Scan(bytes, size);
+    if (mapping != MAP_FAILED) munmap(mapping, size);
+    Finish();
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Array matches = Napi::Array::New(env, state_.hits.size());
+    for (size_t i = 0; i < state_.hits.size(); i++) {
+      const RuleHit& h = state_.hits[i];
+      Napi::Object m = Napi::Object::New(env);
+      m.Set("rule", h.rule);
+      m.Set("namespace", h.ns);
+      Napi::Array tags = Napi::Array::New(env, h.tags.size());
+      for (size_t t = 0; t < h.tags.size(); t++) tags.Set(static_cast<uint32_t>(t), h.tags[t]);
+      m.Set("tags", tags);
+      Napi::Object meta = Napi::Object::New(env);
+      for (const MetaValue& mv : h.metas) {
+        if (mv.type == META_TYPE_STRING) {
+          meta.Set(mv.key, mv.str);
+        } else if (mv.type == META_TYPE_BOOLEAN) {
+          meta.Set(mv.key, mv.integer != 0);
+        } else {
+          meta.Set(mv.key, static_cast<double>(mv.integer));
+        }
+      }
+      m.Set("meta", meta);
+      Napi::Array strings = Napi::Array::New(env, h.strings.size());
+      for (size_t s = 0; s < h.strings.size(); s++) {
+        Napi::Object so = Napi::Object::New(env);
+        so.Set("identifier", h.strings[s].identifier);
+        Napi::Array offsets = Napi::Array::New(env, h.strings[s].offsets.size());
+        for (size_t k = 0; k < h.strings[s].offsets.size(); k++) {
+          offsets.Set(static_cast<uint32_t>(k), static_cast<double>(h.strings[s].offsets[k]));
+        }
+        so.Set("offsets", offsets);
+        strings.Set(static_cast<uint32_t>(s), so);
+      }
+      m.Set("strings", strings);
+      matches.Set(static_cast<uint32_t>(i), m);
+    }
+    out.Set("matches", matches);
+    out.Set("size", static_cast<double>(size_));
+    if (options_.hashes) {
+      out.Set("sha256", sha256_);
+      out.Set("md5", md5_);
+    }
+    out.Set("startedAt", startedAt_);
+    out.Set("endedAt", endedAt_);
+    return out;
+  }
+
+ private:
+  void Finish() { endedAt_ = MonotonicMs(); }
+
+  void Scan(const uint8_t* bytes, size_t size) {
+    YR_SCANNER* scanner = nullptr;
+    int rc = yr_scanner_create(rules_, &scanner);
+    if (rc != ERROR_SUCCESS) {
+      SetYaraError(error_, rc, Context("could not create a scanner"), path_);
+      return;
+    }
+    for (const ExternalVar& v : options_.externals) {
+      rc = DefineOnScanner(scanner, v);
+      if (rc != ERROR_SUCCESS) {
+        SetYaraError(error_, rc,
+                     Context(rc == ERROR_INVALID_ARGUMENT
+                                 ? "external variable '" + v.name + "' was not declared when the rules were compiled"
+                                 : "could not set external variable '" + v.name + "'"),
+                     path_);
+        yr_scanner_destroy(scanner);
+        return;
+      }
+    }
+    state_.maxOffsets = options_.maxOffsets;
+    yr_scanner_set_callback(scanner, ScanCallback, &state_);
+    yr_scanner_set_timeout(scanner, options_.timeoutSeconds);
+    yr_scanner_set_flags(scanner, SCAN_FLAGS_REPORT_RULES_MATCHING | (options_.fastMode ? SCAN_FLAGS_FAST_MODE : 0));
+    rc = yr_scanner_scan_mem(scanner, bytes, size);
+    yr_scanner_destroy(scanner);
+    if (rc != ERROR_SUCCESS) {
+      state_.hits.clear();
+      SetYaraError(error_, rc,
+                   Context(rc == ERROR_SCAN_TIMEOUT ? "scan timed out after " + std::to_string(options_.timeoutSeconds) + "s"
+                                                     : "scan failed"),
+                   path_);
+    }
+  }
+
+  std::string Context(const std::string& what) const { return isFile_ ? path_ + ": " + what : what; }
+
+  Napi::ObjectReference owner_;  // keeps the rules alive while the scan runs
+  YR_RULES* rules_;
+  ScanOptions options_;
+  std::vector<uint8_t> data_;
+  std::string path_;
+  bool isFile_;
+  ScanState state_;
+  size_t size_ = 0;
+  std::string sha256_;
+  std::string md5_;
+  double startedAt_ = 0;
+  double endedAt_ = 0;
+};
+
+Napi::Value Rules::ScanBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "data must be a Buffer");
+  Napi::Uint8Array buf = info[0].As<Napi::Uint8Array>();
+  ScanOptions options = ParseScanOptions(env, info.Length() > 1 ? info[1] : env.Undefined());
+  std::vector<uint8_t> data(buf.Data(), buf.Data() + buf.ByteLength());
+  auto* worker = new ScanWorker(env, info.This().As<Napi::Object>(), rules_, std::move(options), std::move(data));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value Rules::ScanFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "path must be a string");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  ScanOptions options = ParseScanOptions(env, info.Length() > 1 ? info[1] : env.Undefined());
+  auto* worker = new ScanWorker(env, info.This().As<Napi::Object>(), rules_, std::move(options), std::move(path));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+std::once_flag initOnce;
+int initResult = ERROR_SUCCESS;
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  std::call_once(initOnce, [] { initResult = yr_initialize(); });  // once per process, never finalized
+  if (initResult != ERROR_SUCCESS) {
+    throw Napi::Error::New(env, std::string("yr_initialize failed: ") + YaraErrorName(initResult));
+  }
+  auto* data = new AddonData();
+  Napi::Function ctor = Rules::Define(env);
+  data->rulesConstructor = Napi::Persistent(ctor);
+  env.SetInstanceData<AddonData>(data);
+
+  exports.Set("compile", Napi::Function::New(env, Compile, "compile"));
+  exports.Set("load", Napi::Function::New(env, Load, "load"));
+  exports.Set("NativeRules", ctor);
+  exports.Set("version", Napi::String::New(env, YR_VERSION));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(yara, Init)
