@@ -1,0 +1,89 @@
+# Least privilege: each worker's inline policy names only the actions its code calls, on only
+# the resources it touches (terraform.test.ts keeps these lists in step with the code).
+# The base logging policy is added by modules/lambda.
+
+data "aws_iam_policy_document" "analyzer" {
+  statement {
+    sid       = "ReadBinaries"
+    actions   = ["s3:GetObject"]
+    resources = concat(["${aws_s3_bucket.binaries.arn}/*"], var.external_s3_bucket_resources)
+  }
+
+  statement {
+    sid       = "MatchHistory"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"]
+    resources = [aws_dynamodb_table.matches.arn]
+  }
+
+  statement {
+    sid     = "PublishAlerts"
+    actions = ["sns:Publish"]
+    resources = compact([
+      aws_sns_topic.yara_match_alerts.arn,
+      local.negative_topic_arn,
+    ])
+  }
+
+  statement {
+    sid       = "FinishQueueMessages"
+    actions   = ["sqs:DeleteMessage"]
+    resources = [aws_sqs_queue.analyzer.arn]
+  }
+
+  statement {
+    sid       = "PutMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"] # PutMetricData has no resource; the namespace condition narrows it
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = [local.metric_namespace]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "dispatcher" {
+  statement {
+    sid       = "PollQueue"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage"]
+    resources = [aws_sqs_queue.analyzer.arn]
+  }
+
+  statement {
+    sid       = "InvokeAnalyzer"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [module.analyzer.alias_arn]
+  }
+}
+
+data "aws_iam_policy_document" "batcher" {
+  statement {
+    sid       = "ListBinaries"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.binaries.arn]
+  }
+
+  statement {
+    sid       = "EnqueueBinaries"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.analyzer.arn]
+  }
+
+  statement {
+    sid     = "ContinueInNewInvocation"
+    actions = ["lambda:InvokeFunction"]
+    # Built from the name (not the module output) so the policy does not depend on the function.
+    resources = ["arn:${local.partition}:lambda:${var.aws_region}:${local.account_id}:function:${local.names.batcher_function}:Production"]
+  }
+
+  statement {
+    sid       = "PutMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = [local.metric_namespace]
+    }
+  }
+}

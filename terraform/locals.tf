@@ -1,0 +1,38 @@
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+
+  # The same names as resourceNames() in packages/core/src/config.ts (checked by terraform.test.ts).
+  names = {
+    bucket              = "${replace(var.name_prefix, "_", ".")}.binaryalert-binaries.${var.aws_region}"
+    log_bucket          = var.s3_log_bucket == "" ? "${replace(var.name_prefix, "_", ".")}.binaryalert-s3-access-logs.${var.aws_region}" : var.s3_log_bucket
+    queue               = "${var.name_prefix}_binaryalert_analyzer_queue"
+    dead_letter_queue   = "${var.name_prefix}_binaryalert_analyzer_dead_letter_queue"
+    table               = "${var.name_prefix}_binaryalert_matches"
+    matches_topic       = "${var.name_prefix}_binaryalert_yara_match_alerts"
+    negative_topic      = "${var.name_prefix}_binaryalert_no_yara_match_alerts"
+    alarm_topic         = "${var.name_prefix}_binaryalert_metric_alarms"
+    analyzer_function   = "${var.name_prefix}_binaryalert_analyzer"
+    dispatcher_function = "${var.name_prefix}_binaryalert_dispatcher"
+    batcher_function    = "${var.name_prefix}_binaryalert_batcher"
+    dispatch_rule       = "${var.name_prefix}_binaryalert_dispatch_schedule"
+    dashboard           = "${var.name_prefix}_binaryalert"
+  }
+
+  # Zips written by `manage.ts build` (packages/cli/src/commands/build.ts).
+  lambda_zip = {
+    analyzer   = "${path.module}/../dist/lambda/analyzer.zip"
+    dispatcher = "${path.module}/../dist/lambda/dispatcher.zip"
+    batcher    = "${path.module}/../dist/lambda/batcher.zip"
+  }
+
+  alarm_topic_arn    = var.metric_alarm_sns_topic_arn == "" ? aws_sns_topic.metric_alarms[0].arn : var.metric_alarm_sns_topic_arn
+  negative_topic_arn = var.enable_negative_match_alerts ? aws_sns_topic.no_yara_match_alerts[0].arn : ""
+
+  # Custom metrics the workers publish (packages/core MetricsBatch, no dimensions).
+  metric_namespace = "BinaryAlert"
+}
