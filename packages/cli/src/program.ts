@@ -1,4 +1,7 @@
 import { Command, CommanderError } from 'commander';
+import { registerCloneRules } from './commands/clone-rules';
+import { registerCompileRules } from './commands/compile-rules';
+import { registerScan } from './commands/scan';
 
 /** Adds one command (or a group of related commands) to the manage.ts program. */
 export type CommandRegistrar = (program: Command) => void;
@@ -9,7 +12,11 @@ export class UsageError extends Error {
 }
 
 // Each command module owns its commands; this list is the only place they are wired together.
-const registrars: CommandRegistrar[] = [];
+const registrars: CommandRegistrar[] = [
+  registerCompileRules,
+  registerCloneRules,
+  registerScan,
+];
 
 /** Builds the manage.ts program with every command registered. */
 export function buildProgram(): Command {

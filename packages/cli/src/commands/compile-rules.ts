@@ -1,0 +1,77 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { libyaraVersion, RuleCompileError, type CompileMessage } from '@binaryalert/yara';
+import { UsageError, type CommandRegistrar } from '../program';
+import { compileRulesDirectory } from '../rules/compile';
+import { DEFAULT_COMPILED_RULES, DEFAULT_RULES_DIR, displayPath } from '../rules/paths';
+
+interface CompileRulesFlags {
+  rulesDir: string;
+  output: string;
+  skipBroken?: boolean;
+  showWarnings?: boolean;
+}
+
+/** `file:line: message`, the form editors and CI annotate. */
+export function formatCompileMessage(message: CompileMessage): string {
+  return `${displayPath(message.file)}:${message.line}: ${message.message}`;
+}
+
+/** Fails with a usage error unless `dir` is an existing directory. */
+export async function requireDirectory(dir: string, flag: string): Promise<void> {
+  const stat = await fs.stat(dir).catch(() => undefined);
+  if (!stat?.isDirectory()) throw new UsageError(`${flag} ${dir} is not a directory`);
+}
+
+export const registerCompileRules: CommandRegistrar = (program: Command) => {
+  program
+    .command('compile-rules')
+    .description('compile every YARA rule under rules/ into one file for the analyzer')
+    .option(
+      '--rules-dir <dir>',
+      'rules directory (samples/ inside it is skipped)',
+      DEFAULT_RULES_DIR,
+    )
+    .option('-o, --output <file>', 'compiled rules file', DEFAULT_COMPILED_RULES)
+    .option('--skip-broken', 'leave out rule files that do not compile and list them')
+    .option('--show-warnings', 'list compiler warnings, not just their number')
+    .action(async (flags: CompileRulesFlags) => {
+      const rulesDir = path.resolve(flags.rulesDir);
+      await requireDirectory(rulesDir, '--rules-dir');
+      const out = (line: string) => process.stdout.write(`${line}\n`);
+      const err = (line: string) => process.stderr.write(`${line}\n`);
+      try {
+        const result = await compileRulesDirectory({
+          rulesDir,
+          output: path.resolve(flags.output),
+          skipBroken: flags.skipBroken === true,
+        });
+        out(
+          `compiled ${result.ruleCount} rules from ${result.fileCount} files into ` +
+            `${displayPath(result.output)} (libyara ${libyaraVersion})`,
+        );
+        if (result.warnings.length > 0) {
+          if (flags.showWarnings)
+            result.warnings.forEach((w) => err(`warning: ${formatCompileMessage(w)}`));
+          else err(`${result.warnings.length} compiler warnings (list them with --show-warnings)`);
+        }
+        if (result.skipped.length > 0) {
+          err(`left out ${result.skipped.length} rule files that do not compile:`);
+          for (const file of result.skipped) {
+            err(`  ${displayPath(file.path)}`);
+            file.errors.forEach((e) => err(`    ${formatCompileMessage(e)}`));
+          }
+        }
+      } catch (error) {
+        if (!(error instanceof RuleCompileError)) throw error;
+        error.errors.forEach((e) => err(formatCompileMessage(e)));
+        const files = new Set(error.errors.map((e) => e.file)).size;
+        err(
+          `error: ${error.errors.length} compile errors in ${files} files; nothing was written ` +
+            '(fix them, or leave those files out with --skip-broken)',
+        );
+        process.exitCode = 1;
+      }
+    });
+};
