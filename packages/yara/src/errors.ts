@@ -1,3 +1,5 @@
+import { types } from 'node:util';
+
 import type { CompileMessage } from './types';
 import type { NativeError } from './binding';
 
@@ -61,8 +63,13 @@ export class ScanError extends YaraError {}
 /** Which operation failed; decides the error class for codes shared between operations. */
 export type Operation = 'compile' | 'load' | 'save' | 'scan';
 
+// util.types.isNativeError also recognises errors from another realm (e.g. a jest sandbox).
+function isError(value: unknown): value is Error {
+  return value instanceof Error || types.isNativeError(value);
+}
+
 function isNativeError(value: unknown): value is NativeError {
-  return value instanceof Error && typeof (value as Partial<NativeError>).code === 'string';
+  return isError(value) && typeof (value as Partial<NativeError>).code === 'string';
 }
 
 // libyara codes that mean the scanned file itself could not be read.
@@ -74,7 +81,7 @@ const FILE_ACCESS_CODES = new Set([
 
 /** Turns an error rejected by the native binding into this package's typed error (the one mapping). */
 export function fromNativeError(error: unknown, operation: Operation, path?: string): Error {
-  if (!isNativeError(error)) return error instanceof Error ? error : new Error(String(error));
+  if (!isNativeError(error)) return isError(error) ? error : new Error(String(error));
   const { code, message } = error;
   const where = error.path ?? path ?? '';
   const isSystemError = error.errno !== undefined;
