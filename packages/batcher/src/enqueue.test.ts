@@ -1,0 +1,243 @@
+import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SQSClient,
+  type SQSClient as SQSClientType,
+} from '@aws-sdk/client-sqs';
+import { createLogger, parseS3Notification } from '@binaryalert/core';
+import { startS3, startSqs, uniqueName, type Emulator } from '@binaryalert/testing';
+import { mockClient } from 'aws-sdk-client-mock';
+import 'aws-sdk-client-mock-jest';
+
+import { enqueueBucket, type BatchEvent, type BatcherConfig, type BatcherDeps } from './enqueue';
+
+const OBJECT_COUNT = 2500;
+// Keys as users name them: spaces, unicode, '+', and characters S3 percent-encodes.
+const KEYS = Array.from({ length: OBJECT_COUNT }, (_, i) => {
+  const variants = [
+    `plain/${i}.exe`,
+    `with space/${i} file.bin`,
+    `unicodé/ü-${i}.dll`,
+    `plus+sign/${i}+x`,
+    `odd/${i}?&=%.txt`,
+  ];
+  return variants[i % variants.length] as string;
+});
+
+describe('enqueueBucket', () => {
+  let s3: Emulator<S3Client>;
+  let sqs: Emulator<SQSClientType>;
+  const bucket = uniqueName('retro');
+  const log = createLogger('batcher-test', () => undefined);
+
+  beforeAll(async () => {
+    [s3, sqs] = await Promise.all([startS3(), startSqs()]);
+    await s3.client.send(new CreateBucketCommand({ Bucket: bucket }));
+    let next = 0;
+    const upload = async (): Promise<void> => {
+      while (next < KEYS.length) {
+        const Key = KEYS[next++] as string;
+        await s3.client.send(new PutObjectCommand({ Bucket: bucket, Key, Body: Key }));
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, upload));
+  }, 120_000);
+  afterAll(async () => {
+    await Promise.all([s3?.stop(), sqs?.stop()]);
+  });
+
+  async function newQueue(): Promise<string> {
+    const { QueueUrl } = await sqs.client.send(
+      new CreateQueueCommand({ QueueName: uniqueName('retro') }),
+    );
+    return QueueUrl as string;
+  }
+
+  /** Receives and deletes everything in the queue; returns the decoded keys of all records. */
+  async function drain(QueueUrl: string): Promise<{ keys: string[]; messages: number }> {
+    const keys: string[] = [];
+    let messages = 0;
+    for (;;) {
+      const { Messages = [] } = await sqs.client.send(
+        new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+      );
+      if (Messages.length === 0) return { keys, messages };
+      for (const message of Messages) {
+        const { records } = parseS3Notification(JSON.parse(message.Body as string));
+        keys.push(...records.map((record) => record.key));
+        // The wire format must be what S3 sends: URL-encoded keys.
+        const raw = JSON.parse(message.Body as string) as {
+          Records: { s3: { object: { key: string } } }[];
+        };
+        for (const record of raw.Records) expect(record.s3.object.key).not.toMatch(/[ ?&=]/);
+        messages += 1;
+      }
+      await sqs.client.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl,
+          Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+        }),
+      );
+    }
+  }
+
+  function mocks(): {
+    deps: Omit<BatcherDeps, 'sqs'>;
+    lambdaMock: ReturnType<typeof mockClient>;
+    cloudwatchMock: ReturnType<typeof mockClient>;
+  } {
+    const lambda = new LambdaClient({ region: 'us-east-1' });
+    const cloudwatch = new CloudWatchClient({ region: 'us-east-1' });
+    const lambdaMock = mockClient(lambda);
+    lambdaMock.on(InvokeCommand).resolves({ StatusCode: 202 });
+    const cloudwatchMock = mockClient(cloudwatch);
+    cloudwatchMock.on(PutMetricDataCommand).resolves({});
+    return { deps: { s3: s3.client, lambda, cloudwatch, log }, lambdaMock, cloudwatchMock };
+  }
+
+  function config(queueUrl: string, overrides: Partial<BatcherConfig> = {}): BatcherConfig {
+    return {
+      bucket,
+      queueUrl,
+      objectsPerMessage: 7,
+      functionName: 'prefix_binaryalert_batcher',
+      qualifier: 'Production',
+      ...overrides,
+    };
+  }
+
+  function failureMetric(cloudwatchMock: ReturnType<typeof mockClient>): number | undefined {
+    const data = cloudwatchMock
+      .commandCalls(PutMetricDataCommand)
+      .flatMap((call) => call.args[0].input.MetricData ?? []);
+    return data.find((datum) => datum.MetricName === 'BatchEnqueueFailures')?.Value;
+  }
+
+  it('enqueues every object of a 2,500-object bucket exactly once', async () => {
+    const queueUrl = await newQueue();
+    const { deps, lambdaMock, cloudwatchMock } = mocks();
+
+    const started = Date.now();
+    const result = await enqueueBucket(
+      { ...deps, sqs: sqs.client },
+      config(queueUrl),
+      {},
+      () => 900_000,
+    );
+    const elapsedMs = Date.now() - started;
+
+    const { keys, messages } = await drain(queueUrl);
+    expect(result).toEqual({
+      enqueuedKeys: OBJECT_COUNT,
+      failedKeys: 0,
+      failedMessages: 0,
+      continued: false,
+    });
+    expect(keys).toHaveLength(OBJECT_COUNT);
+    expect(new Set(keys)).toEqual(new Set(KEYS));
+    expect(messages).toBe(Math.ceil(1000 / 7) * 2 + Math.ceil(500 / 7));
+    expect(lambdaMock).not.toHaveReceivedCommand(InvokeCommand);
+    expect(failureMetric(cloudwatchMock)).toBe(0);
+    log.info('enqueue throughput', {
+      objectsPerSecond: Math.round((OBJECT_COUNT * 1000) / elapsedMs),
+    });
+  });
+
+  it('continues across re-invocations when time runs short, still enqueueing each object once', async () => {
+    const queueUrl = await newQueue();
+    const { deps, lambdaMock } = mocks();
+    const functionConfig = config(queueUrl, { objectsPerMessage: 10 });
+
+    // Each run has too little time for more than its first page, so it hands over every time.
+    let event: BatchEvent = {};
+    const results = [];
+    for (let run = 0; run < 10; run++) {
+      lambdaMock.resetHistory();
+      results.push(
+        await enqueueBucket({ ...deps, sqs: sqs.client }, functionConfig, event, () => 1000),
+      );
+      const invokes = lambdaMock.commandCalls(InvokeCommand);
+      if (invokes.length === 0) break;
+      expect(invokes).toHaveLength(1);
+      const input = invokes[0]?.args[0].input;
+      expect(input).toMatchObject({
+        FunctionName: 'prefix_binaryalert_batcher',
+        Qualifier: 'Production',
+        InvocationType: 'Event',
+      });
+      event = JSON.parse(Buffer.from(input?.Payload as Uint8Array).toString()) as BatchEvent;
+    }
+
+    expect(results.map((r) => [r.enqueuedKeys, r.continued])).toEqual([
+      [1000, true],
+      [1000, true],
+      [500, false],
+    ]);
+    const { keys } = await drain(queueUrl);
+    expect(keys.sort()).toEqual([...KEYS].sort());
+  });
+
+  it('enqueues only the keys under the prefix', async () => {
+    const queueUrl = await newQueue();
+    const { deps } = mocks();
+
+    const result = await enqueueBucket(
+      { ...deps, sqs: sqs.client },
+      config(queueUrl),
+      { Prefix: 'plus+sign/' },
+      () => 900_000,
+    );
+
+    const { keys } = await drain(queueUrl);
+    const expected = KEYS.filter((key) => key.startsWith('plus+sign/'));
+    expect(result.enqueuedKeys).toBe(expected.length);
+    expect(keys.sort()).toEqual(expected.sort());
+  });
+
+  it('retries failed entries and reports those that keep failing as BatchEnqueueFailures', async () => {
+    const sqsFailing = new SQSClient({ region: 'us-east-1' });
+    const sqsMock = mockClient(sqsFailing);
+    let calls = 0;
+    const hasKey = (body: string, key: string): boolean =>
+      parseS3Notification(JSON.parse(body)).records.some((record) => record.key === key);
+    sqsMock
+      .on(SendMessageBatchCommand)
+      .callsFake((input: { Entries: { Id: string; MessageBody: string }[] }) => {
+        calls += 1;
+        // The first call fails its entry "1" once; the message holding plain/0.exe always fails.
+        const failed = input.Entries.filter(
+          (entry) => (calls === 1 && entry.Id === '1') || hasKey(entry.MessageBody, 'plain/0.exe'),
+        );
+        return {
+          Successful: input.Entries.filter((e) => !failed.includes(e)).map((e) => ({
+            Id: e.Id,
+            MessageId: e.Id,
+            MD5OfMessageBody: '',
+          })),
+          Failed: failed.map((e) => ({ Id: e.Id, SenderFault: false, Code: 'InternalError' })),
+        };
+      });
+    const { deps, cloudwatchMock } = mocks();
+
+    const result = await enqueueBucket(
+      { ...deps, sqs: sqsFailing },
+      config('http://127.0.0.1:1/000000000000/unused', {
+        objectsPerMessage: 10,
+        sendConcurrency: 1,
+        maxSendAttempts: 3,
+      }),
+      { Prefix: 'plain/' },
+      () => 900_000,
+    );
+
+    expect(result).toMatchObject({ enqueuedKeys: 500 - 10, failedKeys: 10, failedMessages: 1 });
+    // 5 batches, then two retries of the failing entries of the first batch.
+    expect(calls).toBe(7);
+    expect(failureMetric(cloudwatchMock)).toBe(1);
+  });
+});

@@ -1,0 +1,241 @@
+import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import {
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  type S3Client,
+  type _Object,
+} from '@aws-sdk/client-s3';
+import {
+  SendMessageBatchCommand,
+  type SendMessageBatchRequestEntry,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { MetricsBatch, s3EventRecord, type Logger } from '@binaryalert/core';
+import { z } from 'zod';
+
+export interface BatcherDeps {
+  s3: S3Client;
+  sqs: SQSClient;
+  lambda: LambdaClient;
+  cloudwatch: CloudWatchClient;
+  log: Logger;
+}
+
+export interface BatcherConfig {
+  bucket: string;
+  queueUrl: string;
+  objectsPerMessage: number;
+  /** This function's name and alias, for the asynchronous self re-invocation. */
+  functionName: string;
+  qualifier: string;
+  /** Below this much remaining time the batcher hands over to a new invocation (default 15 s). */
+  marginMs?: number;
+  /** SendMessageBatch calls in flight at once (default 16). */
+  sendConcurrency?: number;
+  /** Attempts per batch entry before it counts as a BatchEnqueueFailure (default 4). */
+  maxSendAttempts?: number;
+  /** Keys per ListObjectsV2 page (default and maximum 1000). */
+  pageSize?: number;
+}
+
+/** The batcher's event: what the user (or the previous batcher) asks to enqueue. */
+export const BatchEventSchema = z.object({
+  Prefix: z.string().optional(),
+  ContinuationToken: z.string().optional(),
+});
+export type BatchEvent = z.infer<typeof BatchEventSchema>;
+
+export interface BatchResult {
+  /** Keys this invocation put on the queue. */
+  enqueuedKeys: number;
+  /** Keys in messages that still failed after every retry (reported as BatchEnqueueFailures). */
+  failedKeys: number;
+  failedMessages: number;
+  /** Whether a follow-up invocation was started with the continuation token. */
+  continued: boolean;
+}
+
+/** The self re-invocation could not be started, so the rest of the bucket would be skipped. */
+export class ContinuationInvokeError extends Error {
+  override readonly name = 'ContinuationInvokeError';
+}
+
+interface Message {
+  body: string;
+  keys: number;
+}
+
+/**
+ * Enqueues every object of the bucket (under the event's prefix, from its continuation token) as
+ * S3-event-shaped SQS messages of `objectsPerMessage` keys; when time runs short, re-invokes this
+ * function asynchronously with the continuation token. At least one page is always handled, so
+ * every invocation makes progress.
+ */
+export async function enqueueBucket(
+  deps: BatcherDeps,
+  config: BatcherConfig,
+  event: BatchEvent,
+  remainingMs: () => number,
+): Promise<BatchResult> {
+  const result: BatchResult = {
+    enqueuedKeys: 0,
+    failedKeys: 0,
+    failedMessages: 0,
+    continued: false,
+  };
+  const marginMs = config.marginMs ?? 15_000;
+  const listPage = (token: string | undefined): Promise<ListObjectsV2CommandOutput> =>
+    deps.s3.send(
+      new ListObjectsV2Command({
+        Bucket: config.bucket,
+        Prefix: event.Prefix,
+        ContinuationToken: token,
+        MaxKeys: config.pageSize ?? 1000,
+      }),
+    );
+  deps.log.info('enqueueing bucket', {
+    bucket: config.bucket,
+    prefix: event.Prefix,
+    continuing: event.ContinuationToken !== undefined,
+  });
+
+  let page = listPage(event.ContinuationToken);
+  for (;;) {
+    const listed = await page;
+    const nextToken = listed.IsTruncated ? listed.NextContinuationToken : undefined;
+    // List the next page while this one is being sent.
+    let next: Promise<ListObjectsV2CommandOutput> | undefined;
+    if (nextToken !== undefined) {
+      next = listPage(nextToken);
+      next.catch(() => undefined); // awaited below, or abandoned when handing over
+    }
+    const sent = await sendObjects(deps, config, listed.Contents ?? []);
+    result.enqueuedKeys += sent.enqueuedKeys;
+    result.failedKeys += sent.failedKeys;
+    result.failedMessages += sent.failedMessages;
+
+    if (nextToken === undefined || next === undefined) break;
+    if (remainingMs() < marginMs) {
+      await continueLater(deps, config, { Prefix: event.Prefix, ContinuationToken: nextToken });
+      result.continued = true;
+      break;
+    }
+    page = next;
+  }
+
+  const metrics = new MetricsBatch();
+  metrics.add('BatchEnqueueFailures', result.failedMessages, 'Count');
+  await metrics.flush(deps.cloudwatch, deps.log);
+  deps.log.info('enqueue finished', { ...result });
+  if (result.failedMessages > 0) {
+    deps.log.error('some messages could not be enqueued', {
+      failedMessages: result.failedMessages,
+      failedKeys: result.failedKeys,
+    });
+  }
+  return result;
+}
+
+async function continueLater(
+  deps: BatcherDeps,
+  config: BatcherConfig,
+  event: BatchEvent,
+): Promise<void> {
+  try {
+    await deps.lambda.send(
+      new InvokeCommand({
+        FunctionName: config.functionName,
+        Qualifier: config.qualifier,
+        InvocationType: 'Event',
+        Payload: Buffer.from(JSON.stringify(event)),
+      }),
+    );
+    deps.log.info('handed the rest of the bucket to a new invocation', { prefix: event.Prefix });
+  } catch (error) {
+    throw new ContinuationInvokeError(
+      `could not re-invoke ${config.functionName}:${config.qualifier} to continue the listing`,
+      { cause: error },
+    );
+  }
+}
+
+/** Packs objects into messages (S3 notification shape, keys URL-encoded by s3EventRecord). */
+export function packMessages(
+  bucket: string,
+  objects: _Object[],
+  objectsPerMessage: number,
+): Message[] {
+  const messages: Message[] = [];
+  for (let start = 0; start < objects.length; start += objectsPerMessage) {
+    const chunk = objects
+      .slice(start, start + objectsPerMessage)
+      .filter((o) => o.Key !== undefined);
+    if (chunk.length === 0) continue;
+    const Records = chunk.map((object) =>
+      s3EventRecord({ bucket, key: object.Key as string, size: object.Size }),
+    );
+    messages.push({ body: JSON.stringify({ Records }), keys: chunk.length });
+  }
+  return messages;
+}
+
+async function sendObjects(
+  deps: BatcherDeps,
+  config: BatcherConfig,
+  objects: _Object[],
+): Promise<Omit<BatchResult, 'continued'>> {
+  const messages = packMessages(config.bucket, objects, config.objectsPerMessage);
+  const batches: Message[][] = [];
+  for (let start = 0; start < messages.length; start += 10)
+    batches.push(messages.slice(start, start + 10));
+
+  const totals = { enqueuedKeys: 0, failedKeys: 0, failedMessages: 0 };
+  let nextBatch = 0;
+  const worker = async (): Promise<void> => {
+    while (nextBatch < batches.length) {
+      const batch = batches[nextBatch++] as Message[];
+      const failed = await sendBatchWithRetries(deps, config, batch);
+      const failedKeys = failed.reduce((sum, message) => sum + message.keys, 0);
+      totals.enqueuedKeys += batch.reduce((sum, message) => sum + message.keys, 0) - failedKeys;
+      totals.failedKeys += failedKeys;
+      totals.failedMessages += failed.length;
+    }
+  };
+  const workers = Math.min(config.sendConcurrency ?? 16, batches.length);
+  await Promise.all(Array.from({ length: workers }, worker));
+  return totals;
+}
+
+/** Sends up to 10 messages, re-sending failed entries; returns those that never succeeded. */
+async function sendBatchWithRetries(
+  deps: BatcherDeps,
+  config: BatcherConfig,
+  batch: Message[],
+): Promise<Message[]> {
+  const maxAttempts = config.maxSendAttempts ?? 4;
+  let pending = batch.map((message, index) => ({ id: String(index), message }));
+  for (let attempt = 1; attempt <= maxAttempts && pending.length > 0; attempt++) {
+    if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+    const entries: SendMessageBatchRequestEntry[] = pending.map(({ id, message }) => ({
+      Id: id,
+      MessageBody: message.body,
+    }));
+    try {
+      const response = await deps.sqs.send(
+        new SendMessageBatchCommand({ QueueUrl: config.queueUrl, Entries: entries }),
+      );
+      const failedIds = new Set((response.Failed ?? []).map((failure) => failure.Id));
+      if (failedIds.size > 0) {
+        deps.log.warn('SendMessageBatch entries failed', { attempt, failed: response.Failed });
+      }
+      pending = pending.filter(({ id }) => failedIds.has(id));
+    } catch (error) {
+      deps.log.warn('SendMessageBatch failed', {
+        attempt,
+        error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      });
+    }
+  }
+  return pending.map(({ message }) => message);
+}

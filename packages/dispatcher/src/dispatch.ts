@@ -1,0 +1,217 @@
+import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import {
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  type Message,
+  type QueueAttributeName,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import {
+  parseS3Notification,
+  s3EventRecord,
+  S3EventRecordSchema,
+  type Logger,
+  type S3EventRecord,
+} from '@binaryalert/core';
+import { z } from 'zod';
+
+export interface DispatchDeps {
+  sqs: SQSClient;
+  lambda: LambdaClient;
+  log: Logger;
+}
+
+export interface DispatchConfig {
+  queueUrl: string;
+  analyzerFunctionName: string;
+  analyzerQualifier: string;
+  /** Upper bound on analyzer invocations (attempted) per dispatcher run. */
+  maxInvocations: number;
+  waitTimeSeconds: number;
+  /** Receive loops running concurrently. */
+  receiveConcurrency: number;
+  /** Time kept in reserve beyond one long poll before starting another receive (default 2 s). */
+  marginMs?: number;
+}
+
+/** What the dispatcher sends to the analyzer: S3 event records plus the receipts to delete. */
+export interface AnalyzerPayload {
+  Records: S3EventRecord[];
+  SQSReceipts: string[];
+}
+
+export interface DispatchResult {
+  /** Analyzer invocations accepted by Lambda. */
+  invocations: number;
+  /** Invocations Lambda refused; their messages become visible again after the visibility timeout. */
+  failedInvocations: number;
+  /** Messages handed to analyzers. */
+  dispatchedMessages: number;
+  /** Test events and invalid bodies removed from the queue. */
+  deletedMessages: number;
+}
+
+type Classified =
+  | { kind: 'records'; records: S3EventRecord[] }
+  | { kind: 'test' }
+  | { kind: 'invalid'; reason: string };
+
+const RawNotificationSchema = z.object({ Records: z.array(S3EventRecordSchema) });
+
+/** Sorts one SQS body into S3 records to forward, an S3 test event, or something to drop. */
+export function classifyBody(body: string | undefined): Classified {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body ?? '');
+  } catch (error) {
+    return { kind: 'invalid', reason: `body is not JSON: ${(error as Error).message}` };
+  }
+  let refs;
+  try {
+    const notification = parseS3Notification(parsed);
+    if (notification.isTestEvent) return { kind: 'test' };
+    refs = notification.records;
+  } catch (error) {
+    return { kind: 'invalid', reason: error instanceof Error ? error.message : String(error) };
+  }
+  if (refs.length === 0) return { kind: 'invalid', reason: 'notification has no records' };
+  // Forward the records exactly as S3 sent them when they have the standard shape.
+  const raw = RawNotificationSchema.safeParse(parsed);
+  return {
+    kind: 'records',
+    records: raw.success ? raw.data.Records : refs.map((ref) => s3EventRecord(ref)),
+  };
+}
+
+/**
+ * Long-polls the analysis queue and hands each received batch to one asynchronous analyzer
+ * invocation, with `receiveConcurrency` receive loops, until `maxInvocations` analyzers were
+ * started or less than one long poll plus a margin is left.
+ */
+export async function dispatch(
+  deps: DispatchDeps,
+  config: DispatchConfig,
+  remainingMs: () => number,
+): Promise<DispatchResult> {
+  const result: DispatchResult = {
+    invocations: 0,
+    failedInvocations: 0,
+    dispatchedMessages: 0,
+    deletedMessages: 0,
+  };
+  const reserveMs = config.waitTimeSeconds * 1000 + (config.marginMs ?? 2000);
+  // Slots are taken before a receive so concurrent loops never exceed maxInvocations.
+  let slotsTaken = 0;
+
+  const receiveLoop = async (): Promise<void> => {
+    while (slotsTaken < config.maxInvocations && remainingMs() > reserveMs) {
+      slotsTaken += 1;
+      const invoked = await receiveAndInvoke(deps, config, result);
+      if (!invoked) slotsTaken -= 1;
+    }
+  };
+  await Promise.all(Array.from({ length: config.receiveConcurrency }, receiveLoop));
+  deps.log.info('dispatch finished', { ...result });
+  return result;
+}
+
+/** One receive: returns whether an analyzer invocation was attempted. */
+async function receiveAndInvoke(
+  deps: DispatchDeps,
+  config: DispatchConfig,
+  result: DispatchResult,
+): Promise<boolean> {
+  let messages: Message[];
+  try {
+    const received = await deps.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: config.queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: config.waitTimeSeconds,
+        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+        // local-aws-sqs honours only the legacy AttributeNames for system attributes.
+        AttributeNames: ['ApproximateReceiveCount' as QueueAttributeName],
+      }),
+    );
+    messages = received.Messages ?? [];
+  } catch (error) {
+    deps.log.error('receive from the analysis queue failed', { error: describe(error) });
+    // Back off briefly so a broken queue does not turn into a hot loop.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    return false;
+  }
+  if (messages.length === 0) return false;
+
+  const payload: AnalyzerPayload = { Records: [], SQSReceipts: [] };
+  const drop: Message[] = [];
+  const seen = new Set<string | undefined>();
+  for (const message of messages) {
+    // An emulator's long poll can return a message twice when its visibility expires mid-poll.
+    if (seen.has(message.MessageId)) continue;
+    seen.add(message.MessageId);
+    const classified = classifyBody(message.Body);
+    if (classified.kind === 'records') {
+      payload.Records.push(...classified.records);
+      payload.SQSReceipts.push(message.ReceiptHandle ?? '');
+    } else {
+      deps.log.warn(
+        classified.kind === 'test'
+          ? 'deleting S3 test event'
+          : `deleting message that is not an S3 event notification: ${classified.reason}`,
+        { messageId: message.MessageId },
+      );
+      drop.push(message);
+    }
+  }
+  if (drop.length > 0) await deleteMessages(deps, config, drop, result);
+  if (payload.SQSReceipts.length === 0) return false;
+
+  try {
+    const response = await deps.lambda.send(
+      new InvokeCommand({
+        FunctionName: config.analyzerFunctionName,
+        Qualifier: config.analyzerQualifier,
+        InvocationType: 'Event',
+        Payload: Buffer.from(JSON.stringify(payload)),
+      }),
+    );
+    if (response.FunctionError) throw new Error(`function error ${response.FunctionError}`);
+    result.invocations += 1;
+    result.dispatchedMessages += payload.SQSReceipts.length;
+  } catch (error) {
+    result.failedInvocations += 1;
+    deps.log.error('analyzer invocation failed; its messages will become visible again', {
+      error: describe(error),
+      messages: payload.SQSReceipts.length,
+    });
+  }
+  return true;
+}
+
+async function deleteMessages(
+  deps: DispatchDeps,
+  config: DispatchConfig,
+  messages: Message[],
+  result: DispatchResult,
+): Promise<void> {
+  try {
+    const response = await deps.sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: config.queueUrl,
+        Entries: messages.map((message, index) => ({
+          Id: String(index),
+          ReceiptHandle: message.ReceiptHandle,
+        })),
+      }),
+    );
+    const failed = response.Failed ?? [];
+    result.deletedMessages += messages.length - failed.length;
+    if (failed.length > 0) deps.log.warn('some invalid messages could not be deleted', { failed });
+  } catch (error) {
+    deps.log.warn('deleting invalid messages failed', { error: describe(error) });
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
