@@ -1,0 +1,239 @@
+import {
+  request,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+import { AwsChunkedDecoder, isAwsChunked, remainingContentEncoding } from './awsChunked';
+import {
+  readBody,
+  sendJson,
+  sendJsonError,
+  sendQueryError,
+  sendQueryResult,
+  signingService,
+} from './protocol';
+
+export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+/** Where the front server sends each kind of request. */
+export interface FrontRoutes {
+  /** Internal loopback ports of the emulators the front proxies to. */
+  s3Port: number;
+  sqsPort: number;
+  dynamoPort: number;
+  /** s3rver's access key: every S3 request is re-keyed to it (SigV4 is not verified locally). */
+  s3AccessKeyId: string;
+  /** `bucket/key` of each CompleteMultipartUpload being proxied (S3 names its event differently). */
+  s3Completions: Set<string>;
+  sns: Handler;
+  cloudwatch: Handler;
+  lambda: Handler;
+  /** Empties a queue at once (local-aws-sqs would wait 60 s); false when there is no such queue. */
+  purgeQueue: (queueUrl: string) => boolean;
+  onError: (error: unknown, req: IncomingMessage) => void;
+}
+
+const SQS_XMLNS = 'http://queue.amazonaws.com/doc/2012-11-05/';
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-connection',
+]);
+
+/** Forwards a request to an emulator on 127.0.0.1:port and streams its response back. */
+async function proxy(
+  req: IncomingMessage,
+  res: ServerResponse,
+  port: number,
+  options: { headers?: IncomingHttpHeaders; body?: Buffer | Readable; path?: string } = {},
+): Promise<void> {
+  const headers: IncomingHttpHeaders = { ...(options.headers ?? req.headers) };
+  for (const name of HOP_BY_HOP) delete headers[name];
+  if (Buffer.isBuffer(options.body)) headers['content-length'] = String(options.body.length);
+  const upstream = request({
+    host: '127.0.0.1',
+    port,
+    method: req.method,
+    path: options.path ?? req.url,
+    headers,
+  });
+  const responded = new Promise<void>((resolve, reject) => {
+    upstream.on('response', (upstreamRes) => {
+      const outHeaders: Record<string, string | string[]> = {};
+      for (const [name, value] of Object.entries(upstreamRes.headers)) {
+        if (value !== undefined && !HOP_BY_HOP.has(name)) outHeaders[name] = value;
+      }
+      res.writeHead(upstreamRes.statusCode ?? 502, outHeaders);
+      pipeline(upstreamRes, res).then(resolve, reject);
+    });
+    upstream.on('error', reject);
+  });
+  const body = options.body ?? req;
+  if (Buffer.isBuffer(body)) upstream.end(body);
+  else await pipeline(body, upstream);
+  await responded;
+}
+
+function rekeyCredential(value: string, accessKeyId: string): string {
+  return value
+    .replace(/Credential=[^/,\s]*\//, `Credential=${accessKeyId}/`)
+    .replace(/^AWS [^:]*:/, `AWS ${accessKeyId}:`);
+}
+
+/** S3 through s3rver: decodes aws-chunked bodies and re-keys credentials to s3rver's own. */
+async function proxyS3(
+  req: IncomingMessage,
+  res: ServerResponse,
+  routes: FrontRoutes,
+): Promise<void> {
+  const headers: IncomingHttpHeaders = { ...req.headers };
+  if (typeof headers.authorization === 'string') {
+    headers.authorization = rekeyCredential(headers.authorization, routes.s3AccessKeyId);
+  }
+  let path = req.url ?? '/';
+  const url = new URL(path, 'http://local');
+  const credential = url.searchParams.get('X-Amz-Credential');
+  if (credential) {
+    url.searchParams.set(
+      'X-Amz-Credential',
+      credential.replace(/^[^/]*\//, `${routes.s3AccessKeyId}/`),
+    );
+    path = url.pathname + url.search;
+  }
+  if (req.method === 'POST' && url.searchParams.has('uploadId')) {
+    const [, bucket = '', ...key] = url.pathname.split('/');
+    const id = `${decodeURIComponent(bucket)}/${decodeURIComponent(key.join('/'))}`;
+    routes.s3Completions.add(id);
+    try {
+      await proxy(req, res, routes.s3Port, { headers, path });
+    } finally {
+      routes.s3Completions.delete(id);
+    }
+    return;
+  }
+  if (!isAwsChunked(req.headers)) {
+    await proxy(req, res, routes.s3Port, { headers, path });
+    return;
+  }
+  const decodedLength = headers['x-amz-decoded-content-length'];
+  delete headers['content-length'];
+  if (typeof decodedLength === 'string') headers['content-length'] = decodedLength;
+  else headers['transfer-encoding'] = 'chunked';
+  const encoding = remainingContentEncoding(headers['content-encoding']);
+  if (encoding) headers['content-encoding'] = encoding;
+  else delete headers['content-encoding'];
+  headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+  delete headers['x-amz-decoded-content-length'];
+  delete headers['x-amz-trailer'];
+  const decoded = req.pipe(new AwsChunkedDecoder());
+  req.on('error', (error) => decoded.destroy(error));
+  await proxy(req, res, routes.s3Port, { headers, path, body: decoded });
+}
+
+/** SQS through local-aws-sqs, with PurgeQueue answered here so it takes effect at once. */
+async function proxySqs(
+  req: IncomingMessage,
+  res: ServerResponse,
+  routes: FrontRoutes,
+): Promise<void> {
+  const target = req.headers['x-amz-target'];
+  const json = typeof target === 'string';
+  const body = await readBody(req);
+  let action: string | undefined;
+  let queueUrl: string | undefined;
+  if (json) {
+    action = target.split('.').pop();
+    if (action === 'PurgeQueue') {
+      const parsed = JSON.parse(body.toString('utf8') || '{}') as { QueueUrl?: string };
+      queueUrl = parsed.QueueUrl;
+    }
+  } else {
+    const params = new URLSearchParams(body.toString('utf8'));
+    action = params.get('Action') ?? undefined;
+    queueUrl = params.get('QueueUrl') ?? undefined;
+  }
+  if (action !== 'PurgeQueue') {
+    const headers = { ...req.headers };
+    delete headers['content-encoding'];
+    await proxy(req, res, routes.sqsPort, { headers, body });
+    return;
+  }
+  if (!queueUrl || !routes.purgeQueue(queueUrl)) {
+    const message = 'The specified queue does not exist.';
+    if (json) sendJsonError(res, 400, 'com.amazonaws.sqs#QueueDoesNotExist', message);
+    else sendQueryError(res, 400, 'AWS.SimpleQueueService.NonExistentQueue', message);
+    return;
+  }
+  if (json) sendJson(res, 200, {});
+  else sendQueryResult(res, SQS_XMLNS, 'PurgeQueue', undefined);
+}
+
+/**
+ * The one request handler on the stack's port: JSON-protocol requests by X-Amz-Target, Lambda by
+ * its REST path, query-protocol requests by the service in the SigV4 credential scope, the rest
+ * to S3.
+ */
+export function createFrontHandler(
+  routes: FrontRoutes,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const target = req.headers['x-amz-target'];
+    if (typeof target === 'string') {
+      if (target.startsWith('DynamoDB_')) return proxy(req, res, routes.dynamoPort);
+      if (target.startsWith('AmazonSQS.')) return proxySqs(req, res, routes);
+      if (target.startsWith('GraniteServiceVersion20100801.')) return routes.cloudwatch(req, res);
+      if (target.startsWith('AmazonSimpleNotificationService.')) return routes.sns(req, res);
+      sendJsonError(
+        res,
+        400,
+        'UnknownOperationException',
+        `not served by the local stack: ${target}`,
+      );
+      return;
+    }
+    if ((req.url ?? '').startsWith('/2015-03-31/functions')) return routes.lambda(req, res);
+    switch (signingService(req)) {
+      case 'sqs':
+        return proxySqs(req, res, routes);
+      case 'sns':
+        return routes.sns(req, res);
+      case 'monitoring':
+        return routes.cloudwatch(req, res);
+      case 'dynamodb':
+        return proxy(req, res, routes.dynamoPort);
+      case 'lambda':
+        return routes.lambda(req, res);
+      case undefined:
+      case 's3':
+        return proxyS3(req, res, routes);
+      default:
+        sendQueryError(
+          res,
+          400,
+          'InvalidAction',
+          `service ${signingService(req)} is not served by the local stack`,
+        );
+    }
+  };
+  return (req, res) => {
+    route(req, res).catch((error: unknown) => {
+      routes.onError(error, req);
+      if (!res.headersSent) {
+        sendJsonError(
+          res,
+          500,
+          'InternalFailure',
+          error instanceof Error ? error.message : String(error),
+        );
+      } else {
+        res.destroy();
+      }
+    });
+  };
+}

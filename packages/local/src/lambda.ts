@@ -1,0 +1,454 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createInterface } from 'node:readline';
+import yauzl from 'yauzl';
+
+/** The runner script each worker process executes (plain JS: it runs outside any TS loader). */
+const WORKER_SCRIPT = resolve(__dirname, '..', 'runtime', 'lambda-worker.cjs');
+
+/** A function the local Lambda runtime can invoke. */
+export interface LocalFunction {
+  name: string;
+  zipPath: string;
+  /** Handler as in Terraform, e.g. `index.handler`. */
+  handler: string;
+  timeoutSeconds: number;
+  memoryMb: number;
+  /** Environment Terraform sets (the runtime adds the AWS_* and Lambda variables). */
+  environment: Record<string, string>;
+  /** Most invocations running at once (worker processes = warm containers). */
+  concurrency: number;
+}
+
+export interface LambdaError {
+  errorType: string;
+  errorMessage: string;
+  trace?: string[];
+}
+
+export type InvokeOutcome =
+  | { ok: true; version: string; payload: unknown }
+  | { ok: false; version: string; error: LambdaError };
+
+export interface LambdaRuntimeOptions {
+  /** Code directories, worker temp dirs and the version record live here. */
+  dataDir: string;
+  region: string;
+  accountId: string;
+  /** Variables every function gets: AWS_ENDPOINT_URL, credentials. */
+  baseEnvironment: Record<string, string>;
+  /** Each line a worker writes to stdout/stderr. */
+  onLog: (functionName: string, line: string) => void;
+  /** Each finished invocation. */
+  onResult?: (functionName: string, outcome: InvokeOutcome, durationMs: number) => void;
+}
+
+/** A function name this runtime does not know. */
+export class FunctionNotFoundError extends Error {
+  override readonly name = 'FunctionNotFoundError';
+}
+
+/** A zip that cannot be unpacked into a function's code directory. */
+export class DeploymentError extends Error {
+  override readonly name = 'DeploymentError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+interface Deployment {
+  version: number;
+  sha256: string;
+  codeDir: string;
+}
+
+interface Worker {
+  id: number;
+  process: ChildProcess;
+  deployment: Deployment;
+  busy: boolean;
+  ready: Promise<void>;
+  current?: { id: string; event: unknown; finish: (outcome: InvokeOutcome) => void };
+  tmpDir: string;
+}
+
+interface Pending {
+  event: unknown;
+  resolve: (outcome: InvokeOutcome) => void;
+}
+
+interface VersionRecord {
+  [functionName: string]: { version: number; sha256: string };
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('hex');
+}
+
+/** Unpacks a zip into `dir`, refusing entries that would land outside it. */
+export async function unzipTo(zipPath: string, dir: string): Promise<void> {
+  const zip = await new Promise<yauzl.ZipFile>((ok, fail) =>
+    yauzl.open(zipPath, { lazyEntries: true }, (error, file) => (error ? fail(error) : ok(file))),
+  );
+  await new Promise<void>((ok, fail) => {
+    zip.on('error', fail);
+    zip.on('end', ok);
+    zip.on('entry', (entry: yauzl.Entry) => {
+      const target = resolve(dir, entry.fileName);
+      if (!target.startsWith(resolve(dir) + sep)) {
+        fail(new DeploymentError(`zip entry escapes the code directory: ${entry.fileName}`));
+        return;
+      }
+      if (entry.fileName.endsWith('/')) {
+        mkdir(target, { recursive: true }).then(() => zip.readEntry(), fail);
+        return;
+      }
+      zip.openReadStream(entry, (error, stream) => {
+        if (error) {
+          fail(error);
+          return;
+        }
+        mkdir(dirname(target), { recursive: true })
+          .then(() => pipeline(stream, createWriteStream(target)))
+          .then(() => zip.readEntry(), fail);
+      });
+    });
+    zip.readEntry();
+  });
+}
+
+/**
+ * Runs Lambda functions from their deployment zips: each zip is unpacked into its own directory,
+ * every distinct zip (by SHA-256) becomes the function's next version, and invocations run in a
+ * bounded pool of worker processes that stay warm between invocations.
+ */
+export class LambdaRuntime {
+  private readonly functions = new Map<string, LocalFunction>();
+  private readonly workers = new Map<string, Worker[]>();
+  private readonly queues = new Map<string, Pending[]>();
+  private readonly deployments = new Map<string, Deployment>();
+  private readonly zipStamps = new Map<string, string>();
+  private readonly deploying = new Map<string, Promise<Deployment>>();
+  private versions: VersionRecord = {};
+  private nextWorkerId = 1;
+  private stopped = false;
+
+  constructor(private readonly options: LambdaRuntimeOptions) {}
+
+  private get versionsPath(): string {
+    return join(this.options.dataDir, 'versions.json');
+  }
+
+  /** Registers the functions and loads the persisted version record. */
+  async init(functions: LocalFunction[]): Promise<void> {
+    await mkdir(this.options.dataDir, { recursive: true });
+    try {
+      this.versions = JSON.parse(await readFile(this.versionsPath, 'utf8')) as VersionRecord;
+    } catch {
+      this.versions = {};
+    }
+    for (const fn of functions) {
+      this.functions.set(fn.name, fn);
+      this.workers.set(fn.name, []);
+      this.queues.set(fn.name, []);
+    }
+  }
+
+  has(name: string): boolean {
+    return this.functions.has(name);
+  }
+
+  /** The function's current deployment, unpacking a new version when its zip changed. */
+  async deploy(name: string): Promise<Deployment> {
+    const inFlight = this.deploying.get(name);
+    if (inFlight) return inFlight;
+    const promise = this.deployNow(name).finally(() => this.deploying.delete(name));
+    this.deploying.set(name, promise);
+    return promise;
+  }
+
+  private async deployNow(name: string): Promise<Deployment> {
+    const fn = this.functions.get(name);
+    if (!fn) throw new FunctionNotFoundError(`Function not found: ${name}`);
+    let info;
+    try {
+      info = await stat(fn.zipPath);
+    } catch (error) {
+      throw new DeploymentError(`deployment package missing: ${fn.zipPath}`, { cause: error });
+    }
+    const stamp = `${info.size}:${info.mtimeMs}`;
+    const current = this.deployments.get(name);
+    if (current && this.zipStamps.get(name) === stamp) return current;
+
+    const sha256 = await sha256File(fn.zipPath);
+    const known = this.versions[name];
+    let version: number;
+    if (known && known.sha256 === sha256) version = known.version;
+    else version = (known?.version ?? 0) + 1;
+    const codeDir = join(this.options.dataDir, name, String(version));
+    if (current?.sha256 !== sha256) {
+      await rm(codeDir, { recursive: true, force: true });
+      await mkdir(codeDir, { recursive: true });
+      try {
+        await unzipTo(fn.zipPath, codeDir);
+      } catch (error) {
+        throw new DeploymentError(`cannot unpack ${fn.zipPath}`, { cause: error });
+      }
+      this.versions[name] = { version, sha256 };
+      await writeFile(this.versionsPath, JSON.stringify(this.versions, null, 2));
+    }
+    const deployment = current?.sha256 === sha256 ? current : { version, sha256, codeDir };
+    this.deployments.set(name, deployment);
+    this.zipStamps.set(name, stamp);
+    if (deployment !== current) this.retireOldWorkers(name);
+    return deployment;
+  }
+
+  /** Version numbers as `functionVersion` reports them (after the first deployment). */
+  versionOf(name: string): string | undefined {
+    const deployment = this.deployments.get(name);
+    return deployment ? String(deployment.version) : undefined;
+  }
+
+  /** Worker processes of a function: pid and whether it is running an invocation (with its event). */
+  workerInfo(name: string): { pid: number | undefined; busy: boolean; event?: unknown }[] {
+    return (this.workers.get(name) ?? []).map((worker) => ({
+      pid: worker.process.pid,
+      busy: worker.busy,
+      ...(worker.current ? { event: worker.current.event } : {}),
+    }));
+  }
+
+  /** Invocations waiting for a free worker plus those running. */
+  pending(name: string): number {
+    const running = (this.workers.get(name) ?? []).filter((worker) => worker.busy).length;
+    return running + (this.queues.get(name)?.length ?? 0);
+  }
+
+  /** Runs one invocation and resolves with its result or error (never rejects for function errors). */
+  async invoke(name: string, event: unknown): Promise<InvokeOutcome> {
+    if (!this.functions.has(name)) throw new FunctionNotFoundError(`Function not found: ${name}`);
+    const started = Date.now();
+    const outcome = await new Promise<InvokeOutcome>((resolveOutcome) => {
+      this.queues.get(name)!.push({ event, resolve: resolveOutcome });
+      this.pump(name);
+    });
+    this.options.onResult?.(name, outcome, Date.now() - started);
+    return outcome;
+  }
+
+  private pump(name: string): void {
+    if (this.stopped) return;
+    const queue = this.queues.get(name)!;
+    if (queue.length === 0) return;
+    this.deploy(name).then(
+      (deployment) => this.assign(name, deployment),
+      (error: unknown) => {
+        const failed = queue.splice(0, queue.length);
+        const errorMessage = error instanceof Error ? error.message : String(error);
+        for (const pending of failed) {
+          pending.resolve({
+            ok: false,
+            version: '$LATEST',
+            error: { errorType: 'DeploymentError', errorMessage },
+          });
+        }
+      },
+    );
+  }
+
+  private assign(name: string, deployment: Deployment): void {
+    if (this.stopped) return;
+    const fn = this.functions.get(name)!;
+    const queue = this.queues.get(name)!;
+    const workers = this.workers.get(name)!;
+    while (queue.length > 0) {
+      let worker = workers.find((w) => !w.busy && w.deployment === deployment);
+      if (!worker) {
+        // Make room: idle workers of old versions go first.
+        const stale = workers.find((w) => !w.busy && w.deployment !== deployment);
+        if (stale) this.kill(name, stale);
+        if (workers.length >= fn.concurrency) return; // all busy: a finishing worker pumps again
+        worker = this.spawn(fn, deployment);
+      }
+      this.run(fn, worker, queue.shift()!);
+    }
+  }
+
+  private spawn(fn: LocalFunction, deployment: Deployment): Worker {
+    const id = this.nextWorkerId++;
+    const tmpDir = join(this.options.dataDir, 'tmp', `${fn.name}-${id}`);
+    mkdirSync(tmpDir, { recursive: true });
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      LANG: 'C.UTF-8',
+      TZ: 'UTC',
+      HOME: tmpDir,
+      TMPDIR: tmpDir,
+      LAMBDA_TASK_ROOT: deployment.codeDir,
+      LD_LIBRARY_PATH: deployment.codeDir,
+      _HANDLER: fn.handler,
+      AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs_local',
+      AWS_LAMBDA_FUNCTION_NAME: fn.name,
+      AWS_LAMBDA_FUNCTION_VERSION: String(deployment.version),
+      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.memoryMb),
+      AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${fn.name}`,
+      AWS_REGION: this.options.region,
+      AWS_DEFAULT_REGION: this.options.region,
+      AWS_CONFIG_FILE: join(tmpDir, 'no-aws-config'),
+      AWS_SHARED_CREDENTIALS_FILE: join(tmpDir, 'no-aws-credentials'),
+      AWS_EC2_METADATA_DISABLED: 'true',
+      ...this.options.baseEnvironment,
+      ...fn.environment,
+    };
+    const child = fork(WORKER_SCRIPT, [], {
+      cwd: deployment.codeDir,
+      env,
+      execArgv: ['--enable-source-maps', `--max-old-space-size=${Math.max(64, fn.memoryMb)}`],
+      silent: true,
+      serialization: 'json',
+    });
+    const worker: Worker = {
+      id,
+      process: child,
+      deployment,
+      busy: false,
+      tmpDir,
+      ready: new Promise<void>((ok) => {
+        const onReady = (msg: { type?: string }): void => {
+          if (msg?.type === 'ready') {
+            child.off('message', onReady);
+            ok();
+          }
+        };
+        child.on('message', onReady);
+        child.once('exit', () => ok());
+      }),
+    };
+    for (const stream of [child.stdout, child.stderr]) {
+      if (!stream) continue;
+      createInterface({ input: stream }).on('line', (line) => this.options.onLog(fn.name, line));
+    }
+    child.on(
+      'message',
+      (msg: { type?: string; id?: string; result?: unknown; error?: LambdaError }) => {
+        if (!worker.current || msg.id !== worker.current.id) return;
+        const version = String(worker.deployment.version);
+        if (msg.type === 'result')
+          worker.current.finish({ ok: true, version, payload: msg.result });
+        else if (msg.type === 'error')
+          worker.current.finish({
+            ok: false,
+            version,
+            error: msg.error ?? { errorType: 'Error', errorMessage: 'unknown error' },
+          });
+      },
+    );
+    child.on('exit', (code, signal) => {
+      const list = this.workers.get(fn.name) ?? [];
+      const index = list.indexOf(worker);
+      if (index !== -1) list.splice(index, 1);
+      void rm(tmpDir, { recursive: true, force: true });
+      worker.current?.finish({
+        ok: false,
+        version: String(worker.deployment.version),
+        error: {
+          errorType: 'Runtime.ExitError',
+          errorMessage: `Runtime exited ${signal ? `with signal: ${signal}` : `with error: exit status ${code}`}`,
+        },
+      });
+      this.pump(fn.name);
+    });
+    this.workers.get(fn.name)!.push(worker);
+    return worker;
+  }
+
+  private run(fn: LocalFunction, worker: Worker, pending: Pending): void {
+    worker.busy = true;
+    const requestId = randomUUID();
+    const deadline = Date.now() + fn.timeoutSeconds * 1000;
+    const finish = (outcome: InvokeOutcome): void => {
+      if (worker.current?.id !== requestId) return;
+      clearTimeout(timer);
+      worker.current = undefined;
+      worker.busy = false;
+      pending.resolve(outcome);
+      if (this.deployments.get(fn.name) !== worker.deployment) this.kill(fn.name, worker);
+      this.pump(fn.name);
+    };
+    worker.current = { id: requestId, event: pending.event, finish };
+    const timer: NodeJS.Timeout = setTimeout(() => {
+      finish({
+        ok: false,
+        version: String(worker.deployment.version),
+        error: {
+          errorType: 'Sandbox.Timedout',
+          errorMessage: `Task timed out after ${fn.timeoutSeconds.toFixed(2)} seconds`,
+        },
+      });
+      // A timed-out container is discarded, as on AWS.
+      this.kill(fn.name, worker);
+    }, fn.timeoutSeconds * 1000);
+    void worker.ready.then(() => {
+      if (worker.current?.id !== requestId || !worker.process.connected) return;
+      worker.process.send({
+        type: 'invoke',
+        id: requestId,
+        event: pending.event,
+        context: {
+          functionName: fn.name,
+          functionVersion: String(worker.deployment.version),
+          invokedFunctionArn: `arn:aws:lambda:${this.options.region}:${this.options.accountId}:function:${fn.name}`,
+          memoryLimitInMB: fn.memoryMb,
+          awsRequestId: requestId,
+          logStreamName: `local/${fn.name}/${worker.id}`,
+          deadline,
+        },
+      });
+    });
+  }
+
+  private kill(name: string, worker: Worker): void {
+    const list = this.workers.get(name) ?? [];
+    const index = list.indexOf(worker);
+    if (index !== -1) list.splice(index, 1);
+    if (worker.process.exitCode === null && worker.process.signalCode === null)
+      worker.process.kill('SIGKILL');
+  }
+
+  private retireOldWorkers(name: string): void {
+    const current = this.deployments.get(name);
+    for (const worker of [...(this.workers.get(name) ?? [])]) {
+      if (!worker.busy && worker.deployment !== current) this.kill(name, worker);
+    }
+  }
+
+  /** Kills every worker and fails queued invocations. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const exits: Promise<unknown>[] = [];
+    for (const [name, workers] of this.workers) {
+      for (const worker of [...workers]) {
+        if (worker.process.exitCode === null && worker.process.signalCode === null) {
+          exits.push(new Promise((ok) => worker.process.once('exit', ok)));
+        }
+        this.kill(name, worker);
+      }
+      for (const pending of this.queues.get(name)!.splice(0)) {
+        pending.resolve({
+          ok: false,
+          version: '$LATEST',
+          error: { errorType: 'Runtime.Stopped', errorMessage: 'the local stack is stopping' },
+        });
+      }
+    }
+    await Promise.all(exits);
+    await rm(join(this.options.dataDir, 'tmp'), { recursive: true, force: true });
+  }
+}

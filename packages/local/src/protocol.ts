@@ -1,0 +1,115 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { gunzipSync } from 'node:zlib';
+
+/** Reads a whole request body (gzip-decoded when the client compressed it). */
+export async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const body = Buffer.concat(chunks);
+  return req.headers['content-encoding'] === 'gzip' ? gunzipSync(body) : body;
+}
+
+/** The AWS service named in a SigV4 credential scope (Authorization header or presigned query). */
+export function signingService(req: IncomingMessage): string | undefined {
+  const auth = req.headers.authorization;
+  const fromHeader = typeof auth === 'string' ? /Credential=([^,\s]+)/.exec(auth)?.[1] : undefined;
+  let credential = fromHeader;
+  if (!credential) {
+    const query = new URL(req.url ?? '/', 'http://local').searchParams;
+    credential = query.get('X-Amz-Credential') ?? undefined;
+  }
+  return credential?.split('/')[3];
+}
+
+export function escapeXml(value: string): string {
+  return value
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;');
+}
+
+/** Sends a query-protocol (XML) success response: `<{action}Response><{action}Result>...`. */
+export function sendQueryResult(
+  res: ServerResponse,
+  xmlns: string,
+  action: string,
+  resultXml: string | undefined,
+): void {
+  const result = resultXml === undefined ? '' : `<${action}Result>${resultXml}</${action}Result>`;
+  const body =
+    `<?xml version="1.0" encoding="UTF-8"?>\n<${action}Response xmlns="${xmlns}">${result}` +
+    `<ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></${action}Response>`;
+  res.writeHead(200, { 'content-type': 'text/xml', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** Sends a query-protocol (XML) error response. */
+export function sendQueryError(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+): void {
+  const body =
+    `<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse><Error><Type>Sender</Type><Code>${escapeXml(code)}</Code>` +
+    `<Message>${escapeXml(message)}</Message></Error><RequestId>${randomUUID()}</RequestId></ErrorResponse>`;
+  res.writeHead(status, { 'content-type': 'text/xml', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** Sends an awsJson / restJson response. */
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  contentType = 'application/x-amz-json-1.0',
+  headers: Record<string, string> = {},
+): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(body),
+    'x-amzn-requestid': randomUUID(),
+    ...headers,
+  });
+  res.end(body);
+}
+
+/** Sends an awsJson error (`__type` plus the x-amzn-ErrorType header the SDK reads). */
+export function sendJsonError(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  contentType = 'application/x-amz-json-1.0',
+): void {
+  sendJson(res, status, { __type: code, message }, contentType, { 'x-amzn-errortype': code });
+}
+
+/**
+ * Turns query-protocol parameters into nested objects and arrays: `A.member.1.B=x` ->
+ * `{ A: [{ B: 'x' }] }`, `A.entry.1.key=k&A.entry.1.value=v` -> `{ A: [{ key, value }] }`.
+ */
+export function parseQueryParams(params: URLSearchParams): Record<string, unknown> {
+  const root: Record<string, unknown> = {};
+  for (const [name, value] of params) {
+    const parts = name.split('.').filter((part) => part !== 'member' && part !== 'entry');
+    let node: Record<string, unknown> | unknown[] = root;
+    parts.forEach((part, index) => {
+      const last = index === parts.length - 1;
+      const nextIsIndex = /^\d+$/.test(parts[index + 1] ?? '');
+      const key: string | number = /^\d+$/.test(part) ? Number(part) - 1 : part;
+      const container = node as Record<string | number, unknown>;
+      if (last) {
+        container[key] = value;
+        return;
+      }
+      if (container[key] === undefined) container[key] = nextIsIndex ? [] : {};
+      node = container[key] as Record<string, unknown> | unknown[];
+    });
+  }
+  return root;
+}

@@ -1,0 +1,83 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+import {
+  parseQueryParams,
+  readBody,
+  sendJson,
+  sendJsonError,
+  sendQueryError,
+  sendQueryResult,
+} from './protocol';
+
+const SNS_XMLNS = 'http://sns.amazonaws.com/doc/2010-03-31/';
+
+/** One SNS Publish received by the local stack. */
+export interface PublishedMessage {
+  messageId: string;
+  time: string;
+  topicArn: string;
+  subject?: string;
+  message: string;
+}
+
+/**
+ * Handles SNS requests (the query protocol SDK v3 and the aws CLI send, and the JSON protocol):
+ * `Publish` to one of `topicArns` is handed to `onPublish`; other actions are refused.
+ */
+export function createSnsHandler(
+  topicArns: string[],
+  onPublish: (message: PublishedMessage) => void,
+): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  return async (req, res) => {
+    const body = await readBody(req);
+    const target = req.headers['x-amz-target'];
+    const json = typeof target === 'string';
+    const params: Record<string, unknown> = json
+      ? (JSON.parse(body.toString('utf8') || '{}') as Record<string, unknown>)
+      : parseQueryParams(new URLSearchParams(body.toString('utf8')));
+    const action = json ? target.split('.').pop() : params.Action;
+    const fail = (status: number, code: string, message: string): void =>
+      json ? sendJsonError(res, status, code, message) : sendQueryError(res, status, code, message);
+
+    if (action === 'ListTopics') {
+      if (json) sendJson(res, 200, { Topics: topicArns.map((TopicArn) => ({ TopicArn })) });
+      else
+        sendQueryResult(
+          res,
+          SNS_XMLNS,
+          'ListTopics',
+          `<Topics>${topicArns.map((arn) => `<member><TopicArn>${arn}</TopicArn></member>`).join('')}</Topics>`,
+        );
+      return;
+    }
+    if (action !== 'Publish') {
+      fail(
+        400,
+        'InvalidAction',
+        `the local stack's SNS supports Publish and ListTopics, not ${String(action)}`,
+      );
+      return;
+    }
+    const topicArn = [params.TopicArn, params.TargetArn].find((v) => typeof v === 'string') ?? '';
+    if (!topicArns.includes(topicArn)) {
+      fail(404, 'NotFound', `Topic does not exist: ${topicArn}`);
+      return;
+    }
+    if (typeof params.Message !== 'string') {
+      fail(400, 'InvalidParameter', 'Invalid parameter: Message');
+      return;
+    }
+    const published: PublishedMessage = {
+      messageId: randomUUID(),
+      time: new Date().toISOString(),
+      topicArn,
+      ...(typeof params.Subject === 'string' ? { subject: params.Subject } : {}),
+      message: params.Message,
+    };
+    onPublish(published);
+    if (json) sendJson(res, 200, { MessageId: published.messageId });
+    else
+      sendQueryResult(res, SNS_XMLNS, 'Publish', `<MessageId>${published.messageId}</MessageId>`);
+  };
+}
