@@ -1,0 +1,283 @@
+import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SNSClient } from '@aws-sdk/client-sns';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import {
+  analyzeFile,
+  MetricsBatch,
+  objectId,
+  ruleId,
+  summarize,
+  type FileSummary,
+  type Logger,
+  type S3ObjectRef,
+} from '@binaryalert/core';
+import type { CompiledRules } from '@binaryalert/yara';
+import { publishMatchAlert, publishNegativeAlert } from './alerts';
+import { mapConcurrent } from './concurrency';
+import { downloadObject, privateTempDir } from './download';
+import {
+  AnalysisFailedError,
+  MatchBookkeepingError,
+  ObjectAccessDeniedError,
+  ObjectMissingError,
+} from './errors';
+import { parseAnalyzerInput, type AnalyzerInput } from './input';
+import { forgetObject, recordMatch, type MatchDecision } from './match-history';
+import { deleteReceipts } from './receipts';
+
+/** The clients and rules the analysis uses; built once per container by deps.ts, or by tests. */
+export interface AnalyzerDeps {
+  s3: S3Client;
+  dynamo: DynamoDBClient;
+  sns: SNSClient;
+  sqs: SQSClient;
+  cloudwatch: CloudWatchClient;
+  rules: CompiledRules;
+  log: Logger;
+}
+
+export interface AnalyzerSettings {
+  matchesTable: string;
+  alertsTopicArn: string;
+  /** Empty or undefined: negative-match alerts are off. */
+  negativeAlertsTopicArn?: string;
+  queueUrl: string;
+  maxFileBytes: number;
+  scanTimeoutSeconds: number;
+  /** Objects analyzed at once. */
+  concurrency: number;
+}
+
+export type ObjectOutcome =
+  | {
+      status: 'analyzed';
+      id: string;
+      summary: FileSummary;
+      downloadMs: number;
+      scanMs: number;
+      decision?: MatchDecision;
+    }
+  | { status: 'skipped'; id: string; reason: 'too-large' | 'missing' | 'access-denied' }
+  | { status: 'failed'; id: string; error: unknown };
+
+/** Analysis results keyed `S3:<bucket>:<key>` (dispatcher payloads and direct S3 events). */
+export type AnalysisResults = Record<string, FileSummary>;
+/** The partial batch response of an SQS event source mapping. */
+export interface SqsBatchResponse {
+  batchItemFailures: { itemIdentifier: string }[];
+}
+
+/** `$LATEST` (or anything unversioned) counts as version 0 in the match table. */
+export function analyzerVersion(functionVersion: string | undefined): number {
+  const version = Number(functionVersion);
+  return Number.isInteger(version) && version > 0 ? version : 0;
+}
+
+/** Downloads, scans and does the match bookkeeping of one object; never throws. */
+export async function analyzeObject(
+  deps: AnalyzerDeps,
+  settings: AnalyzerSettings,
+  ref: S3ObjectRef,
+  version: number,
+): Promise<ObjectOutcome> {
+  const id = objectId(ref.bucket, ref.key);
+  const log = deps.log.child({ object: id });
+  let temp: Awaited<ReturnType<typeof privateTempDir>> | undefined;
+  try {
+    temp = await privateTempDir();
+    const download = await downloadObject(deps.s3, ref, temp.dir, settings.maxFileBytes);
+    if (download.kind === 'too-large') {
+      log.warn('skipping object larger than the maximum file size', {
+        size: download.size,
+        maxFileBytes: settings.maxFileBytes,
+      });
+      return { status: 'skipped', id, reason: 'too-large' };
+    }
+    const analysis = await analyzeFile(deps.rules, download.file, {
+      ...(download.metadata.filepath ? { filepath: download.metadata.filepath } : {}),
+      timeoutSeconds: settings.scanTimeoutSeconds,
+    });
+    // The file is no longer needed: free /tmp before the (network-bound) bookkeeping.
+    await temp.remove();
+    const summary = summarize(analysis, {
+      S3Location: id,
+      S3LastModified: download.lastModified,
+      S3Metadata: download.metadata,
+    });
+    const outcome = {
+      status: 'analyzed' as const,
+      id,
+      summary,
+      downloadMs: download.downloadMs,
+      scanMs: analysis.scanMs,
+    };
+    log.info('analyzed object', {
+      sha256: analysis.sha256,
+      size: analysis.size,
+      matchedRules: analysis.matches.map(ruleId),
+      downloadMs: Math.round(download.downloadMs),
+      scanMs: Math.round(analysis.scanMs),
+    });
+    if (analysis.matches.length === 0) {
+      if (settings.negativeAlertsTopicArn) {
+        await publishNegativeAlert(deps.sns, settings.negativeAlertsTopicArn, summary);
+      }
+      return outcome;
+    }
+    const decision = await recordAndAlert(deps, settings, summary, version, log);
+    return { ...outcome, decision };
+  } catch (error) {
+    if (error instanceof ObjectMissingError || error instanceof ObjectAccessDeniedError) {
+      log.warn(`skipping object: ${error.message}`, { error });
+      return {
+        status: 'skipped',
+        id,
+        reason: error instanceof ObjectMissingError ? 'missing' : 'access-denied',
+      };
+    }
+    log.error('analysis failed; the object will be retried', { error });
+    return { status: 'failed', id, error };
+  } finally {
+    await temp?.remove().catch((error: unknown) => {
+      log.error('could not remove the temp directory', { error, dir: temp?.dir });
+    });
+  }
+}
+
+async function recordAndAlert(
+  deps: AnalyzerDeps,
+  settings: AnalyzerSettings,
+  summary: FileSummary,
+  version: number,
+  log: Logger,
+): Promise<MatchDecision> {
+  const record = {
+    sha256: summary.FileInfo.SHA256,
+    md5: summary.FileInfo.MD5,
+    objectId: summary.FileInfo.S3Location,
+    ruleIds: Object.values(summary.MatchedRules).map((rule) =>
+      ruleId({ namespace: rule.RuleFile, rule: rule.RuleName }),
+    ),
+    lastModified: summary.FileInfo.S3LastModified,
+    metadata: summary.FileInfo.S3Metadata,
+  };
+  let decision: MatchDecision;
+  try {
+    decision = await recordMatch(deps.dynamo, settings.matchesTable, record, version);
+  } catch (error) {
+    throw new MatchBookkeepingError('could not record the match in DynamoDB', { cause: error });
+  }
+  log.warn('object matched YARA rules', {
+    matchedRules: record.ruleIds,
+    alert: decision.alert,
+    reason: decision.reason,
+    analyzerVersion: version,
+  });
+  if (!decision.alert) return decision;
+  try {
+    await publishMatchAlert(deps.sns, settings.alertsTopicArn, summary);
+  } catch (error) {
+    // Take the object back out of the table so the retry alerts instead of finding it known.
+    if (decision.recordedObject) {
+      await forgetObject(deps.dynamo, settings.matchesTable, record, version).catch(
+        (undoError: unknown) => log.error('could not undo the match record', { error: undoError }),
+      );
+    }
+    throw new MatchBookkeepingError('could not publish the match alert', { cause: error });
+  }
+  return decision;
+}
+
+/** Sums up an invocation in one MetricsBatch. */
+export function invocationMetrics(outcomes: ObjectOutcome[], ruleCount: number): MetricsBatch {
+  const metrics = new MetricsBatch();
+  const analyzed = outcomes.filter((outcome) => outcome.status === 'analyzed');
+  metrics.add('AnalyzedBinaries', analyzed.length);
+  metrics.add(
+    'MatchedBinaries',
+    analyzed.filter((outcome) => outcome.summary.NumMatchedRules > 0).length,
+  );
+  metrics.add('YaraRules', ruleCount);
+  metrics.addStatistics(
+    'S3DownloadLatency',
+    analyzed.map((outcome) => outcome.downloadMs),
+    'Milliseconds',
+  );
+  metrics.addStatistics(
+    'ScanLatency',
+    analyzed.map((outcome) => outcome.scanMs),
+    'Milliseconds',
+  );
+  metrics.add('SkippedBinaries', outcomes.filter((outcome) => outcome.status === 'skipped').length);
+  metrics.add('AnalysisErrors', outcomes.filter((outcome) => outcome.status === 'failed').length);
+  return metrics;
+}
+
+/** Indexes of the groups (messages) all of whose objects finished (analyzed or skipped). */
+function finishedGroups(input: AnalyzerInput, outcomes: ObjectOutcome[]): Set<number> {
+  const finished = new Set(input.groups.map((_group, index) => index));
+  input.tasks.forEach((task, index) => {
+    if (outcomes[index]?.status === 'failed')
+      for (const group of task.groups) finished.delete(group);
+  });
+  return finished;
+}
+
+/**
+ * Handles one invocation: parses the event (dispatcher payload, S3 event or SQS batch), analyzes
+ * its objects concurrently, deletes the dispatcher's receipts of finished messages, publishes the
+ * metrics, and returns the results (or the SQS partial batch response). For a direct S3 event with
+ * failed objects it throws AnalysisFailedError, so Lambda retries the invocation.
+ */
+export async function handleInvocation(
+  deps: AnalyzerDeps,
+  settings: AnalyzerSettings,
+  event: unknown,
+  version: number,
+): Promise<AnalysisResults | SqsBatchResponse> {
+  const input = parseAnalyzerInput(event, deps.log);
+  deps.log.info('invoked', {
+    shape: input.kind,
+    objects: input.tasks.length,
+    messages: input.groups.length,
+    analyzerVersion: version,
+  });
+  const outcomes = await mapConcurrent(input.tasks, settings.concurrency, (task) =>
+    analyzeObject(deps, settings, task.ref, version),
+  );
+  const finished = finishedGroups(input, outcomes);
+
+  if (input.kind === 'dispatcher') {
+    const receipts = [...finished].map((index) => input.groups[index]!.id);
+    const deleted = await deleteReceipts(deps.sqs, settings.queueUrl, receipts, deps.log);
+    deps.log.info('deleted SQS messages of finished objects', {
+      deleted,
+      kept: input.groups.length - finished.size,
+    });
+  }
+  if (outcomes.length > 0) {
+    await invocationMetrics(outcomes, deps.rules.ruleCount).flush(deps.cloudwatch, deps.log);
+  }
+
+  if (input.kind === 'sqs') {
+    return {
+      batchItemFailures: input.groups
+        .filter((_group, index) => !finished.has(index))
+        .map((group) => ({ itemIdentifier: group.id })),
+    };
+  }
+  const failed = outcomes.filter((outcome) => outcome.status === 'failed');
+  if (input.kind === 's3' && failed.length > 0) {
+    throw new AnalysisFailedError(
+      failed.map((outcome) => outcome.id),
+      { cause: failed[0]?.status === 'failed' ? failed[0].error : undefined },
+    );
+  }
+  const results: AnalysisResults = {};
+  for (const outcome of outcomes) {
+    if (outcome.status === 'analyzed') results[outcome.id] = outcome.summary;
+  }
+  return results;
+}

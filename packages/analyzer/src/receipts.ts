@@ -1,0 +1,43 @@
+import { DeleteMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Logger } from '@binaryalert/core';
+
+// DeleteMessageBatch takes at most 10 entries.
+const MAX_BATCH = 10;
+
+/**
+ * Deletes the given messages from the queue. Failures are logged, never thrown: an undeleted message
+ * is delivered again and re-analyzed, which the match table makes harmless.
+ * Returns the number of receipts deleted.
+ */
+export async function deleteReceipts(
+  sqs: SQSClient,
+  queueUrl: string,
+  receipts: string[],
+  log: Logger,
+): Promise<number> {
+  let deleted = 0;
+  for (let start = 0; start < receipts.length; start += MAX_BATCH) {
+    const chunk = receipts.slice(start, start + MAX_BATCH);
+    try {
+      const response = await sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: chunk.map((receipt, index) => ({ Id: String(index), ReceiptHandle: receipt })),
+        }),
+      );
+      deleted += response.Successful?.length ?? 0;
+      for (const failure of response.Failed ?? []) {
+        log.warn('could not delete an SQS message', {
+          code: failure.Code,
+          reason: failure.Message,
+        });
+      }
+    } catch (error) {
+      log.error('DeleteMessageBatch failed; the messages will be delivered again', {
+        error,
+        receipts: chunk.length,
+      });
+    }
+  }
+  return deleted;
+}
