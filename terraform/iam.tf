@@ -10,8 +10,9 @@ data "aws_iam_policy_document" "analyzer" {
   }
 
   statement {
-    sid       = "MatchHistory"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"]
+    sid = "MatchHistory"
+    # Query reads the newest items of a SHA256; UpdateItem creates or extends an item.
+    actions   = ["dynamodb:Query", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.matches.arn]
   }
 

@@ -1,0 +1,395 @@
+// The wiring contract between the Terraform, terraform.tfvars, the configuration loader and the
+// workers' code, checked on the parsed HCL (providers cannot be downloaded here, so no validate).
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { parse } from '@cdktf/hcl2json';
+import {
+  BinaryAlertConfigSchema,
+  DEFAULT_TFVARS_PATH,
+  functionEnvironments,
+  parseTfvars,
+  resourceNames,
+  validateConfig,
+  type BinaryAlertConfig,
+  type FunctionName,
+  type ResourceNames,
+} from '../packages/core/src/config';
+
+// Parsed HCL is untyped JSON; the assertions below are what checks its shape.
+/* eslint-disable @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call */
+
+/** The part of a zod object schema this test uses (zod itself resolves only inside packages/). */
+interface EnvSchema {
+  shape: Record<string, { safeParse(value: unknown): { success: boolean } }>;
+  safeParse(value: unknown): { success: boolean };
+}
+
+type Block = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const ROOT = path.resolve(__dirname, '..');
+const MODULE_DIR = path.join(__dirname, 'modules', 'lambda');
+const FUNCTIONS: FunctionName[] = ['analyzer', 'dispatcher', 'batcher'];
+
+/** Parses every .tf file of a directory and merges the blocks by kind and name. */
+async function parseModule(dir: string): Promise<Block> {
+  const merged: Block = {};
+  for (const file of readdirSync(dir).filter((name) => name.endsWith('.tf'))) {
+    const parsed = await parse(file, readFileSync(path.join(dir, file), 'utf8'));
+    for (const [kind, blocks] of Object.entries(parsed)) {
+      if (Array.isArray(blocks)) {
+        (merged[kind] ??= []).push(...blocks); // locals, terraform, provider
+      } else {
+        merged[kind] ??= {};
+        for (const [name, value] of Object.entries(blocks as Block)) {
+          if (kind === 'resource' || kind === 'data') {
+            merged[kind][name] = { ...merged[kind][name], ...(value as Block) };
+          } else {
+            expect(merged[kind][name]).toBeUndefined(); // declared twice
+            merged[kind][name] = value;
+          }
+        }
+      }
+    }
+  }
+  return merged;
+}
+
+/** Every string anywhere in a parsed block (where HCL expressions end up as "${...}"). */
+function strings(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value)) return value.flatMap(strings);
+  if (value && typeof value === 'object') return Object.values(value).flatMap(strings);
+  return [];
+}
+
+function only(blocks: unknown): Block {
+  expect(Array.isArray(blocks) && blocks.length === 1).toBe(true);
+  return (blocks as Block[])[0]!;
+}
+
+// AWS SDK v3 commands the workers send, and the IAM action each one needs.
+const IAM_ACTION_OF_COMMAND: Record<string, string> = {
+  GetObjectCommand: 's3:GetObject',
+  HeadObjectCommand: 's3:GetObject',
+  ListObjectsV2Command: 's3:ListBucket',
+  ReceiveMessageCommand: 'sqs:ReceiveMessage',
+  DeleteMessageCommand: 'sqs:DeleteMessage',
+  DeleteMessageBatchCommand: 'sqs:DeleteMessage',
+  SendMessageCommand: 'sqs:SendMessage',
+  SendMessageBatchCommand: 'sqs:SendMessage',
+  ChangeMessageVisibilityCommand: 'sqs:ChangeMessageVisibility',
+  ChangeMessageVisibilityBatchCommand: 'sqs:ChangeMessageVisibility',
+  GetQueueAttributesCommand: 'sqs:GetQueueAttributes',
+  InvokeCommand: 'lambda:InvokeFunction',
+  PublishCommand: 'sns:Publish',
+  PutMetricDataCommand: 'cloudwatch:PutMetricData',
+  GetItemCommand: 'dynamodb:GetItem',
+  GetCommand: 'dynamodb:GetItem',
+  PutItemCommand: 'dynamodb:PutItem',
+  PutCommand: 'dynamodb:PutItem',
+  UpdateItemCommand: 'dynamodb:UpdateItem',
+  UpdateCommand: 'dynamodb:UpdateItem',
+  QueryCommand: 'dynamodb:Query',
+  DeleteItemCommand: 'dynamodb:DeleteItem',
+  DeleteCommand: 'dynamodb:DeleteItem',
+};
+
+function sourceFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const file = path.join(dir, entry.name);
+    if (entry.isDirectory()) return sourceFiles(file);
+    return entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts') ? [file] : [];
+  });
+}
+
+/** The IAM actions a worker's code needs: the SDK commands it sends (metrics via core). */
+function actionsUsedBy(fn: FunctionName): string[] {
+  const code = sourceFiles(path.join(ROOT, 'packages', fn, 'src'))
+    .map((file) => readFileSync(file, 'utf8'))
+    .join('\n');
+  const commands = new Set([...code.matchAll(/new (\w+Command)\(/g)].map((m) => m[1]!));
+  if (/\bMetricsBatch\b/.test(code)) {
+    const metrics = readFileSync(path.join(ROOT, 'packages/core/src/metrics.ts'), 'utf8');
+    for (const m of metrics.matchAll(/new (\w+Command)\(/g)) commands.add(m[1]!);
+  }
+  return [...commands]
+    .map((command) => {
+      const action = IAM_ACTION_OF_COMMAND[command];
+      if (!action) throw new Error(`${fn} sends ${command}: add its IAM action to this test`);
+      return action;
+    })
+    .filter((action, i, all) => all.indexOf(action) === i)
+    .sort();
+}
+
+/** The zod schema a worker parses its environment with, as its package exports it. */
+async function envSchemaOf(
+  fn: FunctionName,
+  env: Record<string, string>,
+): Promise<EnvSchema | undefined> {
+  for (const file of ['env.ts', 'deps.ts']) {
+    const modulePath = path.join(ROOT, 'packages', fn, 'src', file);
+    if (!existsSync(modulePath)) continue;
+    // deps.ts parses process.env when it loads: give it the environment Terraform sets.
+    const saved = { ...process.env };
+    Object.assign(process.env, { AWS_REGION: 'us-east-1' }, env);
+    try {
+      const exported = (await import(modulePath)) as { EnvSchema?: EnvSchema };
+      if (exported.EnvSchema) return exported.EnvSchema;
+    } finally {
+      for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+      Object.assign(process.env, saved);
+    }
+  }
+  return undefined;
+}
+
+let root: Block;
+let lambdaModule: Block;
+let tfvars: Record<string, unknown>;
+let config: BinaryAlertConfig;
+
+beforeAll(async () => {
+  root = await parseModule(__dirname);
+  lambdaModule = await parseModule(MODULE_DIR);
+  tfvars = await parseTfvars(readFileSync(DEFAULT_TFVARS_PATH, 'utf8'));
+  config = validateConfig(tfvars);
+});
+
+describe('variables and outputs', () => {
+  it('declares exactly the settings of terraform.tfvars', () => {
+    const declared = Object.keys(root.variable).sort();
+
+    expect(declared).toEqual(Object.keys(tfvars).sort());
+    expect(declared).toEqual(Object.keys(BinaryAlertConfigSchema.shape).sort());
+  });
+
+  it('gives every variable a type and a description and every output a description', () => {
+    for (const mod of [root, lambdaModule]) {
+      for (const [name, blocks] of Object.entries(mod.variable as Block)) {
+        const variable = only(blocks);
+        expect([name, typeof variable.type]).toEqual([name, 'string']);
+        expect([name, typeof variable.description]).toEqual([name, 'string']);
+      }
+      for (const [name, blocks] of Object.entries(mod.output as Block)) {
+        expect([name, typeof only(blocks).description]).toEqual([name, 'string']);
+      }
+    }
+  });
+
+  it('refers only to declared variables, locals, modules, resources and data sources', () => {
+    for (const mod of [root, lambdaModule]) {
+      const locals = new Set((mod.locals ?? []).flatMap((block: Block) => Object.keys(block)));
+      const expressions = strings({ ...mod, variable: undefined }).join('\n');
+      const problems: string[] = [];
+      for (const [, name] of expressions.matchAll(/\bvar\.(\w+)/g)) {
+        if (!mod.variable[name!]) problems.push(`var.${name}`);
+      }
+      for (const [, name] of expressions.matchAll(/\blocal\.(\w+)/g)) {
+        if (!locals.has(name!)) problems.push(`local.${name}`);
+      }
+      for (const [, name] of expressions.matchAll(/\bmodule\.(\w+)/g)) {
+        if (!mod.module?.[name!]) problems.push(`module.${name}`);
+      }
+      for (const [, type, name] of expressions.matchAll(/\bdata\.(\w+)\.(\w+)/g)) {
+        if (!mod.data?.[type!]?.[name!]) problems.push(`data.${type}.${name}`);
+      }
+      for (const [, type, name] of expressions.matchAll(/(?<![.\w])(aws_\w+)\.(\w+)/g)) {
+        if (!mod.resource?.[type!]?.[name!]) problems.push(`${type}.${name}`);
+      }
+      expect(problems).toEqual([]);
+    }
+  });
+
+  it('outputs every module output the root module uses', () => {
+    const used = strings(root).join('\n');
+    for (const [, , output] of used.matchAll(/\bmodule\.(\w+)\.(\w+)/g)) {
+      expect(lambdaModule.output).toHaveProperty(output!);
+    }
+  });
+});
+
+describe('names', () => {
+  it('names every resource as resourceNames() does', () => {
+    const names = Object.assign({}, ...root.locals).names as Record<string, string>;
+    const evaluate = (expression: string) =>
+      expression
+        .replaceAll('${replace(var.name_prefix, "_", ".")}', config.name_prefix.replace(/_/g, '.'))
+        .replaceAll('${var.name_prefix}', config.name_prefix)
+        .replaceAll('${var.aws_region}', config.aws_region);
+    const expected = resourceNames(config);
+    const pairs: [keyof ResourceNames, string][] = [
+      ['bucket', 'bucket'],
+      ['queue', 'queue'],
+      ['deadLetterQueue', 'dead_letter_queue'],
+      ['table', 'table'],
+      ['matchesTopic', 'matches_topic'],
+      ['negativeMatchesTopic', 'negative_topic'],
+      ['alarmTopic', 'alarm_topic'],
+      ['analyzerFunction', 'analyzer_function'],
+      ['dispatcherFunction', 'dispatcher_function'],
+      ['batcherFunction', 'batcher_function'],
+    ];
+
+    for (const [key, local] of pairs) {
+      expect([key, evaluate(names[local]!)]).toEqual([key, expected[key]]);
+    }
+    // The log bucket is conditional: the created one is named like resourceNames() names it.
+    expect(names.log_bucket).toContain(
+      '"${replace(var.name_prefix, "_", ".")}.binaryalert-s3-access-logs.${var.aws_region}"',
+    );
+    expect(
+      evaluate(
+        '${replace(var.name_prefix, "_", ".")}.binaryalert-s3-access-logs.${var.aws_region}',
+      ),
+    ).toBe(resourceNames({ ...config, s3_log_bucket: '' }).logBucket);
+  });
+});
+
+describe('Lambda functions', () => {
+  const ids = { accountId: '123456789012', queueUrl: 'https://sqs.example/q' };
+
+  it.each(FUNCTIONS)('%s reads its zip from dist/lambda with handler index.handler', (fn) => {
+    const instance = only(root.module[fn]);
+    const zips = Object.assign({}, ...root.locals).lambda_zip as Record<string, string>;
+
+    expect(instance.source).toBe('./modules/lambda');
+    expect(zips[fn]).toBe(`\${path.module}/../dist/lambda/${fn}.zip`);
+    expect(instance.filename).toBe(`\${local.lambda_zip.${fn}}`);
+    expect(instance.source_code_hash).toBe(`\${filebase64sha256(local.lambda_zip.${fn})}`);
+    expect(instance.handler).toBe('index.handler');
+    expect(instance.function_name).toBe(`\${local.names.${fn}_function}`);
+  });
+
+  it.each(FUNCTIONS)('%s gets exactly the environment functionEnvironments() builds', (fn) => {
+    const terraformEnv = Object.keys(only(root.module[fn]).environment_variables as Block).sort();
+
+    expect(terraformEnv).toEqual(Object.keys(functionEnvironments(config, ids)[fn]).sort());
+  });
+
+  it.each(FUNCTIONS)('%s environment is what its handler env schema reads', async (fn) => {
+    const env = functionEnvironments(config, ids)[fn];
+    const schema = await envSchemaOf(fn, env);
+    if (!schema) throw new Error(`packages/${fn}/src/{env,deps}.ts export no EnvSchema`);
+    const names = Object.keys(schema.shape);
+    const required = names.filter((name) => !schema.shape[name]!.safeParse(undefined).success);
+
+    expect(Object.keys(env).filter((name) => !names.includes(name))).toEqual([]);
+    expect(required.filter((name) => !(name in env))).toEqual([]);
+    expect(schema.safeParse(env).success).toBe(true);
+  });
+
+  it('publishes a version per change behind a Production alias, with logs, alarms and a role', () => {
+    const resources = lambdaModule.resource as Block;
+    const fn = only(resources.aws_lambda_function.this);
+    const alias = only(resources.aws_lambda_alias.production);
+    const logs = only(resources.aws_cloudwatch_log_group.this);
+    const alarms = resources.aws_cloudwatch_metric_alarm as Block;
+
+    expect(fn.publish).toBe(true);
+    expect(fn.role).toBe('${aws_iam_role.this.arn}');
+    expect(alias.name).toBe('Production');
+    expect(alias.function_version).toBe('${aws_lambda_function.this.version}');
+    expect(logs.name).toBe('/aws/lambda/${var.function_name}');
+    expect(logs.retention_in_days).toBe('${var.log_retention_days}');
+    expect(only(alarms.errors).metric_name).toBe('Errors');
+    expect(only(alarms.throttles).metric_name).toBe('Throttles');
+    expect(only(resources.aws_iam_role_policy.function).policy).toBe('${var.policy_json}');
+    expect(only(resources.aws_iam_role_policy.logging).policy).toContain('logging');
+  });
+
+  it('keeps the Production alias name in step with the environments', () => {
+    const env = functionEnvironments(config, ids);
+
+    expect(env.dispatcher.ANALYZER_FUNCTION_QUALIFIER).toBe('Production');
+    expect(env.batcher.BATCH_LAMBDA_QUALIFIER).toBe('Production');
+    expect(only(root.module.batcher).environment_variables.BATCH_LAMBDA_QUALIFIER).toBe(
+      'Production',
+    );
+  });
+});
+
+describe('IAM', () => {
+  function statements(fn: FunctionName): Block[] {
+    return only(root.data.aws_iam_policy_document[fn]).statement as Block[];
+  }
+
+  it.each(FUNCTIONS)('%s may do exactly what its code calls', (fn) => {
+    const granted = statements(fn)
+      .flatMap((statement) => statement.actions as string[])
+      .filter((action, i, all) => all.indexOf(action) === i)
+      .sort();
+
+    expect(granted).toEqual(actionsUsedBy(fn));
+  });
+
+  it.each(FUNCTIONS)('%s grants nothing on "*" but namespaced metrics', (fn) => {
+    for (const statement of statements(fn)) {
+      expect(statement.effect ?? 'Allow').toBe('Allow');
+      expect((statement.actions as string[]).some((action) => action.includes('*'))).toBe(false);
+      // A resources list built by an expression (concat) parses as one "${...}" string.
+      if (strings(statement.resources).includes('*')) {
+        expect(statement.actions).toEqual(['cloudwatch:PutMetricData']);
+        expect(only(statement.condition).variable).toBe('cloudwatch:namespace');
+      }
+    }
+  });
+
+  it('lets the dispatcher invoke only the analyzer alias and the batcher only itself', () => {
+    const invoke = (fn: FunctionName) =>
+      statements(fn).find((s) => (s.actions as string[]).includes('lambda:InvokeFunction'));
+
+    expect(invoke('dispatcher')?.resources).toEqual(['${module.analyzer.alias_arn}']);
+    expect(invoke('batcher')?.resources).toEqual([
+      expect.stringMatching(/:function:\$\{local\.names\.batcher_function\}:Production$/),
+    ]);
+  });
+});
+
+describe('resources', () => {
+  it('wires the bucket to the queue and lets only the bucket send to it', () => {
+    const resources = root.resource as Block;
+    const notification = only(resources.aws_s3_bucket_notification.binaries);
+    const queuePolicy = only(root.data.aws_iam_policy_document.analyzer_queue).statement;
+
+    expect(only(notification.queue).queue_arn).toBe('${aws_sqs_queue.analyzer.arn}');
+    expect(only(notification.queue).events).toEqual(['s3:ObjectCreated:*']);
+    expect(only(queuePolicy).actions).toEqual(['sqs:SendMessage']);
+    expect(strings(only(queuePolicy).condition)).toContain('${aws_s3_bucket.binaries.arn}');
+  });
+
+  it('keys the match table by SHA256 and AnalyzerVersion', () => {
+    const table = only(root.resource.aws_dynamodb_table.matches);
+
+    expect([table.hash_key, table.range_key]).toEqual(['SHA256', 'AnalyzerVersion']);
+    expect(table.attribute).toEqual([
+      { name: 'SHA256', type: 'S' },
+      { name: 'AnalyzerVersion', type: 'N' },
+    ]);
+  });
+
+  it('gives every alarm a description that says what to do', () => {
+    const alarms = [
+      ...Object.values(root.resource.aws_cloudwatch_metric_alarm as Block),
+      ...Object.values(lambdaModule.resource.aws_cloudwatch_metric_alarm as Block),
+    ].map(only);
+    const metrics = alarms.map((alarm) => alarm.metric_name as string);
+
+    expect(metrics).toEqual(
+      expect.arrayContaining([
+        'Errors',
+        'Throttles',
+        'ApproximateAgeOfOldestMessage',
+        'ApproximateNumberOfMessagesVisible',
+        'AnalyzedBinaries',
+        'BatchEnqueueFailures',
+        'YaraRules',
+        '${each.value}',
+      ]),
+    );
+    for (const alarm of alarms) {
+      expect(alarm.alarm_description).toMatch(/\. [A-Z].*(run|raise|check|fix|find|switch)/i);
+    }
+  });
+});
