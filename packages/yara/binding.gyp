@@ -9,7 +9,7 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-fexceptions", "-std=gnu++17", "-fvisibility=hidden"],
+      "cflags_cc": ["-fexceptions", "-std=gnu++17", "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
       "libraries": [
         "-Wl,--exclude-libs,ALL",
         "-Wl,--as-needed",

@@ -1,4 +1,7 @@
 // The raw native binding (internal: use the typed API in index.ts).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
 import type { CompileMessage, ExternalValue, RuleMatch } from './types';
 
 export interface NativeScanOptions {
@@ -49,6 +52,11 @@ export interface NativeBinding {
   ): Promise<NativeCompileResult>;
   load(path: string): Promise<NativeRules>;
 }
+
+// libyara's "magic" module reads libmagic's database at scan time and fails every scan without it.
+// Where the system has none (Lambda), the bundle ships magic.mgc beside the code; point libmagic at it.
+const bundledMagic = join(__dirname, 'magic.mgc');
+if (process.env.MAGIC === undefined && existsSync(bundledMagic)) process.env.MAGIC = bundledMagic;
 
 // One literal path, so the Lambda bundler can find the addon and copy it beside the bundle.
 // eslint-disable-next-line @typescript-eslint/no-require-imports

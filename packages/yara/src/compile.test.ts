@@ -25,6 +25,13 @@ describe('compileRules', () => {
     expect(warnings).toEqual([]);
   });
 
+  it('compiles an empty list of sources into an empty rule set', async () => {
+    const { rules } = await compileRules([]);
+
+    expect(rules.ruleCount).toBe(0);
+    expect((await rules.scanBuffer(Buffer.from('x'))).matches).toEqual([]);
+  });
+
   it('lists every error of every file with file and line, not only the first', async () => {
     const good = dir.write('good.yar', 'rule fine { condition: true }');
     const undefinedIds = dir.write(

@@ -78,6 +78,24 @@ describe('CompiledRules scans', () => {
     ]);
   });
 
+  it('supports the modules third-party rules import (magic, hash, pe, elf, math)', async () => {
+    const rules = await compileTexts(dir, {
+      modules: `
+        import "magic"
+        import "hash"
+        import "pe"
+        import "elf"
+        import "math"
+        rule plain_text { condition: magic.mime_type() == "text/plain" }
+        rule hello_md5 { condition: hash.md5(0, filesize) == "5d41402abc4b2a76b9719d911017c592" }
+        rule not_pe { condition: not pe.is_pe and not defined elf.type and math.entropy(0, filesize) > 0 }`,
+    });
+
+    const { matches } = await rules.scanBuffer(Buffer.from('hello'));
+
+    expect(matches.map((m) => m.rule).sort()).toEqual(['hello_md5', 'not_pe', 'plain_text']);
+  });
+
   it('returns no matches for clean data', async () => {
     const rules = await compileTexts(dir, { eicar: EICAR_RULE });
 
