@@ -60,6 +60,9 @@ export type AnalyzerInput =
 export function parseAnalyzerInput(event: unknown, log: Logger): AnalyzerInput {
   const dispatcher = DispatcherPayloadSchema.safeParse(event);
   if (dispatcher.success) return fromDispatcher(dispatcher.data, log);
+  if (typeof event === 'object' && event !== null && 'SQSReceipts' in event) {
+    throw new InvalidEventError('malformed dispatcher payload', { cause: dispatcher.error });
+  }
 
   const sqs = SqsEventSchema.safeParse(event);
   if (sqs.success) return fromSqsEvent(sqs.data, log);

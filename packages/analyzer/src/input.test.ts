@@ -1,0 +1,162 @@
+import { createLogger, encodeS3Key, InvalidEventError, s3EventRecord } from '@binaryalert/core';
+import { parseAnalyzerInput } from './input';
+
+function quietLog() {
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger('test', (line) =>
+    lines.push(JSON.parse(line) as Record<string, unknown>),
+  );
+  return { log, lines };
+}
+
+const record = (key: string, size?: number) =>
+  s3EventRecord({ bucket: 'bucket', key, ...(size === undefined ? {} : { size }) });
+
+describe('parseAnalyzerInput', () => {
+  it('reads a dispatcher payload and maps one record per receipt', () => {
+    const { log } = quietLog();
+
+    const input = parseAnalyzerInput(
+      { Records: [record('a.exe', 3), record('b.exe')], SQSReceipts: ['r1', 'r2'] },
+      log,
+    );
+
+    expect(input.kind).toBe('dispatcher');
+    expect(input.groups).toEqual([{ id: 'r1' }, { id: 'r2' }]);
+    expect(input.tasks).toEqual([
+      { ref: { bucket: 'bucket', key: 'a.exe', size: 3 }, groups: [0] },
+      { ref: { bucket: 'bucket', key: 'b.exe' }, groups: [1] },
+    ]);
+  });
+
+  it('uses RecordReceipts to map records of multi-object messages to their receipt', () => {
+    const { log } = quietLog();
+
+    const input = parseAnalyzerInput(
+      {
+        Records: [record('a'), record('b'), record('c')],
+        SQSReceipts: ['r1', 'r2'],
+        RecordReceipts: [0, 0, 1],
+      },
+      log,
+    );
+
+    expect(input.tasks.map((task) => task.groups)).toEqual([[0], [0], [1]]);
+  });
+
+  it('makes every receipt depend on every object when records cannot be mapped to receipts', () => {
+    const { log } = quietLog();
+
+    const input = parseAnalyzerInput(
+      { Records: [record('a'), record('b'), record('c')], SQSReceipts: ['r1', 'r2'] },
+      log,
+    );
+
+    expect(input.tasks.map((task) => task.groups)).toEqual([
+      [0, 1],
+      [0, 1],
+      [0, 1],
+    ]);
+  });
+
+  it('reads a plain S3 event and decodes URL-encoded keys with spaces, unicode and +', () => {
+    const { log } = quietLog();
+    const key = 'dir with space/ünï 文件+plus.exe';
+    const raw = {
+      Records: [
+        {
+          eventSource: 'aws:s3',
+          eventName: 'ObjectCreated:Put',
+          s3: { bucket: { name: 'bucket' }, object: { key: encodeS3Key(key), size: 7 } },
+        },
+      ],
+    };
+    expect(raw.Records[0]!.s3.object.key).toBe(
+      'dir+with+space/%C3%BCn%C3%AF+%E6%96%87%E4%BB%B6%2Bplus.exe',
+    );
+
+    const input = parseAnalyzerInput(raw, log);
+
+    expect(input).toEqual({
+      kind: 's3',
+      groups: [],
+      tasks: [{ ref: { bucket: 'bucket', key, size: 7 }, groups: [] }],
+    });
+  });
+
+  it('reads an SQS event-source batch whose bodies are S3 notifications', () => {
+    const { log, lines } = quietLog();
+    const sqsRecord = (messageId: string, body: string) => ({
+      messageId,
+      receiptHandle: `rh-${messageId}`,
+      body,
+      attributes: { ApproximateReceiveCount: '1' },
+      messageAttributes: {},
+      md5OfBody: 'x',
+      eventSource: 'aws:sqs',
+      eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:queue',
+      awsRegion: 'us-east-1',
+    });
+
+    const input = parseAnalyzerInput(
+      {
+        Records: [
+          sqsRecord('m1', JSON.stringify({ Records: [record('a'), record('b')] })),
+          sqsRecord('m2', JSON.stringify({ Service: 'Amazon S3', Event: 's3:TestEvent' })),
+          sqsRecord('m3', 'not json'),
+          sqsRecord('m4', JSON.stringify({ Records: [] })),
+          sqsRecord('m5', JSON.stringify({ Records: [record('c')] })),
+        ],
+      },
+      log,
+    );
+
+    expect(input.kind).toBe('sqs');
+    expect(input.groups.map((group) => group.id)).toEqual(['m1', 'm2', 'm3', 'm4', 'm5']);
+    expect(input.tasks).toEqual([
+      { ref: { bucket: 'bucket', key: 'a' }, groups: [0] },
+      { ref: { bucket: 'bucket', key: 'b' }, groups: [0] },
+      { ref: { bucket: 'bucket', key: 'c' }, groups: [4] },
+    ]);
+    expect(lines.map((line) => line.message)).toEqual([
+      'dropping S3 test event',
+      'dropping message that is not an S3 event notification',
+      'dropping notification without records',
+    ]);
+  });
+
+  it('analyzes an object named twice only once, for all its messages', () => {
+    const { log } = quietLog();
+
+    const input = parseAnalyzerInput(
+      {
+        Records: [record('same'), record('other'), record('same')],
+        SQSReceipts: ['r1', 'r2', 'r3'],
+      },
+      log,
+    );
+
+    expect(input.tasks).toEqual([
+      { ref: { bucket: 'bucket', key: 'same' }, groups: [0, 2] },
+      { ref: { bucket: 'bucket', key: 'other' }, groups: [1] },
+    ]);
+  });
+
+  it('drops a direct S3 test event', () => {
+    const { log, lines } = quietLog();
+
+    const input = parseAnalyzerInput({ Service: 'Amazon S3', Event: 's3:TestEvent' }, log);
+
+    expect(input.tasks).toEqual([]);
+    expect(lines[0]?.message).toBe('dropping S3 test event');
+  });
+
+  it.each([
+    ['null', null],
+    ['a string', 'hello'],
+    ['records of no known shape', { Records: [{ hello: 'world' }] }],
+    ['receipts that are not strings', { Records: [record('a')], SQSReceipts: [1] }],
+  ])('rejects %s', (_name, event) => {
+    expect(() => parseAnalyzerInput(event, quietLog().log)).toThrow(InvalidEventError);
+  });
+});
