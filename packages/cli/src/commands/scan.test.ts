@@ -1,0 +1,222 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { FileSummary } from '@binaryalert/core';
+import { compileRules } from '@binaryalert/yara';
+import { runCaptured, temporaryDirectory } from '../rules/testing';
+
+const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*';
+const RULES = `
+rule eicar_test_file {
+  meta: description = "EICAR test file" author = "test" reference = "https://www.eicar.org/"
+  strings: $eicar = "EICAR-STANDARD-ANTIVIRUS-TEST-FILE"
+  condition: $eicar
+}
+rule double_extension {
+  meta: description = "document.pdf.exe"
+  condition: filename matches /\\.pdf\\.exe$/
+}
+`;
+
+describe('manage.ts scan', () => {
+  let tmp: ReturnType<typeof temporaryDirectory>;
+  let rulesDir: string;
+  let compiled: string;
+  let data: string;
+
+  beforeEach(async () => {
+    tmp = temporaryDirectory('scan');
+    rulesDir = path.join(tmp.dir, 'rules');
+    mkdirSync(path.join(rulesDir, 'own'), { recursive: true });
+    writeFileSync(path.join(rulesDir, 'own', 'test.yara'), RULES);
+    compiled = path.join(tmp.dir, 'compiled.bin');
+    const { rules } = await compileRules([
+      { path: path.join(rulesDir, 'own', 'test.yara'), namespace: 'own/test.yara' },
+    ]);
+    await rules.save(compiled);
+    data = path.join(tmp.dir, 'data');
+    mkdirSync(path.join(data, 'sub'), { recursive: true });
+    writeFileSync(path.join(data, 'clean.txt'), 'nothing to see here');
+    writeFileSync(path.join(data, 'sub', 'eicar.com'), EICAR);
+  });
+  afterEach(() => tmp.remove());
+
+  it('prints a table of the files under a directory and exits 1 when one matched', async () => {
+    const run = await runCaptured(['scan', '--rules', compiled, data]);
+
+    expect(run.code).toBe(1);
+    const lines = run.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^STATUS\s+PATH\s+MATCHED RULES$/);
+    expect(lines[1]).toMatch(new RegExp(`^clean\\s+${data}/clean\\.txt$`));
+    expect(lines[2]).toMatch(
+      new RegExp(`^MATCH\\s+${data}/sub/eicar\\.com\\s+own/test\\.yara:eicar_test_file$`),
+    );
+    expect(lines[3]).toMatch(/^scanned 2 files in \d+\.\d s: 1 matched, 1 clean$/);
+    expect(run.stderr).toBe('');
+  });
+
+  it('exits 0 when every file is clean', async () => {
+    const run = await runCaptured(['scan', '--rules', compiled, path.join(data, 'clean.txt')]);
+
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('0 matched, 1 clean');
+  });
+
+  it('prints per-file summaries as JSON, with hashes and externals from the path', async () => {
+    const renamed = path.join(data, 'invoice.pdf.exe');
+    writeFileSync(renamed, EICAR);
+
+    const run = await runCaptured([
+      'scan',
+      '--json',
+      '--rules',
+      compiled,
+      renamed,
+      path.join(data, 'clean.txt'),
+    ]);
+
+    expect(run.code).toBe(1);
+    const summaries = JSON.parse(run.stdout) as FileSummary[];
+    expect(summaries).toHaveLength(2);
+    const [matched, clean] = summaries as [FileSummary, FileSummary];
+    expect(matched.FileInfo).toMatchObject({
+      SHA256: createHash('sha256').update(EICAR).digest('hex'),
+      MD5: createHash('md5').update(EICAR).digest('hex'),
+      S3Location: renamed,
+      S3Metadata: {},
+    });
+    expect(matched.FileInfo.S3LastModified).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(matched.NumMatchedRules).toBe(2);
+    expect(
+      Object.values(matched.MatchedRules)
+        .map((rule) => rule.RuleName)
+        .sort(),
+    ).toEqual(['double_extension', 'eicar_test_file']);
+    expect(matched.MatchedRules.Rule1).toMatchObject({ RuleFile: 'own/test.yara' });
+    expect(clean).toMatchObject({ NumMatchedRules: 0, MatchedRules: {} });
+  });
+
+  it('reports each bad input by path and scans the rest without blocking', async () => {
+    const bad = path.join(tmp.dir, 'bad');
+    mkdirSync(bad);
+    execFileSync('mkfifo', [path.join(bad, 'fifo')]);
+    const socketPath = path.join(bad, 'socket');
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    symlinkSync(path.join(bad, 'loop-b'), path.join(bad, 'loop-a'));
+    symlinkSync(path.join(bad, 'loop-a'), path.join(bad, 'loop-b'));
+    symlinkSync(path.join(bad, 'missing-target'), path.join(bad, 'dangling'));
+    symlinkSync(bad, path.join(bad, 'cycle')); // a directory link back to itself
+    writeFileSync(path.join(bad, 'empty'), '');
+    writeFileSync(path.join(bad, 'large'), Buffer.alloc(2 * 1024 * 1024, 'a'));
+    writeFileSync(path.join(bad, 'z-eicar.txt'), EICAR);
+    const missing = path.join(tmp.dir, 'does-not-exist');
+
+    try {
+      const run = await runCaptured([
+        'scan',
+        '--rules',
+        compiled,
+        '--max-size-mb',
+        '1',
+        missing,
+        '/dev/null',
+        bad,
+      ]);
+
+      expect(run.code).toBe(1);
+      const errors = run.stderr.trimEnd().split('\n').sort();
+      expect(errors).toEqual(
+        [
+          `error: ${missing}: no such file or directory`,
+          'error: /dev/null: not a regular file (a character device)',
+          `error: ${bad}/dangling: dangling symbolic link`,
+          `error: ${bad}/fifo: not a regular file (a FIFO)`,
+          `error: ${bad}/large: larger than the maximum of 1.0 MB (2.0 MB; see --max-size-mb)`,
+          `error: ${bad}/loop-a: symbolic link loop`,
+          `error: ${bad}/loop-b: symbolic link loop`,
+          `error: ${bad}/socket: not a regular file (a socket)`,
+          `skipped: ${bad}/empty: empty file (0 bytes)`,
+        ].sort(),
+      );
+      expect(run.stdout).toMatch(
+        new RegExp(`^MATCH\\s+${bad}/z-eicar\\.txt\\s+own/test\\.yara:eicar_test_file$`, 'm'),
+      );
+      expect(run.stdout).toMatch(
+        /scanned 1 files in .*: 1 matched, 0 clean, 8 could not be scanned, 1 skipped/,
+      );
+    } finally {
+      server.close();
+    }
+  });
+
+  it('shows a progress line on a terminal only', async () => {
+    const descriptor = Object.getOwnPropertyDescriptor(process.stderr, 'isTTY');
+    Object.defineProperty(process.stderr, 'isTTY', { value: true, configurable: true });
+    try {
+      const run = await runCaptured(['scan', '--rules', compiled, data]);
+
+      expect(run.stderr).toContain('\r\x1b[Kscanning: 2/2 files, 1 matched');
+      expect(run.stderr.endsWith('\r\x1b[K')).toBe(true);
+      expect(run.stdout).not.toContain('scanning:');
+    } finally {
+      if (descriptor) Object.defineProperty(process.stderr, 'isTTY', descriptor);
+      else delete (process.stderr as { isTTY?: boolean }).isTTY;
+    }
+  });
+
+  it('runs as the manage.ts child process on the bundled EICAR sample with the default rules', () => {
+    const root = path.resolve(__dirname, '../../../..');
+    const result = spawnSync(
+      'pnpm',
+      ['exec', 'tsx', 'manage.ts', 'scan', 'rules/samples/positive/eicar_test_file'],
+      {
+        cwd: root,
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+
+    expect(result.status).toBe(1);
+    expect(result.stdout).toMatch(
+      /^MATCH\s+rules\/samples\/positive\/eicar_test_file\/eicar\.com\s+binaryalert\/eicar\.yara:eicar_test_file$/m,
+    );
+  });
+
+  it('compiles a rules directory for the scan with --rules-dir', async () => {
+    const run = await runCaptured(['scan', '--rules-dir', rulesDir, path.join(data, 'sub')]);
+
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/MATCH\s+\S+eicar\.com\s+own\/test\.yara:eicar_test_file/);
+  });
+
+  it('fails naming the file when the compiled rules are corrupt', async () => {
+    const corrupt = path.join(tmp.dir, 'corrupt.bin');
+    writeFileSync(corrupt, 'this is not a compiled YARA rules file');
+
+    const run = await runCaptured(['scan', '--rules', corrupt, data]);
+
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`cannot load compiled rules from ${corrupt}`);
+    expect(run.stdout).toBe('');
+  });
+
+  it.each([
+    [['scan'], "missing required argument 'paths'"],
+    [['scan', '--max-size-mb', 'lots', '.'], '--max-size-mb must be a positive number'],
+    [['scan', '--concurrency', '0', '.'], '--concurrency must be a positive integer'],
+    [
+      ['scan', '--rules', '/nonexistent/compiled.bin', '.'],
+      '--rules /nonexistent/compiled.bin: no such file',
+    ],
+    [['scan', '--rules', 'x', '--rules-dir', 'y', '.'], 'either --rules or --rules-dir'],
+    [['scan', '--no-such-flag', '.'], "unknown option '--no-such-flag'"],
+  ])('exits 2 on usage errors: %j', async (args, message) => {
+    const run = await runCaptured(args);
+
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(message);
+  });
+});
