@@ -97,6 +97,13 @@ async function proxyS3(
     headers.authorization = rekeyCredential(headers.authorization, routes.s3AccessKeyId);
   }
   let path = req.url ?? '/';
+  // Virtual-hosted style from the Lambda workers ("<bucket>.localhost:<port>"): back to path style.
+  const vhost = /^(.+)\.localhost(:\d+)?$/i.exec(req.headers.host ?? '');
+  if (vhost?.[1]) {
+    const rest = path === '/' || path.startsWith('/?') ? path.slice(1) : path;
+    path = `/${vhost[1]}${rest}`;
+    headers.host = `localhost${vhost[2] ?? ''}`;
+  }
   const url = new URL(path, 'http://local');
   const credential = url.searchParams.get('X-Amz-Credential');
   if (credential) {

@@ -9,6 +9,8 @@ import yauzl from 'yauzl';
 
 /** The runner script each worker process executes (plain JS: it runs outside any TS loader). */
 const WORKER_SCRIPT = resolve(__dirname, '..', 'runtime', 'lambda-worker.cjs');
+/** Preloaded into each worker: `*.localhost` resolves to 127.0.0.1 (virtual-hosted S3 requests). */
+const PRELOAD_SCRIPT = resolve(__dirname, '..', 'runtime', 'lambda-preload.cjs');
 
 /** A function the local Lambda runtime can invoke. */
 export interface LocalFunction {
@@ -310,7 +312,12 @@ export class LambdaRuntime {
     const child = fork(WORKER_SCRIPT, [], {
       cwd: deployment.codeDir,
       env,
-      execArgv: ['--enable-source-maps', `--max-old-space-size=${Math.max(64, fn.memoryMb)}`],
+      execArgv: [
+        '--require',
+        PRELOAD_SCRIPT,
+        '--enable-source-maps',
+        `--max-old-space-size=${Math.max(64, fn.memoryMb)}`,
+      ],
       silent: true,
       serialization: 'json',
     });

@@ -227,7 +227,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     const clientConfig = { endpoint, region, credentials: LOCAL_CREDENTIALS };
     const sqs = new SQSClient(clientConfig);
-    const dynamoClient = new DynamoDBClient(clientConfig);
+    const dynamoClient = new DynamoDBClient({
+      ...clientConfig,
+      endpoint: `http://127.0.0.1:${dynamoPort}`,
+    });
     cleanups.push(() => {
       sqs.destroy();
       dynamoClient.destroy();
@@ -350,7 +353,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       region,
       accountId,
       baseEnvironment: {
-        AWS_ENDPOINT_URL: endpoint,
+        // "localhost" rather than the IP: S3 clients address dotted bucket names virtual-hosted
+        // style, which needs a host name (the worker preload resolves *.localhost).
+        AWS_ENDPOINT_URL: `http://localhost:${port}`,
         AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
         AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
       },
