@@ -2,6 +2,9 @@ import { Command, CommanderError } from 'commander';
 import { registerCloneRules } from './commands/clone-rules';
 import { registerCompileRules } from './commands/compile-rules';
 import { registerScan } from './commands/scan';
+import { registerConfigure } from './commands/configure';
+import { registerApply } from './commands/apply';
+import { registerDestroy } from './commands/destroy';
 
 /** Adds one command (or a group of related commands) to the manage.ts program. */
 export type CommandRegistrar = (program: Command) => void;
@@ -16,6 +19,9 @@ const registrars: CommandRegistrar[] = [
   registerCompileRules,
   registerCloneRules,
   registerScan,
+  registerConfigure,
+  registerApply,
+  registerDestroy,
 ];
 
 /** Builds the manage.ts program with every command registered. */
