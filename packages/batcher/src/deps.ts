@@ -21,7 +21,9 @@ export const config: BatcherConfig = {
 };
 
 export const deps: BatcherDeps = {
-  s3: new S3Client({}),
+  // Path-style: the binaries bucket's name has dots, for which S3 over HTTPS uses path-style anyway;
+  // forcing it keeps a plain-HTTP endpoint (AWS_ENDPOINT_URL of the local stack) working too.
+  s3: new S3Client({ forcePathStyle: true }),
   sqs: new SQSClient({}),
   lambda: new LambdaClient({}),
   cloudwatch: new CloudWatchClient({}),

@@ -1,0 +1,195 @@
+import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import * as esbuild from 'esbuild';
+
+import { compileRulesDirectory } from '../rules/compile';
+import { writeReproducibleZip, type ZipEntry } from './zip';
+
+/** The repository root (this file is packages/cli/src/build/lambda-zips.ts). */
+export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..', '..');
+
+export const LAMBDA_FUNCTIONS = ['analyzer', 'dispatcher', 'batcher'] as const;
+export type LambdaFunctionName = (typeof LAMBDA_FUNCTIONS)[number];
+
+/** File names inside the zips (docs/contracts.md "Build output"); handler `index.handler`. */
+export const COMPILED_RULES_FILE = 'compiled_yara_rules.bin';
+export const ADDON_FILE = 'yara.node';
+/** Node version the bundles target: the oldest Lambda Node runtime BinaryAlert supports. */
+export const BUNDLE_TARGET = 'node20';
+
+export interface BuildLambdaZipsOptions {
+  /** Where the zips go (default `<repo>/dist/lambda`, where Terraform reads them). */
+  outDir?: string;
+  /** The rules compiled into the analyzer zip (default `<repo>/rules`). */
+  rulesDir?: string;
+  /** Which functions to build (default all three). */
+  functions?: readonly LambdaFunctionName[];
+  /** Progress lines for the user. */
+  log?: (line: string) => void;
+}
+
+export interface BuiltZip {
+  function: LambdaFunctionName;
+  path: string;
+  sha256: string;
+  bytes: number;
+  entries: string[];
+}
+
+/** The Lambda build failed (bundling, the native addon or the rules); `cause` has the details. */
+export class LambdaBuildError extends Error {
+  override readonly name = 'LambdaBuildError';
+}
+
+const addonDir = path.join(REPO_ROOT, 'packages', 'yara', 'build', 'Release');
+
+/**
+ * Modules that @binaryalert/core imports for the CLI only (terraform.tfvars parsing, a WebAssembly
+ * bridge esbuild cannot bundle). The workers never call them, so the bundle gets a stub that
+ * throws if that ever changes, instead of a require that would fail at cold start.
+ */
+export const CLI_ONLY_MODULES = ['@cdktf/hcl2json'];
+
+const cliOnlyStub: esbuild.Plugin = {
+  name: 'binaryalert-cli-only-stub',
+  setup(build) {
+    const filter = new RegExp(
+      `^(${CLI_ONLY_MODULES.map((m) => m.replace(/[/.]/g, '\\$&')).join('|')})$`,
+    );
+    build.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'cli-only' }));
+    build.onLoad({ filter: /.*/, namespace: 'cli-only' }, (args) => ({
+      contents: `export function parse() { throw new Error(${JSON.stringify(`${args.path} is not available inside a Lambda bundle`)}); }`,
+      loader: 'js',
+    }));
+  },
+};
+
+/**
+ * Bundles each worker's `src/handler.ts` with esbuild (AWS SDK v3 included, minified, source
+ * map) and writes `<outDir>/<function>.zip` reproducibly. The analyzer zip also carries the yara
+ * addon (esbuild copies the `.node` its binding requires and points the require at
+ * `./yara.node`), any `lib*.so*` shipped beside the addon, and the compiled rules.
+ */
+export async function buildLambdaZips(options: BuildLambdaZipsOptions = {}): Promise<BuiltZip[]> {
+  const outDir = path.resolve(options.outDir ?? path.join(REPO_ROOT, 'dist', 'lambda'));
+  const functions = options.functions ?? LAMBDA_FUNCTIONS;
+  const log = options.log ?? (() => undefined);
+
+  if (functions.includes('analyzer')) await ensureAddon(log);
+  const built: BuiltZip[] = [];
+  for (const name of functions) {
+    const entries = await bundle(name);
+    if (name === 'analyzer') {
+      entries.push(...(await sharedLibraries()));
+      entries.push({ name: COMPILED_RULES_FILE, data: await compiledRules(options.rulesDir, log) });
+    }
+    const file = path.join(outDir, `${name}.zip`);
+    await writeReproducibleZip(file, entries);
+    const data = await readFile(file);
+    const zip: BuiltZip = {
+      function: name,
+      path: file,
+      sha256: createHash('sha256').update(data).digest('hex'),
+      bytes: data.length,
+      entries: entries.map((entry) => entry.name).sort(),
+    };
+    log(
+      `${name}: ${path.relative(process.cwd(), file) || file} (${formatBytes(zip.bytes)}, sha256 ${zip.sha256.slice(0, 12)}…)`,
+    );
+    built.push(zip);
+  }
+  return built;
+}
+
+async function bundle(name: LambdaFunctionName): Promise<ZipEntry[]> {
+  // A fixed virtual output directory keeps the source map identical wherever the zip is written.
+  const virtualOutDir = path.join(REPO_ROOT, 'dist', 'lambda', name);
+  let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
+  try {
+    result = await esbuild.build({
+      absWorkingDir: REPO_ROOT,
+      entryPoints: { index: path.join(REPO_ROOT, 'packages', name, 'src', 'handler.ts') },
+      outdir: virtualOutDir,
+      write: false,
+      bundle: true,
+      platform: 'node',
+      target: BUNDLE_TARGET,
+      format: 'cjs',
+      minify: true,
+      sourcemap: 'linked',
+      legalComments: 'none',
+      // The addon is copied next to index.js under its own name; the require is rewritten to it.
+      loader: { '.node': 'copy' },
+      assetNames: '[name]',
+      logLevel: 'silent',
+      plugins: [cliOnlyStub],
+    });
+  } catch (error) {
+    throw new LambdaBuildError(`bundling the ${name} function failed`, { cause: error });
+  }
+  return result.outputFiles.map((file) => ({
+    name: path.relative(virtualOutDir, file.path).split(path.sep).join('/'),
+    data: Buffer.from(file.contents),
+  }));
+}
+
+/** Builds the addon when it is missing (its build script is incremental and offline). */
+async function ensureAddon(log: (line: string) => void): Promise<void> {
+  if (existsSync(path.join(addonDir, ADDON_FILE))) return;
+  log('building the yara addon (packages/yara)');
+  try {
+    await promisify(execFile)(
+      process.execPath,
+      [path.join(REPO_ROOT, 'packages', 'yara', 'scripts', 'build.js')],
+      {
+        cwd: path.join(REPO_ROOT, 'packages', 'yara'),
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
+  } catch (error) {
+    throw new LambdaBuildError('building the yara addon failed (see packages/yara)', {
+      cause: error,
+    });
+  }
+}
+
+/** Shared libraries the addon ships beside itself (RPATH $ORIGIN), if any. */
+async function sharedLibraries(): Promise<ZipEntry[]> {
+  const names = (await readdir(addonDir)).filter((file) => /^lib.+\.so(\.\d+)*$/.test(file));
+  return Promise.all(
+    names.map(async (name) => ({ name, data: await readFile(path.join(addonDir, name)) })),
+  );
+}
+
+async function compiledRules(
+  rulesDir: string | undefined,
+  log: (line: string) => void,
+): Promise<Buffer> {
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'binaryalert-rules-'));
+  try {
+    const output = path.join(scratch, COMPILED_RULES_FILE);
+    const summary = await compileRulesDirectory({
+      rulesDir: path.resolve(rulesDir ?? path.join(REPO_ROOT, 'rules')),
+      output,
+    });
+    log(`compiled ${summary.ruleCount} YARA rules from ${summary.fileCount} files`);
+    return await readFile(output);
+  } catch (error) {
+    throw new LambdaBuildError('compiling the YARA rules for the analyzer failed', {
+      cause: error,
+    });
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 1024 * 1024
+    ? `${(bytes / 1024 / 1024).toFixed(1)} MB`
+    : `${Math.ceil(bytes / 1024)} kB`;
+}
