@@ -14,7 +14,7 @@ interface CloneRulesFlags {
 export const registerCloneRules: CommandRegistrar = (program: Command) => {
   program
     .command('clone-rules')
-    .description('copy YARA rules from the git repositories in rules/rule_sources.json')
+    .description('fetch the YARA rules listed in rule_sources.json')
     .option(
       '--rules-dir <dir>',
       'rules directory to copy into (<host>/<repo path>/...)',

@@ -27,7 +27,7 @@ export async function requireDirectory(dir: string, flag: string): Promise<void>
 export const registerCompileRules: CommandRegistrar = (program: Command) => {
   program
     .command('compile-rules')
-    .description('compile every YARA rule under rules/ into one file for the analyzer')
+    .description('compile the YARA rules under rules/ into one file')
     .option(
       '--rules-dir <dir>',
       'rules directory (samples/ inside it is skipped)',

@@ -1,11 +1,12 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { FileSummary } from '@binaryalert/core';
 import { compileRules } from '@binaryalert/yara';
 import { runCaptured, temporaryDirectory } from '../rules/testing';
+import { scanPaths } from './scan';
 
 const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*';
 const RULES = `
@@ -218,5 +219,38 @@ describe('manage.ts scan', () => {
 
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(message);
+  });
+});
+
+describe('scanPaths', () => {
+  it('reports a file that vanished after it was listed and scans the others', async () => {
+    const tmp = temporaryDirectory('vanish');
+    try {
+      const rulesFile = path.join(tmp.dir, 'r.yara');
+      writeFileSync(rulesFile, 'rule any_a { strings: $a = "a" condition: $a }');
+      const { rules } = await compileRules([{ path: rulesFile, namespace: 'r.yara' }]);
+      for (const name of ['1', '2', '3']) writeFileSync(path.join(tmp.dir, `file-${name}`), 'a');
+
+      const entries = await scanPaths(
+        [path.join(tmp.dir, 'file-1'), path.join(tmp.dir, 'file-2'), path.join(tmp.dir, 'file-3')],
+        {
+          rules,
+          maxSizeBytes: 1024,
+          timeoutSeconds: 10,
+          concurrency: 1,
+          onEntry: (entry) => {
+            if (entry.path.endsWith('file-1')) unlinkSync(path.join(tmp.dir, 'file-2'));
+          },
+        },
+      );
+
+      expect(entries.map((entry) => entry.status)).toEqual(['scanned', 'error', 'scanned']);
+      expect(entries[1]).toMatchObject({
+        path: path.join(tmp.dir, 'file-2'),
+        message: expect.stringMatching(/^cannot read: /),
+      });
+    } finally {
+      tmp.remove();
+    }
   });
 });

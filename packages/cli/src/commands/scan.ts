@@ -309,7 +309,7 @@ function progressLine(enabled: boolean) {
 export const registerScan: CommandRegistrar = (program: Command) => {
   program
     .command('scan')
-    .description('scan local files and directories with the YARA rules, as the analyzer would')
+    .description('scan files and directories with the YARA rules')
     .argument('<paths...>', 'files and directories (scanned recursively)')
     .option(
       '--rules <file>',
