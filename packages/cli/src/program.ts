@@ -5,6 +5,7 @@ import { registerScan } from './commands/scan';
 import { registerConfigure } from './commands/configure';
 import { registerApply } from './commands/apply';
 import { registerDestroy } from './commands/destroy';
+import { registerLocal } from './commands/local';
 
 /** Adds one command (or a group of related commands) to the manage.ts program. */
 export type CommandRegistrar = (program: Command) => void;
@@ -22,6 +23,7 @@ const registrars: CommandRegistrar[] = [
   registerConfigure,
   registerApply,
   registerDestroy,
+  registerLocal,
 ];
 
 /** Builds the manage.ts program with every command registered. */
