@@ -94,18 +94,27 @@ const IAM_ACTION_OF_COMMAND: Record<string, string> = {
   DeleteCommand: 'dynamodb:DeleteItem',
 };
 
-function sourceFiles(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const file = path.join(dir, entry.name);
-    if (entry.isDirectory()) return sourceFiles(file);
-    return entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts') ? [file] : [];
-  });
+/** The package's modules a Lambda loads: handler.ts and what it imports, transitively. */
+function handlerModules(fn: FunctionName): string[] {
+  const pending = [path.join(ROOT, 'packages', fn, 'src', 'handler.ts')];
+  const seen = new Set<string>();
+  while (pending.length > 0) {
+    const file = pending.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const code = readFileSync(file, 'utf8');
+    for (const [, specifier] of code.matchAll(/(?:from|import\()\s*'(\.{1,2}\/[^']+)'/g)) {
+      const base = path.resolve(path.dirname(file), specifier!);
+      const resolved = [`${base}.ts`, path.join(base, 'index.ts')].find((f) => existsSync(f));
+      if (resolved) pending.push(resolved);
+    }
+  }
+  return [...seen];
 }
 
 /** The IAM actions a worker's code needs: the SDK commands it sends (metrics via core). */
 function actionsUsedBy(fn: FunctionName): string[] {
-  const code = sourceFiles(path.join(ROOT, 'packages', fn, 'src'))
+  const code = handlerModules(fn)
     .map((file) => readFileSync(file, 'utf8'))
     .join('\n');
   const commands = new Set([...code.matchAll(/new (\w+Command)\(/g)].map((m) => m[1]!));
@@ -135,8 +144,10 @@ async function envSchemaOf(
     const saved = { ...process.env };
     Object.assign(process.env, { AWS_REGION: 'us-east-1' }, env);
     try {
-      const exported = (await import(modulePath)) as { EnvSchema?: EnvSchema };
-      if (exported.EnvSchema) return exported.EnvSchema;
+      // `EnvSchema`, or a prefixed name such as `AnalyzerEnvSchema`.
+      const exported = (await import(modulePath)) as Record<string, unknown>;
+      const name = Object.keys(exported).find((key) => key.endsWith('EnvSchema'));
+      if (name) return exported[name] as EnvSchema;
     } finally {
       for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
       Object.assign(process.env, saved);
