@@ -120,6 +120,24 @@ describe('manage.ts clone-rules', () => {
 });
 
 describe('rule sources', () => {
+  it('rejects two entries that would share a destination', async () => {
+    const tmp = temporaryDirectory('sources');
+    try {
+      const file = path.join(tmp.dir, 'rule_sources.json');
+      const repos = [
+        { url: 'https://github.com/org/rules.git', include: ['a/*.yar'] },
+        { url: 'https://github.com/org/rules', include: ['b/*.yar'] },
+      ];
+      writeFileSync(file, JSON.stringify({ repos }));
+
+      await expect(loadRuleSources(file)).rejects.toThrow(
+        /both be copied to rules\/github\.com\/org\/rules/,
+      );
+    } finally {
+      tmp.remove();
+    }
+  });
+
   it('the committed rule_sources.json is valid', async () => {
     const sources = await loadRuleSources(DEFAULT_RULE_SOURCES);
 

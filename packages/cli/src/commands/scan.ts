@@ -241,7 +241,7 @@ async function rulesForScan(flags: ScanFlags): Promise<CompiledRules> {
   if (!stats) {
     if (flags.rules !== undefined) throw new UsageError(`--rules ${flags.rules}: no such file`);
     note(
-      `note: ${displayPath(file)} not found, compiling ${displayPath(DEFAULT_RULES_DIR)} for this scan ` +
+      `note: ${displayPath(file)} not found, compiling ${displayPath(DEFAULT_RULES_DIR)}/ for this scan ` +
         '(run manage.ts compile-rules to save the step)',
     );
     return compileForScan(DEFAULT_RULES_DIR);

@@ -60,6 +60,23 @@ export async function loadRuleSources(file: string): Promise<RuleSources> {
       cause: parsed.error,
     });
   }
+  const seen = new Map<string, string>();
+  for (const repo of parsed.data.repos) {
+    let destination: string;
+    try {
+      destination = destinationFor(repo.url);
+    } catch (cause) {
+      throw new RuleSourcesError(`${file}: ${(cause as Error).message}`, { cause });
+    }
+    const other = seen.get(destination);
+    if (other !== undefined) {
+      throw new RuleSourcesError(
+        `${file}: ${other} and ${repo.url} would both be copied to rules/${destination}; ` +
+          'merge their include globs into one entry',
+      );
+    }
+    seen.set(destination, repo.url);
+  }
   return parsed.data;
 }
 
