@@ -41,6 +41,8 @@ export function buildProgram(): Command {
  * 0 on success, 1 when a command reports a failure or a finding, 2 on usage errors.
  */
 export async function runCli(args: string[]): Promise<number> {
+  // Commands report findings through process.exitCode; start each run from a clean slate.
+  process.exitCode = undefined;
   const program = buildProgram();
   program.commands.forEach((command) => command.exitOverride());
   try {
