@@ -1,0 +1,556 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import { GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import {
+  CreateQueueCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import 'aws-sdk-client-mock-jest';
+import { mockClient } from 'aws-sdk-client-mock';
+import {
+  createLogger,
+  decodeS3Key,
+  encodeS3Key,
+  s3EventRecord,
+  type FileSummary,
+  type S3EventRecord,
+} from '@binaryalert/core';
+import { startDynamo, startS3, startSqs, uniqueName, type Emulator } from '@binaryalert/testing';
+import { compileRules, type CompiledRules } from '@binaryalert/yara';
+import {
+  analyzerVersion,
+  handleInvocation,
+  type AnalysisResults,
+  type AnalyzerDeps,
+  type AnalyzerSettings,
+  type SqsBatchResponse,
+} from './analyze';
+import { AnalysisFailedError } from './errors';
+import { createMatchTable } from './test-helpers';
+
+const RULES = `
+rule evil_marker : malware {
+  meta:
+    description = "contains the test marker"
+    score = 5
+  strings:
+    $marker = "EVIL_MARKER"
+  condition:
+    $marker
+}
+
+rule named_payload {
+  condition:
+    filename == "payload.exe" and extension == ".exe" and filetype == "EXE"
+}
+
+// Only big files reach the nested loops, which exceed any timeout.
+rule slow_for_big_files {
+  condition:
+    filesize > 60000 and
+    for any i in (0..filesize) : (
+      for any j in (0..filesize) : (uint8(i) == 0x42 and uint8(j) == 0x43)
+    )
+}
+`;
+
+const EVIL = Buffer.from('hello EVIL_MARKER world');
+const CLEAN = Buffer.from('nothing to see');
+const SLOW = Buffer.alloc(65536);
+const TOPIC = 'arn:aws:sns:us-east-1:123456789012:matches';
+const NEGATIVE_TOPIC = 'arn:aws:sns:us-east-1:123456789012:negative';
+
+const bodyRecords = (message: Message) =>
+  (JSON.parse(message.Body!) as { Records: S3EventRecord[] }).Records;
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+describe('handleInvocation', () => {
+  let s3: Emulator<S3Client>;
+  let sqs: Emulator<SQSClient>;
+  let dynamo: Emulator<DynamoDBClient>;
+  let rules: CompiledRules;
+  let workDir: string;
+  let tmpDir: string;
+  const originalTmpdir = process.env.TMPDIR;
+  const snsMock = mockClient(SNSClient);
+  const cloudwatchMock = mockClient(CloudWatchClient);
+
+  let bucket: string;
+  let queueUrl: string;
+  let settings: AnalyzerSettings;
+  let deps: AnalyzerDeps;
+  let logLines: Record<string, unknown>[];
+
+  beforeAll(async () => {
+    [s3, sqs, dynamo] = await Promise.all([startS3(), startSqs(), startDynamo()]);
+    workDir = await mkdtemp(path.join(os.tmpdir(), 'analyzer-test-'));
+    await writeFile(path.join(workDir, 'test.yar'), RULES);
+    ({ rules } = await compileRules([
+      { path: path.join(workDir, 'test.yar'), namespace: 'test/test.yar' },
+    ]));
+    // The analyzer's temp files go here, so the tests can see that none are left behind.
+    tmpDir = path.join(workDir, 'tmp');
+    await rm(tmpDir, { recursive: true, force: true });
+    await import('node:fs/promises').then((fs) => fs.mkdir(tmpDir));
+    process.env.TMPDIR = tmpDir;
+  });
+
+  afterAll(async () => {
+    if (originalTmpdir === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = originalTmpdir;
+    await Promise.all([s3.stop(), sqs.stop(), dynamo.stop()]);
+    await rm(workDir, { recursive: true, force: true });
+  });
+
+  beforeEach(async () => {
+    snsMock.reset();
+    cloudwatchMock.reset();
+    bucket = uniqueName('binaries');
+    const table = uniqueName('matches');
+    await s3.client.send(new CreateBucketCommand({ Bucket: bucket }));
+    await createMatchTable(dynamo.client, table);
+    const queue = await sqs.client.send(
+      new CreateQueueCommand({
+        QueueName: uniqueName('analysis'),
+        Attributes: { VisibilityTimeout: '1' },
+      }),
+    );
+    queueUrl = queue.QueueUrl!;
+    settings = {
+      matchesTable: table,
+      alertsTopicArn: TOPIC,
+      negativeAlertsTopicArn: '',
+      queueUrl,
+      maxFileBytes: 100_000,
+      scanTimeoutSeconds: 1,
+      concurrency: 2,
+    };
+    logLines = [];
+    deps = {
+      s3: s3.client,
+      dynamo: dynamo.client,
+      sqs: sqs.client,
+      sns: new SNSClient({ region: 'us-east-1' }),
+      cloudwatch: new CloudWatchClient({ region: 'us-east-1' }),
+      rules,
+      log: createLogger('analyzer', (line) =>
+        logLines.push(JSON.parse(line) as Record<string, unknown>),
+      ),
+    };
+  });
+
+  afterEach(async () => {
+    // Temp files are gone after every invocation, whatever happened to the objects.
+    expect(await readdir(tmpDir)).toEqual([]);
+  });
+
+  const put = (key: string, body: Buffer, metadata?: Record<string, string>) =>
+    s3.client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: body,
+        ...(metadata ? { Metadata: metadata } : {}),
+      }),
+    );
+
+  /** Queues one S3 notification per key and receives them, as the dispatcher does. */
+  async function dispatcherPayload(keys: string[]) {
+    for (const key of keys) {
+      await sqs.client.send(
+        new SendMessageCommand({
+          QueueUrl: queueUrl,
+          MessageBody: JSON.stringify({ Records: [s3EventRecord({ bucket, key })] }),
+        }),
+      );
+    }
+    const received = await receiveAll(keys.length);
+    return {
+      Records: received.map((message) => bodyRecords(message)[0]!),
+      SQSReceipts: received.map((message) => message.ReceiptHandle!),
+    };
+  }
+
+  /**
+   * Receives at least `count` distinct messages (all visible ones when 0); local-aws-sqs may
+   * repeat a message within one response.
+   */
+  async function receiveAll(count: number): Promise<Message[]> {
+    const byId = new Map<string, Message>();
+    for (;;) {
+      const response = await sqs.client.send(
+        new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10 }),
+      );
+      for (const message of response.Messages ?? []) byId.set(message.MessageId!, message);
+      if (byId.size >= count && (count > 0 || (response.Messages ?? []).length === 0)) break;
+    }
+    return [...byId.values()];
+  }
+
+  /** Keys of the messages still in the queue once their visibility timeout passed. */
+  async function keysLeftInQueue(): Promise<string[]> {
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const messages = await receiveAll(0);
+    return messages.map((message) => decodeS3Key(bodyRecords(message)[0]!.s3.object.key)).sort();
+  }
+
+  const invoke = (event: unknown, version = 1) => handleInvocation(deps, settings, event, version);
+  const publishes = () => snsMock.commandCalls(PublishCommand).map((call) => call.args[0].input);
+  const metricsSent = () =>
+    cloudwatchMock.commandCalls(PutMetricDataCommand).map((call) => call.args[0].input);
+
+  it('analyzes a dispatcher payload, alerts on the match and deletes the finished receipts', async () => {
+    await put('evil.bin', EVIL, { filepath: '/home/user/evil.bin' });
+    await put('clean.txt', CLEAN);
+    const payload = await dispatcherPayload(['evil.bin', 'clean.txt', 'gone.exe']);
+
+    const results = (await invoke(payload)) as AnalysisResults;
+
+    expect(Object.keys(results).sort()).toEqual([
+      `S3:${bucket}:clean.txt`,
+      `S3:${bucket}:evil.bin`,
+    ]);
+    const evil = results[`S3:${bucket}:evil.bin`]!;
+    expect(evil).toEqual({
+      FileInfo: {
+        MD5: createHash('md5').update(EVIL).digest('hex'),
+        SHA256: sha256(EVIL),
+        S3LastModified: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        S3Location: `S3:${bucket}:evil.bin`,
+        S3Metadata: { filepath: '/home/user/evil.bin' },
+      },
+      MatchedRules: {
+        Rule1: {
+          RuleName: 'evil_marker',
+          RuleFile: 'test/test.yar',
+          RuleTags: ['malware'],
+          Meta: { description: 'contains the test marker', score: 5 },
+          MatchedStrings: ['$marker'],
+        },
+      },
+      NumMatchedRules: 1,
+    });
+    expect(results[`S3:${bucket}:clean.txt`]?.NumMatchedRules).toBe(0);
+    expect(publishes()).toEqual([
+      expect.objectContaining({
+        TopicArn: TOPIC,
+        Subject: '[BinaryAlert] /home/user/evil.bin matches a YARA rule',
+        Message: JSON.stringify(evil, null, 4),
+      }),
+    ]);
+    const item = await dynamo.client.send(
+      new GetItemCommand({
+        TableName: settings.matchesTable,
+        Key: { SHA256: { S: sha256(EVIL) }, AnalyzerVersion: { N: '1' } },
+      }),
+    );
+    expect(item.Item?.S3Objects?.SS).toEqual([`S3:${bucket}:evil.bin`]);
+    // The missing object is finished too: logged with its key, never retried.
+    expect(logLines).toContainEqual(
+      expect.objectContaining({ level: 'warn', object: `S3:${bucket}:gone.exe` }),
+    );
+    expect(await keysLeftInQueue()).toEqual([]);
+  });
+
+  it('keeps the receipt of a file whose scan failed and finishes the others', async () => {
+    await put('evil.bin', EVIL);
+    await put('slow.bin', SLOW);
+    await put('clean.txt', CLEAN);
+    const payload = await dispatcherPayload(['slow.bin', 'evil.bin', 'clean.txt']);
+
+    const results = (await invoke(payload)) as AnalysisResults;
+
+    expect(Object.keys(results).sort()).toEqual([
+      `S3:${bucket}:clean.txt`,
+      `S3:${bucket}:evil.bin`,
+    ]);
+    expect(publishes()).toHaveLength(1);
+    expect(logLines).toContainEqual(
+      expect.objectContaining({
+        level: 'error',
+        object: `S3:${bucket}:slow.bin`,
+        error: expect.objectContaining({ name: 'ScanTimeoutError' }),
+      }),
+    );
+    expect(metricsSent()[0]?.MetricData).toContainEqual({
+      MetricName: 'AnalysisErrors',
+      Value: 1,
+      Unit: 'Count',
+    });
+    expect(await keysLeftInQueue()).toEqual(['slow.bin']);
+  });
+
+  it('keeps the receipt of a multi-object message until all its objects finished', async () => {
+    await put('a.bin', CLEAN);
+    await put('slow.bin', SLOW);
+    await put('b.bin', EVIL);
+    await sqs.client.send(
+      new SendMessageCommand({
+        QueueUrl: queueUrl,
+        MessageBody: JSON.stringify({
+          Records: ['a.bin', 'slow.bin'].map((key) => s3EventRecord({ bucket, key })),
+        }),
+      }),
+    );
+    await sqs.client.send(
+      new SendMessageCommand({
+        QueueUrl: queueUrl,
+        MessageBody: JSON.stringify({ Records: [s3EventRecord({ bucket, key: 'b.bin' })] }),
+      }),
+    );
+    const messages = await receiveAll(2);
+
+    await invoke({
+      Records: messages.flatMap(bodyRecords),
+      SQSReceipts: messages.map((message) => message.ReceiptHandle!),
+      RecordReceipts: messages.flatMap((message, index) => bodyRecords(message).map(() => index)),
+    });
+
+    expect(await keysLeftInQueue()).toEqual(['a.bin']);
+  });
+
+  it('analyzes a plain S3 event with URL-encoded keys holding spaces, unicode and +', async () => {
+    const key = 'uploads/my file+1 – ünïcødé 文件.bin';
+    await put(key, EVIL);
+    const event = {
+      Records: [
+        {
+          eventVersion: '2.1',
+          eventSource: 'aws:s3',
+          eventName: 'ObjectCreated:Put',
+          s3: { bucket: { name: bucket }, object: { key: encodeS3Key(key), size: EVIL.length } },
+        },
+      ],
+    };
+    expect(event.Records[0]!.s3.object.key).toContain('my+file%2B1');
+
+    const results = (await invoke(event)) as AnalysisResults;
+
+    expect(Object.keys(results)).toEqual([`S3:${bucket}:${key}`]);
+    expect(publishes()[0]?.Subject).toBe(`[BinaryAlert] ${sha256(EVIL)} matches a YARA rule`);
+  });
+
+  it('fails a plain S3 event invocation whose objects could not be analyzed, after the others', async () => {
+    await put('slow.bin', SLOW);
+    await put('evil.bin', EVIL);
+
+    const act = invoke({
+      Records: [
+        s3EventRecord({ bucket, key: 'slow.bin' }),
+        s3EventRecord({ bucket, key: 'evil.bin' }),
+      ],
+    });
+
+    await expect(act).rejects.toThrow(AnalysisFailedError);
+    await expect(act).rejects.toThrow(`S3:${bucket}:slow.bin`);
+    expect(publishes()).toHaveLength(1);
+  });
+
+  it('answers an SQS event-source batch with the failed message ids only', async () => {
+    await put('evil.bin', EVIL);
+    await put('slow.bin', SLOW);
+    const message = (messageId: string, body: unknown) => ({
+      messageId,
+      receiptHandle: `handle-${messageId}`,
+      body: JSON.stringify(body),
+      attributes: {},
+      messageAttributes: {},
+      md5OfBody: '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:queue',
+      awsRegion: 'us-east-1',
+    });
+
+    const response = (await invoke({
+      Records: [
+        message('ok', { Records: [s3EventRecord({ bucket, key: 'evil.bin' })] }),
+        message('test', { Service: 'Amazon S3', Event: 's3:TestEvent' }),
+        message('bad', { Records: [s3EventRecord({ bucket, key: 'slow.bin' })] }),
+        message('missing', { Records: [s3EventRecord({ bucket, key: 'gone' })] }),
+      ],
+    })) as SqsBatchResponse;
+
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'bad' }] });
+    expect(publishes()).toHaveLength(1);
+  });
+
+  it('skips an oversized object without downloading it and finishes its message', async () => {
+    await put('huge.bin', Buffer.alloc(settings.maxFileBytes + 1, 0x41));
+    const payload = await dispatcherPayload(['huge.bin']);
+    // Without the event's size the response's Content-Length decides.
+    delete (payload.Records[0] as { s3: { object: { size?: number } } }).s3.object.size;
+
+    const results = await invoke(payload);
+
+    expect(results).toEqual({});
+    expect(logLines).toContainEqual(
+      expect.objectContaining({
+        message: 'skipping object larger than the maximum file size',
+        object: `S3:${bucket}:huge.bin`,
+      }),
+    );
+    expect(metricsSent()[0]?.MetricData).toEqual(
+      expect.arrayContaining([
+        { MetricName: 'SkippedBinaries', Value: 1, Unit: 'Count' },
+        { MetricName: 'AnalyzedBinaries', Value: 0, Unit: 'Count' },
+      ]),
+    );
+    expect(await keysLeftInQueue()).toEqual([]);
+  });
+
+  it('passes the filepath metadata to rules as filename, extension and filetype', async () => {
+    await put('with-path', CLEAN, { filepath: 'C:/Users/victim/Downloads/payload.exe' });
+    await put('without-path', CLEAN);
+
+    const results = (await invoke({
+      Records: [
+        s3EventRecord({ bucket, key: 'with-path' }),
+        s3EventRecord({ bucket, key: 'without-path' }),
+      ],
+    })) as AnalysisResults;
+
+    expect(results[`S3:${bucket}:with-path`]?.MatchedRules.Rule1?.RuleName).toBe('named_payload');
+    expect(results[`S3:${bucket}:without-path`]?.NumMatchedRules).toBe(0);
+  });
+
+  describe('alerts', () => {
+    const event = (key: string) => ({ Records: [s3EventRecord({ bucket, key })] });
+
+    it('follows the match history across keys, versions and duplicate deliveries', async () => {
+      await put('first.bin', EVIL);
+      await put('copy.bin', EVIL);
+
+      await invoke(event('first.bin'), 1); // first match
+      await Promise.all([invoke(event('first.bin'), 1), invoke(event('first.bin'), 1)]); // duplicates
+      await invoke(event('copy.bin'), 1); // same file, new key
+      await invoke(event('first.bin'), 2); // newer version, nothing new
+      await invoke(event('copy.bin'), 1); // older version running late
+
+      expect(
+        publishes().map((input) => (JSON.parse(input.Message!) as FileSummary).FileInfo.S3Location),
+      ).toEqual([`S3:${bucket}:first.bin`, `S3:${bucket}:copy.bin`]);
+    });
+
+    it('alerts when a new rule of a newer version matches a known file', async () => {
+      await put('first.bin', EVIL);
+      await invoke(event('first.bin'), 1);
+      const ruleFile = path.join(workDir, 'newer.yar');
+      await writeFile(ruleFile, 'rule newer_rule { strings: $h = "hello" condition: $h }');
+      const newer = await compileRules([
+        { path: path.join(workDir, 'test.yar'), namespace: 'test/test.yar' },
+        { path: ruleFile, namespace: 'test/newer.yar' },
+      ]);
+
+      await handleInvocation({ ...deps, rules: newer.rules }, settings, event('first.bin'), 2);
+
+      expect(publishes()).toHaveLength(2);
+      expect(publishes()[1]?.MessageAttributes?.rules).toEqual({
+        DataType: 'String.Array',
+        StringValue: '["evil_marker","newer_rule"]',
+      });
+    });
+
+    it('leaves the object unrecorded and its message in the queue when the alert fails', async () => {
+      await put('evil.bin', EVIL);
+      snsMock.on(PublishCommand).rejectsOnce(new Error('SNS is down')).resolves({ MessageId: '1' });
+      const payload = await dispatcherPayload(['evil.bin']);
+
+      const results = await invoke(payload);
+
+      expect(results).toEqual({});
+      expect(await keysLeftInQueue()).toEqual(['evil.bin']);
+
+      // The retry alerts.
+      await invoke(event('evil.bin'));
+      expect(publishes()).toHaveLength(2);
+    });
+
+    it('publishes files without matches to the negative topic when configured', async () => {
+      settings.negativeAlertsTopicArn = NEGATIVE_TOPIC;
+      await put('clean.txt', CLEAN, { filepath: '/docs/clean.txt' });
+      await put('evil.bin', EVIL);
+
+      await invoke({
+        Records: [
+          s3EventRecord({ bucket, key: 'clean.txt' }),
+          s3EventRecord({ bucket, key: 'evil.bin' }),
+        ],
+      });
+
+      expect(publishes().map((input) => [input.TopicArn, input.Subject])).toEqual(
+        expect.arrayContaining([
+          [NEGATIVE_TOPIC, '[BinaryAlert] /docs/clean.txt did not match any YARA rules'],
+          [TOPIC, `[BinaryAlert] ${sha256(EVIL)} matches a YARA rule`],
+        ]),
+      );
+      expect(publishes()).toHaveLength(2);
+    });
+  });
+
+  it('sends all metrics in one PutMetricData and survives a metrics failure', async () => {
+    cloudwatchMock.on(PutMetricDataCommand).rejects(new Error('throttled'));
+    await put('evil.bin', EVIL);
+    await put('clean.txt', CLEAN);
+
+    const results = (await invoke({
+      Records: ['evil.bin', 'clean.txt', 'gone'].map((key) => s3EventRecord({ bucket, key })),
+    })) as Record<string, FileSummary>;
+
+    expect(Object.keys(results)).toHaveLength(2);
+    expect(cloudwatchMock).toHaveReceivedCommandTimes(PutMetricDataCommand, 1);
+    const data = metricsSent()[0]!;
+    expect(data.Namespace).toBe('BinaryAlert');
+    expect(data.MetricData?.map((datum) => datum.MetricName)).toEqual([
+      'AnalyzedBinaries',
+      'MatchedBinaries',
+      'YaraRules',
+      'S3DownloadLatency',
+      'ScanLatency',
+      'SkippedBinaries',
+      'AnalysisErrors',
+    ]);
+    expect(data.MetricData).toEqual(
+      expect.arrayContaining([
+        { MetricName: 'AnalyzedBinaries', Value: 2, Unit: 'Count' },
+        { MetricName: 'MatchedBinaries', Value: 1, Unit: 'Count' },
+        { MetricName: 'YaraRules', Value: 3, Unit: 'Count' },
+        { MetricName: 'SkippedBinaries', Value: 1, Unit: 'Count' },
+        { MetricName: 'AnalysisErrors', Value: 0, Unit: 'Count' },
+        expect.objectContaining({
+          MetricName: 'S3DownloadLatency',
+          Unit: 'Milliseconds',
+          StatisticValues: expect.objectContaining({ SampleCount: 2 }),
+        }),
+      ]),
+    );
+    expect(logLines).toContainEqual(
+      expect.objectContaining({ level: 'error', message: 'failed to publish metrics' }),
+    );
+  });
+
+  it('drops a test event quietly', async () => {
+    const results = await invoke({ Service: 'Amazon S3', Event: 's3:TestEvent' });
+
+    expect(results).toEqual({});
+    expect(cloudwatchMock).toHaveReceivedCommandTimes(PutMetricDataCommand, 0);
+  });
+});
+
+describe('analyzerVersion', () => {
+  it.each([
+    ['$LATEST', 0],
+    ['1', 1],
+    ['42', 42],
+    [undefined, 0],
+  ])('maps %p to %p', (functionVersion, expected) => {
+    expect(analyzerVersion(functionVersion)).toBe(expected);
+  });
+});

@@ -1,0 +1,132 @@
+import { readFile, readdir, stat } from 'node:fs/promises';
+import {
+  CreateBucketCommand,
+  PutObjectCommand,
+  S3ServiceException,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { startS3, uniqueName, type Emulator } from '@binaryalert/testing';
+import { downloadError, downloadObject, privateTempDir } from './download';
+import { DownloadError, ObjectAccessDeniedError, ObjectMissingError } from './errors';
+
+describe('downloadObject', () => {
+  let s3: Emulator<S3Client>;
+  let bucket: string;
+  let temp: Awaited<ReturnType<typeof privateTempDir>>;
+
+  beforeAll(async () => {
+    s3 = await startS3();
+  });
+  afterAll(async () => {
+    await s3.stop();
+  });
+  beforeEach(async () => {
+    bucket = uniqueName('download');
+    await s3.client.send(new CreateBucketCommand({ Bucket: bucket }));
+    temp = await privateTempDir();
+  });
+  afterEach(async () => {
+    await temp.remove();
+  });
+
+  const put = (key: string, body: Buffer | string, metadata?: Record<string, string>) =>
+    s3.client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: body,
+        ...(metadata ? { Metadata: metadata } : {}),
+      }),
+    );
+
+  it('streams the object into a private file and returns its metadata', async () => {
+    const content = Buffer.alloc(300_000, 7);
+    const key = 'dir with space/ünï 文件+plus.exe';
+    await put(key, content, { filepath: 'C:/Windows/evil.exe' });
+
+    const result = await downloadObject(s3.client, { bucket, key }, temp.dir, 1 << 20);
+
+    if (result.kind !== 'downloaded') throw new Error(`unexpected ${result.kind}`);
+    expect(await readFile(result.file)).toEqual(content);
+    expect((await stat(result.file)).mode & 0o777).toBe(0o600);
+    expect((await stat(temp.dir)).mode & 0o777).toBe(0o700);
+    expect(result.size).toBe(content.length);
+    expect(result.metadata).toEqual({ filepath: 'C:/Windows/evil.exe' });
+    expect(new Date(result.lastModified).getTime()).toBeGreaterThan(Date.now() - 60_000);
+    expect(result.downloadMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it('skips an object whose event size is too large without requesting it', async () => {
+    // The object does not even exist: a request would fail with ObjectMissingError.
+    const result = await downloadObject(
+      s3.client,
+      { bucket, key: 'never-requested', size: 101 },
+      temp.dir,
+      100,
+    );
+
+    expect(result).toEqual({ kind: 'too-large', size: 101 });
+  });
+
+  it('skips an object whose Content-Length is too large without writing it', async () => {
+    await put('big.bin', Buffer.alloc(5000));
+
+    const result = await downloadObject(s3.client, { bucket, key: 'big.bin' }, temp.dir, 4999);
+
+    expect(result).toEqual({ kind: 'too-large', size: 5000 });
+    expect(await readdir(temp.dir)).toEqual([]);
+  });
+
+  it('downloads an empty object', async () => {
+    await put('empty', '');
+
+    const result = await downloadObject(s3.client, { bucket, key: 'empty' }, temp.dir, 10);
+
+    expect(result).toMatchObject({ kind: 'downloaded', size: 0 });
+  });
+
+  it('reports a missing key or bucket as ObjectMissingError naming the object', async () => {
+    const missingKey = await downloadObject(
+      s3.client,
+      { bucket, key: 'gone.exe' },
+      temp.dir,
+      100,
+    ).catch((error: unknown) => error);
+    const missingBucket = await downloadObject(
+      s3.client,
+      { bucket: uniqueName('nobucket'), key: 'x' },
+      temp.dir,
+      100,
+    ).catch((error: unknown) => error);
+
+    expect(missingKey).toBeInstanceOf(ObjectMissingError);
+    expect(missingKey).toMatchObject({ message: `S3:${bucket}:gone.exe does not exist` });
+    expect(missingBucket).toBeInstanceOf(ObjectMissingError);
+  });
+});
+
+describe('downloadError', () => {
+  const serviceError = (name: string, status: number) =>
+    new S3ServiceException({ name, $fault: 'client', $metadata: { httpStatusCode: status } });
+
+  it.each([
+    ['NoSuchKey', 404, ObjectMissingError],
+    ['NotFound', 404, ObjectMissingError],
+    ['Unknown', 404, ObjectMissingError],
+    ['AccessDenied', 403, ObjectAccessDeniedError],
+    ['Forbidden', 403, ObjectAccessDeniedError],
+    ['SlowDown', 503, DownloadError],
+    ['InternalError', 500, DownloadError],
+  ])('maps %s (%d) to the right error', (name, status, expected) => {
+    const error = downloadError('S3:b:k', serviceError(name, status));
+
+    expect(error).toBeInstanceOf(expected);
+    expect(error.cause).toBeInstanceOf(S3ServiceException);
+  });
+
+  it('treats network errors as retryable', () => {
+    expect(
+      downloadError('S3:b:k', Object.assign(new Error('reset'), { code: 'ECONNRESET' })),
+    ).toBeInstanceOf(DownloadError);
+  });
+});
