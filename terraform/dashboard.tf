@@ -18,7 +18,7 @@ locals {
           region  = var.aws_region
           stat    = metric == "Duration" ? "Average" : (metric == "ConcurrentExecutions" ? "Maximum" : "Sum")
           period  = 300
-          metrics = [for name, function in local.functions : ["AWS/Lambda", metric, "FunctionName", function, { label = name }]]
+          metrics = [for label, function_name in local.functions : ["AWS/Lambda", metric, "FunctionName", function_name, { label = label }]]
         }
       }
     ],

@@ -127,6 +127,18 @@ describe('loadConfig', () => {
     expect(error.message).toContain('name_prefix is too long');
   });
 
+  it('checks the created log bucket name too, which is longer', async () => {
+    // 30 + 22 + 9 = 61 characters for the binaries bucket, 30 + 28 + 9 = 67 for the log bucket.
+    const prefix = 'a'.repeat(30);
+    const file = await tfvarsWith('name_prefix', `"${prefix}"`);
+
+    const error = await loadError(file);
+
+    expect(error.message).toContain(
+      `the bucket name "${prefix}.binaryalert-s3-access-logs.us-east-1" exceeds`,
+    );
+  });
+
   it('reports a file that is not HCL and a file that does not exist', async () => {
     const file = path.join(dir, 'terraform.tfvars');
     await writeFile(file, 'aws_region = "us-east-1\n');

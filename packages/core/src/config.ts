@@ -159,13 +159,15 @@ export const BinaryAlertConfigSchema = z.strictObject(shape).superRefine((config
       message: `must be less than lambda_dispatch_timeout_sec (${config.lambda_dispatch_timeout_sec})`,
     });
   }
-  const bucket = binariesBucketName(config.name_prefix, config.aws_region);
-  if (bucket.length > 63) {
+  const names = resourceNames(config);
+  const buckets = config.s3_log_bucket ? [names.bucket] : [names.bucket, names.logBucket];
+  const tooLong = buckets.find((bucket) => bucket.length > 63);
+  if (tooLong) {
     ctx.addIssue({
       code: 'custom',
       params: { crossSetting: true },
       path: ['name_prefix'],
-      message: `is too long: the bucket name "${bucket}" exceeds S3's 63 characters`,
+      message: `is too long: the bucket name "${tooLong}" exceeds S3's 63 characters`,
     });
   }
 });
