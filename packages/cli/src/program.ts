@@ -6,6 +6,10 @@ import { registerConfigure } from './commands/configure';
 import { registerApply } from './commands/apply';
 import { registerDestroy } from './commands/destroy';
 import { registerLocal } from './commands/local';
+import { registerBuild } from './commands/build';
+import { registerRetroAnalyze } from './commands/retro-analyze';
+import { registerPurgeQueue } from './commands/purge-queue';
+import { registerLiveTest } from './commands/live-test';
 
 /** Adds one command (or a group of related commands) to the manage.ts program. */
 export type CommandRegistrar = (program: Command) => void;
@@ -24,6 +28,10 @@ const registrars: CommandRegistrar[] = [
   registerApply,
   registerDestroy,
   registerLocal,
+  registerBuild,
+  registerRetroAnalyze,
+  registerPurgeQueue,
+  registerLiveTest,
 ];
 
 /** Builds the manage.ts program with every command registered. */

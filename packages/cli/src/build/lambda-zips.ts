@@ -98,9 +98,7 @@ export async function buildLambdaZips(options: BuildLambdaZipsOptions = {}): Pro
       bytes: data.length,
       entries: entries.map((entry) => entry.name).sort(),
     };
-    log(
-      `${name}: ${path.relative(process.cwd(), file) || file} (${formatBytes(zip.bytes)}, sha256 ${zip.sha256.slice(0, 12)}…)`,
-    );
+    log(`${name}.zip: ${zip.entries.join(', ')} (${formatBytes(zip.bytes)})`);
     built.push(zip);
   }
   return built;

@@ -1,0 +1,80 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import type { BinaryAlertConfig } from '@binaryalert/core';
+
+import { UsageError } from './program';
+
+/** Where `manage.ts local` serves the AWS APIs by default. */
+export const LOCAL_ENDPOINT = 'http://127.0.0.1:4566';
+
+/**
+ * The dummy credentials the local stack accepts (s3rver's own key pair; the other emulators take
+ * any). Use the same with the aws CLI: AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER.
+ */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+
+/** The value of a `--local [endpoint]` flag: absent, bare (`true`) or an endpoint URL. */
+export type LocalFlag = boolean | string | undefined;
+
+/** SDK client settings: the deployed region, or the local stack with its dummy credentials. */
+export interface AwsClientSettings {
+  region: string;
+  endpoint?: string;
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+  forcePathStyle?: boolean;
+}
+
+/**
+ * Client settings for `--local [endpoint]` (default http://127.0.0.1:4566, path-style S3, dummy
+ * credentials) or, without it, for AWS with the default credential chain and the configured region.
+ */
+export function awsClientSettings(
+  config: Pick<BinaryAlertConfig, 'aws_region'>,
+  local?: LocalFlag,
+): AwsClientSettings {
+  if (local === undefined || local === false) return { region: config.aws_region };
+  const endpoint = local === true ? LOCAL_ENDPOINT : local;
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new UsageError(
+      `--local expects an endpoint URL such as ${LOCAL_ENDPOINT}, got "${endpoint}"`,
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--local expects an http(s) endpoint URL, got "${endpoint}"`);
+  }
+  return {
+    region: config.aws_region,
+    endpoint: url.origin,
+    credentials: { ...LOCAL_CREDENTIALS },
+    forcePathStyle: true,
+  };
+}
+
+/** The SDK clients the operating commands use, all pointed at the same target. */
+export interface AwsClients {
+  s3: S3Client;
+  sqs: SQSClient;
+  lambda: LambdaClient;
+  dynamodb: DynamoDBClient;
+}
+
+/** Builds every client once for a command run. */
+export function createAwsClients(settings: AwsClientSettings): AwsClients {
+  const { forcePathStyle, ...common } = settings;
+  return {
+    s3: new S3Client({ ...common, forcePathStyle: forcePathStyle ?? true }),
+    sqs: new SQSClient(common),
+    lambda: new LambdaClient(common),
+    dynamodb: new DynamoDBClient(common),
+  };
+}
+
+/** Releases the clients' sockets so the CLI can exit promptly. */
+export function destroyAwsClients(clients: Partial<AwsClients>): void {
+  for (const client of Object.values(clients)) client?.destroy();
+}

@@ -1,0 +1,161 @@
+import { createHash } from 'node:crypto';
+import { CreateTableCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  CreateBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { loadConfig, resourceNames, type BinaryAlertConfig } from '@binaryalert/core';
+import { startDynamo, startS3, type Emulator } from '@binaryalert/testing';
+
+import { EICAR, EICAR_SHA256, LIVE_TEST_PREFIX, liveTest } from './live-test';
+
+describe('liveTest', () => {
+  let s3: Emulator<S3Client>;
+  let dynamo: Emulator<DynamoDBClient>;
+
+  beforeAll(async () => {
+    [s3, dynamo] = await Promise.all([startS3(), startDynamo()]);
+  });
+  afterAll(async () => {
+    await Promise.all([s3?.stop(), dynamo?.stop()]);
+  });
+
+  async function deployment(prefix: string): Promise<BinaryAlertConfig> {
+    const config = { ...(await loadConfig()), name_prefix: prefix };
+    const names = resourceNames(config);
+    await s3.client.send(new CreateBucketCommand({ Bucket: names.bucket }));
+    await dynamo.client.send(
+      new CreateTableCommand({
+        TableName: names.table,
+        AttributeDefinitions: [
+          { AttributeName: 'SHA256', AttributeType: 'S' },
+          { AttributeName: 'AnalyzerVersion', AttributeType: 'N' },
+        ],
+        KeySchema: [
+          { AttributeName: 'SHA256', KeyType: 'HASH' },
+          { AttributeName: 'AnalyzerVersion', KeyType: 'RANGE' },
+        ],
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    );
+    return config;
+  }
+
+  /** Plays the analyzer: once the test files are in the bucket, records the given ones. */
+  async function recordWhenUploaded(
+    config: BinaryAlertConfig,
+    runId: string,
+    recordFiles: (keys: string[]) => string[],
+  ): Promise<void> {
+    const names = resourceNames(config);
+    for (;;) {
+      const { Contents = [] } = await s3.client.send(
+        new ListObjectsV2Command({ Bucket: names.bucket, Prefix: `${LIVE_TEST_PREFIX}${runId}/` }),
+      );
+      if (Contents.length === 2) {
+        const keys = Contents.map((object) => object.Key as string);
+        for (const key of keys) {
+          const head = await s3.client.send(
+            new HeadObjectCommand({ Bucket: names.bucket, Key: key }),
+          );
+          expect(head.Metadata?.filepath).toBe(`/${key}`);
+        }
+        await dynamo.client.send(
+          new PutItemCommand({
+            TableName: names.table,
+            Item: {
+              SHA256: { S: EICAR_SHA256 },
+              AnalyzerVersion: { N: '3' },
+              MatchedRules: { SS: ['eicar.yara:eicar_test_file'] },
+              S3Objects: { SS: recordFiles(keys).map((key) => `S3:${names.bucket}:${key}`) },
+            },
+          }),
+        );
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  it('uploads EICAR files and passes once their record lists every key', async () => {
+    const config = await deployment('livea');
+    const names = resourceNames(config);
+    const lines: string[] = [];
+    const analyzer = recordWhenUploaded(config, 'run1', (keys) => keys);
+
+    const result = await liveTest({
+      config,
+      clients: { s3: s3.client, dynamodb: dynamo.client },
+      runId: 'run1',
+      timeoutSeconds: 20,
+      pollIntervalMs: 100,
+      log: (line) => lines.push(line),
+    });
+    await analyzer;
+
+    expect(EICAR_SHA256).toBe(createHash('sha256').update(EICAR).digest('hex'));
+    expect(result).toMatchObject({
+      passed: true,
+      missing: [],
+      matchedRules: ['eicar.yara:eicar_test_file'],
+    });
+    expect(result.expected).toEqual([
+      `S3:${names.bucket}:${LIVE_TEST_PREFIX}run1/eicar.com`,
+      `S3:${names.bucket}:${LIVE_TEST_PREFIX}run1/eicar test file (copy).txt`,
+    ]);
+    expect(lines.at(-1)).toMatch(/^PASS: all 2 test files/);
+    const left = await s3.client.send(
+      new ListObjectsV2Command({ Bucket: names.bucket, Prefix: LIVE_TEST_PREFIX }),
+    );
+    expect(left.Contents ?? []).toEqual([]);
+  });
+
+  it('fails naming the files missing from the records after the timeout', async () => {
+    const config = await deployment('liveb');
+    const names = resourceNames(config);
+    const lines: string[] = [];
+    const analyzer = recordWhenUploaded(config, 'run2', (keys) =>
+      keys.filter((key) => key.endsWith('eicar.com')),
+    );
+
+    const result = await liveTest({
+      config,
+      clients: { s3: s3.client, dynamodb: dynamo.client },
+      runId: 'run2',
+      timeoutSeconds: 1.5,
+      pollIntervalMs: 100,
+      keep: true,
+      log: (line) => lines.push(line),
+    });
+    await analyzer;
+
+    const missing = `S3:${names.bucket}:${LIVE_TEST_PREFIX}run2/eicar test file (copy).txt`;
+    expect(result).toMatchObject({ passed: false, missing: [missing] });
+    expect(lines).toContain(`  ${missing}`);
+    expect(lines.some((line) => line.startsWith('FAIL: after'))).toBe(true);
+    const kept = await s3.client.send(
+      new ListObjectsV2Command({ Bucket: names.bucket, Prefix: LIVE_TEST_PREFIX }),
+    );
+    expect(kept.Contents).toHaveLength(2);
+  });
+
+  it('fails when there is no record at all', async () => {
+    const config = await deployment('livec');
+    const lines: string[] = [];
+
+    const result = await liveTest({
+      config,
+      clients: { s3: s3.client, dynamodb: dynamo.client },
+      runId: 'run3',
+      timeoutSeconds: 0.5,
+      pollIntervalMs: 100,
+      log: (line) => lines.push(line),
+    });
+
+    expect(result.passed).toBe(false);
+    expect(result.missing).toHaveLength(2);
+    expect(lines.join('\n')).toContain('there is no record for EICAR at all');
+  });
+});
