@@ -5,6 +5,7 @@ import { registerScan } from './commands/scan';
 import { registerConfigure } from './commands/configure';
 import { registerApply } from './commands/apply';
 import { registerDestroy } from './commands/destroy';
+import { registerDeploy } from './commands/deploy';
 import { registerLocal } from './commands/local';
 import { registerBuild } from './commands/build';
 import { registerRetroAnalyze } from './commands/retro-analyze';
@@ -27,6 +28,7 @@ const registrars: CommandRegistrar[] = [
   registerConfigure,
   registerApply,
   registerDestroy,
+  registerDeploy,
   registerLocal,
   registerBuild,
   registerRetroAnalyze,
