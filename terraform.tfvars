@@ -20,8 +20,9 @@ tags = {
 
 ##### Lambda functions #####
 
-# Lambda runtime of all three functions: a currently supported Node.js LTS ("nodejs20.x" or
-# newer; the bundles are built for the runtime's Node version).
+# Lambda runtime of all three functions: a Node.js LTS that Lambda supports, "nodejs22.x" or
+# "nodejs24.x" (nodejs20.x is accepted but past its end of life). The bundles are built for
+# Node 20 syntax, so any of these runs them.
 lambda_runtime = "nodejs22.x"
 
 # Analyzer: downloads, hashes and YARA-scans binaries. Memory (MB, 128-10240; more memory also

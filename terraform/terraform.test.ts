@@ -14,6 +14,7 @@ import {
   type FunctionName,
   type ResourceNames,
 } from '../packages/core/src/config';
+import { BUNDLE_TARGET, LAMBDA_FUNCTIONS } from '../packages/cli/src/build';
 
 // Parsed HCL is untyped JSON; the assertions below are what checks its shape.
 /* eslint-disable @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call */
@@ -271,6 +272,16 @@ describe('Lambda functions', () => {
     expect(instance.source_code_hash).toBe(`\${filebase64sha256(local.lambda_zip.${fn})}`);
     expect(instance.handler).toBe('index.handler');
     expect(instance.function_name).toBe(`\${local.names.${fn}_function}`);
+  });
+
+  it('deploys the functions the build writes, on a runtime that runs its bundles', () => {
+    const runtimeMajor = Number(/^nodejs(\d+)\.x$/.exec(config.lambda_runtime)?.[1]);
+    const bundleMajor = Number(/^node(\d+)$/.exec(BUNDLE_TARGET)?.[1]);
+
+    expect([...LAMBDA_FUNCTIONS].sort()).toEqual([...FUNCTIONS].sort());
+    expect(Object.keys(root.module).sort()).toEqual([...FUNCTIONS].sort());
+    expect(runtimeMajor).toBeGreaterThanOrEqual(bundleMajor);
+    expect(only(root.module.analyzer).runtime).toBe('${var.lambda_runtime}');
   });
 
   it.each(FUNCTIONS)('%s gets exactly the environment functionEnvironments() builds', (fn) => {

@@ -112,7 +112,10 @@ const DEPLOYED_RULES_RECORD = path.join(
 );
 
 /** The real steps: scripts/test.sh, build.ts, apply.ts, retro-analyze.ts. */
-export function realDeploySteps(recordPath = DEPLOYED_RULES_RECORD): DeploySteps {
+export function realDeploySteps(
+  recordPath = DEPLOYED_RULES_RECORD,
+  options: { autoApprove?: boolean } = {},
+): DeploySteps {
   return {
     test: () => runInherited('bash', ['scripts/test.sh'], { cwd: REPO_ROOT }),
     build: async () => {
@@ -127,7 +130,7 @@ export function realDeploySteps(recordPath = DEPLOYED_RULES_RECORD): DeploySteps
       return recorded?.trim() || undefined;
     },
     apply: async () => {
-      await terraformApply();
+      await terraformApply({ autoApprove: options.autoApprove });
     },
     recordDeployedRules: async (sha256) => {
       await mkdir(path.dirname(recordPath), { recursive: true });
@@ -154,9 +157,13 @@ export const registerDeploy: CommandRegistrar = (program: Command) => {
     .description('test, build and apply; then retro-analyze if the YARA rules changed')
     .option('--skip-tests', 'do not run scripts/test.sh first')
     .option('--no-retro', 'never run retroactive analysis after deploying')
-    .action(async (flags: { skipTests?: boolean; retro: boolean }) => {
+    .option('-y, --yes', 'let terraform apply without asking for confirmation')
+    .action(async (flags: { skipTests?: boolean; retro: boolean; yes?: boolean }) => {
       // Validate terraform.tfvars before spending minutes on tests and the build.
       await loadConfig();
-      await deploy(realDeploySteps(), { skipTests: flags.skipTests === true, retro: flags.retro });
+      await deploy(realDeploySteps(DEPLOYED_RULES_RECORD, { autoApprove: flags.yes === true }), {
+        skipTests: flags.skipTests === true,
+        retro: flags.retro,
+      });
     });
 };
