@@ -1,0 +1,37 @@
+import { mapConcurrent } from './concurrency';
+
+describe('mapConcurrent', () => {
+  it('keeps at most `limit` calls in flight and the results in input order', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const delays = [30, 5, 20, 1, 10, 15];
+
+    const results = await mapConcurrent(delays, 2, async (delay, index) => {
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      inFlight -= 1;
+      return index * 10;
+    });
+
+    expect(results).toEqual([0, 10, 20, 30, 40, 50]);
+    expect(maxInFlight).toBe(2);
+  });
+
+  it('runs everything at once when the limit exceeds the items', async () => {
+    let maxInFlight = 0;
+    let inFlight = 0;
+
+    await mapConcurrent([1, 2, 3], 10, async () => {
+      maxInFlight = Math.max(maxInFlight, ++inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      inFlight -= 1;
+    });
+
+    expect(maxInFlight).toBe(3);
+  });
+
+  it('handles no items', async () => {
+    expect(await mapConcurrent([], 4, () => Promise.resolve(1))).toEqual([]);
+  });
+});

@@ -1,0 +1,69 @@
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError } from '@binaryalert/core';
+import { loadAnalyzerConfig } from './deps';
+
+const ENV = {
+  YARA_MATCHES_DYNAMO_TABLE_NAME: 'prefix_binaryalert_matches',
+  YARA_ALERTS_SNS_TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:alerts',
+  NEGATIVE_ALERTS_SNS_TOPIC_ARN: '',
+  SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/queue',
+  MAX_FILE_SIZE_MB: '64',
+  SCAN_TIMEOUT_SECONDS: '60',
+};
+
+describe('loadAnalyzerConfig', () => {
+  it('reads the environment Terraform sets, with defaults for the optional variables', () => {
+    const config = loadAnalyzerConfig(ENV, '/var/task');
+
+    expect(config).toEqual({
+      settings: {
+        matchesTable: 'prefix_binaryalert_matches',
+        alertsTopicArn: 'arn:aws:sns:us-east-1:123456789012:alerts',
+        negativeAlertsTopicArn: '',
+        queueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/queue',
+        maxFileBytes: 64 * 1024 * 1024,
+        scanTimeoutSeconds: 60,
+        concurrency: os.availableParallelism(),
+      },
+      rulesPath: path.join('/var/task', 'compiled_yara_rules.bin'),
+    });
+  });
+
+  it('honours ANALYSIS_CONCURRENCY and COMPILED_RULES_PATH', () => {
+    const config = loadAnalyzerConfig({
+      ...ENV,
+      ANALYSIS_CONCURRENCY: '6',
+      COMPILED_RULES_PATH: '/opt/rules.bin',
+      NEGATIVE_ALERTS_SNS_TOPIC_ARN: 'arn:negative',
+    });
+
+    expect(config.settings.concurrency).toBe(6);
+    expect(config.settings.negativeAlertsTopicArn).toBe('arn:negative');
+    expect(config.rulesPath).toBe('/opt/rules.bin');
+  });
+
+  it('treats empty optional variables as unset', () => {
+    const config = loadAnalyzerConfig(
+      { ...ENV, ANALYSIS_CONCURRENCY: '', COMPILED_RULES_PATH: '' },
+      '/x',
+    );
+
+    expect(config.settings.concurrency).toBe(os.availableParallelism());
+    expect(config.rulesPath).toBe('/x/compiled_yara_rules.bin');
+  });
+
+  it.each([
+    ['YARA_MATCHES_DYNAMO_TABLE_NAME', undefined],
+    ['SQS_QUEUE_URL', ''],
+    ['MAX_FILE_SIZE_MB', 'big'],
+    ['SCAN_TIMEOUT_SECONDS', '0'],
+    ['ANALYSIS_CONCURRENCY', '-1'],
+  ])('fails naming %s when it is %p', (name, value) => {
+    const env: NodeJS.ProcessEnv = { ...ENV, [name]: value };
+    if (value === undefined) delete env[name];
+
+    expect(() => loadAnalyzerConfig(env)).toThrow(ConfigError);
+    expect(() => loadAnalyzerConfig(env)).toThrow(new RegExp(name));
+  });
+});
