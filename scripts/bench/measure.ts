@@ -1,0 +1,113 @@
+import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/** One run of a child process under /usr/bin/time. */
+export interface TimedRun {
+  wallMs: number;
+  /** User + system CPU seconds of the process and its children. */
+  cpuSeconds: number;
+  maxRssKb: number;
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class ChildFailedError extends Error {
+  override readonly name = 'ChildFailedError';
+}
+
+/**
+ * Runs a command under `/usr/bin/time` (CPU seconds and peak RSS of the whole process tree that
+ * was waited for) and measures its wall time here. Exit codes in `okCodes` count as success.
+ */
+export async function runTimed(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; okCodes?: number[] } = {},
+): Promise<TimedRun> {
+  const timeFile = path.join(
+    os.tmpdir(),
+    `bench-time-${process.pid}-${Math.random().toString(36).slice(2)}`,
+  );
+  // stdout goes to a file: a CLI that calls process.exit() right after a large write to a pipe
+  // loses the unflushed rest (writes to files are synchronous).
+  const stdoutFile = `${timeFile}.out`;
+  const stdoutHandle = await fs.open(stdoutFile, 'w');
+  const started = performance.now();
+  const child = spawn('/usr/bin/time', ['-f', '%U %S %M', '-o', timeFile, command, ...args], {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    stdio: ['ignore', stdoutHandle.fd, 'pipe'],
+  });
+  const stderr: Buffer[] = [];
+  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
+  const exitCode = await new Promise<number>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code ?? -1));
+  });
+  const wallMs = performance.now() - started;
+  await stdoutHandle.close();
+  const stdout = await fs.readFile(stdoutFile, 'utf8');
+  await fs.unlink(stdoutFile);
+  const timeText = await fs.readFile(timeFile, 'utf8').catch(() => '');
+  await fs.unlink(timeFile).catch(() => undefined);
+  const last = timeText.trim().split('\n').pop() ?? '';
+  const [user, system, rss] = last.split(' ').map(Number);
+  const run: TimedRun = {
+    wallMs,
+    cpuSeconds: (user ?? NaN) + (system ?? NaN),
+    maxRssKb: rss ?? NaN,
+    exitCode,
+    stdout,
+    stderr: Buffer.concat(stderr).toString('utf8'),
+  };
+  if (!(options.okCodes ?? [0]).includes(exitCode)) {
+    throw new ChildFailedError(
+      `${command} ${args.join(' ')} exited with ${exitCode}: ${run.stderr.slice(-2000)}`,
+    );
+  }
+  return run;
+}
+
+export function median(values: number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank] as number;
+}
+
+/**
+ * Runs every variant `reps` times, interleaved (A B C, then B C A, ...), so that load from other
+ * processes falls on all of them alike. Returns each variant's results in run order.
+ */
+export async function interleave<T>(
+  variants: { name: string; run: () => Promise<T> }[],
+  reps: number,
+): Promise<Map<string, T[]>> {
+  const results = new Map<string, T[]>(variants.map((v) => [v.name, []]));
+  for (let rep = 0; rep < reps; rep++) {
+    for (let k = 0; k < variants.length; k++) {
+      const variant = variants[(k + rep) % variants.length] as (typeof variants)[number];
+      (results.get(variant.name) as T[]).push(await variant.run());
+    }
+  }
+  return results;
+}
+
+export const MB = 1024 * 1024;
+
+/** The 1-minute load average divided by the core count (how busy the machine was). */
+export function loadPerCore(): number {
+  return (os.loadavg()[0] ?? 0) / os.availableParallelism();
+}
