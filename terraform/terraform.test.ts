@@ -214,6 +214,28 @@ describe('variables and outputs', () => {
     }
   });
 
+  it("names only keys that the root module's map locals define", () => {
+    const locals = Object.assign({}, ...root.locals) as Record<string, unknown>;
+    const expressions = strings({ ...root, locals: undefined }).join('\n');
+    const problems: string[] = [];
+    for (const [, map, key] of expressions.matchAll(/\blocal\.(names|lambda_zip)\.(\w+)/g)) {
+      if (!(key! in (locals[map!] as Record<string, unknown>)))
+        problems.push(`local.${map}.${key}`);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('passes every instance of modules/lambda exactly the variables it declares', () => {
+    const declared = Object.keys(lambdaModule.variable as Block);
+    const required = declared.filter((name) => !('default' in only(lambdaModule.variable[name])));
+    for (const fn of FUNCTIONS) {
+      const inputs = Object.keys(only(root.module[fn])).filter((key) => key !== 'source');
+
+      expect([fn, inputs.filter((name) => !declared.includes(name))]).toEqual([fn, []]);
+      expect([fn, required.filter((name) => !inputs.includes(name))]).toEqual([fn, []]);
+    }
+  });
+
   it('outputs every module output the root module uses', () => {
     const used = strings(root).join('\n');
     for (const [, , output] of used.matchAll(/\bmodule\.(\w+)\.(\w+)/g)) {
