@@ -8,9 +8,8 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import * as esbuild from 'esbuild';
-
 import { libyaraVersion } from '../../packages/yara/src';
+import { bundleEntry, REPO_ROOT } from './bundle';
 import type { BenchContext } from './context';
 import { copyElfCorpus, writeSyntheticCorpus } from './corpus';
 import { loadPerCore, MB, runTimed } from './measure';
@@ -23,10 +22,9 @@ import {
   type TargetCheck,
 } from './report';
 import { benchRules, writeRulesDir } from './rules-section';
+import { benchMemory } from './memory';
 import { benchPackaging } from './packaging';
 import { benchScan } from './scan';
-
-const REPO_ROOT = path.resolve(__dirname, '..', '..');
 
 interface Options {
   quick: boolean;
@@ -41,6 +39,7 @@ const SECTIONS: Record<string, (ctx: BenchContext) => Promise<SectionResult>> = 
   scan: benchScan,
   rules: benchRules,
   packaging: benchPackaging,
+  memory: benchMemory,
 };
 
 function parseArgs(argv: string[]): Options {
@@ -81,47 +80,6 @@ function parseArgs(argv: string[]): Options {
   return options;
 }
 
-/**
- * Bundles the workspace's TypeScript but leaves third-party packages (some with native or
- * WebAssembly parts esbuild cannot bundle) to be required from their installed location.
- */
-const thirdPartyExternal: esbuild.Plugin = {
-  name: 'third-party-external',
-  setup(build) {
-    build.onResolve({ filter: /^[^./]/ }, async (args) => {
-      if (args.pluginData === 'inner') return undefined;
-      const resolved = await build.resolve(args.path, {
-        kind: args.kind,
-        resolveDir: args.resolveDir,
-        pluginData: 'inner',
-      });
-      if (
-        resolved.errors.length > 0 ||
-        !resolved.path.includes(`${path.sep}node_modules${path.sep}`)
-      )
-        return undefined;
-      return { path: resolved.path, external: true };
-    });
-  },
-};
-
-/** manage.ts bundled once, so the measured command starts like an installed CLI (no tsx transpile). */
-async function bundleCli(): Promise<string> {
-  const outdir = path.join(REPO_ROOT, 'node_modules', '.cache', 'binaryalert-bench', 'cli');
-  await esbuild.build({
-    entryPoints: [path.join(REPO_ROOT, 'manage.ts')],
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    outdir,
-    loader: { '.node': 'copy' },
-    plugins: [thirdPartyExternal],
-    logLevel: 'error',
-  });
-  return path.join(outdir, 'manage.js');
-}
-
 function machineInfo(): Record<string, unknown> {
   let yaraCli = 'not installed';
   try {
@@ -152,7 +110,7 @@ async function main(): Promise<void> {
   const details: Record<string, unknown> = {};
   try {
     log(`work directory ${workDir}${options.quick ? ' (quick mode)' : ''}`);
-    const cliBundle = await bundleCli();
+    const cliBundle = await bundleEntry(path.join(REPO_ROOT, 'manage.ts'), 'manage');
 
     const rulesDir = path.join(workDir, 'rules-500');
     const generated = await writeRulesDir(rulesDir, REPO_ROOT, options.seed, 500);
