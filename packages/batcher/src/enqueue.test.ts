@@ -240,4 +240,40 @@ describe('enqueueBucket', () => {
     expect(calls).toBe(7);
     expect(failureMetric(cloudwatchMock)).toBe(1);
   });
+
+  it('keeps several SendMessageBatch calls in flight at once', async () => {
+    const sqsSlow = new SQSClient({ region: 'us-east-1' });
+    let inFlight = 0;
+    let mostInFlight = 0;
+    mockClient(sqsSlow)
+      .on(SendMessageBatchCommand)
+      .callsFake(async (input: { Entries: { Id: string }[] }) => {
+        inFlight += 1;
+        mostInFlight = Math.max(mostInFlight, inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        inFlight -= 1;
+        return {
+          Successful: input.Entries.map((e) => ({
+            Id: e.Id,
+            MessageId: e.Id,
+            MD5OfMessageBody: '',
+          })),
+          Failed: [],
+        };
+      });
+    const { deps } = mocks();
+
+    const result = await enqueueBucket(
+      { ...deps, sqs: sqsSlow },
+      config('http://127.0.0.1:1/000000000000/unused', {
+        objectsPerMessage: 1,
+        sendConcurrency: 8,
+      }),
+      { Prefix: 'plain/' },
+      () => 900_000,
+    );
+
+    expect(result.enqueuedKeys).toBe(500);
+    expect(mostInFlight).toBe(8);
+  });
 });

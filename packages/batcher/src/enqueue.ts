@@ -85,7 +85,7 @@ export async function enqueueBucket(
     continued: false,
   };
   const marginMs = config.marginMs ?? 15_000;
-  const listPage = (token: string | undefined): Promise<ListObjectsV2CommandOutput> =>
+  const listPage = async (token: string | undefined): Promise<ListObjectsV2CommandOutput> =>
     deps.s3.send(
       new ListObjectsV2Command({
         Bucket: config.bucket,
