@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
@@ -79,7 +79,6 @@ describe('handleInvocation', () => {
   let rules: CompiledRules;
   let workDir: string;
   let tmpDir: string;
-  const originalTmpdir = process.env.TMPDIR;
   const snsMock = mockClient(SNSClient);
   const cloudwatchMock = mockClient(CloudWatchClient);
 
@@ -98,14 +97,10 @@ describe('handleInvocation', () => {
     ]));
     // The analyzer's temp files go here, so the tests can see that none are left behind.
     tmpDir = path.join(workDir, 'tmp');
-    await rm(tmpDir, { recursive: true, force: true });
-    await import('node:fs/promises').then((fs) => fs.mkdir(tmpDir));
-    process.env.TMPDIR = tmpDir;
+    await mkdir(tmpDir);
   });
 
   afterAll(async () => {
-    if (originalTmpdir === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = originalTmpdir;
     await Promise.all([s3.stop(), sqs.stop(), dynamo.stop()]);
     await rm(workDir, { recursive: true, force: true });
   });
@@ -132,6 +127,7 @@ describe('handleInvocation', () => {
       maxFileBytes: 100_000,
       scanTimeoutSeconds: 1,
       concurrency: 2,
+      tempRoot: tmpDir,
     };
     logLines = [];
     deps = {
@@ -534,6 +530,26 @@ describe('handleInvocation', () => {
     expect(logLines).toContainEqual(
       expect.objectContaining({ level: 'error', message: 'failed to publish metrics' }),
     );
+  });
+
+  it('downloads into a private directory under the temp root while analyzing', async () => {
+    await put('evil.bin', EVIL);
+    const seen: string[] = [];
+    const scanFile = rules.scanFile.bind(rules);
+    const spy = jest.spyOn(rules, 'scanFile').mockImplementation(async (file, options) => {
+      seen.push(file, ...(await readdir(tmpDir)));
+      return scanFile(file, options);
+    });
+
+    try {
+      await invoke({ Records: [s3EventRecord({ bucket, key: 'evil.bin' })] });
+    } finally {
+      spy.mockRestore();
+    }
+
+    expect(seen).toHaveLength(2);
+    expect(path.dirname(path.dirname(seen[0]!))).toBe(tmpDir);
+    expect(seen[1]).toMatch(/^binaryalert-/);
   });
 
   it('drops a test event quietly', async () => {

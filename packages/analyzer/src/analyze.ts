@@ -48,6 +48,8 @@ export interface AnalyzerSettings {
   scanTimeoutSeconds: number;
   /** Objects analyzed at once. */
   concurrency: number;
+  /** Where the per-object temp directories go (default: the OS temp directory, /tmp on Lambda). */
+  tempRoot?: string;
 }
 
 export type ObjectOutcome =
@@ -86,7 +88,7 @@ export async function analyzeObject(
   const log = deps.log.child({ object: id });
   let temp: Awaited<ReturnType<typeof privateTempDir>> | undefined;
   try {
-    temp = await privateTempDir();
+    temp = await privateTempDir(settings.tempRoot);
     const download = await downloadObject(deps.s3, ref, temp.dir, settings.maxFileBytes);
     if (download.kind === 'too-large') {
       log.warn('skipping object larger than the maximum file size', {

@@ -21,8 +21,10 @@ export type DownloadResult =
   | { kind: 'too-large'; size: number };
 
 /** A private temp directory (mode 0700) for one object; `remove` deletes it with its contents. */
-export async function privateTempDir(): Promise<{ dir: string; remove: () => Promise<void> }> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'binaryalert-'));
+export async function privateTempDir(
+  root: string = os.tmpdir(),
+): Promise<{ dir: string; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(path.join(root, 'binaryalert-'));
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
