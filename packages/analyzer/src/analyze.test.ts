@@ -552,6 +552,32 @@ describe('handleInvocation', () => {
     expect(seen[1]).toMatch(/^binaryalert-/);
   });
 
+  it('scans up to `concurrency` objects at once', async () => {
+    const keys = ['a', 'b', 'c', 'd', 'e'];
+    for (const key of keys) await put(key, Buffer.from(`${key} EVIL_MARKER`));
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const scanFile = rules.scanFile.bind(rules);
+    const spy = jest.spyOn(rules, 'scanFile').mockImplementation(async (file, options) => {
+      maxInFlight = Math.max(maxInFlight, ++inFlight);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        return await scanFile(file, options);
+      } finally {
+        inFlight -= 1;
+      }
+    });
+
+    try {
+      const results = await invoke({ Records: keys.map((key) => s3EventRecord({ bucket, key })) });
+      expect(Object.keys(results)).toHaveLength(5);
+    } finally {
+      spy.mockRestore();
+    }
+
+    expect(maxInFlight).toBe(settings.concurrency);
+  });
+
   it('drops a test event quietly', async () => {
     const results = await invoke({ Service: 'Amazon S3', Event: 's3:TestEvent' });
 
