@@ -4,7 +4,7 @@ import { dispatch, type DispatchResult } from './dispatch';
 import { config, deps } from './deps';
 
 // Scheduled EventBridge events carry nothing the dispatcher needs; accept any object.
-const EventSchema = z.object({}).passthrough();
+const EventSchema = z.looseObject({});
 
 interface LambdaContext {
   getRemainingTimeInMillis(): number;

@@ -15,6 +15,8 @@ import {
   PurgeQueueCommand,
 } from '@aws-sdk/client-sqs';
 
+// program before the command module: command modules import program, which registers them.
+import '../program';
 import { purgeQueue } from './purge-queue';
 
 describe('purgeQueue', () => {

@@ -12,6 +12,8 @@ import { startS3, startSqs, type Emulator } from '@binaryalert/testing';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 
+// program before the command module: command modules import program, which registers them.
+import '../program';
 import { retroAnalyze } from './retro-analyze';
 
 describe('retroAnalyze', () => {
