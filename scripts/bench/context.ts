@@ -1,3 +1,4 @@
+import type { LocalStack } from '../../packages/local/src';
 import type { Corpus } from './corpus';
 
 /** What every section gets from the harness. */
@@ -20,4 +21,8 @@ export interface BenchContext {
   log: (line: string) => void;
   /** The Lambda zips, once some section built them. */
   zipsBuilt?: Promise<{ name: string; bytes: number; entries: string[] }[]>;
+  /** The local stack, once some section started it. */
+  stack?: Promise<LocalStack>;
+  /** Run (in reverse) when the harness finishes. */
+  cleanups: (() => Promise<void>)[];
 }

@@ -68,6 +68,7 @@ export function planSyntheticCorpus(options: SyntheticCorpusOptions): FilePlan[]
         const plant = prng.pick(options.plants);
         if (plant.header !== undefined && plant.header !== header) continue;
         if (plant.maxFileSize !== undefined && size >= plant.maxFileSize) continue;
+        if (plant.minFileSize !== undefined && size <= plant.minFileSize) continue;
         place(plant.bytes);
       }
     }

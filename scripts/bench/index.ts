@@ -24,6 +24,8 @@ import {
 import { benchRules, writeRulesDir } from './rules-section';
 import { benchMemory } from './memory';
 import { benchPackaging } from './packaging';
+import { benchPipeline } from './pipeline';
+import { benchRetro } from './retro';
 import { benchScan } from './scan';
 
 interface Options {
@@ -40,6 +42,8 @@ const SECTIONS: Record<string, (ctx: BenchContext) => Promise<SectionResult>> = 
   rules: benchRules,
   packaging: benchPackaging,
   memory: benchMemory,
+  pipeline: benchPipeline,
+  retro: benchRetro,
 };
 
 function parseArgs(argv: string[]): Options {
@@ -108,6 +112,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const targets: TargetCheck[] = [];
   const details: Record<string, unknown> = {};
+  const cleanups: (() => Promise<void>)[] = [];
   try {
     log(`work directory ${workDir}${options.quick ? ' (quick mode)' : ''}`);
     const cliBundle = await bundleEntry(path.join(REPO_ROOT, 'manage.ts'), 'manage');
@@ -150,6 +155,7 @@ async function main(): Promise<void> {
       elf,
       seed: options.seed,
       log,
+      cleanups,
     };
     details.corpora = {
       synthetic: {
@@ -178,6 +184,9 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((error: unknown) => log(`cleanup failed: ${String(error)}`));
+    }
     if (!options.keep) await fs.rm(workDir, { recursive: true, force: true });
     else log(`kept ${workDir}`);
   }

@@ -8,6 +8,8 @@ export interface Plant {
   header?: 'MZ' | 'ELF';
   /** The file must be smaller than this (the rule tests filesize). */
   maxFileSize?: number;
+  /** The file must be larger than this (the rule tests filesize). */
+  minFileSize?: number;
 }
 
 export interface GeneratedRules {
@@ -186,7 +188,12 @@ export function generateRules(seed: string, count: number): GeneratedRules {
         strings.push(`$x0 = "${rare}" nocase`);
         const minSize = prng.pick([0, 16, 64, 256]);
         condition = `uint32(0) == 0x464C457F and filesize > ${minSize}KB and (all of ($e*) or $x0)`;
-        plants.push({ rule: name, bytes: Buffer.from(rare, 'latin1'), header: 'ELF' });
+        plants.push({
+          rule: name,
+          bytes: Buffer.from(rare, 'latin1'),
+          header: 'ELF',
+          minFileSize: minSize * 1024,
+        });
       } else {
         const texts: TextString[] = [0, 1].map((k) => ({
           id: `m${k}`,

@@ -1,0 +1,194 @@
+import { execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+
+import type { LocalStack } from '../../packages/local/src';
+import type { BenchContext } from './context';
+import { EICAR } from './corpus';
+import { interleave, MB, median, percentile, runTimed } from './measure';
+import type { Row, SectionResult, TargetCheck } from './report';
+import { localStack } from './stack';
+
+const SECTION = 'local pipeline';
+
+async function waitFor(
+  condition: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  what: string,
+  intervalMs = 50,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await condition())) {
+    if (performance.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+async function idle(stack: LocalStack): Promise<void> {
+  await waitFor(
+    async () => {
+      const status = await stack.status();
+      return status.queued === 0 && status.inFlight === 0;
+    },
+    300_000,
+    'the analysis queue to empty',
+    200,
+  );
+}
+
+/**
+ * Upload-to-analyzed throughput of the local stack (S3 -> notification -> SQS -> dispatcher ->
+ * analyzer workers running the deployment zip) on the synthetic files of 1 MB and more, against
+ * `yara -N -C -r -p <cores>` on the same files with the same compiled rules (the analyzer zip's),
+ * interleaved; then EICAR upload-to-alert latency on an idle queue.
+ */
+export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
+  const stack = await localStack(ctx);
+  // Default settings but path-style addressing: the bucket name has dots and the endpoint is an
+  // IP address, so virtual-hosted style cannot work from this process.
+  const s3 = new S3Client({
+    endpoint: stack.endpoint,
+    region: stack.region,
+    credentials: stack.credentials,
+    forcePathStyle: true,
+  });
+  const bucket = stack.names.bucket;
+  const capBytes = ctx.quick ? 24 * MB : 384 * MB;
+  const large = ctx.synthetic.files.filter((file) => file.size >= MB);
+  const chosen: typeof large = [];
+  let chosenBytes = 0;
+  for (const file of large) {
+    if (chosenBytes >= capBytes) break;
+    chosen.push(file);
+    chosenBytes += file.size;
+  }
+  if (chosen.length === 0) throw new Error('the synthetic corpus has no file of 1 MB or more');
+  const dir = path.join(ctx.workDir, 'pipeline-files');
+  await fs.mkdir(dir, { recursive: true });
+  for (const file of chosen) await fs.link(file.path, path.join(dir, path.basename(file.path)));
+  const rulesFile = path.join(ctx.workDir, 'analyzer-rules.bin');
+  await fs.writeFile(
+    rulesFile,
+    execFileSync(
+      'unzip',
+      ['-p', path.join(ctx.workDir, 'lambda', 'analyzer.zip'), 'compiled_yara_rules.bin'],
+      {
+        maxBuffer: 256 * MB,
+      },
+    ),
+  );
+  const mb = chosenBytes / MB;
+  let round = 0;
+  const pipelineRun = async (): Promise<number> => {
+    await idle(stack);
+    const before = (await stack.status()).analyzed;
+    const prefix = `bench-${process.pid}-${round++}`;
+    const started = performance.now();
+    let next = 0;
+    const uploader = async () => {
+      while (next < chosen.length) {
+        const file = chosen[next++] as (typeof chosen)[number];
+        await s3.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: `${prefix}/${path.basename(file.path)}`,
+            Body: await fs.readFile(file.path),
+          }),
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: 4 }, uploader));
+    await waitFor(
+      async () => (await stack.status()).analyzed >= before + chosen.length,
+      300_000,
+      `${chosen.length} objects to be analyzed`,
+    );
+    return performance.now() - started;
+  };
+  const yaraRun = async () =>
+    (
+      await runTimed('yara', ['-N', '-C', '-r', '-p', String(ctx.cores), rulesFile, dir], {
+        okCodes: [0, 1],
+      })
+    ).wallMs;
+  ctx.log(`local pipeline: ${chosen.length} files, ${mb.toFixed(0)} MB per round`);
+  await pipelineRun(); // warm: workers started, rules loaded
+  const runs = await interleave(
+    [
+      { name: 'pipeline', run: pipelineRun },
+      { name: 'yara', run: yaraRun },
+    ],
+    ctx.reps,
+  );
+  const pipelineS = median(runs.get('pipeline') ?? []) / 1000;
+  const yaraS = median(runs.get('yara') ?? []) / 1000;
+  const ratio = yaraS / pipelineS;
+
+  // EICAR: unique files (a new SHA-256 each time, so every one alerts), one at a time, idle queue.
+  await idle(stack);
+  const samples = ctx.quick ? 5 : 20;
+  const latencies: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const before = stack.alerts.length;
+    const started = performance.now();
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: `bench-eicar-${process.pid}-${i}.txt`,
+        Body: Buffer.from(`${EICAR}\n${process.pid}-${i}-${Date.now()}\n`, 'latin1'),
+      }),
+    );
+    await waitFor(() => stack.alerts.length > before, 60_000, 'the EICAR alert', 5);
+    latencies.push(performance.now() - started);
+    // Vary the phase against the dispatcher's schedule.
+    await new Promise((resolve) => setTimeout(resolve, 137 * (i % 7)));
+  }
+  s3.destroy();
+  const p50 = percentile(latencies, 50);
+  const p95 = percentile(latencies, 95);
+  const rows: Row[] = [
+    {
+      section: SECTION,
+      metric: `upload -> analyzed, ${chosen.length} files >= 1 MB`,
+      value: mb / pipelineS,
+      unit: 'MB/s',
+      note: `${(chosen.length / pipelineS).toFixed(1)} files/s, ${pipelineS.toFixed(2)} s per round`,
+    },
+    {
+      section: SECTION,
+      metric: `yara -N -C -r -p ${ctx.cores}, same files and rules`,
+      value: mb / yaraS,
+      unit: 'MB/s',
+      note: `${yaraS.toFixed(2)} s`,
+    },
+    { section: SECTION, metric: 'pipeline / yara CLI throughput', value: ratio, unit: 'x' },
+    {
+      section: SECTION,
+      metric: 'EICAR upload -> alert p50',
+      value: p50,
+      unit: 'ms',
+      note: `${samples} uploads, idle queue`,
+    },
+    { section: SECTION, metric: 'EICAR upload -> alert p95', value: p95, unit: 'ms' },
+  ];
+  const targets: TargetCheck[] = [
+    {
+      target: 'local pipeline >= 0.8x yara CLI on files >= 1 MB',
+      actual: `${ratio.toFixed(2)}x`,
+      met: ratio >= 0.8,
+    },
+    {
+      target: 'EICAR upload-to-alert p50 < 2 s',
+      actual: `${(p50 / 1000).toFixed(2)} s (p95 ${(p95 / 1000).toFixed(2)} s)`,
+      met: p50 < 2000,
+    },
+  ];
+  return {
+    rows,
+    targets,
+    details: { pipelineMs: runs.get('pipeline'), yaraMs: runs.get('yara'), latencies },
+  };
+}
