@@ -49,7 +49,7 @@ exports.handler = async (event, context) => {
     marker: ${JSON.stringify(marker)}, invocations, event,
     version: context.functionVersion, name: context.functionName,
     remaining: context.getRemainingTimeInMillis(),
-    env: { table: process.env.YARA_MATCHES_DYNAMO_TABLE_NAME, endpoint: process.env.AWS_ENDPOINT_URL,
+    env: { table: process.env.YARA_MATCHES_DYNAMO_TABLE_NAME, endpoint: process.env.AWS_ENDPOINT_URL, s3Endpoint: process.env.AWS_ENDPOINT_URL_S3,
            region: process.env.AWS_REGION, key: process.env.AWS_ACCESS_KEY_ID },
   };
 };`;
@@ -112,6 +112,7 @@ describe('local stack services', () => {
   afterAll(async () => {
     clients.forEach((c) => c.destroy());
     await stack?.stop();
+    webhook?.closeAllConnections();
     webhook?.close();
     for (const dir of dirs ?? []) await dir.remove();
   });
@@ -411,7 +412,8 @@ describe('local stack services', () => {
         name: stack.names.analyzerFunction,
         env: {
           table: stack.names.table,
-          endpoint: stack.endpoint.replace('127.0.0.1', 'localhost'),
+          endpoint: stack.endpoint,
+          s3Endpoint: stack.endpoint.replace('127.0.0.1', 'localhost'),
           region: stack.region,
           key: 'S3RVER',
         },

@@ -208,6 +208,23 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         },
       ],
     });
+    // local-aws-sqs counts in-flight messages in ApproximateNumberOfMessages too; AWS counts only
+    // visible ones, and progress bars and the status line rely on that.
+    for (const queue of sqsService.Queues) {
+      const getAttributes = queue.getAttributes.bind(queue);
+      queue.getAttributes = (names: string[]) => {
+        const attributes = getAttributes(names) as Record<string, string> | undefined;
+        if (attributes?.ApproximateNumberOfMessages !== undefined) {
+          const { ApproximateNumberOfMessagesNotVisible: notVisible = '0' } = getAttributes([
+            'ApproximateNumberOfMessagesNotVisible',
+          ]) as Record<string, string>;
+          attributes.ApproximateNumberOfMessages = String(
+            Math.max(0, Number(attributes.ApproximateNumberOfMessages) - Number(notVisible)),
+          );
+        }
+        return attributes;
+      };
+    }
     const sqsServer = createServer((req, res) => void sqsHandler(req, res));
     const sqsPort = await listenLoopback(sqsServer, 0);
     cleanups.push(() => closeServer(sqsServer));
@@ -353,9 +370,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       region,
       accountId,
       baseEnvironment: {
-        // "localhost" rather than the IP: S3 clients address dotted bucket names virtual-hosted
-        // style, which needs a host name (the worker preload resolves *.localhost).
-        AWS_ENDPOINT_URL: `http://localhost:${port}`,
+        AWS_ENDPOINT_URL: endpoint,
+        // S3 by host name: S3 clients address dotted bucket names virtual-hosted style, which
+        // needs a name rather than an IP (the worker preload resolves *.localhost).
+        AWS_ENDPOINT_URL_S3: `http://localhost:${port}`,
         AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
         AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
       },
