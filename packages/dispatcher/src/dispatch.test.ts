@@ -142,6 +142,15 @@ describe('dispatch', () => {
     const keys = payloads.flatMap((p) => p.Records.map((r) => decodeS3Key(r.s3.object.key)));
     expect(keys.sort()).toEqual(['a.exe', 'dir/with space.bin', 'unicodé+plus.dll']);
     expect(payloads.flatMap((p) => p.SQSReceipts)).toHaveLength(2);
+    // Each record points at the receipt of the message it came from.
+    const keysPerMessage = payloads.flatMap((payload) =>
+      payload.SQSReceipts.map((_, receipt) =>
+        payload.Records.filter((_record, index) => payload.RecordReceipts[index] === receipt)
+          .map((record) => decodeS3Key(record.s3.object.key))
+          .sort(),
+      ),
+    );
+    expect(keysPerMessage.sort()).toEqual([['a.exe', 'dir/with space.bin'], ['unicodé+plus.dll']]);
     expect(lambdaMock).toHaveReceivedCommandWith(InvokeCommand, {
       FunctionName: 'prefix_binaryalert_analyzer',
       Qualifier: 'Production',
@@ -194,6 +203,7 @@ describe('dispatch', () => {
     expect(result.invocations).toBe(2);
     for (const payload of payloads) {
       expect(payload.Records.length).toBe(payload.SQSReceipts.length);
+      expect(payload.RecordReceipts).toEqual(payload.SQSReceipts.map((_, index) => index));
       expect(payload.Records.length).toBeLessThanOrEqual(10);
     }
     expect(await inFlight(queueUrl)).toBe(result.dispatchedMessages);

@@ -34,10 +34,15 @@ export interface DispatchConfig {
   marginMs?: number;
 }
 
-/** What the dispatcher sends to the analyzer: S3 event records plus the receipts to delete. */
+/**
+ * What the dispatcher sends to the analyzer: S3 event records, the receipts to delete, and for
+ * each record the index of its message's receipt (a retro message carries several objects, and
+ * its receipt may be deleted only once all of them are finished).
+ */
 export interface AnalyzerPayload {
   Records: S3EventRecord[];
   SQSReceipts: string[];
+  RecordReceipts: number[];
 }
 
 export interface DispatchResult {
@@ -142,7 +147,7 @@ async function receiveAndInvoke(
   }
   if (messages.length === 0) return false;
 
-  const payload: AnalyzerPayload = { Records: [], SQSReceipts: [] };
+  const payload: AnalyzerPayload = { Records: [], SQSReceipts: [], RecordReceipts: [] };
   const drop: Message[] = [];
   const seen = new Set<string | undefined>();
   for (const message of messages) {
@@ -151,8 +156,9 @@ async function receiveAndInvoke(
     seen.add(message.MessageId);
     const classified = classifyBody(message.Body);
     if (classified.kind === 'records') {
+      const receiptIndex = payload.SQSReceipts.push(message.ReceiptHandle ?? '') - 1;
       payload.Records.push(...classified.records);
-      payload.SQSReceipts.push(message.ReceiptHandle ?? '');
+      payload.RecordReceipts.push(...classified.records.map(() => receiptIndex));
     } else {
       deps.log.warn(
         classified.kind === 'test'
