@@ -7,7 +7,9 @@
 const dns = require('node:dns');
 
 function isLocal(hostname) {
-  return typeof hostname === 'string' && (hostname === 'localhost' || hostname.endsWith('.localhost'));
+  return (
+    typeof hostname === 'string' && (hostname === 'localhost' || hostname.endsWith('.localhost'))
+  );
 }
 
 const originalLookup = dns.lookup;
@@ -15,7 +17,9 @@ dns.lookup = function lookup(hostname, options, callback) {
   if (!isLocal(hostname)) return originalLookup.apply(this, arguments);
   const cb = typeof options === 'function' ? options : callback;
   const all = typeof options === 'object' && options !== null && options.all;
-  process.nextTick(() => (all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4)));
+  process.nextTick(() =>
+    all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4),
+  );
   return {};
 };
 
@@ -23,5 +27,7 @@ const originalPromiseLookup = dns.promises.lookup;
 dns.promises.lookup = function lookup(hostname, options) {
   if (!isLocal(hostname)) return originalPromiseLookup.apply(this, arguments);
   const all = typeof options === 'object' && options !== null && options.all;
-  return Promise.resolve(all ? [{ address: '127.0.0.1', family: 4 }] : { address: '127.0.0.1', family: 4 });
+  return Promise.resolve(
+    all ? [{ address: '127.0.0.1', family: 4 }] : { address: '127.0.0.1', family: 4 },
+  );
 };

@@ -52,10 +52,13 @@ process.on('message', (msg) => {
   };
   new Promise((resolve, reject) => {
     const fn = loadHandler();
-    const returned = fn(msg.event, context, (error, value) => (error ? reject(error) : resolve(value)));
+    const returned = fn(msg.event, context, (error, value) =>
+      error ? reject(error) : resolve(value),
+    );
     if (returned && typeof returned.then === 'function') returned.then(resolve, reject);
   }).then(
-    (result) => process.send({ type: 'result', id: msg.id, result: result === undefined ? null : result }),
+    (result) =>
+      process.send({ type: 'result', id: msg.id, result: result === undefined ? null : result }),
     (error) => process.send({ type: 'error', id: msg.id, error: describe(error) }),
   );
 });

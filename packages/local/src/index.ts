@@ -4,6 +4,8 @@ export {
   LOCAL_ACCOUNT_ID,
   DEFAULT_LOCAL_PORT,
   DEFAULT_DATA_DIR,
+  DEFAULT_LOCAL_ENDPOINT,
+  localClientConfig,
   type LocalStack,
   type LocalStackOptions,
   type LocalStatus,

@@ -37,6 +37,16 @@ export const LOCAL_ACCOUNT_ID = '123456789012';
 export const DEFAULT_LOCAL_PORT = 4566;
 export const DEFAULT_DATA_DIR = '.binaryalert-local';
 export const LAMBDA_HANDLER = 'index.handler';
+export const DEFAULT_LOCAL_ENDPOINT = `http://127.0.0.1:${DEFAULT_LOCAL_PORT}`;
+
+/**
+ * SDK v3 client settings for a running local stack (for `--local` commands and scripts): the
+ * documented credentials and path-style S3, since bucket names with dots cannot be addressed
+ * virtual-hosted style on 127.0.0.1.
+ */
+export function localClientConfig(endpoint: string = DEFAULT_LOCAL_ENDPOINT, region = 'us-east-1') {
+  return { endpoint, region, credentials: { ...LOCAL_CREDENTIALS }, forcePathStyle: true };
+}
 
 export interface LocalStackOptions {
   /** Settings from terraform.tfvars (names, timeouts, batch sizes, max_receives, ...). */
@@ -155,8 +165,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const webhooks = options.webhooks ?? [];
 
   const releaseLock = await lockDataDir(dataDir);
+  let stopped = false;
   const cleanups: (() => Promise<void>)[] = [releaseLock];
   const cleanup = async (): Promise<void> => {
+    stopped = true;
     for (const step of cleanups.splice(0).reverse()) await step().catch(() => undefined);
   };
   try {
@@ -459,7 +471,6 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     };
 
     // The dispatcher on a short local schedule: one run after another, never overlapping.
-    let stopped = false;
     let wake: (() => void) | undefined;
     const sleep = (ms: number): Promise<void> =>
       new Promise((ok) => {

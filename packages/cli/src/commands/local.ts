@@ -13,6 +13,7 @@ import {
 
 import { buildLambdaZips, LAMBDA_FUNCTIONS, REPO_ROOT } from '../build';
 import { UsageError, type CommandRegistrar } from '../program';
+import { displayPath } from '../rules/paths';
 
 interface LocalFlags {
   port: string;
@@ -162,7 +163,7 @@ export const registerLocal: CommandRegistrar = (program: Command) => {
         }
         throw error;
       }
-      out(describeStack(stack, path.relative(process.cwd(), dataDir) || dataDir));
+      out(describeStack(stack, displayPath(dataDir)));
 
       await new Promise<void>((resolve) => {
         const stop = () => {
