@@ -113,6 +113,7 @@ async function main(): Promise<void> {
   const targets: TargetCheck[] = [];
   const details: Record<string, unknown> = {};
   const cleanups: (() => Promise<void>)[] = [];
+  const sectionSeconds: Record<string, number> = {};
   try {
     log(`work directory ${workDir}${options.quick ? ' (quick mode)' : ''}`);
     const cliBundle = await bundleEntry(path.join(REPO_ROOT, 'manage.ts'), 'manage');
@@ -169,8 +170,10 @@ async function main(): Promise<void> {
     for (const [name, run] of Object.entries(SECTIONS)) {
       if (options.sections && !options.sections.includes(name)) continue;
       log(`section ${name}`);
+      const sectionStarted = performance.now();
       try {
         const result = await run(ctx);
+        sectionSeconds[name] = Math.round((performance.now() - sectionStarted) / 100) / 10;
         rows.push(...result.rows);
         targets.push(...result.targets);
         if (result.details) details[name] = result.details;
@@ -200,6 +203,7 @@ async function main(): Promise<void> {
     seed: options.seed,
     seconds: Math.round((performance.now() - started) / 1000),
     machine: { ...machine, loadPerCoreAtStart: loadAtStart, loadPerCoreAtEnd: loadAtEnd },
+    sectionSeconds,
     rows,
     targets,
     details,

@@ -40,8 +40,8 @@ async function upload(s3: S3Client, bucket: string, key: string, file: string): 
  * served by s3rver. Files are generated in the scratch directory and removed afterwards.
  */
 export async function benchMemory(ctx: BenchContext): Promise<SectionResult> {
-  const largeBytes = ctx.quick ? 192 * MB : 1024 * MB;
-  const batchBytes = ctx.quick ? 16 * MB : 100 * MB;
+  const largeBytes = ctx.quick ? 128 * MB : 1024 * MB;
+  const batchBytes = ctx.quick ? 8 * MB : 100 * MB;
   const child = await bundleEntry(path.join(__dirname, 'memory-child.ts'), 'memory-child');
   const s3 = await startS3();
   const dir = path.join(ctx.workDir, 'memory');

@@ -56,7 +56,7 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
     forcePathStyle: true,
   });
   const bucket = stack.names.bucket;
-  const capBytes = ctx.quick ? 24 * MB : 384 * MB;
+  const capBytes = ctx.quick ? 16 * MB : 384 * MB;
   const large = ctx.synthetic.files.filter((file) => file.size >= MB);
   const chosen: typeof large = [];
   let chosenBytes = 0;
