@@ -339,6 +339,19 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       config.lambda_dispatch_wait_time_seconds,
       options.dispatchWaitSeconds ?? 1,
     );
+    const analyzerWorkers = Math.max(
+      1,
+      Math.min(
+        options.workers ?? Math.max(2, cpus().length),
+        config.lambda_analyze_concurrency_limit > 0
+          ? config.lambda_analyze_concurrency_limit
+          : Infinity,
+      ),
+    );
+    // Backpressure: a local dispatcher run starts at most two invocations per analyzer worker, and
+    // the next run waits for a free worker, so received messages never wait in the local invoke
+    // queue until their visibility timeout expires (which would count receives toward the DLQ).
+    const dispatchLimit = Math.max(1, Math.min(config.lambda_dispatch_limit, analyzerWorkers * 2));
     const functions: LocalFunction[] = [
       {
         name: names.analyzerFunction,
@@ -347,15 +360,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         timeoutSeconds: analyzerTimeout,
         memoryMb: config.lambda_analyze_memory_mb,
         environment: environments.analyzer,
-        concurrency: Math.max(
-          1,
-          Math.min(
-            options.workers ?? Math.max(2, cpus().length),
-            config.lambda_analyze_concurrency_limit > 0
-              ? config.lambda_analyze_concurrency_limit
-              : Infinity,
-          ),
-        ),
+        concurrency: analyzerWorkers,
       },
       {
         name: names.dispatcherFunction,
@@ -363,7 +368,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         handler: LAMBDA_HANDLER,
         timeoutSeconds: config.lambda_dispatch_timeout_sec,
         memoryMb: config.lambda_dispatch_memory_mb,
-        environment: { ...environments.dispatcher, SQS_WAIT_TIME_SECONDS: String(waitSeconds) },
+        environment: {
+          ...environments.dispatcher,
+          SQS_WAIT_TIME_SECONDS: String(waitSeconds),
+          MAX_INVOCATIONS: String(dispatchLimit),
+        },
         concurrency: 2,
       },
       {
@@ -434,8 +443,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       cloudwatch: createCloudWatchHandler(metrics),
       lambda: createLambdaHandler(runtime, reportFailure),
       purgeQueue,
-      onError: (error, req) =>
-        print(`[local] ${req.method} ${req.url} failed: ${describeError(error)}`),
+      onError: (error, req) => {
+        // Connections cut by stop() (e.g. a dispatcher's long poll) are expected then.
+        if (!stopped) print(`[local] ${req.method} ${req.url} failed: ${describeError(error)}`);
+      },
     };
     frontHandler = createFrontHandler(routes);
 
@@ -456,9 +467,6 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         queueCount(queueUrl),
         queueCount(deadLetterQueueUrl),
       ]);
-      const failures = Object.entries(metrics.snapshot())
-        .filter(([key]) => /(Errors|Failures|Failed)$/.test(key))
-        .reduce((sum, [, total]) => sum + total.sum, 0);
       return {
         queued: queue.visible,
         inFlight: queue.inFlight,
@@ -466,7 +474,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         analyzed: metrics.sum('AnalyzedBinaries'),
         matched: metrics.sum('MatchedBinaries'),
         alerts: alerts.length,
-        errors: functionErrors + failures,
+        // Error log lines of the functions plus failed invocations (each failure once: the
+        // AnalysisErrors metric would count the same failed objects again).
+        errors: functionErrors,
       };
     };
 
@@ -491,8 +501,15 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
             time: new Date().toISOString(),
             detail: {},
           });
+          while (!stopped && runtime.pending(names.analyzerFunction) >= analyzerWorkers)
+            await sleep(100);
           if (stopped) break;
-          let pause = options.dispatchIntervalMs ?? 1000;
+          const started = outcome.ok
+            ? (outcome.payload as { invocations?: unknown } | null)?.invocations
+            : 0;
+          // Straight on while there is work; otherwise on the local schedule.
+          let pause =
+            typeof started === 'number' && started > 0 ? 0 : (options.dispatchIntervalMs ?? 1000);
           if (!outcome.ok) {
             const text = `${outcome.error.errorType}: ${outcome.error.errorMessage}`;
             if (text !== lastError) reportFailure(names.dispatcherFunction, outcome);
