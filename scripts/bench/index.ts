@@ -137,10 +137,12 @@ async function main(): Promise<void> {
       totalBytes: syntheticBytes,
       plants: generated.plants,
     });
+    const wanted = (name: string) => !options.sections || options.sections.includes(name);
     log('copying ELF files from /usr/bin and /usr/lib');
     const elf = await copyElfCorpus(path.join(workDir, 'elf'), {
       roots: ['/usr/bin', '/usr/lib'],
-      maxBytes: options.quick ? 32 * MB : 1024 * MB,
+      // Only the scan section uses them.
+      maxBytes: wanted('scan') ? (options.quick ? 32 * MB : 1024 * MB) : 0,
     });
 
     const ctx: BenchContext = {
@@ -168,7 +170,7 @@ async function main(): Promise<void> {
       elf: { files: elf.files.length, bytes: elf.totalBytes },
     };
     for (const [name, run] of Object.entries(SECTIONS)) {
-      if (options.sections && !options.sections.includes(name)) continue;
+      if (!wanted(name)) continue;
       log(`section ${name}`);
       const sectionStarted = performance.now();
       try {
