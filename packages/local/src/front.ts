@@ -143,6 +143,35 @@ async function proxyS3(
   await proxy(req, res, routes.s3Port, { headers, path, body: decoded });
 }
 
+/**
+ * local-aws-sqs honours only the legacy `AttributeNames` for system attributes such as
+ * ApproximateReceiveCount: copy `MessageSystemAttributeNames` (what current SDKs send) into it.
+ */
+export function withLegacyAttributeNames(body: Buffer, json: boolean): Buffer {
+  if (json) {
+    const parsed = JSON.parse(body.toString('utf8') || '{}') as {
+      AttributeNames?: string[];
+      MessageSystemAttributeNames?: string[];
+    };
+    if (!parsed.MessageSystemAttributeNames?.length) return body;
+    parsed.AttributeNames = [
+      ...new Set([...(parsed.AttributeNames ?? []), ...parsed.MessageSystemAttributeNames]),
+    ];
+    return Buffer.from(JSON.stringify(parsed));
+  }
+  const params = new URLSearchParams(body.toString('utf8'));
+  const system = [...params].filter(([name]) =>
+    /^MessageSystemAttributeName(\.member)?\.\d+$/.test(name),
+  );
+  if (system.length === 0) return body;
+  const legacy = [...params]
+    .filter(([name]) => /^AttributeName(\.member)?\.\d+$/.test(name))
+    .map(([, v]) => v);
+  const names = [...new Set([...legacy, ...system.map(([, value]) => value)])];
+  names.forEach((name, index) => params.set(`AttributeName.${index + 1}`, name));
+  return Buffer.from(params.toString());
+}
+
 /** SQS through local-aws-sqs, with PurgeQueue answered here so it takes effect at once. */
 async function proxySqs(
   req: IncomingMessage,
@@ -168,7 +197,8 @@ async function proxySqs(
   if (action !== 'PurgeQueue') {
     const headers = { ...req.headers };
     delete headers['content-encoding'];
-    await proxy(req, res, routes.sqsPort, { headers, body });
+    const forwarded = action === 'ReceiveMessage' ? withLegacyAttributeNames(body, json) : body;
+    await proxy(req, res, routes.sqsPort, { headers, body: forwarded });
     return;
   }
   if (!queueUrl || !routes.purgeQueue(queueUrl)) {

@@ -261,6 +261,21 @@ describe('local stack services', () => {
     expect(seen).toEqual(keys);
   });
 
+  it('returns ApproximateReceiveCount when asked with MessageSystemAttributeNames', async () => {
+    const sqs = client(() => new SQSClient(sdk()));
+    await sqs.send(
+      new SendMessageCommand({ QueueUrl: stack.deadLetterQueueUrl, MessageBody: 'count me' }),
+    );
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: stack.deadLetterQueueUrl,
+        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+        VisibilityTimeout: 0,
+      }),
+    );
+    expect(Messages[0]?.Attributes?.ApproximateReceiveCount).toBe('1');
+  });
+
   it('purges a queue at once', async () => {
     const sqs = client(() => new SQSClient(sdk()));
     await sqs.send(
