@@ -56,11 +56,20 @@ export function formatTable(rows: Row[]): string {
   ].join('\n');
 }
 
+/** The targets as a Markdown table: target, this run, met. */
 export function formatTargets(targets: TargetCheck[]): string {
-  return targets
-    .map((t) => {
-      const mark = t.met === null ? 'n/a ' : t.met ? 'MET ' : 'MISS';
-      return `${mark} ${t.target}: ${t.actual}${t.note ? ` (${t.note})` : ''}`;
-    })
-    .join('\n');
+  const cells = targets.map((t) => [
+    t.target,
+    `${t.actual}${t.note ? ` (${t.note})` : ''}`,
+    t.met === null ? 'n/a' : t.met ? 'yes' : 'NO',
+  ]);
+  const header = ['target', 'this run', 'met'];
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
+  const line = (c: string[]) =>
+    `| ${c.map((text, i) => text.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  return [
+    line(header),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...cells.map(line),
+  ].join('\n');
 }

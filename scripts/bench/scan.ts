@@ -214,7 +214,7 @@ async function listFiles(dir: string): Promise<string[]> {
  */
 async function hashingCost(
   ctx: BenchContext,
-): Promise<{ rows: Row[]; elu: number; hashShare: number }> {
+): Promise<{ rows: Row[]; elu: number; eluPlain: number; hashShare: number }> {
   const rules = await loadRules(ctx.compiledRules);
   const files = await listFiles(ctx.synthetic.dir);
   const mb = ctx.synthetic.totalBytes / MB;
@@ -254,9 +254,11 @@ async function hashingCost(
   const cpuWith = median(withHashes.map((r) => r.cpuSeconds));
   const cpuPlain = median(plain.map((r) => r.cpuSeconds));
   const elu = median(withHashes.map((r) => r.elu));
+  const eluPlain = median(plain.map((r) => r.elu));
   const hashShare = (cpuWith - cpuPlain) / cpuWith;
   return {
     elu,
+    eluPlain,
     hashShare,
     rows: [
       {
@@ -285,7 +287,7 @@ async function hashingCost(
         metric: 'JS thread busy during analyzeFile runs',
         value: elu * 100,
         unit: '%',
-        note: 'event loop utilization; hashing and scanning run on the libuv pool',
+        note: `event loop utilization; ${(eluPlain * 100).toFixed(1)}% when scanning without hashes`,
       },
     ],
   };
@@ -352,8 +354,9 @@ export async function benchScan(ctx: BenchContext): Promise<SectionResult> {
   }
   targets.push({
     target: 'hashing off the JS thread',
-    actual: `JS thread ${(hashing.elu * 100).toFixed(1)}% busy while ${ctx.cores} files hash+scan at once`,
-    met: hashing.elu < 0.25,
+    actual: `JS thread ${(hashing.elu * 100).toFixed(1)}% busy with hashes, ${(hashing.eluPlain * 100).toFixed(1)}% without`,
+    // On the JS thread, hashing (~18% of the CPU) would add that much event loop utilization.
+    met: hashing.elu - hashing.eluPlain < 0.05,
   });
   return { rows, targets, details };
 }
