@@ -239,7 +239,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     }
     const sqsServer = createServer((req, res) => void sqsHandler(req, res));
     const sqsPort = await listenLoopback(sqsServer, 0);
-    cleanups.push(() => closeServer(sqsServer));
+    cleanups.push(async () => {
+      await closeServer(sqsServer);
+      // Releases local-aws-sqs's per-message visibility and retention timers.
+      for (const queue of sqsService.Queues) queue.clearRecords();
+    });
 
     // S3, objects on disk; the binaries bucket exists from the start.
     const s3 = new S3rver({
