@@ -478,6 +478,34 @@ describe('local stack services', () => {
     ).rejects.toThrow(/Function not found/);
   });
 
+  it('fails the invocation of a worker that dies and starts a fresh one', async () => {
+    const lambda = client(() => new LambdaClient(sdk()));
+    const pending = lambda.send(
+      new InvokeCommand({
+        FunctionName: stack.names.analyzerFunction,
+        Payload: Buffer.from(JSON.stringify({ sleepMs: 20_000 })),
+      }),
+    );
+    const pid = await waitFor<number>(
+      () =>
+        stack.lambda
+          .workerInfo(stack.names.analyzerFunction)
+          .find((w) => w.busy && JSON.stringify(w.event).includes('20000'))?.pid,
+      10_000,
+      'a busy worker',
+    );
+    process.kill(pid, 'SIGKILL');
+    const died = await pending;
+    expect(died.FunctionError).toBe('Unhandled');
+    expect(JSON.parse(Buffer.from(died.Payload!).toString('utf8'))).toEqual(
+      expect.objectContaining({ errorType: 'Runtime.ExitError' }),
+    );
+    const next = await lambda.send(
+      new InvokeCommand({ FunctionName: stack.names.analyzerFunction, Payload: Buffer.from('{}') }),
+    );
+    expect(next.FunctionError).toBeUndefined();
+  });
+
   it('publishes a new version when a zip changes', async () => {
     const lambda = client(() => new LambdaClient(sdk()));
     const body = async () => {

@@ -1,0 +1,179 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { alertRecord, formatAlert } from './alerts';
+import { createCloudWatchHandler, MetricStore } from './cloudwatch';
+import { withLegacyAttributeNames } from './front';
+import { DataDirLockedError, lockDataDir } from './lock';
+import { parseQueryParams, signingService } from './protocol';
+
+async function serve(handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>) {
+  const server = createServer((req, res) => void handler(req, res));
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    close: () => new Promise<void>((ok) => server.close(() => ok())),
+  };
+}
+
+describe('query protocol parameters', () => {
+  it('nests members and entries into arrays of objects', () => {
+    const params = new URLSearchParams(
+      'Action=PutMetricData&Namespace=BinaryAlert&MetricData.member.1.MetricName=A&MetricData.member.1.Value=2' +
+        '&MetricData.member.2.MetricName=B&MetricData.member.2.Values.member.1=1&MetricData.member.2.Values.member.2=5',
+    );
+    expect(parseQueryParams(params)).toEqual({
+      Action: 'PutMetricData',
+      Namespace: 'BinaryAlert',
+      MetricData: [
+        { MetricName: 'A', Value: '2' },
+        { MetricName: 'B', Values: ['1', '5'] },
+      ],
+    });
+  });
+
+  it('reads the service from the SigV4 credential scope (header or presigned query)', () => {
+    const req = (headers: Record<string, string>, url = '/') =>
+      ({ headers, url }) as unknown as IncomingMessage;
+    const auth =
+      'AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/monitoring/aws4_request, SignedHeaders=host, Signature=x';
+    expect(signingService(req({ authorization: auth }))).toBe('monitoring');
+    expect(
+      signingService(
+        req({}, '/b/k?X-Amz-Credential=AKID%2F20260101%2Fus-east-1%2Fs3%2Faws4_request'),
+      ),
+    ).toBe('s3');
+    expect(signingService(req({}))).toBeUndefined();
+  });
+
+  it('copies MessageSystemAttributeNames into AttributeNames for local-aws-sqs', () => {
+    const json = withLegacyAttributeNames(
+      Buffer.from(
+        JSON.stringify({ QueueUrl: 'q', MessageSystemAttributeNames: ['ApproximateReceiveCount'] }),
+      ),
+      true,
+    );
+    expect(JSON.parse(json.toString())).toEqual(
+      expect.objectContaining({ AttributeNames: ['ApproximateReceiveCount'] }),
+    );
+    const query = withLegacyAttributeNames(
+      Buffer.from(
+        'Action=ReceiveMessage&QueueUrl=q&MessageSystemAttributeName.1=ApproximateReceiveCount',
+      ),
+      false,
+    );
+    expect(new URLSearchParams(query.toString()).get('AttributeName.1')).toBe(
+      'ApproximateReceiveCount',
+    );
+  });
+});
+
+describe('CloudWatch PutMetricData', () => {
+  it('aggregates the query protocol with values, counts and statistic sets', async () => {
+    const store = new MetricStore();
+    const server = await serve(createCloudWatchHandler(store));
+    try {
+      const body =
+        'Action=PutMetricData&Version=2010-08-01&Namespace=BinaryAlert' +
+        '&MetricData.member.1.MetricName=ScanMs&MetricData.member.1.Values.member.1=10&MetricData.member.1.Values.member.2=30' +
+        '&MetricData.member.1.Counts.member.1=2&MetricData.member.1.Counts.member.2=1' +
+        '&MetricData.member.2.MetricName=Sizes&MetricData.member.2.StatisticValues.SampleCount=4' +
+        '&MetricData.member.2.StatisticValues.Sum=100&MetricData.member.2.StatisticValues.Minimum=5' +
+        '&MetricData.member.2.StatisticValues.Maximum=50';
+      const response = await fetch(server.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body,
+      });
+      expect(response.status).toBe(200);
+      expect(await response.text()).toContain('<PutMetricDataResponse');
+      expect(store.snapshot()).toEqual({
+        'BinaryAlert/ScanMs': { sum: 50, sampleCount: 3, min: 10, max: 30 },
+        'BinaryAlert/Sizes': { sum: 100, sampleCount: 4, min: 5, max: 50 },
+      });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses other actions', async () => {
+    const server = await serve(createCloudWatchHandler(new MetricStore()));
+    try {
+      const response = await fetch(server.url, {
+        method: 'POST',
+        headers: {
+          'x-amz-target': 'GraniteServiceVersion20100801.GetMetricData',
+          'content-type': 'application/x-amz-json-1.0',
+        },
+        body: '{}',
+      });
+      expect(response.status).toBe(400);
+      expect(response.headers.get('x-amzn-errortype')).toBe('InvalidAction');
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('alerts on the console', () => {
+  it('shows the object, filepath, hash and rules of a match summary', () => {
+    const text = formatAlert(
+      alertRecord({
+        messageId: 'm',
+        time: '2026-01-01T00:00:00.000Z',
+        topicArn: 'arn:aws:sns:us-east-1:1:p_binaryalert_yara_match_alerts',
+        subject: 'match',
+        message: JSON.stringify({
+          FileInfo: { S3Location: 'S3:b:k', SHA256: 'ab', S3Metadata: { filepath: 'C:/x.exe' } },
+          MatchedRules: {
+            Rule1: { RuleName: 'r1', RuleFile: 'f.yara' },
+            Rule2: { RuleName: 'r2', RuleFile: '' },
+          },
+        }),
+      }),
+    );
+    expect(text.split('\n')).toEqual([
+      'ALERT 2026-01-01T00:00:00.000Z p_binaryalert_yara_match_alerts: match',
+      '  object:   S3:b:k',
+      '  filepath: C:/x.exe',
+      '  sha256:   ab',
+      '  rules:    f.yara:r1, r2',
+    ]);
+  });
+
+  it('prints any other message as sent', () => {
+    const text = formatAlert(
+      alertRecord({ messageId: 'm', time: 't', topicArn: 'arn:a:b:c:d:topic', message: 'plain' }),
+    );
+    expect(text).toBe('ALERT t topic\n  plain');
+  });
+});
+
+describe('the data directory lock', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ba-lock-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('is refused while its owner runs and released on request', async () => {
+    const release = await lockDataDir(dir);
+    expect(await readFile(join(dir, 'stack.lock'), 'utf8')).toBe(`${process.pid}\n`);
+    await expect(lockDataDir(dir)).rejects.toThrow(DataDirLockedError);
+    await release();
+    const again = await lockDataDir(dir);
+    await again();
+  });
+
+  it('takes over a lock left by a process that is gone', async () => {
+    await writeFile(join(dir, 'stack.lock'), '999999999\n');
+    const release = await lockDataDir(dir);
+    expect(await readFile(join(dir, 'stack.lock'), 'utf8')).toBe(`${process.pid}\n`);
+    await release();
+  });
+});
