@@ -113,6 +113,7 @@ describe('the local stack end to end: failures', () => {
           .find((worker) => worker.busy && JSON.stringify(worker.event).includes(encoded))?.pid,
       30_000,
       'an analyzer working on the large object',
+      10, // catch it early in the download, well before it could alert
     );
     process.kill(victim, 'SIGKILL');
     const killedAt = Date.now();
