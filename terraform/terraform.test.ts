@@ -15,6 +15,7 @@ import {
   type ResourceNames,
 } from '../packages/core/src/config';
 import { BUNDLE_TARGET, LAMBDA_FUNCTIONS } from '../packages/cli/src/build';
+import { matchTableDefinition } from '../packages/core/src/match-table';
 
 // Parsed HCL is untyped JSON; the assertions below are what checks its shape.
 /* eslint-disable @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call */
@@ -403,14 +404,21 @@ describe('resources', () => {
     expect(strings(only(queuePolicy).condition)).toContain('${aws_s3_bucket.binaries.arn}');
   });
 
-  it('keys the match table by SHA256 and AnalyzerVersion', () => {
+  it('keys the match table by SHA256 and AnalyzerVersion, as the local stack and tests create it', () => {
     const table = only(root.resource.aws_dynamodb_table.matches);
+    const local = matchTableDefinition('any');
+    const keyOf = (type: string) =>
+      local.KeySchema?.find((key) => key.KeyType === type)?.AttributeName;
 
     expect([table.hash_key, table.range_key]).toEqual(['SHA256', 'AnalyzerVersion']);
+    expect([keyOf('HASH'), keyOf('RANGE')]).toEqual([table.hash_key, table.range_key]);
     expect(table.attribute).toEqual([
       { name: 'SHA256', type: 'S' },
       { name: 'AnalyzerVersion', type: 'N' },
     ]);
+    expect(
+      local.AttributeDefinitions?.map((a) => ({ name: a.AttributeName, type: a.AttributeType })),
+    ).toEqual(table.attribute);
   });
 
   it('gives every alarm a description that says what to do', () => {

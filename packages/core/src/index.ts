@@ -5,3 +5,4 @@ export * from './s3-event';
 export * from './analysis';
 export * from './metrics';
 export * from './config';
+export * from './match-table';

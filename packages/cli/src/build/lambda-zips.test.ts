@@ -23,6 +23,7 @@ import {
   resourceNames,
   s3EventRecord,
   type BinaryAlertConfig,
+  matchTableDefinition,
 } from '@binaryalert/core';
 import {
   startDynamo,
@@ -334,20 +335,7 @@ describe('buildLambdaZips', () => {
       await s3.client.send(
         new PutObjectCommand({ Bucket: bucket, Key: 'clean.txt', Body: 'nothing to see here' }),
       );
-      await dynamo.client.send(
-        new CreateTableCommand({
-          TableName: names.table,
-          AttributeDefinitions: [
-            { AttributeName: 'SHA256', AttributeType: 'S' },
-            { AttributeName: 'AnalyzerVersion', AttributeType: 'N' },
-          ],
-          KeySchema: [
-            { AttributeName: 'SHA256', KeyType: 'HASH' },
-            { AttributeName: 'AnalyzerVersion', KeyType: 'RANGE' },
-          ],
-          BillingMode: 'PAY_PER_REQUEST',
-        }),
-      );
+      await dynamo.client.send(new CreateTableCommand(matchTableDefinition(names.table)));
       const sns = await recorder(() => ({
         status: 200,
         headers: { 'Content-Type': 'text/xml' },

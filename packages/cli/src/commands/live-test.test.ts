@@ -6,7 +6,12 @@ import {
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { loadConfig, resourceNames, type BinaryAlertConfig } from '@binaryalert/core';
+import {
+  loadConfig,
+  resourceNames,
+  type BinaryAlertConfig,
+  matchTableDefinition,
+} from '@binaryalert/core';
 import { startDynamo, startS3, type Emulator } from '@binaryalert/testing';
 
 // program before the command module: command modules import program, which registers them.
@@ -28,20 +33,7 @@ describe('liveTest', () => {
     const config = { ...(await loadConfig()), name_prefix: prefix };
     const names = resourceNames(config);
     await s3.client.send(new CreateBucketCommand({ Bucket: names.bucket }));
-    await dynamo.client.send(
-      new CreateTableCommand({
-        TableName: names.table,
-        AttributeDefinitions: [
-          { AttributeName: 'SHA256', AttributeType: 'S' },
-          { AttributeName: 'AnalyzerVersion', AttributeType: 'N' },
-        ],
-        KeySchema: [
-          { AttributeName: 'SHA256', KeyType: 'HASH' },
-          { AttributeName: 'AnalyzerVersion', KeyType: 'RANGE' },
-        ],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    );
+    await dynamo.client.send(new CreateTableCommand(matchTableDefinition(names.table)));
     return config;
   }
 
