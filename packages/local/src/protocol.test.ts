@@ -4,6 +4,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+
 import { alertRecord, formatAlert } from './alerts';
 import { createCloudWatchHandler, MetricStore } from './cloudwatch';
 import { withLegacyAttributeNames } from './front';
@@ -95,6 +97,29 @@ describe('CloudWatch PutMetricData', () => {
         'BinaryAlert/Sizes': { sum: 100, sampleCount: 4, min: 5, max: 50 },
       });
     } finally {
+      await server.close();
+    }
+  });
+
+  it('accepts the gzip-compressed JSON the SDK sends for large batches', async () => {
+    const store = new MetricStore();
+    const server = await serve(createCloudWatchHandler(store));
+    const cloudwatch = new CloudWatchClient({
+      endpoint: server.url,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    });
+    try {
+      // Well over the SDK's 10 kB compression threshold.
+      const MetricData = Array.from({ length: 400 }, (_, i) => ({
+        MetricName: 'AnalyzedBinaries',
+        Value: 1,
+        Dimensions: [{ Name: 'Function', Value: `f${i}` }],
+      }));
+      await cloudwatch.send(new PutMetricDataCommand({ Namespace: 'BinaryAlert', MetricData }));
+      expect(store.sum('AnalyzedBinaries')).toBe(400);
+    } finally {
+      cloudwatch.destroy();
       await server.close();
     }
   });
