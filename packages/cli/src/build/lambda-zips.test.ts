@@ -155,7 +155,13 @@ describe('buildLambdaZips', () => {
 
   it('writes the contract entries into each zip', () => {
     expect(zips.get('analyzer')?.entries).toEqual(
-      expect.arrayContaining(['compiled_yara_rules.bin', 'index.js', 'index.js.map', 'yara.node']),
+      expect.arrayContaining([
+        'compiled_yara_rules.bin',
+        'index.js',
+        'index.js.map',
+        'magic.mgc',
+        'yara.node',
+      ]),
     );
     expect(zips.get('dispatcher')?.entries).toEqual(['index.js', 'index.js.map']);
     expect(zips.get('batcher')?.entries).toEqual(['index.js', 'index.js.map']);

@@ -19,6 +19,9 @@ export type LambdaFunctionName = (typeof LAMBDA_FUNCTIONS)[number];
 /** File names inside the zips (docs/contracts.md "Build output"); handler `index.handler`. */
 export const COMPILED_RULES_FILE = 'compiled_yara_rules.bin';
 export const ADDON_FILE = 'yara.node';
+/** libmagic's database, which rules that `import "magic"` need and Lambda images lack. */
+export const MAGIC_DATABASE_FILE = 'magic.mgc';
+const SYSTEM_MAGIC_DATABASE = '/usr/lib/file/magic.mgc';
 /** Node version the bundles target: the oldest Lambda Node runtime BinaryAlert supports. */
 export const BUNDLE_TARGET = 'node20';
 
@@ -73,7 +76,8 @@ const cliOnlyStub: esbuild.Plugin = {
  * Bundles each worker's `src/handler.ts` with esbuild (AWS SDK v3 included, minified, source
  * map) and writes `<outDir>/<function>.zip` reproducibly. The analyzer zip also carries the yara
  * addon (esbuild copies the `.node` its binding requires and points the require at
- * `./yara.node`), any `lib*.so*` shipped beside the addon, and the compiled rules.
+ * `./yara.node`), any `lib*.so*` shipped beside the addon, libmagic's `magic.mgc` (the addon
+ * uses the one beside it) and the compiled rules.
  */
 export async function buildLambdaZips(options: BuildLambdaZipsOptions = {}): Promise<BuiltZip[]> {
   const outDir = path.resolve(options.outDir ?? path.join(REPO_ROOT, 'dist', 'lambda'));
@@ -86,6 +90,7 @@ export async function buildLambdaZips(options: BuildLambdaZipsOptions = {}): Pro
     const entries = await bundle(name);
     if (name === 'analyzer') {
       entries.push(...(await sharedLibraries()));
+      entries.push({ name: MAGIC_DATABASE_FILE, data: await magicDatabase() });
       entries.push({ name: COMPILED_RULES_FILE, data: await compiledRules(options.rulesDir, log) });
     }
     const file = path.join(outDir, `${name}.zip`);
@@ -153,6 +158,18 @@ async function ensureAddon(log: (line: string) => void): Promise<void> {
     throw new LambdaBuildError('building the yara addon failed (see packages/yara)', {
       cause: error,
     });
+  }
+}
+
+/** The magic database of the libmagic the addon links (Debian's libmagic-mgc, a libyara-dev dependency). */
+async function magicDatabase(): Promise<Buffer> {
+  try {
+    return await readFile(SYSTEM_MAGIC_DATABASE);
+  } catch (error) {
+    throw new LambdaBuildError(
+      `${SYSTEM_MAGIC_DATABASE} is missing (apt-get install libmagic-mgc); the analyzer needs it for rules that import "magic"`,
+      { cause: error },
+    );
   }
 }
 
