@@ -13,6 +13,7 @@ import {
 import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import {
   functionEnvironments,
+  matchTableDefinition,
   resourceNames,
   s3EventRecord,
   type BinaryAlertConfig,
@@ -125,21 +126,7 @@ async function ensureMatchTable(client: DynamoDBClient, table: string): Promise<
     await client.send(new DescribeTableCommand({ TableName: table }));
   } catch (error) {
     if (!(error instanceof ResourceNotFoundException)) throw error;
-    // As terraform/dynamo.tf defines it: one item per (binary, analyzer version).
-    await client.send(
-      new CreateTableCommand({
-        TableName: table,
-        AttributeDefinitions: [
-          { AttributeName: 'SHA256', AttributeType: 'S' },
-          { AttributeName: 'AnalyzerVersion', AttributeType: 'N' },
-        ],
-        KeySchema: [
-          { AttributeName: 'SHA256', KeyType: 'HASH' },
-          { AttributeName: 'AnalyzerVersion', KeyType: 'RANGE' },
-        ],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    );
+    await client.send(new CreateTableCommand(matchTableDefinition(table)));
   }
 }
 
