@@ -2,9 +2,15 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 
 import type { LocalStack } from '../../packages/local/src';
+import { startS3, uniqueName } from '../../packages/testing/src';
 import type { BenchContext } from './context';
 import { EICAR } from './corpus';
 import { interleave, MB, median, percentile, runTimed } from './measure';
@@ -127,6 +133,42 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
       scanMs: after.scan - sums.scan,
     };
   };
+  // The S3 emulator alone, in a server of its own (no front proxy, no pipeline behind it): each
+  // file uploaded and downloaded once, as the pipeline moves every byte.
+  const raw = await startS3();
+  const rawBucket = uniqueName('bench-raw');
+  await raw.client.send(new CreateBucketCommand({ Bucket: rawBucket }));
+  const rawS3Run = async (): Promise<Round> => {
+    const prefix = `raw-${round++}`;
+    const started = performance.now();
+    const each = async (work: (file: (typeof chosen)[number]) => Promise<void>) => {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          while (next < chosen.length) await work(chosen[next++] as (typeof chosen)[number]);
+        }),
+      );
+    };
+    await each(async (file) => {
+      await raw.client.send(
+        new PutObjectCommand({
+          Bucket: rawBucket,
+          Key: `${prefix}/${path.basename(file.path)}`,
+          Body: await fs.readFile(file.path),
+        }),
+      );
+    });
+    const uploadMs = performance.now() - started;
+    await each(async (file) => {
+      const response = await raw.client.send(
+        new GetObjectCommand({ Bucket: rawBucket, Key: `${prefix}/${path.basename(file.path)}` }),
+      );
+      await response.Body?.transformToByteArray();
+    });
+    const ms = performance.now() - started;
+    return { ms, uploadMs, downloadMs: ms - uploadMs, scanMs: 0 };
+  };
+  ctx.cleanups.push(() => raw.stop());
   const yaraRun = async () =>
     (
       await runTimed('yara', ['-N', '-C', '-r', '-p', String(ctx.cores), rulesFile, dir], {
@@ -139,6 +181,7 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
     [
       { name: 'pipeline', run: pipelineRun },
       { name: 'yara', run: yaraRun },
+      { name: 'raw-s3', run: rawS3Run },
     ],
     ctx.reps,
   );
@@ -148,6 +191,9 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
   const downloadS = median(rounds.map((r) => r.downloadMs)) / 1000;
   const scanS = median(rounds.map((r) => r.scanMs)) / 1000;
   const yaraS = median((runs.get('yara') ?? []) as number[]) / 1000;
+  const rawRounds = (runs.get('raw-s3') ?? []) as Round[];
+  const rawUploadS = median(rawRounds.map((r) => r.uploadMs)) / 1000;
+  const rawDownloadS = median(rawRounds.map((r) => r.downloadMs)) / 1000;
   const ratio = yaraS / pipelineS;
 
   // EICAR: unique files (a new SHA-256 each time, so every one alerts), one at a time, idle queue.
@@ -197,6 +243,13 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
     },
     {
       section: SECTION,
+      metric: 's3rver alone: PUT then GET the same files',
+      value: mb / (rawUploadS + rawDownloadS),
+      unit: 'MB/s',
+      note: `PUT ${(mb / rawUploadS).toFixed(0)} MB/s, GET ${(mb / rawDownloadS).toFixed(0)} MB/s, 4 at once, no front proxy`,
+    },
+    {
+      section: SECTION,
       metric: 'analyzer time downloading / scanning',
       value: downloadS,
       unit: 's',
@@ -226,6 +279,6 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
   return {
     rows,
     targets,
-    details: { rounds, yaraMs: runs.get('yara'), latencies },
+    details: { rounds, rawS3: rawRounds, yaraMs: runs.get('yara'), latencies },
   };
 }
