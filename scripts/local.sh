@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/bootstrap.sh
-exec pnpm exec tsx manage.ts local "$@"
+exec node_modules/.bin/tsx manage.ts local "$@"

@@ -165,17 +165,26 @@ export const registerLocal: CommandRegistrar = (program: Command) => {
       }
       out(describeStack(stack, displayPath(dataDir)));
 
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          resolve();
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
-      out('stopping the local stack ...');
-      await stack.stop();
-      out('stopped; objects and matches are kept for the next start');
+      // Ctrl-C reaches this process twice (from the terminal and relayed by tsx): the first
+      // signal starts a clean stop, the second is ignored, a third forces the exit.
+      let signals = 0;
+      let requestStop = () => {};
+      const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+      const onSignal = () => {
+        signals += 1;
+        if (signals === 1) requestStop();
+        if (signals >= 3) process.exit(130);
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      try {
+        await stopRequested;
+        out('stopping the local stack ...');
+        await stack.stop();
+        out('stopped; objects and matches are kept for the next start');
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
     });
 };
