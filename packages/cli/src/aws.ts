@@ -4,7 +4,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { BinaryAlertConfig } from '@binaryalert/core';
 
-import { UsageError } from './program';
+import { UsageError } from './usage';
 
 /** Where `manage.ts local` serves the AWS APIs by default. */
 export const LOCAL_ENDPOINT = 'http://127.0.0.1:4566';

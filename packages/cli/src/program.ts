@@ -12,13 +12,9 @@ import { registerRetroAnalyze } from './commands/retro-analyze';
 import { registerPurgeQueue } from './commands/purge-queue';
 import { registerLiveTest } from './commands/live-test';
 
-/** Adds one command (or a group of related commands) to the manage.ts program. */
-export type CommandRegistrar = (program: Command) => void;
+import { UsageError, type CommandRegistrar } from './usage';
 
-/** Raised by a command for a usage problem (bad argument, bad flag combination): exit code 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError, type CommandRegistrar };
 
 // Each command module owns its commands; this list is the only place they are wired together.
 const registrars: CommandRegistrar[] = [

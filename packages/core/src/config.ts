@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { parse as parseHcl } from '@cdktf/hcl2json';
 import { z } from 'zod';
 import { ConfigError } from './errors';
 
@@ -217,6 +216,8 @@ function invalid(problems: string[]): never {
 /** Parses terraform.tfvars text (HCL) into plain values. */
 export async function parseTfvars(content: string, filename = 'terraform.tfvars') {
   try {
+    // Loaded on first use: the HCL parser is a large WebAssembly module that most callers never need.
+    const { parse: parseHcl } = await import('@cdktf/hcl2json');
     return (await parseHcl(filename, content)) as Record<string, unknown>;
   } catch (error) {
     throw new TfvarsError(

@@ -31,14 +31,23 @@ import { createLambdaHandler } from './lambdaApi';
 import { lockDataDir } from './lock';
 import { sendJsonError } from './protocol';
 import { createSnsHandler } from './sns';
+import {
+  DEFAULT_DATA_DIR,
+  DEFAULT_LOCAL_ENDPOINT,
+  DEFAULT_LOCAL_PORT,
+  LOCAL_ACCOUNT_ID,
+  LOCAL_CREDENTIALS,
+} from './constants';
 
-/** The dummy credentials the local stack documents (s3rver's own pair; any pair is accepted). */
-export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
-export const LOCAL_ACCOUNT_ID = '123456789012';
-export const DEFAULT_LOCAL_PORT = 4566;
-export const DEFAULT_DATA_DIR = '.binaryalert-local';
+export {
+  DEFAULT_DATA_DIR,
+  DEFAULT_LOCAL_ENDPOINT,
+  DEFAULT_LOCAL_PORT,
+  LOCAL_ACCOUNT_ID,
+  LOCAL_CREDENTIALS,
+};
+
 export const LAMBDA_HANDLER = 'index.handler';
-export const DEFAULT_LOCAL_ENDPOINT = `http://127.0.0.1:${DEFAULT_LOCAL_PORT}`;
 
 /**
  * SDK v3 client settings for a running local stack (for `--local` commands and scripts): the

@@ -3,7 +3,7 @@ import { access } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_TFVARS_PATH, loadConfig, type BinaryAlertConfig } from '@binaryalert/core';
-import type { CommandRegistrar } from '../program';
+import type { CommandRegistrar } from '../usage';
 
 /** The repository's top level (manage.ts, terraform.tfvars, terraform/, dist/). */
 export const REPO_ROOT = path.resolve(__dirname, '../../../..');

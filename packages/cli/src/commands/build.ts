@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 
 import { buildLambdaZips, REPO_ROOT } from '../build';
-import type { CommandRegistrar } from '../program';
+import type { CommandRegistrar } from '../usage';
 
 export { buildLambdaZips } from '../build';
 

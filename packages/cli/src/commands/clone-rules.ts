@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { CommandRegistrar } from '../program';
+import type { CommandRegistrar } from '../usage';
 import { cloneRuleRepositories } from '../rules/clone';
 import { DEFAULT_RULE_SOURCES, DEFAULT_RULES_DIR } from '../rules/paths';
 import { loadRuleSources } from '../rules/sources';

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { libyaraVersion, RuleCompileError, type CompileMessage } from '@binaryalert/yara';
-import { UsageError, type CommandRegistrar } from '../program';
+import { UsageError, type CommandRegistrar } from '../usage';
 import { compileRulesDirectory } from '../rules/compile';
 import { DEFAULT_COMPILED_RULES, DEFAULT_RULES_DIR, displayPath } from '../rules/paths';
 

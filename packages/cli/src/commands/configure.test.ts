@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { DEFAULT_TFVARS_PATH, loadConfig } from '@binaryalert/core';
 // program before the command module: command modules import program, which registers them.
-import { UsageError } from '../program';
+import { UsageError } from '../usage';
 import { configure, setTfvarsString } from './configure';
 
 let dir: string;

@@ -9,7 +9,7 @@ import {
   resourceNames,
   validateConfig,
 } from '@binaryalert/core';
-import { UsageError, type CommandRegistrar } from '../program';
+import { UsageError, type CommandRegistrar } from '../usage';
 
 /** Reads answers line by line; works the same with a terminal and with piped stdin. */
 export class Prompter {

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { ZipFile } from 'yazl';
 // program before the command module: command modules import program, which registers them.
-import '../program';
 import { deploy, readZipEntry, realDeploySteps, type DeploySteps } from './deploy';
 
 /** Steps that record the order they ran in; `failing` names one that rejects. */

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import type { Command } from 'commander';
 import { loadConfig } from '@binaryalert/core';
-import type { CommandRegistrar } from '../program';
+import type { CommandRegistrar } from '../usage';
 import { REPO_ROOT, TERRAFORM_DIR, runInherited, terraformApply } from './apply';
 import { COMPILED_RULES_FILE, buildLambdaZips } from '../build';
 import { retroAnalyze } from './retro-analyze';

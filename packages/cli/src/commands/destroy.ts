@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { DEFAULT_TFVARS_PATH, loadConfig, resourceNames } from '@binaryalert/core';
-import type { CommandRegistrar } from '../program';
+import type { CommandRegistrar } from '../usage';
 import { TERRAFORM_DIR, runInherited, varFileArg, type TerraformOptions } from './apply';
 
 export interface DestroyOptions extends TerraformOptions {

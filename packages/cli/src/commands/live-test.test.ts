@@ -15,7 +15,6 @@ import {
 import { startDynamo, startS3, type Emulator } from '@binaryalert/testing';
 
 // program before the command module: command modules import program, which registers them.
-import '../program';
 import { EICAR, EICAR_SHA256, LIVE_TEST_PREFIX, liveTest } from './live-test';
 
 describe('liveTest', () => {

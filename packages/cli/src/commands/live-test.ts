@@ -11,7 +11,7 @@ import {
   type AwsClients,
   type LocalFlag,
 } from '../aws';
-import { UsageError, type CommandRegistrar } from '../program';
+import { UsageError, type CommandRegistrar } from '../usage';
 
 /** The EICAR anti-virus test file: harmless, and matched by rules/binaryalert/eicar.yara. */
 export const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*';

@@ -16,7 +16,6 @@ import {
 } from '@aws-sdk/client-sqs';
 
 // program before the command module: command modules import program, which registers them.
-import '../program';
 import { purgeQueue } from './purge-queue';
 
 describe('purgeQueue', () => {

@@ -13,7 +13,6 @@ import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 
 // program before the command module: command modules import program, which registers them.
-import '../program';
 import { retroAnalyze } from './retro-analyze';
 
 describe('retroAnalyze', () => {

@@ -16,7 +16,7 @@ import {
   type AwsClients,
   type LocalFlag,
 } from '../aws';
-import type { CommandRegistrar } from '../program';
+import type { CommandRegistrar } from '../usage';
 
 export interface RetroAnalyzeOptions {
   config: BinaryAlertConfig;

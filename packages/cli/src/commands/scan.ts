@@ -17,7 +17,7 @@ import {
   ScanTimeoutError,
   type CompiledRules,
 } from '@binaryalert/yara';
-import { UsageError, type CommandRegistrar } from '../program';
+import { UsageError, type CommandRegistrar } from '../usage';
 import { compileRuleSet } from '../rules/compile';
 import { findRuleFiles } from '../rules/discover';
 import { DEFAULT_COMPILED_RULES, DEFAULT_RULES_DIR, displayPath } from '../rules/paths';
@@ -319,7 +319,11 @@ export const registerScan: CommandRegistrar = (program: Command) => {
     .option('--json', 'print a JSON array of per-file summaries instead of the table')
     .option('--max-size-mb <mb>', 'skip files larger than this, with an error', '1024')
     .option('--timeout <seconds>', 'per-file scan timeout', '60')
-    .option('--concurrency <n>', 'files scanned at once', String(os.availableParallelism()))
+    .option(
+      '--concurrency <n>',
+      'files scanned at once (two per core keeps every core busy)',
+      String(2 * os.availableParallelism()),
+    )
     .action(async (inputs: string[], flags: ScanFlags) => {
       const maxSizeMb = positiveNumber(flags.maxSizeMb, '--max-size-mb');
       const timeoutSeconds = positiveNumber(flags.timeout, '--timeout');
