@@ -4,16 +4,13 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { BinaryAlertConfig } from '@binaryalert/core';
 
+import { DEFAULT_LOCAL_ENDPOINT, LOCAL_CREDENTIALS } from '@binaryalert/local/src/constants';
+
 import { UsageError } from './usage';
 
-/** Where `manage.ts local` serves the AWS APIs by default. */
-export const LOCAL_ENDPOINT = 'http://127.0.0.1:4566';
-
-/**
- * The dummy credentials the local stack accepts (s3rver's own key pair; the other emulators take
- * any). Use the same with the aws CLI: AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER.
- */
-export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+/** Where `manage.ts local` serves the AWS APIs by default, and the dummy credentials it accepts. */
+export const LOCAL_ENDPOINT = DEFAULT_LOCAL_ENDPOINT;
+export { LOCAL_CREDENTIALS };
 
 /** The value of a `--local [endpoint]` flag: absent, bare (`true`) or an endpoint URL. */
 export type LocalFlag = boolean | string | undefined;
