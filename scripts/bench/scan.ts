@@ -58,7 +58,7 @@ function difference(a: string[], b: string[]): string[] {
 /**
  * `manage.ts scan` (the esbuild bundle of manage.ts run by node as a child process, so process
  * start-up and rules load are included) against `yara -N -C -r -p N` on the same compiled rules and
- * directory, for N = 1 and N = cores, interleaved.
+ * directory, both pinned with taskset to the same N cores, for N = 1 and N = cores, interleaved.
  */
 async function scanCorpus(
   ctx: BenchContext,
@@ -78,25 +78,32 @@ async function scanCorpus(
   });
   const threads = [...new Set([1, ctx.cores])];
   for (const n of threads) {
+    // Both commands are pinned to the same N cores; each then uses them its own way: yara with N
+    // threads, manage.ts scan with its default of two files in flight per core.
+    const cores = ['-c', n === 1 ? '0' : `0-${n - 1}`];
     const binaryalert = () =>
       runTimed(
-        process.execPath,
+        'taskset',
         [
+          ...cores,
+          process.execPath,
           ctx.cliBundle,
           'scan',
           '--rules',
           ctx.compiledRules,
           '--json',
           '--concurrency',
-          String(n),
+          String(2 * n),
           corpus.dir,
         ],
         { okCodes: [0, 1] },
       );
     const yara = () =>
-      runTimed('yara', ['-N', '-C', '-r', '-p', String(n), ctx.compiledRules, corpus.dir], {
-        okCodes: [0, 1],
-      });
+      runTimed(
+        'taskset',
+        [...cores, 'yara', '-N', '-C', '-r', '-p', String(n), ctx.compiledRules, corpus.dir],
+        { okCodes: [0, 1] },
+      );
     const rules = await loadRules(ctx.compiledRules);
     const inProcess = async () => {
       const started = performance.now();
@@ -151,14 +158,14 @@ async function scanCorpus(
     rows.push(
       {
         section: SECTION,
-        metric: `${label}, N=${n}: manage.ts scan`,
+        metric: `${label}, N=${n} cores: manage.ts scan --concurrency ${2 * n}`,
         value: mb / baWall,
         unit: 'MB/s',
         note: `wall ${baWall.toFixed(2)} s, CPU ${median(ba.map((r) => r.cpuSeconds)).toFixed(2)} s, ${baMatches.length} matches`,
       },
       {
         section: SECTION,
-        metric: `${label}, N=${n}: yara -N -C -r -p ${n}`,
+        metric: `${label}, N=${n} cores: yara -N -C -r -p ${n}`,
         value: mb / yaWall,
         unit: 'MB/s',
         note: `wall ${yaWall.toFixed(2)} s, CPU ${median(ya.map((r) => r.cpuSeconds)).toFixed(2)} s, ${yaraList.length} matches`,
