@@ -60,22 +60,32 @@ async function close(server: Server): Promise<void> {
   );
 }
 
+/** An emulator handle whose stop() releases the client's sockets, then the server. */
+function emulator<Client extends { destroy(): void }>(
+  endpoint: string,
+  client: Client,
+  stopServer: () => Promise<void>,
+): Emulator<Client> {
+  return {
+    endpoint,
+    client,
+    async stop() {
+      client.destroy();
+      await stopServer();
+    },
+  };
+}
+
 /** Starts s3rver with its data in a fresh temp directory. */
 export async function startS3(): Promise<Emulator<S3Client>> {
   const directory = await mkdtemp(join(tmpdir(), 'ba-s3rver-'));
   const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory });
   const address = await server.run();
   const endpoint = endpointOf(address);
-  const client = new S3Client(clientConfig(endpoint));
-  return {
-    endpoint,
-    client,
-    async stop() {
-      client.destroy();
-      await server.close();
-      await rm(directory, { recursive: true, force: true });
-    },
-  };
+  return emulator(endpoint, new S3Client(clientConfig(endpoint)), async () => {
+    await server.close();
+    await rm(directory, { recursive: true, force: true });
+  });
 }
 
 /** Starts local-aws-sqs. */
@@ -83,28 +93,12 @@ export async function startSqs(): Promise<Emulator<SQSClient>> {
   const server = await createSqsServer({ port: 0, hostname: '127.0.0.1' });
   if (!server.listening) await once(server, 'listening');
   const endpoint = endpointOf(server.address());
-  const client = new SQSClient(clientConfig(endpoint));
-  return {
-    endpoint,
-    client,
-    async stop() {
-      client.destroy();
-      await close(server);
-    },
-  };
+  return emulator(endpoint, new SQSClient(clientConfig(endpoint)), () => close(server));
 }
 
 /** Starts dynalite in memory, with tables ACTIVE as soon as they are created. */
 export async function startDynamo(): Promise<Emulator<DynamoDBClient>> {
   const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   const endpoint = await listen(server);
-  const client = new DynamoDBClient(clientConfig(endpoint));
-  return {
-    endpoint,
-    client,
-    async stop() {
-      client.destroy();
-      await close(server);
-    },
-  };
+  return emulator(endpoint, new DynamoDBClient(clientConfig(endpoint)), () => close(server));
 }
