@@ -4,7 +4,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { BinaryAlertConfig } from '@binaryalert/core';
 
-import { DEFAULT_LOCAL_ENDPOINT, LOCAL_CREDENTIALS } from '@binaryalert/local/src/constants';
+import { DEFAULT_LOCAL_ENDPOINT, LOCAL_CREDENTIALS } from '@binaryalert/local';
 
 import { UsageError } from './usage';
 

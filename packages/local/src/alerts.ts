@@ -1,5 +1,6 @@
 import { appendFile } from 'node:fs/promises';
 
+import { describeError } from './errors';
 import type { PublishedMessage } from './sns';
 
 /** One alert as stored in alerts.jsonl and sent to webhooks (message parsed when it is JSON). */
@@ -87,4 +88,37 @@ export async function postToWebhooks(
       }
     }),
   );
+}
+
+export interface AlertSinks {
+  /** Every alert delivered so far in this run. */
+  alerts: AlertRecord[];
+  /** Delivers one SNS message: console, `alertsPath` and the webhooks. */
+  deliver: (published: PublishedMessage) => void;
+}
+
+/** Where local SNS alerts go: the console, a JSON-lines file and webhooks; failures are printed. */
+export function createAlertSinks(options: {
+  alertsPath: string;
+  webhooks: string[];
+  print: (text: string) => void;
+}): AlertSinks {
+  const { alertsPath, webhooks, print } = options;
+  const alerts: AlertRecord[] = [];
+  return {
+    alerts,
+    deliver: (published) => {
+      const alert = alertRecord(published);
+      alerts.push(alert);
+      print(formatAlert(alert));
+      void appendAlert(alertsPath, alert).catch((error: unknown) =>
+        print(`[local] cannot append to ${alertsPath}: ${describeError(error)}`),
+      );
+      if (webhooks.length > 0) {
+        void postToWebhooks(webhooks, alert, (url, error) =>
+          print(`[local] webhook ${url} failed: ${describeError(error)}`),
+        );
+      }
+    },
+  };
 }

@@ -1,22 +1,26 @@
+// The public face of the local stack. Importing it loads no emulator: the constants come from a
+// module of their own, and startLocalStack loads the stack (dynalite, local-aws-sqs, the S3
+// store, the Lambda runtime) on its first call, so the CLI can show defaults cheaply.
+import type { LocalStack, LocalStackOptions } from './stack';
+
 export {
-  startLocalStack,
   LOCAL_CREDENTIALS,
   LOCAL_ACCOUNT_ID,
   DEFAULT_LOCAL_PORT,
   DEFAULT_DATA_DIR,
   DEFAULT_LOCAL_ENDPOINT,
-  localClientConfig,
-  type LocalStack,
-  type LocalStackOptions,
-  type LocalStatus,
-} from './stack';
+} from './constants';
 export { DataDirLockedError } from './lock';
-export { MetricStore, type MetricTotal } from './cloudwatch';
-export {
-  LambdaRuntime,
-  DeploymentError,
-  FunctionNotFoundError,
-  type InvokeOutcome,
-} from './lambda';
-export { AwsChunkedDecoder, ChunkedEncodingError } from './awsChunked';
+export type { LocalStack, LocalStackOptions, LocalStatus } from './stack';
 export type { AlertRecord } from './alerts';
+export type { MetricTotal } from './cloudwatch';
+export type { InvokeOutcome } from './lambda';
+
+/** Starts the local stack (see `./stack`); the emulators load here, not on import. */
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  // require, not import(): this package is CommonJS, and Node16 resolution would want './stack.js',
+  // which jest's resolver does not map back to the TypeScript source.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const stack = require('./stack') as typeof import('./stack');
+  return stack.startLocalStack(options);
+}

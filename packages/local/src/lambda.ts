@@ -45,8 +45,6 @@ export interface LambdaRuntimeOptions {
   baseEnvironment: Record<string, string>;
   /** Each line a worker writes to stdout/stderr. */
   onLog: (functionName: string, line: string) => void;
-  /** Each finished invocation. */
-  onResult?: (functionName: string, outcome: InvokeOutcome, durationMs: number) => void;
 }
 
 /** A function name this runtime does not know. */
@@ -94,7 +92,7 @@ async function sha256File(path: string): Promise<string> {
 }
 
 /** Unpacks a zip into `dir`, refusing entries that would land outside it. */
-export async function unzipTo(zipPath: string, dir: string): Promise<void> {
+async function unzipTo(zipPath: string, dir: string): Promise<void> {
   const zip = await new Promise<yauzl.ZipFile>((ok, fail) =>
     yauzl.open(zipPath, { lazyEntries: true }, (error, file) => (error ? fail(error) : ok(file))),
   );
@@ -212,12 +210,6 @@ export class LambdaRuntime {
     return deployment;
   }
 
-  /** Version numbers as `functionVersion` reports them (after the first deployment). */
-  versionOf(name: string): string | undefined {
-    const deployment = this.deployments.get(name);
-    return deployment ? String(deployment.version) : undefined;
-  }
-
   /** Worker processes of a function: pid and whether it is running an invocation (with its event). */
   workerInfo(name: string): { pid: number | undefined; busy: boolean; event?: unknown }[] {
     return (this.workers.get(name) ?? []).map((worker) => ({
@@ -236,13 +228,10 @@ export class LambdaRuntime {
   /** Runs one invocation and resolves with its result or error (never rejects for function errors). */
   async invoke(name: string, event: unknown): Promise<InvokeOutcome> {
     if (!this.functions.has(name)) throw new FunctionNotFoundError(`Function not found: ${name}`);
-    const started = Date.now();
-    const outcome = await new Promise<InvokeOutcome>((resolveOutcome) => {
+    return new Promise<InvokeOutcome>((resolveOutcome) => {
       this.queues.get(name)!.push({ event, resolve: resolveOutcome });
       this.pump(name);
     });
-    this.options.onResult?.(name, outcome, Date.now() - started);
-    return outcome;
   }
 
   private pump(name: string): void {

@@ -2,12 +2,14 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_TFVARS_PATH, loadConfig } from '@binaryalert/core';
-import type { LocalStack } from '@binaryalert/local';
 import {
+  DataDirLockedError,
   DEFAULT_DATA_DIR,
   DEFAULT_LOCAL_PORT,
   LOCAL_CREDENTIALS,
-} from '@binaryalert/local/src/constants';
+  startLocalStack,
+  type LocalStack,
+} from '@binaryalert/local';
 
 import { buildLambdaZips, LAMBDA_FUNCTIONS, REPO_ROOT } from '../build';
 import { UsageError, type CommandRegistrar } from '../usage';
@@ -135,8 +137,6 @@ export const registerLocal: CommandRegistrar = (program: Command) => {
         await buildLambdaZips({ outDir: zipsDir, log: (line) => out(`  ${line}`) });
       }
 
-      // Loaded here, not at start-up: the emulators are heavy and only this command needs them.
-      const { startLocalStack, DataDirLockedError } = await import('@binaryalert/local');
       let stack: LocalStack;
       try {
         stack = await startLocalStack({
