@@ -4,7 +4,7 @@
   "targets": [
     {
       "target_name": "yara",
-      "sources": ["src/yara.cc"],
+      "sources": ["src/yara.cc", "src/containers.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
@@ -14,9 +14,13 @@
         "-Wl,--exclude-libs,ALL",
         "-Wl,--as-needed",
         "<(module_root_dir)/.deps/libyara.a",
+        "<(module_root_dir)/.deps/libarchive.a",
         "<(module_root_dir)/.deps/libmagic.a",
         "<(module_root_dir)/.deps/libjansson.a",
         "<(module_root_dir)/.deps/libcrypto.a",
+        "<(module_root_dir)/.deps/libnettle.a",
+        "<(module_root_dir)/.deps/libzstd.a",
+        "<(module_root_dir)/.deps/liblz4.a",
         "<(module_root_dir)/.deps/libz.a",
         "<(module_root_dir)/.deps/libbz2.a",
         "<(module_root_dir)/.deps/liblzma.a",

@@ -102,3 +102,4 @@ export async function startDynamo(): Promise<Emulator<DynamoDBClient>> {
   const endpoint = await listen(server);
   return emulator(endpoint, new DynamoDBClient(clientConfig(endpoint)), () => close(server));
 }
+export * from './archives';

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds build/Release/yara.node, the Node-API addon over libyara, linked statically.
+// Builds build/Release/yara.node, the Node-API addon over libyara and libarchive, linked statically.
 //
 // Debian's static archives (libyara.a and its dependencies) are compiled for executables: they
 // reach libc's stdin/stdout/stderr through PC-relative relocations, which a shared object cannot
@@ -19,7 +19,23 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 const output = path.join(root, 'build', 'Release', 'yara.node');
 const depsDir = path.join(root, '.deps');
-const archives = ['yara', 'magic', 'jansson', 'crypto', 'z', 'bz2', 'lzma'];
+// Static archive -> the Debian package that ships it (named in the error when it is missing).
+// libarchive's own dependencies: nettle (zip AES), zstd, lz4 (filters); acl and xml2 are only
+// reached from formats and disk writers the addon does not enable, so they are not linked.
+const archivePackages = {
+  yara: 'libyara-dev',
+  archive: 'libarchive-dev',
+  magic: 'libmagic-dev',
+  jansson: 'libjansson-dev',
+  crypto: 'libssl-dev',
+  nettle: 'nettle-dev',
+  zstd: 'libzstd-dev',
+  lz4: 'liblz4-dev',
+  z: 'zlib1g-dev',
+  bz2: 'libbz2-dev',
+  lzma: 'liblzma-dev',
+};
+const archives = Object.keys(archivePackages);
 const renamedSymbols = ['stdin', 'stdout', 'stderr'];
 const force = process.argv.includes('--force');
 
@@ -41,7 +57,8 @@ function systemArchive(name) {
     fail(`cannot run ${cc} to locate lib${name}.a (install g++): ${error.message}`);
   }
   if (!path.isAbsolute(found) || !fs.existsSync(found)) {
-    fail(`lib${name}.a not found; install libyara-dev (apt-get install libyara-dev)`);
+    const pkg = archivePackages[name];
+    fail(`lib${name}.a not found; install ${pkg} (apt-get install ${pkg})`);
   }
   return found;
 }

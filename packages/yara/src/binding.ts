@@ -2,7 +2,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-import type { CompileMessage, ExternalValue, RuleMatch } from './types';
+import type {
+  CompileMessage,
+  ContainerOptions,
+  ContainerScan,
+  ExternalValue,
+  RuleMatch,
+} from './types';
 
 export interface NativeScanOptions {
   externals?: Record<string, ExternalValue>;
@@ -10,6 +16,7 @@ export interface NativeScanOptions {
   fastMode?: boolean;
   maxOffsetsPerString?: number;
   hashes?: boolean;
+  containers?: ContainerOptions;
 }
 
 export interface NativeScanResult {
@@ -17,6 +24,7 @@ export interface NativeScanResult {
   size: number;
   sha256?: string;
   md5?: string;
+  containers?: ContainerScan;
   /** Monotonic milliseconds (the clock behind process.hrtime) when the worker began and ended. */
   startedAt: number;
   endedAt: number;

@@ -80,6 +80,7 @@ function toScanResult(raw: NativeScanResult): ScanResult {
   const result: ScanResult = { matches: raw.matches, size: raw.size };
   if (raw.sha256 !== undefined) result.sha256 = raw.sha256;
   if (raw.md5 !== undefined) result.md5 = raw.md5;
+  if (raw.containers !== undefined) result.containers = raw.containers;
   return result;
 }
 

@@ -28,6 +28,78 @@ export interface ScanOptions {
   maxOffsetsPerString?: number;
   /** Also compute SHA-256 and MD5 of the scanned bytes, in the scan's worker thread. */
   hashes?: boolean;
+  /** Also scan the members of every container inside, recursively (see ContainerOptions). */
+  containers?: ContainerOptions;
+}
+
+/**
+ * How members of containers (zip, 7z, rar, cab, tar, iso, cpio, ar; gzip, bzip2, xz, lzma, zstd,
+ * lz4, compress streams; PDF FlateDecode streams), recognized by magic bytes, are extracted and
+ * scanned in the scan's worker thread. Hitting a bound never fails the scan: the rest is listed in
+ * `ContainerScan.unscanned`.
+ */
+export interface ContainerOptions {
+  /** Display path of the scanned object: the root of every member path (`label!dir/member`). */
+  label: string;
+  /** Container levels opened below the object (default 5). */
+  maxDepth?: number;
+  /** Members per object, all levels together (default 10,000). */
+  maxMembers?: number;
+  /** Bytes extracted per object, all levels together (default 512 MiB). */
+  maxExpandedBytes?: number;
+  /** Expanded/compressed ceiling per container past 8 MiB expanded (default 250; 0 = off). */
+  maxRatio?: number;
+  /** Milliseconds from the start of the scan after which extraction stops (0 or absent = none). */
+  budgetMs?: number;
+  /** Tried on encrypted zip entries (libarchive cannot decrypt 7z). */
+  passwords?: string[];
+  /** Where members larger than memoryMemberBytes are spilled (anonymous files, default /tmp). */
+  tempDir?: string;
+  /** Members up to this size are scanned from memory (default 16 MiB). */
+  memoryMemberBytes?: number;
+}
+
+/** Why content inside an object was not scanned. */
+export type UnscannedReason =
+  | 'depth-limit'
+  | 'size-limit'
+  | 'ratio-limit'
+  | 'member-limit'
+  | 'time-limit'
+  | 'encrypted'
+  | 'corrupt'
+  | 'unsupported'
+  | 'scan-error';
+
+export interface UnscannedContent {
+  /** Display path of the member or container concerned. */
+  path: string;
+  reason: UnscannedReason;
+  detail: string;
+}
+
+/** Entries other than regular files are labels only: never scanned, never created anywhere. */
+export type MemberType =
+  'file' | 'symlink' | 'hardlink' | 'character-device' | 'block-device' | 'fifo' | 'socket';
+
+export interface MemberScan {
+  /** `outer!dir/member`, nested `a.7z!b.tar.gz!c.zip!payload.exe`; control bytes escaped as \xNN. */
+  path: string;
+  type: MemberType;
+  /** 1 for members of the object itself. */
+  depth: number;
+  /** Present for files. */
+  size?: number;
+  sha256?: string;
+  matches?: RuleMatch[];
+  /** Present for links. */
+  linkTarget?: string;
+}
+
+export interface ContainerScan {
+  members: MemberScan[];
+  unscanned: UnscannedContent[];
+  expandedBytes: number;
 }
 
 export interface MatchedString {
@@ -49,4 +121,6 @@ export interface ScanResult {
   /** Lower-case hex, present when `hashes` was requested. */
   sha256?: string;
   md5?: string;
+  /** Present when `containers` was requested. */
+  containers?: ContainerScan;
 }

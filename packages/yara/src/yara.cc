@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -23,6 +24,8 @@
 extern "C" {
 #include <yara.h>
 }
+
+#include "containers.h"
 
 // The static archives are built for executables (PIE) and reach libc's stdin/stdout/stderr with
 // PC-relative relocations, which a shared object cannot satisfy. The build renames those symbols in
@@ -625,7 +628,57 @@ struct ScanOptions {
   uint32_t maxOffsets = 10;
   bool hashes = false;
   std::vector<ExternalVar> externals;
+  // Set when the members of containers are to be scanned too (see containers.h).
+  bool containers = false;
+  std::string label;  // the object's display path, the root of every member path
+  double budgetMs = 0;
+  binaryalert::ContainerLimits limits;
 };
+
+double NumberOption(Napi::Env env, Napi::Object obj, const char* name, double fallback, double min) {
+  Napi::Value v = obj.Get(name);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber() || v.As<Napi::Number>().DoubleValue() < min) {
+    throw Napi::TypeError::New(env, std::string(name) + " must be a number >= " + std::to_string(static_cast<int64_t>(min)));
+  }
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+void ParseContainerOptions(Napi::Env env, Napi::Value value, ScanOptions& o) {
+  if (value.IsUndefined() || value.IsNull()) return;
+  if (!value.IsObject()) throw Napi::TypeError::New(env, "containers must be an object");
+  Napi::Object obj = value.As<Napi::Object>();
+  binaryalert::ContainerLimits& l = o.limits;
+  o.containers = true;
+  Napi::Value label = obj.Get("label");
+  if (!label.IsUndefined()) {
+    if (!label.IsString()) throw Napi::TypeError::New(env, "containers.label must be a string");
+    o.label = label.As<Napi::String>().Utf8Value();
+  }
+  l.maxDepth = static_cast<int>(std::min(NumberOption(env, obj, "maxDepth", l.maxDepth, 0), 1000.0));
+  l.maxMembers = static_cast<uint64_t>(NumberOption(env, obj, "maxMembers", static_cast<double>(l.maxMembers), 0));
+  l.maxExpandedBytes =
+      static_cast<uint64_t>(NumberOption(env, obj, "maxExpandedBytes", static_cast<double>(l.maxExpandedBytes), 0));
+  l.maxRatio = NumberOption(env, obj, "maxRatio", l.maxRatio, 0);
+  l.memoryMemberBytes =
+      static_cast<uint64_t>(NumberOption(env, obj, "memoryMemberBytes", static_cast<double>(l.memoryMemberBytes), 0));
+  o.budgetMs = NumberOption(env, obj, "budgetMs", 0, 0);
+  Napi::Value tempDir = obj.Get("tempDir");
+  if (!tempDir.IsUndefined()) {
+    if (!tempDir.IsString()) throw Napi::TypeError::New(env, "containers.tempDir must be a string");
+    l.tempDir = tempDir.As<Napi::String>().Utf8Value();
+  }
+  Napi::Value passwords = obj.Get("passwords");
+  if (!passwords.IsUndefined()) {
+    if (!passwords.IsArray()) throw Napi::TypeError::New(env, "containers.passwords must be an array of strings");
+    Napi::Array arr = passwords.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Value p = arr.Get(i);
+      if (!p.IsString()) throw Napi::TypeError::New(env, "containers.passwords must be an array of strings");
+      l.passwords.push_back(p.As<Napi::String>().Utf8Value());
+    }
+  }
+}
 
 ScanOptions ParseScanOptions(Napi::Env env, Napi::Value value) {
   ScanOptions o;
@@ -653,6 +706,7 @@ ScanOptions ParseScanOptions(Napi::Env env, Napi::Value value) {
     o.maxOffsets = m > 4e9 ? 4000000000u : static_cast<uint32_t>(m);
   }
   o.externals = ParseExternals(env, obj.Get("externals"));
+  ParseContainerOptions(env, obj.Get("containers"), o);
   return o;
 }
 
@@ -716,6 +770,44 @@ int ScanCallback(YR_SCAN_CONTEXT* context, int message, void* messageData, void*
     return CALLBACK_ERROR;
   }
   return CALLBACK_CONTINUE;
+}
+
+Napi::Array MatchesToJs(Napi::Env env, const std::vector<RuleHit>& hits) {
+  Napi::Array matches = Napi::Array::New(env, hits.size());
+  for (size_t i = 0; i < hits.size(); i++) {
+    const RuleHit& h = hits[i];
+    Napi::Object m = Napi::Object::New(env);
+    m.Set("rule", h.rule);
+    m.Set("namespace", h.ns);
+    Napi::Array tags = Napi::Array::New(env, h.tags.size());
+    for (size_t t = 0; t < h.tags.size(); t++) tags.Set(static_cast<uint32_t>(t), h.tags[t]);
+    m.Set("tags", tags);
+    Napi::Object meta = Napi::Object::New(env);
+    for (const MetaValue& mv : h.metas) {
+      if (mv.type == META_TYPE_STRING) {
+        meta.Set(mv.key, mv.str);
+      } else if (mv.type == META_TYPE_BOOLEAN) {
+        meta.Set(mv.key, mv.integer != 0);
+      } else {
+        meta.Set(mv.key, static_cast<double>(mv.integer));
+      }
+    }
+    m.Set("meta", meta);
+    Napi::Array strings = Napi::Array::New(env, h.strings.size());
+    for (size_t s = 0; s < h.strings.size(); s++) {
+      Napi::Object so = Napi::Object::New(env);
+      so.Set("identifier", h.strings[s].identifier);
+      Napi::Array offsets = Napi::Array::New(env, h.strings[s].offsets.size());
+      for (size_t k = 0; k < h.strings[s].offsets.size(); k++) {
+        offsets.Set(static_cast<uint32_t>(k), static_cast<double>(h.strings[s].offsets[k]));
+      }
+      so.Set("offsets", offsets);
+      strings.Set(static_cast<uint32_t>(s), so);
+    }
+    m.Set("strings", strings);
+    matches.Set(static_cast<uint32_t>(i), m);
+  }
+  return matches;
 }
 
 std::string HexDigest(const EVP_MD* md, const uint8_t* data, size_t size) {
@@ -788,52 +880,20 @@ class ScanWorker : public PromiseWorker {
       }
     }
     if (!error_.set) Scan(bytes, size);
+    if (!error_.set && options_.containers) ScanMembers(bytes, size);
     if (mapping != MAP_FAILED) munmap(mapping, size);
     Finish();
   }
 
   Napi::Value Result(Napi::Env env) override {
     Napi::Object out = Napi::Object::New(env);
-    Napi::Array matches = Napi::Array::New(env, state_.hits.size());
-    for (size_t i = 0; i < state_.hits.size(); i++) {
-      const RuleHit& h = state_.hits[i];
-      Napi::Object m = Napi::Object::New(env);
-      m.Set("rule", h.rule);
-      m.Set("namespace", h.ns);
-      Napi::Array tags = Napi::Array::New(env, h.tags.size());
-      for (size_t t = 0; t < h.tags.size(); t++) tags.Set(static_cast<uint32_t>(t), h.tags[t]);
-      m.Set("tags", tags);
-      Napi::Object meta = Napi::Object::New(env);
-      for (const MetaValue& mv : h.metas) {
-        if (mv.type == META_TYPE_STRING) {
-          meta.Set(mv.key, mv.str);
-        } else if (mv.type == META_TYPE_BOOLEAN) {
-          meta.Set(mv.key, mv.integer != 0);
-        } else {
-          meta.Set(mv.key, static_cast<double>(mv.integer));
-        }
-      }
-      m.Set("meta", meta);
-      Napi::Array strings = Napi::Array::New(env, h.strings.size());
-      for (size_t s = 0; s < h.strings.size(); s++) {
-        Napi::Object so = Napi::Object::New(env);
-        so.Set("identifier", h.strings[s].identifier);
-        Napi::Array offsets = Napi::Array::New(env, h.strings[s].offsets.size());
-        for (size_t k = 0; k < h.strings[s].offsets.size(); k++) {
-          offsets.Set(static_cast<uint32_t>(k), static_cast<double>(h.strings[s].offsets[k]));
-        }
-        so.Set("offsets", offsets);
-        strings.Set(static_cast<uint32_t>(s), so);
-      }
-      m.Set("strings", strings);
-      matches.Set(static_cast<uint32_t>(i), m);
-    }
-    out.Set("matches", matches);
+    out.Set("matches", MatchesToJs(env, state_.hits));
     out.Set("size", static_cast<double>(size_));
     if (options_.hashes) {
       out.Set("sha256", sha256_);
       out.Set("md5", md5_);
     }
+    if (options_.containers) out.Set("containers", ContainersToJs(env));
     out.Set("startedAt", startedAt_);
     out.Set("endedAt", endedAt_);
     return out;
@@ -843,37 +903,155 @@ class ScanWorker : public PromiseWorker {
   void Finish() { endedAt_ = MonotonicMs(); }
 
   void Scan(const uint8_t* bytes, size_t size) {
+    state_.maxOffsets = options_.maxOffsets;
+    ScanBytes(bytes, size, options_.externals, options_.timeoutSeconds, state_, error_, isFile_ ? path_ + ": " : "");
+  }
+
+  // One libyara scan of `bytes` into `state`; failures go to `err` (hits cleared). `context`
+  // prefixes the messages.
+  int ScanBytes(const uint8_t* bytes, size_t size, const std::vector<ExternalVar>& externals, int timeoutSeconds,
+                ScanState& state, ErrorInfo& err, const std::string& context) {
     YR_SCANNER* scanner = nullptr;
     int rc = yr_scanner_create(rules_, &scanner);
     if (rc != ERROR_SUCCESS) {
-      SetYaraError(error_, rc, Context("could not create a scanner"), path_);
-      return;
+      SetYaraError(err, rc, context + "could not create a scanner", path_);
+      return rc;
     }
-    for (const ExternalVar& v : options_.externals) {
+    for (const ExternalVar& v : externals) {
       rc = DefineOnScanner(scanner, v);
       if (rc != ERROR_SUCCESS) {
-        SetYaraError(error_, rc,
-                     Context(rc == ERROR_INVALID_ARGUMENT
-                                 ? "external variable '" + v.name + "' was not declared when the rules were compiled"
-                                 : "could not set external variable '" + v.name + "'"),
+        SetYaraError(err, rc,
+                     context + (rc == ERROR_INVALID_ARGUMENT
+                                    ? "external variable '" + v.name + "' was not declared when the rules were compiled"
+                                    : "could not set external variable '" + v.name + "'"),
                      path_);
         yr_scanner_destroy(scanner);
-        return;
+        return rc;
       }
     }
-    state_.maxOffsets = options_.maxOffsets;
-    yr_scanner_set_callback(scanner, ScanCallback, &state_);
-    yr_scanner_set_timeout(scanner, options_.timeoutSeconds);
+    yr_scanner_set_callback(scanner, ScanCallback, &state);
+    yr_scanner_set_timeout(scanner, timeoutSeconds);
     yr_scanner_set_flags(scanner, SCAN_FLAGS_REPORT_RULES_MATCHING | (options_.fastMode ? SCAN_FLAGS_FAST_MODE : 0));
     rc = yr_scanner_scan_mem(scanner, bytes, size);
     yr_scanner_destroy(scanner);
     if (rc != ERROR_SUCCESS) {
-      state_.hits.clear();
-      SetYaraError(error_, rc,
-                   Context(rc == ERROR_SCAN_TIMEOUT ? "scan timed out after " + std::to_string(options_.timeoutSeconds) + "s"
-                                                     : "scan failed"),
+      state.hits.clear();
+      SetYaraError(err, rc,
+                   context + (rc == ERROR_SCAN_TIMEOUT ? "scan timed out after " + std::to_string(timeoutSeconds) + "s"
+                                                       : "scan failed"),
                    path_);
     }
+    return rc;
+  }
+
+  // --- Members of containers (containers.h): each is hashed and scanned in this same thread with
+  // externals derived from its display path.
+
+  struct MemberRecord {
+    std::string path;
+    std::string type;
+    std::string linkTarget;
+    std::string sha256;
+    size_t size = 0;
+    int depth = 0;
+    std::vector<RuleHit> hits;
+  };
+
+  // The externals of a member: the object's, with filename/filepath/extension/filetype (where the
+  // caller declared them) taken from the member's display path, as externalsForPath does in core.
+  std::vector<ExternalVar> MemberExternals(const binaryalert::MemberView& m) const {
+    std::string filename = m.name;
+    while (!filename.empty() && (filename.back() == '/' || filename.back() == '\\')) filename.pop_back();
+    size_t slash = filename.find_last_of("/\\");
+    if (slash != std::string::npos) filename = filename.substr(slash + 1);
+    size_t dot = filename.rfind('.');
+    bool onlyDotsBefore = dot != std::string::npos && filename.find_first_not_of('.') >= dot;
+    std::string extension = dot == std::string::npos || onlyDotsBefore ? "" : filename.substr(dot);
+    std::string filetype = dot == std::string::npos ? "" : filename.substr(dot + 1);
+    for (char& c : filetype) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+    std::vector<ExternalVar> out = options_.externals;
+    for (ExternalVar& v : out) {
+      if (v.kind != ExternalVar::kString) continue;
+      if (v.name == "filename") v.str = filename;
+      if (v.name == "filepath") v.str = m.path;
+      if (v.name == "extension") v.str = extension;
+      if (v.name == "filetype") v.str = filetype;
+      v.str.erase(std::remove(v.str.begin(), v.str.end(), '\0'), v.str.end());
+    }
+    return out;
+  }
+
+  void ScanMembers(const uint8_t* bytes, size_t size) {
+    binaryalert::ContainerLimits limits = options_.limits;
+    // The budget counts from the start of the whole scan (the object's own scan included).
+    double deadline = options_.budgetMs > 0 ? startedAt_ + options_.budgetMs : 0;
+    limits.deadlineMs = deadline;
+    auto visit = [&](const binaryalert::MemberView& m) {
+      MemberRecord record;
+      record.path = m.path;
+      record.type = m.type;
+      record.linkTarget = m.linkTarget;
+      record.depth = m.depth;
+      if (m.type != "file") {
+        members_.push_back(std::move(record));
+        return binaryalert::VisitResult::kContinue;
+      }
+      int timeout = options_.timeoutSeconds;
+      if (deadline > 0) {
+        double left = deadline - binaryalert::MonotonicNowMs();
+        if (left <= 0) return binaryalert::VisitResult::kTimeLimit;
+        int leftSeconds = static_cast<int>(left / 1000 + 0.999999);
+        if (timeout == 0 || leftSeconds < timeout) timeout = leftSeconds;
+      }
+      record.size = m.size;
+      record.sha256 = HexDigest(EVP_sha256(), m.data, m.size);
+      ScanState state;
+      state.maxOffsets = options_.maxOffsets;
+      ErrorInfo err;
+      int rc = ScanBytes(m.data, m.size, MemberExternals(m), timeout, state, err, "");
+      if (rc == ERROR_SCAN_TIMEOUT) {
+        walk_.unscanned.push_back({m.path, "time-limit", err.message});
+        return deadline > 0 && binaryalert::MonotonicNowMs() >= deadline ? binaryalert::VisitResult::kTimeLimit
+                                                                         : binaryalert::VisitResult::kContinue;
+      }
+      if (rc != ERROR_SUCCESS) walk_.unscanned.push_back({m.path, "scan-error", err.message});
+      record.hits = std::move(state.hits);
+      members_.push_back(std::move(record));
+      return binaryalert::VisitResult::kContinue;
+    };
+    binaryalert::WalkContainers(bytes, size, options_.label, limits, visit, walk_);
+  }
+
+  Napi::Object ContainersToJs(Napi::Env env) const {
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Array members = Napi::Array::New(env, members_.size());
+    for (size_t i = 0; i < members_.size(); i++) {
+      const MemberRecord& r = members_[i];
+      Napi::Object m = Napi::Object::New(env);
+      m.Set("path", r.path);
+      m.Set("type", r.type);
+      m.Set("depth", r.depth);
+      if (r.type == "file") {
+        m.Set("size", static_cast<double>(r.size));
+        m.Set("sha256", r.sha256);
+        m.Set("matches", MatchesToJs(env, r.hits));
+      } else if (!r.linkTarget.empty()) {
+        m.Set("linkTarget", r.linkTarget);
+      }
+      members.Set(static_cast<uint32_t>(i), m);
+    }
+    Napi::Array unscanned = Napi::Array::New(env, walk_.unscanned.size());
+    for (size_t i = 0; i < walk_.unscanned.size(); i++) {
+      Napi::Object u = Napi::Object::New(env);
+      u.Set("path", walk_.unscanned[i].path);
+      u.Set("reason", walk_.unscanned[i].reason);
+      u.Set("detail", walk_.unscanned[i].detail);
+      unscanned.Set(static_cast<uint32_t>(i), u);
+    }
+    out.Set("members", members);
+    out.Set("unscanned", unscanned);
+    out.Set("expandedBytes", static_cast<double>(walk_.expandedBytes));
+    return out;
   }
 
   std::string Context(const std::string& what) const { return isFile_ ? path_ + ": " + what : what; }
@@ -885,6 +1063,8 @@ class ScanWorker : public PromiseWorker {
   std::string path_;
   bool isFile_;
   ScanState state_;
+  std::vector<MemberRecord> members_;
+  binaryalert::WalkTotals walk_;
   size_t size_ = 0;
   std::string sha256_;
   std::string md5_;

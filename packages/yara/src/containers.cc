@@ -1,0 +1,613 @@
+// Container walking over libarchive (archives and compressed streams) and zlib (PDF FlateDecode
+// streams). See containers.h for the contract.
+#include "containers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <locale.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <zlib.h>
+
+namespace binaryalert {
+
+double MonotonicNowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+namespace {
+
+constexpr size_t kChunk = 64 * 1024;  // bytes fed to libarchive per read: the ratio check's grain
+constexpr size_t kMaxLabelBytes = 1024;
+
+bool StartsWith(const uint8_t* data, size_t size, const char* magic, size_t magicSize, size_t offset = 0) {
+  return size >= offset + magicSize && memcmp(data + offset, magic, magicSize) == 0;
+}
+
+enum class Kind { kNone, kArchive, kCompressed, kPdf };
+
+struct Detected {
+  Kind kind;
+  const char* name;
+};
+
+Detected Detect(const uint8_t* d, size_t n) {
+  if (StartsWith(d, n, "PK\x03\x04", 4) || StartsWith(d, n, "PK\x05\x06", 4) || StartsWith(d, n, "PK\x07\x08", 4))
+    return {Kind::kArchive, "zip"};
+  if (StartsWith(d, n, "7z\xBC\xAF\x27\x1C", 6)) return {Kind::kArchive, "7z"};
+  if (StartsWith(d, n, "Rar!\x1A\x07", 6)) return {Kind::kArchive, "rar"};
+  if (StartsWith(d, n, "MSCF\0\0\0\0", 8)) return {Kind::kArchive, "cab"};
+  if (StartsWith(d, n, "ustar", 5, 257)) return {Kind::kArchive, "tar"};
+  if (StartsWith(d, n, "CD001", 5, 0x8001)) return {Kind::kArchive, "iso9660"};
+  if (StartsWith(d, n, "070701", 6) || StartsWith(d, n, "070702", 6) || StartsWith(d, n, "070707", 6))
+    return {Kind::kArchive, "cpio"};
+  if (StartsWith(d, n, "!<arch>\n", 8)) return {Kind::kArchive, "ar"};
+  if (StartsWith(d, n, "\x1F\x8B", 2)) return {Kind::kCompressed, "gzip"};
+  if (StartsWith(d, n, "BZh", 3) && n > 3 && d[3] >= '1' && d[3] <= '9') return {Kind::kCompressed, "bzip2"};
+  if (StartsWith(d, n, "\xFD" "7zXZ\0", 6)) return {Kind::kCompressed, "xz"};
+  if (StartsWith(d, n, "\x28\xB5\x2F\xFD", 4)) return {Kind::kCompressed, "zstd"};
+  if (StartsWith(d, n, "\x04\x22\x4D\x18", 4)) return {Kind::kCompressed, "lz4"};
+  if (StartsWith(d, n, "\x1F\x9D", 2)) return {Kind::kCompressed, "compress"};
+  // lzma-alone: properties byte 0x5D with a power-of-two dictionary and an unknown (all 0xFF) or
+  // plausible size; the same test libarchive's own bidder makes.
+  if (n >= 13 && d[0] == 0x5D && d[1] == 0x00) {
+    uint32_t dict = d[1] | (d[2] << 8) | (d[3] << 16) | (static_cast<uint32_t>(d[4]) << 24);
+    bool powerOfTwo = dict != 0 && (dict & (dict - 1)) == 0;
+    bool unknownSize = memcmp(d + 5, "\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF", 8) == 0;
+    bool smallSize = d[12] == 0 && d[11] == 0;
+    if (powerOfTwo && (unknownSize || smallSize)) return {Kind::kCompressed, "lzma"};
+  }
+  if (StartsWith(d, n, "%PDF-", 5)) return {Kind::kPdf, "pdf"};
+  return {Kind::kNone, ""};
+}
+
+// A display label from untrusted bytes: valid UTF-8 kept, control characters and invalid bytes
+// escaped as \xNN, at most kMaxLabelBytes (so a hostile name cannot forge log lines or grow a path).
+std::string Label(const char* raw) {
+  std::string out;
+  if (raw == nullptr) return out;
+  const auto* s = reinterpret_cast<const unsigned char*>(raw);
+  size_t n = strlen(raw);
+  char esc[8];
+  for (size_t i = 0; i < n && out.size() < kMaxLabelBytes;) {
+    unsigned char c = s[i];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool valid = len > 0 && i + len <= n;
+    for (size_t k = 1; valid && k < len; k++) valid = (s[i + k] & 0xC0) == 0x80;
+    if (valid && len == 2 && c < 0xC2) valid = false;  // overlong
+    if (!valid || (len == 1 && (c < 0x20 || c == 0x7F))) {
+      snprintf(esc, sizeof esc, "\\x%02X", c);
+      out += esc;
+      i += 1;
+      continue;
+    }
+    out.append(raw + i, len);
+    i += len;
+  }
+  if (out.size() >= kMaxLabelBytes) out += "...";
+  return out;
+}
+
+// The name of the single member of a bare compressed stream: the container's name without its
+// compression suffix ("x.exe.gz" -> "x.exe"), or "data".
+std::string StreamMemberName(const std::string& containerPath) {
+  size_t bang = containerPath.rfind('!');
+  std::string base = containerPath.substr(bang == std::string::npos ? 0 : bang + 1);
+  size_t slash = base.find_last_of("/\\");
+  if (slash != std::string::npos) base = base.substr(slash + 1);
+  static const char* kSuffixes[] = {".gz", ".tgz", ".bz2", ".xz", ".lzma", ".zst", ".lz4", ".Z", ".z"};
+  for (const char* suffix : kSuffixes) {
+    size_t len = strlen(suffix);
+    if (base.size() > len && base.compare(base.size() - len, len, suffix) == 0) {
+      return base.substr(0, base.size() - len);
+    }
+  }
+  return "data";
+}
+
+std::string EntryType(struct archive_entry* entry) {
+  if (archive_entry_hardlink(entry) != nullptr) return "hardlink";
+  switch (archive_entry_filetype(entry)) {
+    case AE_IFREG: return "file";
+    case AE_IFDIR: return "directory";
+    case AE_IFLNK: return "symlink";
+    case AE_IFCHR: return "character-device";
+    case AE_IFBLK: return "block-device";
+    case AE_IFIFO: return "fifo";
+    case AE_IFSOCK: return "socket";
+    default: return "file";  // formats without a type (raw streams, some zips) hold plain data
+  }
+}
+
+// libarchive converts names through the thread's locale; give the worker thread a UTF-8 one
+// (thread-local: the process's own locale is never touched).
+class Utf8ThreadLocale {
+ public:
+  Utf8ThreadLocale() {
+    loc_ = newlocale(LC_ALL_MASK, "C.UTF-8", static_cast<locale_t>(0));
+    if (loc_ != static_cast<locale_t>(0)) previous_ = uselocale(loc_);
+  }
+  ~Utf8ThreadLocale() {
+    if (loc_ != static_cast<locale_t>(0)) {
+      uselocale(previous_);
+      freelocale(loc_);
+    }
+  }
+
+ private:
+  locale_t loc_ = static_cast<locale_t>(0);
+  locale_t previous_ = static_cast<locale_t>(0);
+};
+
+// A member's bytes: in memory up to a threshold, then in an anonymous temp file.
+class MemberBuffer {
+ public:
+  explicit MemberBuffer(const ContainerLimits& limits) : limits_(limits) {}
+  ~MemberBuffer() { Release(); }
+  MemberBuffer(const MemberBuffer&) = delete;
+  MemberBuffer& operator=(const MemberBuffer&) = delete;
+
+  // Returns an errno value, 0 on success.
+  int Append(const void* chunk, size_t n) {
+    size_ += n;
+    if (fd_ < 0 && memory_.size() + n <= limits_.memoryMemberBytes) {
+      const auto* bytes = static_cast<const uint8_t*>(chunk);
+      memory_.insert(memory_.end(), bytes, bytes + n);
+      return 0;
+    }
+    if (fd_ < 0) {
+      int err = OpenTemp();
+      if (err != 0) return err;
+      err = WriteAll(memory_.data(), memory_.size());
+      std::vector<uint8_t>().swap(memory_);
+      if (err != 0) return err;
+    }
+    return WriteAll(chunk, n);
+  }
+
+  // Maps the spilled file; returns an errno value, 0 on success.
+  int View(const uint8_t** data, size_t* size) {
+    *size = size_;
+    if (fd_ < 0) {
+      *data = memory_.data();
+      return 0;
+    }
+    map_ = mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);
+    if (map_ == MAP_FAILED) return errno;
+    madvise(map_, size_, MADV_SEQUENTIAL);
+    *data = static_cast<const uint8_t*>(map_);
+    return 0;
+  }
+
+  bool spilled() const { return fd_ >= 0; }
+
+ private:
+  int OpenTemp() {
+    // O_TMPFILE never has a name; where the file system lacks it, a generated name unlinked at once.
+    fd_ = open(limits_.tempDir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd_ >= 0) return 0;
+    std::string templ = limits_.tempDir + "/binaryalert-member-XXXXXX";
+    fd_ = mkostemp(&templ[0], O_CLOEXEC);
+    if (fd_ < 0) return errno;
+    unlink(templ.c_str());
+    return 0;
+  }
+
+  int WriteAll(const void* chunk, size_t n) {
+    const auto* p = static_cast<const uint8_t*>(chunk);
+    while (n > 0) {
+      ssize_t w = write(fd_, p, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return errno;
+      }
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+    return 0;
+  }
+
+  void Release() {
+    if (map_ != MAP_FAILED) munmap(map_, size_);
+    if (fd_ >= 0) close(fd_);
+    map_ = MAP_FAILED;
+    fd_ = -1;
+  }
+
+  const ContainerLimits& limits_;
+  std::vector<uint8_t> memory_;
+  int fd_ = -1;
+  void* map_ = MAP_FAILED;
+  size_t size_ = 0;
+};
+
+// libarchive reads a memory region through these callbacks so that `fed` counts the compressed
+// bytes handed over so far (the denominator of the ratio check).
+struct Source {
+  const uint8_t* data;
+  size_t size;
+  size_t pos = 0;
+  uint64_t fed = 0;
+};
+
+la_ssize_t SourceRead(struct archive*, void* user, const void** buffer) {
+  auto* src = static_cast<Source*>(user);
+  size_t n = std::min(kChunk, src->size - src->pos);
+  *buffer = src->data + src->pos;
+  src->pos += n;
+  src->fed += n;
+  return static_cast<la_ssize_t>(n);
+}
+
+la_int64_t SourceSkip(struct archive*, void* user, la_int64_t request) {
+  auto* src = static_cast<Source*>(user);
+  size_t n = std::min(static_cast<size_t>(request), src->size - src->pos);
+  src->pos += n;
+  return static_cast<la_int64_t>(n);
+}
+
+la_int64_t SourceSeek(struct archive*, void* user, la_int64_t offset, int whence) {
+  auto* src = static_cast<Source*>(user);
+  la_int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? static_cast<la_int64_t>(src->pos)
+                                                                 : static_cast<la_int64_t>(src->size);
+  la_int64_t target = base + offset;
+  if (target < 0) return ARCHIVE_FATAL;
+  src->pos = std::min(static_cast<size_t>(target), src->size);
+  return static_cast<la_int64_t>(src->pos);
+}
+
+enum class Stop { kNo, kContainer, kAll };
+
+class Walker {
+ public:
+  Walker(const ContainerLimits& limits, const MemberVisitor& visit, WalkTotals& totals)
+      : limits_(limits), visit_(visit), totals_(totals) {}
+
+  // Opens `data` if it is a container; its members go to the visitor, then are walked in turn.
+  void Walk(const uint8_t* data, size_t size, const std::string& path, int depth) {
+    if (stopped_) return;
+    Detected detected = Detect(data, size);
+    if (detected.kind == Kind::kNone) return;
+    if (depth >= limits_.maxDepth) {
+      Unscanned(path, "depth-limit", std::string(detected.name) + " at nesting depth " + std::to_string(depth) +
+                                         " not opened (max_depth " + std::to_string(limits_.maxDepth) + ")");
+      return;
+    }
+    if (detected.kind == Kind::kPdf) {
+      WalkPdf(data, size, path, depth);
+    } else {
+      WalkArchive(data, size, path, depth, detected);
+    }
+  }
+
+ private:
+  void Unscanned(const std::string& path, const char* reason, const std::string& detail) {
+    totals_.unscanned.push_back({path, reason, detail});
+  }
+
+  bool PastDeadline() const { return limits_.deadlineMs > 0 && MonotonicNowMs() > limits_.deadlineMs; }
+
+  // Accounts `n` more expanded bytes of the current container; reports and says whether to stop.
+  Stop Account(size_t n, uint64_t& containerExpanded, uint64_t fed, const std::string& memberPath,
+               const std::string& containerPath) {
+    containerExpanded += n;
+    totals_.expandedBytes += n;
+    if (totals_.expandedBytes > limits_.maxExpandedBytes) {
+      Unscanned(memberPath, "size-limit",
+                "the object's expanded content passed max_expanded_bytes (" +
+                    std::to_string(limits_.maxExpandedBytes) + ")");
+      stopped_ = true;
+      return Stop::kAll;
+    }
+    if (limits_.maxRatio > 0 && containerExpanded > limits_.ratioFloorBytes &&
+        static_cast<double>(containerExpanded) > limits_.maxRatio * static_cast<double>(std::max<uint64_t>(fed, 1))) {
+      Unscanned(containerPath, "ratio-limit",
+                std::to_string(containerExpanded) + " bytes expanded from " + std::to_string(fed) +
+                    " compressed bytes passed the ratio ceiling " + std::to_string(static_cast<int64_t>(limits_.maxRatio)) +
+                    " at " + memberPath);
+      return Stop::kContainer;
+    }
+    if (PastDeadline()) {
+      TimeLimit(containerPath, memberPath);
+      return Stop::kAll;
+    }
+    return Stop::kNo;
+  }
+
+  void TimeLimit(const std::string& containerPath, const std::string& at) {
+    Unscanned(containerPath, "time-limit", "the time budget ran out at " + at);
+    stopped_ = true;
+  }
+
+  // Hands a complete member to the visitor and walks it; false when the walk must stop.
+  bool Deliver(MemberView& view, MemberBuffer& buffer, const std::string& containerPath) {
+    const uint8_t* bytes = nullptr;
+    size_t size = 0;
+    int err = buffer.View(&bytes, &size);
+    if (err != 0) {
+      Unscanned(view.path, "scan-error", std::string("could not map the member's temp file: ") + strerror(err));
+      return true;
+    }
+    static const uint8_t kEmpty = 0;
+    view.data = size > 0 ? bytes : &kEmpty;
+    view.size = size;
+    if (visit_(view) == VisitResult::kTimeLimit) {
+      TimeLimit(containerPath, view.path);
+      return false;
+    }
+    Walk(view.data, view.size, view.path, view.depth);
+    return !stopped_;
+  }
+
+  // Counts a member; false (reported) once the object has too many.
+  bool CountMember(const std::string& containerPath) {
+    if (totals_.members >= limits_.maxMembers) {
+      Unscanned(containerPath, "member-limit",
+                "stopped after " + std::to_string(limits_.maxMembers) + " members (max_members)");
+      stopped_ = true;
+      return false;
+    }
+    totals_.members++;
+    return true;
+  }
+
+  void WalkArchive(const uint8_t* data, size_t size, const std::string& path, int depth, Detected detected) {
+    std::unique_ptr<struct archive, int (*)(struct archive*)> a(archive_read_new(), archive_read_free);
+    if (!a) {
+      Unscanned(path, "scan-error", "libarchive could not allocate a reader");
+      return;
+    }
+    struct archive* ar = a.get();
+    // Explicit lists: no external-program filters, no formats needing libraries we do not link.
+    archive_read_support_filter_gzip(ar);
+    archive_read_support_filter_bzip2(ar);
+    archive_read_support_filter_xz(ar);
+    archive_read_support_filter_lzma(ar);
+    archive_read_support_filter_zstd(ar);
+    archive_read_support_filter_lz4(ar);
+    archive_read_support_filter_compress(ar);
+    archive_read_support_format_zip(ar);
+    archive_read_support_format_7zip(ar);
+    archive_read_support_format_rar(ar);
+    archive_read_support_format_rar5(ar);
+    archive_read_support_format_cab(ar);
+    archive_read_support_format_tar(ar);
+    archive_read_support_format_iso9660(ar);
+    archive_read_support_format_cpio(ar);
+    archive_read_support_format_ar(ar);
+    bool stream = detected.kind == Kind::kCompressed;
+    if (stream) {
+      // A bare compressed file: its content is one member (unless the filter reveals an archive).
+      archive_read_support_format_raw(ar);
+      archive_read_support_format_empty(ar);
+    }
+    for (const std::string& password : limits_.passwords) archive_read_add_passphrase(ar, password.c_str());
+
+    Source src{data, size};
+    archive_read_set_read_callback(ar, SourceRead);
+    archive_read_set_skip_callback(ar, SourceSkip);
+    archive_read_set_seek_callback(ar, SourceSeek);
+    archive_read_set_callback_data(ar, &src);
+    if (archive_read_open1(ar) != ARCHIVE_OK) {
+      Unscanned(path, "corrupt", std::string(detected.name) + ": " + ErrorText(ar));
+      return;
+    }
+
+    uint64_t containerExpanded = 0;
+    std::vector<uint8_t> chunk(kChunk);
+    for (;;) {
+      if (PastDeadline()) return TimeLimit(path, path);
+      struct archive_entry* entry = nullptr;
+      int rc = archive_read_next_header(ar, &entry);
+      if (rc == ARCHIVE_EOF) return;
+      if (rc == ARCHIVE_RETRY) continue;
+      if (rc < ARCHIVE_WARN) {
+        // FAILED or FATAL on a header: the rest of this container cannot be trusted.
+        bool encryptedHeaders = archive_read_has_encrypted_entries(ar) > 0;
+        Unscanned(path, encryptedHeaders ? "encrypted" : "corrupt", std::string(detected.name) + ": " + ErrorText(ar));
+        return;
+      }
+      std::string type = EntryType(entry);
+      if (type == "directory") continue;
+      bool raw = archive_format(ar) == ARCHIVE_FORMAT_RAW;
+      MemberView view;
+      view.name = raw ? StreamMemberName(path) : Label(NameOf(entry));
+      view.path = path + "!" + view.name;
+      view.type = type;
+      view.depth = depth + 1;
+      if (!CountMember(path)) return;
+      if (type != "file") {
+        const char* target = archive_entry_hardlink(entry);
+        if (target == nullptr) target = archive_entry_symlink(entry);
+        view.linkTarget = Label(target);
+        if (visit_(view) == VisitResult::kTimeLimit) return TimeLimit(path, view.path);
+        continue;
+      }
+      bool encrypted = archive_entry_is_data_encrypted(entry) > 0;
+      MemberBuffer buffer(limits_);
+      Stop stop = Stop::kNo;
+      la_ssize_t n;
+      int writeError = 0;
+      while ((n = archive_read_data(ar, chunk.data(), chunk.size())) > 0) {
+        stop = Account(static_cast<size_t>(n), containerExpanded, src.fed, view.path, path);
+        if (stop != Stop::kNo) break;
+        writeError = buffer.Append(chunk.data(), static_cast<size_t>(n));
+        if (writeError != 0) break;
+      }
+      if (stop == Stop::kAll) return;
+      if (stop == Stop::kContainer) return;
+      if (writeError != 0) {
+        Unscanned(view.path, "scan-error", std::string("could not spill the member to a temp file: ") + strerror(writeError));
+        continue;
+      }
+      if (n < 0) {
+        bool fatal = n == ARCHIVE_FATAL;
+        std::string why = ErrorText(ar);
+        if (encrypted) {
+          Unscanned(view.path, "encrypted", why);
+        } else {
+          Unscanned(view.path, "corrupt", why);
+        }
+        if (fatal) {
+          if (!encrypted) Unscanned(path, "corrupt", std::string(detected.name) + ": reading stopped at " + view.name);
+          return;
+        }
+        continue;
+      }
+      if (!Deliver(view, buffer, path)) return;
+    }
+  }
+
+  static const char* NameOf(struct archive_entry* entry) {
+    const char* name = archive_entry_pathname_utf8(entry);
+    return name != nullptr ? name : archive_entry_pathname(entry);
+  }
+
+  static std::string ErrorText(struct archive* ar) {
+    const char* text = archive_error_string(ar);
+    return text != nullptr ? Label(text) : "unreadable";
+  }
+
+  // --- PDF: every FlateDecode stream is a member named after its object ("obj-12-0").
+
+  static const uint8_t* Find(const uint8_t* from, const uint8_t* end, const char* needle) {
+    size_t len = strlen(needle);
+    if (static_cast<size_t>(end - from) < len) return nullptr;
+    const void* hit = memmem(from, static_cast<size_t>(end - from), needle, len);
+    return static_cast<const uint8_t*>(hit);
+  }
+
+  static const uint8_t* FindLast(const uint8_t* from, const uint8_t* end, const char* needle) {
+    const uint8_t* last = nullptr;
+    for (const uint8_t* p = from; (p = Find(p, end, needle)) != nullptr; p++) last = p;
+    return last;
+  }
+
+  // "12 0 obj" immediately before `objKeyword` -> "obj-12-0".
+  static std::string ObjectLabel(const uint8_t* begin, const uint8_t* objKeyword, size_t index) {
+    const uint8_t* p = objKeyword;
+    auto skipSpaces = [&] { while (p > begin && (p[-1] == ' ' || p[-1] == '\r' || p[-1] == '\n')) p--; };
+    auto number = [&] {
+      const uint8_t* e = p;
+      while (p > begin && p[-1] >= '0' && p[-1] <= '9' && e - p < 10) p--;
+      return std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(e - p));
+    };
+    skipSpaces();
+    std::string generation = number();
+    skipSpaces();
+    std::string object = number();
+    if (object.empty() || generation.empty()) return "stream-" + std::to_string(index);
+    return "obj-" + object + "-" + generation;
+  }
+
+  void WalkPdf(const uint8_t* data, size_t size, const std::string& path, int depth) {
+    const uint8_t* end = data + size;
+    const uint8_t* cursor = data;
+    size_t index = 0;
+    uint64_t containerExpanded = 0;
+    uint64_t compressedSeen = 0;
+    std::vector<uint8_t> out(kChunk);
+    while (const uint8_t* keyword = Find(cursor, end, "stream")) {
+      const uint8_t* next = keyword + 6;
+      cursor = next;
+      if (keyword >= data + 3 && memcmp(keyword - 3, "end", 3) == 0) continue;
+      if (next < end && *next == '\r') next++;
+      if (next >= end || *next != '\n') continue;
+      const uint8_t* body = next + 1;
+      // The stream's dictionary: from the object's "obj" keyword to "stream", at most 4 KB back.
+      const uint8_t* windowStart = keyword - std::min<size_t>(4096, static_cast<size_t>(keyword - data));
+      const uint8_t* obj = FindLast(windowStart, keyword, "obj");
+      const uint8_t* dictStart = obj != nullptr ? obj : windowStart;
+      bool flate = Find(dictStart, keyword, "/FlateDecode") != nullptr;
+      const uint8_t* bodyEnd = Find(body, end, "endstream");
+      if (bodyEnd == nullptr) bodyEnd = end;
+      cursor = bodyEnd;
+      index++;
+      if (!flate) continue;
+      if (PastDeadline()) return TimeLimit(path, path);
+
+      MemberView view;
+      view.name = obj != nullptr ? ObjectLabel(windowStart, obj, index) : "stream-" + std::to_string(index);
+      view.path = path + "!" + view.name;
+      view.type = "file";
+      view.depth = depth + 1;
+      if (!CountMember(path)) return;
+
+      z_stream z{};
+      if (inflateInit2(&z, 15 + 32) != Z_OK) {  // zlib or gzip header
+        Unscanned(view.path, "scan-error", "zlib could not start");
+        continue;
+      }
+      MemberBuffer buffer(limits_);
+      z.next_in = const_cast<Bytef*>(body);
+      size_t available = static_cast<size_t>(bodyEnd - body);
+      Stop stop = Stop::kNo;
+      int zrc = Z_OK;
+      int writeError = 0;
+      while (zrc == Z_OK && stop == Stop::kNo && writeError == 0) {
+        if (z.avail_in == 0) {
+          size_t feed = std::min(kChunk, available);
+          if (feed == 0) break;
+          z.avail_in = static_cast<uInt>(feed);
+          available -= feed;
+          compressedSeen += feed;
+        }
+        z.next_out = out.data();
+        z.avail_out = static_cast<uInt>(out.size());
+        zrc = inflate(&z, Z_NO_FLUSH);
+        size_t produced = out.size() - z.avail_out;
+        if (produced > 0) {
+          stop = Account(produced, containerExpanded, compressedSeen, view.path, path);
+          if (stop == Stop::kNo) writeError = buffer.Append(out.data(), produced);
+        }
+        if (zrc == Z_BUF_ERROR && z.avail_in == 0 && available > 0) zrc = Z_OK;
+      }
+      bool produced = z.total_out > 0;
+      inflateEnd(&z);
+      if (stop != Stop::kNo) return;
+      if (writeError != 0) {
+        Unscanned(view.path, "scan-error", std::string("could not spill the stream to a temp file: ") + strerror(writeError));
+        continue;
+      }
+      // PDF writers often leave trailing bytes or cut the stream short: what did inflate is scanned.
+      if (!produced) {
+        Unscanned(view.path, "corrupt", "FlateDecode stream does not inflate");
+        continue;
+      }
+      if (!Deliver(view, buffer, path)) return;
+    }
+  }
+
+  const ContainerLimits& limits_;
+  const MemberVisitor& visit_;
+  WalkTotals& totals_;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+const char* DetectContainer(const uint8_t* data, size_t size) { return Detect(data, size).name; }
+
+void WalkContainers(const uint8_t* data, size_t size, const std::string& path, const ContainerLimits& limits,
+                    const MemberVisitor& visit, WalkTotals& totals) {
+  Utf8ThreadLocale locale;
+  Walker walker(limits, visit, totals);
+  try {
+    walker.Walk(data, size, path, 0);
+  } catch (const std::exception& e) {  // std::bad_alloc from a member buffer
+    totals.unscanned.push_back({path, "scan-error", std::string("extraction failed: ") + e.what()});
+  }
+}
+
+}  // namespace binaryalert

@@ -1,0 +1,70 @@
+// Container walking: finds the members of archives, compressed streams and PDF FlateDecode streams
+// (recognized by magic bytes, never by name), recursively, within bounds. Knows nothing of YARA:
+// the caller hands each member's bytes to its scanner through a visitor.
+//
+// Member names are labels only: nothing is ever written to a path derived from them. Members larger
+// than ContainerLimits::memoryMemberBytes go through an anonymous temp file (O_TMPFILE, or a
+// generated name unlinked at once) in ContainerLimits::tempDir.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace binaryalert {
+
+struct ContainerLimits {
+  int maxDepth = 5;                       // container levels opened below the object itself
+  uint64_t maxMembers = 10000;            // members (files, links, PDF streams) per object
+  uint64_t maxExpandedBytes = 512ull << 20;  // bytes extracted per object, all levels together
+  double maxRatio = 250;                  // expanded/compressed bytes per container; 0 = off
+  uint64_t ratioFloorBytes = 8ull << 20;  // below this a container is never called a bomb
+  double deadlineMs = 0;                  // monotonic ms (MonotonicNowMs); 0 = no deadline
+  uint64_t memoryMemberBytes = 16ull << 20;  // larger members spill to a temp file
+  std::string tempDir = "/tmp";
+  std::vector<std::string> passwords;     // tried on encrypted zip (and 7z) entries
+};
+
+// What could not be looked at, and why: depth-limit, size-limit, ratio-limit, member-limit,
+// time-limit, encrypted, corrupt, unsupported, scan-error.
+struct UnscannedEntry {
+  std::string path;
+  std::string reason;
+  std::string detail;
+};
+
+// One member: a regular file (data valid only during the visit) or a label-only entry (symlink,
+// hardlink, character-device, block-device, fifo, socket) with no data.
+struct MemberView {
+  std::string path;      // display path, e.g. "outer.zip!dir/a.tar.gz!payload.exe"
+  std::string name;      // the member's own name inside its container (last "!" component)
+  std::string type;      // "file" or one of the label-only kinds above
+  std::string linkTarget;  // symlink/hardlink target as a label
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  int depth = 0;         // 1 for members of the object itself
+};
+
+enum class VisitResult { kContinue, kTimeLimit };
+using MemberVisitor = std::function<VisitResult(const MemberView&)>;
+
+struct WalkTotals {
+  std::vector<UnscannedEntry> unscanned;
+  uint64_t members = 0;
+  uint64_t expandedBytes = 0;
+};
+
+// Walks every container inside `data` (the caller scanned `data` itself already). `path` is the
+// display path of `data`. Never throws; every failure becomes an UnscannedEntry.
+void WalkContainers(const uint8_t* data, size_t size, const std::string& path, const ContainerLimits& limits,
+                    const MemberVisitor& visit, WalkTotals& totals);
+
+// CLOCK_MONOTONIC in milliseconds (the clock behind process.hrtime()).
+double MonotonicNowMs();
+
+// The container kind the magic bytes announce, "" when none (exposed for tests and bench labels).
+const char* DetectContainer(const uint8_t* data, size_t size);
+
+}  // namespace binaryalert

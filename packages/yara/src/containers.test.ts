@@ -1,0 +1,330 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { ArchiveKit, EICAR_TEXT } from '@binaryalert/testing';
+
+import {
+  DEFAULT_EXTERNALS,
+  type CompiledRules,
+  type ContainerOptions,
+  type ScanResult,
+} from './index';
+import { compileTexts, makeTempDir, type TempDir } from './test-utils';
+
+const RULES = {
+  eicar: 'rule eicar { strings: $a = "EICAR-STANDARD-ANTIVIRUS-TEST-FILE" condition: $a }',
+  // Matches only when the member's externals come from its own name and display path.
+  byname: `rule payload_exe_by_name {
+    condition: filename == "payload.exe" and extension == ".exe" and filetype == "EXE" and
+      filepath endswith "!c.zip!payload.exe"
+  }`,
+};
+const EICAR_SHA256 = createHash('sha256').update(EICAR_TEXT).digest('hex');
+// Compressible enough that zip/gzip deflate it, so the outer layers never hold EICAR in clear.
+const PAYLOAD = `${'MZ padding '.repeat(500)}${EICAR_TEXT}`;
+
+describe('scanning inside containers', () => {
+  let dir: TempDir;
+  let kit: ArchiveKit;
+  let spill: string;
+  let rules: CompiledRules;
+
+  beforeEach(async () => {
+    dir = makeTempDir();
+    kit = new ArchiveKit(join(dir.path, 'samples'));
+    spill = join(dir.path, 'spill');
+    mkdirSync(spill);
+    rules = await compileTexts(dir, RULES);
+  });
+  afterEach(() => dir.remove());
+
+  async function scan(path: string, options: Partial<ContainerOptions> = {}): Promise<ScanResult> {
+    return rules.scanFile(path, {
+      externals: DEFAULT_EXTERNALS,
+      containers: { label: path.split('/').pop()!, tempDir: spill, ...options },
+    });
+  }
+
+  function matchedMembers(result: ScanResult): string[] {
+    return (result.containers?.members ?? [])
+      .filter((member) => (member.matches ?? []).length > 0)
+      .map((member) => `${member.path} ${member.matches!.map((m) => m.rule).join(',')}`);
+  }
+
+  it('names the member of a tar.gz that matches, with its SHA-256, where the outer bytes match nothing', async () => {
+    const archive = kit.tar('sample.tar.gz', { 'dir/payload.exe': EICAR_TEXT }, '-z');
+
+    const result = await scan(archive);
+
+    expect(result.matches).toEqual([]);
+    expect(result.containers?.members).toEqual([
+      expect.objectContaining({
+        path: 'sample.tar.gz!dir/payload.exe',
+        type: 'file',
+        depth: 1,
+        size: EICAR_TEXT.length,
+        sha256: EICAR_SHA256,
+      }),
+    ]);
+    expect(matchedMembers(result)).toEqual(['sample.tar.gz!dir/payload.exe eicar']);
+    expect(result.containers?.unscanned).toEqual([]);
+  });
+
+  it('scans without containers exactly as before when the option is absent', async () => {
+    const archive = kit.tar('sample.tar.gz', { 'payload.exe': EICAR_TEXT }, '-z');
+
+    const result = await rules.scanFile(archive);
+
+    expect(result.matches).toEqual([]);
+    expect(result.containers).toBeUndefined();
+  });
+
+  it.each([
+    ['gzip', 'payload.exe.gz', 'payload.exe.gz!payload.exe'],
+    ['bzip2', 'payload.exe.bz2', 'payload.exe.bz2!payload.exe'],
+    ['xz', 'payload.exe.xz', 'payload.exe.xz!payload.exe'],
+    ['gzip', 'no-suffix', 'no-suffix!data'],
+  ] as const)('opens a bare %s stream (%s) as one member', async (tool, name, memberPath) => {
+    const file = kit.compress(tool, name, `padding ${EICAR_TEXT}`);
+
+    const result = await scan(file);
+
+    expect(matchedMembers(result)).toEqual([`${memberPath} eicar`]);
+  });
+
+  it('opens tar.bz2, tar.xz and 7z by their magic bytes, whatever their names', async () => {
+    const files = { 'payload.exe': EICAR_TEXT };
+    const tbz = kit.tar('a.tar.bz2', files, '-j');
+    const txz = kit.tar('b.tar.xz', files, '-J');
+    const seven = kit.sevenZip('c.7z', files);
+    const renamed = kit.zip('innocent.txt', files);
+
+    for (const [file, label] of [
+      [tbz, 'a.tar.bz2'],
+      [txz, 'b.tar.xz'],
+      [seven, 'c.7z'],
+      [renamed, 'innocent.txt'],
+    ]) {
+      expect(matchedMembers(await scan(file!))).toEqual([`${label}!payload.exe eicar`]);
+    }
+  });
+
+  it('decrypts a zip made with zip -P infected by trying the configured passwords in turn', async () => {
+    const archive = kit.zip('sample.zip', { 'payload.exe': EICAR_TEXT }, 'infected');
+
+    const opened = await scan(archive, { passwords: ['wrong', 'infected'] });
+    const locked = await scan(archive, { passwords: ['malware', 'virus'] });
+
+    expect(matchedMembers(opened)).toEqual(['sample.zip!payload.exe eicar']);
+    expect(opened.containers?.unscanned).toEqual([]);
+    expect(matchedMembers(locked)).toEqual([]);
+    expect(locked.containers?.unscanned).toEqual([
+      expect.objectContaining({ path: 'sample.zip!payload.exe', reason: 'encrypted' }),
+    ]);
+  });
+
+  it('reports a 7z made with 7z -p as encrypted (libarchive does not decrypt 7z AES)', async () => {
+    const archive = kit.sevenZip('sample.7z', { 'payload.exe': EICAR_TEXT }, 'infected');
+
+    const result = await scan(archive, { passwords: ['infected'] });
+
+    expect(matchedMembers(result)).toEqual([]);
+    expect(result.containers?.unscanned).toEqual([
+      expect.objectContaining({ path: 'sample.7z!payload.exe', reason: 'encrypted' }),
+    ]);
+  });
+
+  it('follows three levels of nesting, with externals from the member path', async () => {
+    const zip = kit.zip('c.zip', { 'payload.exe': PAYLOAD });
+    const tgz = kit.tar('b.tar.gz', { 'c.zip': readFileSync(zip) }, '-z');
+    const seven = kit.sevenZip('a.7z', { 'b.tar.gz': readFileSync(tgz) });
+
+    const result = await scan(seven);
+
+    expect(matchedMembers(result)).toEqual([
+      'a.7z!b.tar.gz!c.zip!payload.exe eicar,payload_exe_by_name',
+    ]);
+    expect(result.containers?.members.map((m) => [m.path, m.depth])).toEqual([
+      ['a.7z!b.tar.gz', 1],
+      ['a.7z!b.tar.gz!c.zip', 2],
+      ['a.7z!b.tar.gz!c.zip!payload.exe', 3],
+    ]);
+  });
+
+  it('stops at the depth limit and says so', async () => {
+    const zip = kit.zip('c.zip', { 'payload.exe': PAYLOAD });
+    const tgz = kit.tar('b.tar.gz', { 'c.zip': readFileSync(zip) }, '-z');
+
+    const result = await scan(tgz, { maxDepth: 1 });
+
+    expect(matchedMembers(result)).toEqual([]);
+    expect(result.containers?.unscanned).toEqual([
+      expect.objectContaining({ path: 'b.tar.gz!c.zip', reason: 'depth-limit' }),
+    ]);
+  });
+
+  it('looks inside an office document (a docx is a zip)', async () => {
+    const docx = kit.zip('report.docx', {
+      '[Content_Types].xml': '<?xml version="1.0"?><Types/>',
+      'word/document.xml': '<w:document/>',
+      'word/vbaProject.bin': `macro ${EICAR_TEXT}`,
+    });
+
+    expect(matchedMembers(await scan(docx))).toEqual(['report.docx!word/vbaProject.bin eicar']);
+  });
+
+  it('inflates PDF FlateDecode streams and names them after their object', async () => {
+    const pdf = kit.pdfWithStream('doc.pdf', `BT (${EICAR_TEXT}) Tj ET`);
+
+    const result = await scan(pdf);
+
+    expect(result.matches).toEqual([]);
+    expect(matchedMembers(result)).toEqual(['doc.pdf!obj-4-0 eicar']);
+  });
+
+  it('treats ../ and absolute member names as labels: nothing is written anywhere', async () => {
+    const archive = kit.zipRawNames('dotdot.zip', {
+      '../../escape.exe': EICAR_TEXT,
+      '/tmp/absolute.exe': EICAR_TEXT,
+      'bad\nname\u0007.exe': EICAR_TEXT,
+    });
+    const before = readdirSync(dir.path).sort();
+
+    const result = await scan(archive, { memoryMemberBytes: 1 }); // every member via a temp file
+
+    expect(matchedMembers(result)).toEqual([
+      'dotdot.zip!../../escape.exe eicar',
+      'dotdot.zip!/tmp/absolute.exe eicar',
+      'dotdot.zip!bad\\x0Aname\\x07.exe eicar',
+    ]);
+    expect(readdirSync(dir.path).sort()).toEqual(before);
+    expect(readdirSync(spill)).toEqual([]);
+    expect(existsSync('/tmp/absolute.exe')).toBe(false);
+    expect(existsSync(join(spill, '../../escape.exe'))).toBe(false);
+  });
+
+  it('lists symlinks, hard links, devices and FIFOs in a tar as labels only', async () => {
+    const archive = kit.hostileTar('hostile.tar');
+
+    const result = await scan(archive);
+
+    expect(result.containers?.members.map((m) => [m.path, m.type, m.linkTarget])).toEqual([
+      ['hostile.tar!../../escape.exe', 'file', undefined],
+      ['hostile.tar!link-to-passwd', 'symlink', '/etc/passwd'],
+      ['hostile.tar!hardlink-to-shadow', 'hardlink', '/etc/shadow'],
+      ['hostile.tar!dev/sda', 'character-device', undefined],
+      ['hostile.tar!pipe', 'fifo', undefined],
+    ]);
+    expect(matchedMembers(result)).toEqual(['hostile.tar!../../escape.exe eicar']);
+    expect(result.containers?.unscanned).toEqual([]);
+    expect(readdirSync(spill)).toEqual([]);
+  });
+
+  it('scans a truncated tar.gz as plain bytes and reports it corrupt', async () => {
+    const whole = kit.tar(
+      'whole.tar.gz',
+      { 'a.bin': Buffer.alloc(200_000, 7), 'b.exe': EICAR_TEXT },
+      '-z',
+    );
+    const truncated = kit.truncate(whole, 'truncated.tar.gz', 0.3);
+
+    const result = await scan(truncated);
+
+    expect(result.size).toBeGreaterThan(0);
+    expect(result.containers?.unscanned).toEqual([expect.objectContaining({ reason: 'corrupt' })]);
+  });
+
+  it('reports a zip whose deflate data is damaged as corrupt, keeping the members before it', async () => {
+    const lines = Array.from({ length: 3000 }, (_, i) => `line ${i * 7919}\n`).join('');
+    const zip = kit.zip('sample.zip', { 'first.exe': EICAR_TEXT, 'second.txt': lines });
+    const damaged = kit.corrupt(zip, 'damaged.zip', 400, 64);
+
+    const result = await scan(damaged);
+
+    expect(matchedMembers(result)).toEqual(['damaged.zip!first.exe eicar']);
+    expect(result.containers?.unscanned).toEqual([
+      expect.objectContaining({ path: 'damaged.zip!second.txt', reason: 'corrupt' }),
+      expect.objectContaining({ path: 'damaged.zip', reason: 'corrupt' }),
+    ]);
+  });
+
+  it('ends a 10 GiB zip bomb at the ratio ceiling, within a bounded expansion', async () => {
+    const bomb = kit.zipBomb('bomb.zip'); // 10 x 1 GiB of zeros in about 10 MB
+
+    const result = await scan(bomb, { memoryMemberBytes: 1 << 20 });
+
+    expect(result.containers?.unscanned).toEqual([
+      expect.objectContaining({ path: 'bomb.zip', reason: 'ratio-limit' }),
+    ]);
+    expect(result.containers!.expandedBytes).toBeLessThan(256 << 20);
+    expect(readdirSync(spill)).toEqual([]);
+  });
+
+  it('ends the same bomb at the size limit when the ratio ceiling is off', async () => {
+    const bomb = kit.zipBomb('bomb.zip');
+
+    const result = await scan(bomb, { maxRatio: 0, maxExpandedBytes: 64 << 20 });
+
+    expect(result.containers?.unscanned).toEqual([
+      expect.objectContaining({ path: 'bomb.zip!zeros-0.bin', reason: 'size-limit' }),
+    ]);
+    expect(result.containers!.expandedBytes).toBeLessThanOrEqual((64 << 20) + 65536);
+  });
+
+  it('ends the same bomb at the time budget when neither size nor ratio stops it', async () => {
+    const bomb = kit.zipBomb('bomb.zip');
+
+    const result = await scan(bomb, { maxRatio: 0, maxExpandedBytes: 2 ** 40, budgetMs: 300 });
+
+    expect(result.containers?.unscanned).toEqual([
+      expect.objectContaining({ reason: 'time-limit' }),
+    ]);
+    expect(result.containers!.expandedBytes).toBeLessThan(10 * 2 ** 30);
+  });
+
+  it('stops at the member limit and names the container', async () => {
+    const zip = kit.zip('many.zip', {
+      'a.txt': 'a',
+      'b.txt': 'b',
+      'c.txt': 'c',
+      'd.exe': EICAR_TEXT,
+    });
+
+    const result = await scan(zip, { maxMembers: 2 });
+
+    expect(result.containers?.members.map((m) => m.path)).toEqual([
+      'many.zip!a.txt',
+      'many.zip!b.txt',
+    ]);
+    expect(result.containers?.unscanned).toEqual([
+      expect.objectContaining({ path: 'many.zip', reason: 'member-limit' }),
+    ]);
+  });
+
+  it('scans a member larger than the memory threshold through an anonymous temp file', async () => {
+    const big = Buffer.concat([Buffer.alloc(3 << 20, 0x41), Buffer.from(EICAR_TEXT)]);
+    const archive = kit.tar('big.tar.gz', { 'big.bin': big }, '-z');
+
+    const result = await scan(archive, { memoryMemberBytes: 1 << 20 });
+
+    expect(matchedMembers(result)).toEqual(['big.tar.gz!big.bin eicar']);
+    expect(result.containers?.members[0]?.sha256).toBe(
+      createHash('sha256').update(big).digest('hex'),
+    );
+    expect(readdirSync(spill)).toEqual([]);
+  });
+
+  it('reports a member it cannot spill (temp directory missing) without failing the scan', async () => {
+    const archive = kit.tar('big.tar', { 'big.bin': Buffer.alloc(2 << 20, 1) });
+
+    const result = await scan(archive, {
+      memoryMemberBytes: 1 << 20,
+      tempDir: join(dir.path, 'missing'),
+    });
+
+    expect(result.containers?.unscanned).toEqual([
+      expect.objectContaining({ path: 'big.tar!big.bin', reason: 'scan-error' }),
+    ]);
+  });
+});
