@@ -107,12 +107,21 @@ force_destroy = false
 
 ##### DynamoDB #####
 
-# Capacity mode of the match-history table: "PAY_PER_REQUEST" or "PROVISIONED".
+# Capacity mode of the match-history and verdict-ledger tables (and the ledger's indexes):
+# "PAY_PER_REQUEST" or "PROVISIONED".
 dynamo_billing_mode = "PAY_PER_REQUEST"
 
 # Read/write capacity units, used only when dynamo_billing_mode = "PROVISIONED" (1 or more).
 dynamo_read_capacity  = 10
 dynamo_write_capacity = 5
+
+# Days each object's verdict stays in the verdict ledger (`manage.ts results`), 0 = forever.
+# The ledger costs one write per analyzed object, every time it is analyzed (retro-analyses
+# included): 1 write unit per item of up to 1 KB (matched items with rule details 1-3), plus index
+# writes for matched/skipped/failed/partial verdicts and when an object's content changes. On
+# demand that is roughly $1 per million objects analyzed (us-east-1, 2025 prices); storage is
+# about 1 KB per object. A TTL bounds the storage of buckets whose objects come and go.
+verdict_ttl_days = 0
 
 ##### Alerts and alarms #####
 

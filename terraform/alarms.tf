@@ -95,3 +95,41 @@ resource "aws_cloudwatch_metric_alarm" "dynamo_throttles" {
   alarm_actions       = [local.alarm_topic_arn]
   ok_actions          = [local.alarm_topic_arn]
 }
+
+resource "aws_cloudwatch_metric_alarm" "verdict_ledger_throttles" {
+  for_each            = toset(["ReadThrottleEvents", "WriteThrottleEvents"])
+  alarm_name          = "${local.names.verdict_table}_${lower(each.value)}"
+  alarm_description   = "${local.names.verdict_table} throttled requests (${each.value}): analyzers retry and objects may end without a verdict. Switch dynamo_billing_mode to PAY_PER_REQUEST or raise dynamo_read_capacity / dynamo_write_capacity in terraform.tfvars, then run manage.ts deploy."
+  namespace           = "AWS/DynamoDB"
+  metric_name         = each.value
+  dimensions          = { TableName = aws_dynamodb_table.verdicts.name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [local.alarm_topic_arn]
+  ok_actions          = [local.alarm_topic_arn]
+}
+
+# Objects that were not (fully) scanned are never silent: each kind has its own alarm.
+resource "aws_cloudwatch_metric_alarm" "unscanned_binaries" {
+  for_each = {
+    SkippedBinaries = "were skipped (too large, deleted before analysis, or access denied)"
+    PartialBinaries = "were only partly scanned (some content could not be unpacked or scanned)"
+    AnalysisErrors  = "failed analysis (they are retried, then go to the dead-letter queue)"
+  }
+  alarm_name          = "${var.name_prefix}_binaryalert_${lower(each.key)}"
+  alarm_description   = "Objects ${each.value}. Run manage.ts results --verdict skipped|partial|failed to list them with their reason; fix the cause (raise max_file_size_mb, grant access, check the analyzer logs) and run manage.ts retro-analyze."
+  namespace           = local.metric_namespace
+  metric_name         = each.key
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [local.alarm_topic_arn]
+  ok_actions          = [local.alarm_topic_arn]
+}

@@ -25,6 +25,7 @@ locals {
     [
       for widget in [
         { title = "Binaries", metrics = ["AnalyzedBinaries", "MatchedBinaries", "SkippedBinaries", "AnalysisErrors"], stat = "Sum" },
+        { title = "Not (fully) scanned", metrics = ["SkippedBinaries", "PartialBinaries", "AnalysisErrors"], stat = "Sum" },
         { title = "YARA rules", metrics = ["YaraRules"], stat = "Minimum" },
         { title = "Latency (ms)", metrics = ["S3DownloadLatency", "ScanLatency"], stat = "Average" },
         { title = "Retroactive enqueue failures", metrics = ["BatchEnqueueFailures"], stat = "Sum" },
@@ -85,6 +86,21 @@ locals {
           metrics = [
             for metric in ["ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits", "ReadThrottleEvents", "WriteThrottleEvents"] :
             ["AWS/DynamoDB", metric, "TableName", aws_dynamodb_table.matches.name]
+          ]
+        }
+      },
+      {
+        type   = "metric"
+        width  = 8
+        height = 6
+        properties = {
+          title  = "Verdict ledger"
+          region = var.aws_region
+          period = 300
+          stat   = "Sum"
+          metrics = [
+            for metric in ["ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits", "ReadThrottleEvents", "WriteThrottleEvents"] :
+            ["AWS/DynamoDB", metric, "TableName", aws_dynamodb_table.verdicts.name]
           ]
         }
       },

@@ -17,6 +17,14 @@ data "aws_iam_policy_document" "analyzer" {
   }
 
   statement {
+    sid = "VerdictLedger"
+    # PutItem writes an object's verdict (conditional: a newer one is never replaced); GetItem
+    # reads the previous verdict of an object.
+    actions   = ["dynamodb:PutItem", "dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.verdicts.arn]
+  }
+
+  statement {
     sid     = "PublishAlerts"
     actions = ["sns:Publish"]
     resources = compact([

@@ -28,6 +28,11 @@ output "matches_table" {
   value       = aws_dynamodb_table.matches.name
 }
 
+output "verdicts_table" {
+  description = "DynamoDB verdict ledger: the newest verdict of every analyzed S3 object (manage.ts results reads it)."
+  value       = aws_dynamodb_table.verdicts.name
+}
+
 output "yara_match_alerts_topic_arn" {
   description = "SNS topic receiving YARA match alerts."
   value       = aws_sns_topic.yara_match_alerts.arn

@@ -15,7 +15,7 @@ import {
   type ResourceNames,
 } from '../packages/core/src/config';
 import { BUNDLE_TARGET, LAMBDA_FUNCTIONS } from '../packages/cli/src/build';
-import { matchTableDefinition } from '../packages/core/src/match-table';
+import { matchTableDefinition, verdictTableDefinition } from '../packages/core/src/match-table';
 
 // Parsed HCL is untyped JSON; the assertions below are what checks its shape.
 /* eslint-disable @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call */
@@ -259,6 +259,7 @@ describe('names', () => {
       ['queue', 'queue'],
       ['deadLetterQueue', 'dead_letter_queue'],
       ['table', 'table'],
+      ['verdictTable', 'verdict_table'],
       ['matchesTopic', 'matches_topic'],
       ['negativeMatchesTopic', 'negative_topic'],
       ['alarmTopic', 'alarm_topic'],
@@ -421,6 +422,40 @@ describe('resources', () => {
     ).toEqual(table.attribute);
   });
 
+  it('defines the verdict ledger as the local stack and tests create it, encrypted, with PITR', () => {
+    const table = only(root.resource.aws_dynamodb_table.verdicts);
+    const local = verdictTableDefinition('any');
+    const keysOf = (schema: { AttributeName?: string; KeyType?: string }[] = []) => [
+      schema.find((key) => key.KeyType === 'HASH')?.AttributeName,
+      schema.find((key) => key.KeyType === 'RANGE')?.AttributeName,
+    ];
+
+    expect(keysOf(local.KeySchema)).toEqual([table.hash_key, table.range_key]);
+    expect(
+      local.AttributeDefinitions?.map((a) => ({ name: a.AttributeName, type: a.AttributeType })),
+    ).toEqual(table.attribute);
+    expect(
+      (table.global_secondary_index as Block[]).map((index) => ({
+        name: index.name,
+        keys: [index.hash_key, index.range_key],
+        projection: index.projection_type,
+      })),
+    ).toEqual(
+      (local.GlobalSecondaryIndexes ?? []).map((index) => ({
+        name: index.IndexName,
+        keys: keysOf(index.KeySchema),
+        projection: index.Projection?.ProjectionType,
+      })),
+    );
+    expect(only(table.server_side_encryption).enabled).toBe(true);
+    expect(only(table.point_in_time_recovery).enabled).toBe(true);
+    expect(only(table.ttl)).toEqual({
+      attribute_name: 'ExpiresAt',
+      enabled: '${var.verdict_ttl_days > 0}',
+    });
+    expect(table.name).toBe('${local.names.verdict_table}');
+  });
+
   it('gives every alarm a description that says what to do', () => {
     const alarms = [
       ...Object.values(root.resource.aws_cloudwatch_metric_alarm as Block),
@@ -438,6 +473,7 @@ describe('resources', () => {
         'BatchEnqueueFailures',
         'YaraRules',
         '${each.value}',
+        '${each.key}',
       ]),
     );
     for (const alarm of alarms) {

@@ -166,6 +166,16 @@ variable "dynamo_write_capacity" {
   type        = number
 }
 
+variable "verdict_ttl_days" {
+  description = "Days a verdict stays in the verdict ledger after its analysis (0 = forever)."
+  type        = number
+
+  validation {
+    condition     = var.verdict_ttl_days >= 0 && floor(var.verdict_ttl_days) == var.verdict_ttl_days
+    error_message = "verdict_ttl_days must be 0 or a positive whole number of days."
+  }
+}
+
 variable "yara_match_alert_emails" {
   description = "Email addresses subscribed to YARA match alerts."
   type        = list(string)

@@ -79,6 +79,7 @@ export async function benchPackaging(ctx: BenchContext): Promise<SectionResult> 
     AWS_SECRET_ACCESS_KEY: 'bench',
     AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
     YARA_MATCHES_DYNAMO_TABLE_NAME: 'bench',
+    VERDICTS_DYNAMO_TABLE_NAME: 'bench-verdicts',
     YARA_ALERTS_SNS_TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:bench',
     SQS_QUEUE_URL: 'http://127.0.0.1:9/123456789012/bench',
     MAX_FILE_SIZE_MB: '1024',

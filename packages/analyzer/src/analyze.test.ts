@@ -34,7 +34,8 @@ import {
   type SqsBatchResponse,
 } from './analyze';
 import { AnalysisFailedError } from './errors';
-import { createMatchTable } from './test-helpers';
+import { readVerdict } from './ledger';
+import { createMatchTable, createVerdictTable } from './test-helpers';
 
 const RULES = `
 rule evil_marker : malware {
@@ -110,8 +111,10 @@ describe('handleInvocation', () => {
     cloudwatchMock.reset();
     bucket = uniqueName('binaries');
     const table = uniqueName('matches');
+    const verdictTable = uniqueName('verdicts');
     await s3.client.send(new CreateBucketCommand({ Bucket: bucket }));
     await createMatchTable(dynamo.client, table);
+    await createVerdictTable(dynamo.client, verdictTable);
     const queue = await sqs.client.send(
       new CreateQueueCommand({
         QueueName: uniqueName('analysis'),
@@ -121,6 +124,8 @@ describe('handleInvocation', () => {
     queueUrl = queue.QueueUrl!;
     settings = {
       matchesTable: table,
+      verdictTable,
+      verdictTtlDays: 0,
       alertsTopicArn: TOPIC,
       negativeAlertsTopicArn: '',
       queueUrl,
@@ -199,6 +204,8 @@ describe('handleInvocation', () => {
   }
 
   const invoke = (event: unknown, version = 1) => handleInvocation(deps, settings, event, version);
+  const verdictOf = (key: string) =>
+    readVerdict(dynamo.client, settings.verdictTable, { bucket, key });
   const publishes = () => snsMock.commandCalls(PublishCommand).map((call) => call.args[0].input);
   const metricsSent = () =>
     cloudwatchMock.commandCalls(PutMetricDataCommand).map((call) => call.args[0].input);
@@ -254,6 +261,34 @@ describe('handleInvocation', () => {
       expect.objectContaining({ level: 'warn', object: `S3:${bucket}:gone.exe` }),
     );
     expect(await keysLeftInQueue()).toEqual([]);
+    // Every object has its verdict in the ledger.
+    expect(await verdictOf('evil.bin')).toEqual(
+      expect.objectContaining({
+        verdict: 'matched',
+        sha256: sha256(EVIL),
+        size: EVIL.length,
+        etag: expect.stringMatching(/^"[0-9a-f]{32}"$/),
+        analyzerVersion: 1,
+        rules: ['test/test.yar:evil_marker'],
+        matches: [
+          {
+            id: 'test/test.yar:evil_marker',
+            tags: ['malware'],
+            meta: { description: 'contains the test marker', score: 5 },
+            strings: ['$marker'],
+          },
+        ],
+        alerted: true,
+        alertReason: 'first match',
+      }),
+    );
+    expect(await verdictOf('clean.txt')).toEqual(
+      expect.objectContaining({ verdict: 'clean', sha256: sha256(CLEAN), rules: [] }),
+    );
+    expect(await verdictOf('gone.exe')).toEqual(
+      expect.objectContaining({ verdict: 'skipped', reason: 'missing' }),
+    );
+    expect((await verdictOf('gone.exe'))?.sha256).toBeUndefined();
   });
 
   it('keeps the receipt of a file whose scan failed and finishes the others', async () => {
@@ -282,6 +317,9 @@ describe('handleInvocation', () => {
       Unit: 'Count',
     });
     expect(await keysLeftInQueue()).toEqual(['slow.bin']);
+    expect(await verdictOf('slow.bin')).toEqual(
+      expect.objectContaining({ verdict: 'failed', reason: 'scan-timeout' }),
+    );
   });
 
   it('keeps the receipt of a multi-object message until all its objects finished', async () => {
@@ -400,6 +438,13 @@ describe('handleInvocation', () => {
       ]),
     );
     expect(await keysLeftInQueue()).toEqual([]);
+    expect(await verdictOf('huge.bin')).toEqual(
+      expect.objectContaining({
+        verdict: 'skipped',
+        reason: 'too-large',
+        size: settings.maxFileBytes + 1,
+      }),
+    );
   });
 
   it('passes the filepath metadata to rules as filename, extension and filetype', async () => {
@@ -511,6 +556,7 @@ describe('handleInvocation', () => {
       'S3DownloadLatency',
       'ScanLatency',
       'SkippedBinaries',
+      'PartialBinaries',
       'AnalysisErrors',
     ]);
     expect(data.MetricData).toEqual(

@@ -24,6 +24,7 @@ import {
   ObjectMissingError,
 } from './errors';
 import { parseAnalyzerInput, type AnalyzerInput } from './input';
+import { recordVerdict, verdictRecord, type S3ObjectFacts } from './ledger';
 import { forgetObject, recordMatch, type MatchDecision } from './match-history';
 import { deleteReceipts } from './receipts';
 
@@ -40,6 +41,10 @@ export interface AnalyzerDeps {
 
 export interface AnalyzerSettings {
   matchesTable: string;
+  /** The verdict ledger: one item per S3 object. */
+  verdictTable: string;
+  /** Days a ledger item lives (0: no TTL). */
+  verdictTtlDays: number;
   alertsTopicArn: string;
   /** Empty or undefined: negative-match alerts are off. */
   negativeAlertsTopicArn?: string;
@@ -57,11 +62,19 @@ export type ObjectOutcome =
       status: 'analyzed';
       id: string;
       summary: FileSummary;
+      object: S3ObjectFacts;
       downloadMs: number;
       scanMs: number;
       decision?: MatchDecision;
+      /** Why some content could not be scanned (the verdict is then `partial`). */
+      unscanned?: string;
     }
-  | { status: 'skipped'; id: string; reason: 'too-large' | 'missing' | 'access-denied' }
+  | {
+      status: 'skipped';
+      id: string;
+      reason: 'too-large' | 'missing' | 'access-denied';
+      object?: Partial<S3ObjectFacts>;
+    }
   | { status: 'failed'; id: string; error: unknown };
 
 /** Analysis results keyed `S3:<bucket>:<key>` (dispatcher payloads and direct S3 events). */
@@ -77,15 +90,45 @@ export function analyzerVersion(functionVersion: string | undefined): number {
   return Number.isInteger(version) && version > 0 ? version : 0;
 }
 
-/** Downloads, scans and does the match bookkeeping of one object; never throws. */
+/**
+ * Downloads, scans and does the match bookkeeping of one object, then records its verdict in the
+ * ledger; never throws. An object whose verdict cannot be recorded counts as failed (retried).
+ */
 export async function analyzeObject(
   deps: AnalyzerDeps,
   settings: AnalyzerSettings,
   ref: S3ObjectRef,
   version: number,
 ): Promise<ObjectOutcome> {
+  const analyzedAt = new Date();
   const id = objectId(ref.bucket, ref.key);
   const log = deps.log.child({ object: id });
+  const outcome = await scanObject(deps, settings, ref, version, log);
+  const record = verdictRecord(ref, outcome, {
+    analyzedAt,
+    analyzerVersion: version,
+    ttlDays: settings.verdictTtlDays,
+  });
+  try {
+    const write = await recordVerdict(deps.dynamo, settings.verdictTable, record);
+    if (!write.written) {
+      log.info('kept the newer verdict already in the ledger', { verdict: record.verdict });
+    }
+  } catch (error) {
+    log.error('could not record the verdict; the object will be retried', { error });
+    return outcome.status === 'failed' ? outcome : { status: 'failed', id, error };
+  }
+  return outcome;
+}
+
+async function scanObject(
+  deps: AnalyzerDeps,
+  settings: AnalyzerSettings,
+  ref: S3ObjectRef,
+  version: number,
+  log: Logger,
+): Promise<ObjectOutcome> {
+  const id = objectId(ref.bucket, ref.key);
   let temp: Awaited<ReturnType<typeof privateTempDir>> | undefined;
   try {
     temp = await privateTempDir(settings.tempRoot);
@@ -95,7 +138,7 @@ export async function analyzeObject(
         size: download.size,
         maxFileBytes: settings.maxFileBytes,
       });
-      return { status: 'skipped', id, reason: 'too-large' };
+      return { status: 'skipped', id, reason: 'too-large', object: { size: download.size } };
     }
     const analysis = await analyzeFile(deps.rules, download.file, {
       ...(download.metadata.filepath ? { filepath: download.metadata.filepath } : {}),
@@ -112,6 +155,12 @@ export async function analyzeObject(
       status: 'analyzed' as const,
       id,
       summary,
+      object: {
+        size: analysis.size,
+        lastModified: download.lastModified,
+        ...(download.etag ? { etag: download.etag } : {}),
+        ...(download.versionId ? { versionId: download.versionId } : {}),
+      },
       downloadMs: download.downloadMs,
       scanMs: analysis.scanMs,
     };
@@ -171,12 +220,16 @@ async function recordAndAlert(
   } catch (error) {
     throw new MatchBookkeepingError('could not record the match in DynamoDB', { cause: error });
   }
-  log.warn('object matched YARA rules', {
+  const fields = {
     matchedRules: record.ruleIds,
     alert: decision.alert,
     reason: decision.reason,
     analyzerVersion: version,
-  });
+  };
+  // Only a match that alerts is news (the alert itself is the warning); a re-match of a known
+  // file is debug-level.
+  if (decision.alert) log.info('object matched YARA rules', fields);
+  else log.debug('object matched YARA rules', fields);
   if (!decision.alert) return decision;
   try {
     await publishMatchAlert(deps.sns, settings.alertsTopicArn, summary);
@@ -213,6 +266,7 @@ export function invocationMetrics(outcomes: ObjectOutcome[], ruleCount: number):
     'Milliseconds',
   );
   metrics.add('SkippedBinaries', outcomes.filter((outcome) => outcome.status === 'skipped').length);
+  metrics.add('PartialBinaries', analyzed.filter((outcome) => outcome.unscanned).length);
   metrics.add('AnalysisErrors', outcomes.filter((outcome) => outcome.status === 'failed').length);
   return metrics;
 }

@@ -5,6 +5,7 @@ import { loadAnalyzerConfig } from './deps';
 
 const ENV = {
   YARA_MATCHES_DYNAMO_TABLE_NAME: 'prefix_binaryalert_matches',
+  VERDICTS_DYNAMO_TABLE_NAME: 'prefix_binaryalert_verdicts',
   YARA_ALERTS_SNS_TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:alerts',
   NEGATIVE_ALERTS_SNS_TOPIC_ARN: '',
   SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/queue',
@@ -19,6 +20,8 @@ describe('loadAnalyzerConfig', () => {
     expect(config).toEqual({
       settings: {
         matchesTable: 'prefix_binaryalert_matches',
+        verdictTable: 'prefix_binaryalert_verdicts',
+        verdictTtlDays: 0,
         alertsTopicArn: 'arn:aws:sns:us-east-1:123456789012:alerts',
         negativeAlertsTopicArn: '',
         queueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/queue',
@@ -55,6 +58,8 @@ describe('loadAnalyzerConfig', () => {
 
   it.each([
     ['YARA_MATCHES_DYNAMO_TABLE_NAME', undefined],
+    ['VERDICTS_DYNAMO_TABLE_NAME', undefined],
+    ['VERDICT_TTL_DAYS', '-3'],
     ['SQS_QUEUE_URL', ''],
     ['MAX_FILE_SIZE_MB', 'big'],
     ['SCAN_TIMEOUT_SECONDS', '0'],

@@ -15,6 +15,8 @@ const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
 /** The analyzer's environment, as Terraform and the local stack set it. */
 export const AnalyzerEnvSchema = z.object({
   YARA_MATCHES_DYNAMO_TABLE_NAME: z.string().min(1),
+  VERDICTS_DYNAMO_TABLE_NAME: z.string().min(1),
+  VERDICT_TTL_DAYS: z.coerce.number().int().nonnegative().default(0),
   YARA_ALERTS_SNS_TOPIC_ARN: z.string().min(1),
   NEGATIVE_ALERTS_SNS_TOPIC_ARN: z.string().default(''),
   SQS_QUEUE_URL: z.string().min(1),
@@ -45,6 +47,8 @@ export function loadAnalyzerConfig(
   return {
     settings: {
       matchesTable: parsed.YARA_MATCHES_DYNAMO_TABLE_NAME,
+      verdictTable: parsed.VERDICTS_DYNAMO_TABLE_NAME,
+      verdictTtlDays: parsed.VERDICT_TTL_DAYS,
       alertsTopicArn: parsed.YARA_ALERTS_SNS_TOPIC_ARN,
       negativeAlertsTopicArn: parsed.NEGATIVE_ALERTS_SNS_TOPIC_ARN,
       queueUrl: parsed.SQS_QUEUE_URL,

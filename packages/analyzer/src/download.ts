@@ -15,6 +15,8 @@ export type DownloadResult =
       file: string;
       size: number;
       lastModified: string;
+      etag?: string;
+      versionId?: string;
       metadata: Record<string, string>;
       downloadMs: number;
     }
@@ -108,6 +110,8 @@ export async function downloadObject(
     file,
     size: written,
     lastModified: response.LastModified?.toISOString() ?? '',
+    ...(response.ETag ? { etag: response.ETag } : {}),
+    ...(response.VersionId ? { versionId: response.VersionId } : {}),
     metadata: { ...(response.Metadata ?? {}) },
     downloadMs: performance.now() - started,
   };

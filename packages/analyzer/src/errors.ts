@@ -39,6 +39,14 @@ export class MatchBookkeepingError extends Error {
   }
 }
 
+/** Recording an object's verdict in the verdict ledger failed. Retried. */
+export class VerdictLedgerError extends Error {
+  override readonly name = 'VerdictLedgerError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
 /** Some objects of a direct (plain S3 event) invocation were not analyzed; fails the invocation. */
 export class AnalysisFailedError extends Error {
   override readonly name = 'AnalysisFailedError';

@@ -15,7 +15,8 @@ import {
   type Emulator,
 } from '@binaryalert/testing';
 import { compileRules } from '@binaryalert/yara';
-import { createMatchTable } from './test-helpers';
+import { readVerdict } from './ledger';
+import { createMatchTable, createVerdictTable } from './test-helpers';
 
 type HandlerModule = typeof import('./handler');
 interface Stub {
@@ -76,6 +77,7 @@ describe('handler', () => {
       }),
     );
     await createMatchTable(dynamo.client, table);
+    await createVerdictTable(dynamo.client, `${table}-verdicts`);
     const queue = await sqs.client.send(new CreateQueueCommand({ QueueName: uniqueName('q') }));
     await writeFile(
       path.join(dir, 'h.yar'),
@@ -92,6 +94,8 @@ describe('handler', () => {
       AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
       AWS_ENDPOINT_URL_SQS: sqs.endpoint,
       YARA_MATCHES_DYNAMO_TABLE_NAME: table,
+      VERDICTS_DYNAMO_TABLE_NAME: `${table}-verdicts`,
+      VERDICT_TTL_DAYS: '30',
       YARA_ALERTS_SNS_TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:alerts',
       NEGATIVE_ALERTS_SNS_TOPIC_ARN: '',
       SQS_QUEUE_URL: queue.QueueUrl,
@@ -109,6 +113,16 @@ describe('handler', () => {
     expect(Object.keys(result)).toEqual([`S3:${bucket}:dir/evil file.bin`]);
     expect(commandNames(stubs.sns)).toEqual(['PublishCommand']);
     expect(commandNames(stubs.cloudwatch)).toEqual(['PutMetricDataCommand']);
+    const verdict = await readVerdict(dynamo.client, `${table}-verdicts`, {
+      bucket,
+      key: 'dir/evil file.bin',
+    });
+    expect(verdict).toMatchObject({ verdict: 'matched', rules: ['h.yar:handler_marker'] });
+    // VERDICT_TTL_DAYS sets the item's expiry 30 days after its analysis.
+    expect(verdict!.expiresAt! - Date.parse(verdict!.analyzedAt) / 1000).toBeCloseTo(
+      30 * 86_400,
+      -1,
+    );
   });
 
   it('fails the cold start naming a missing variable', () => {
@@ -131,6 +145,7 @@ describe('handler', () => {
   it('fails invocations when the compiled rules cannot be loaded', async () => {
     Object.assign(process.env, {
       YARA_MATCHES_DYNAMO_TABLE_NAME: 't',
+      VERDICTS_DYNAMO_TABLE_NAME: 'v',
       YARA_ALERTS_SNS_TOPIC_ARN: 'arn:t',
       SQS_QUEUE_URL: 'http://127.0.0.1:1/q',
       MAX_FILE_SIZE_MB: '1',

@@ -7,3 +7,4 @@ export * from './errors';
 export * from './input';
 export * from './match-history';
 export * from './receipts';
+export * from './ledger';

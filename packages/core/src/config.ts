@@ -112,6 +112,7 @@ const SETTINGS = {
   },
   dynamo_read_capacity: int('a positive integer', 1),
   dynamo_write_capacity: int('a positive integer', 1),
+  verdict_ttl_days: int('0 (keep verdicts forever) or a positive number of days', 0),
   yara_match_alert_emails: emails(),
   negative_match_alert_emails: emails(),
   metric_alarm_sns_topic_arn: str(
@@ -247,6 +248,8 @@ export interface ResourceNames {
   queue: string;
   deadLetterQueue: string;
   table: string;
+  /** The verdict ledger: one item per S3 object. */
+  verdictTable: string;
   matchesTopic: string;
   negativeMatchesTopic: string;
   alarmTopic: string;
@@ -269,6 +272,7 @@ export function resourceNames(config: BinaryAlertConfig): ResourceNames {
     queue: `${base}_analyzer_queue`,
     deadLetterQueue: `${base}_analyzer_dead_letter_queue`,
     table: `${base}_matches`,
+    verdictTable: `${base}_verdicts`,
     matchesTopic: `${base}_yara_match_alerts`,
     negativeMatchesTopic: `${base}_no_yara_match_alerts`,
     alarmTopic: `${base}_metric_alarms`,
@@ -306,6 +310,8 @@ export function functionEnvironments(
   return {
     analyzer: {
       YARA_MATCHES_DYNAMO_TABLE_NAME: names.table,
+      VERDICTS_DYNAMO_TABLE_NAME: names.verdictTable,
+      VERDICT_TTL_DAYS: String(config.verdict_ttl_days),
       YARA_ALERTS_SNS_TOPIC_ARN: ids.matchesTopicArn ?? topicArn(names.matchesTopic),
       NEGATIVE_ALERTS_SNS_TOPIC_ARN: negativeTopic,
       SQS_QUEUE_URL: ids.queueUrl,

@@ -5,11 +5,13 @@ import {
   DescribeTableCommand,
   DynamoDBClient,
   ResourceNotFoundException,
+  type CreateTableCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import {
   matchTableDefinition,
   resourceNames,
+  verdictTableDefinition,
   type BinaryAlertConfig,
   type ResourceNames,
 } from '@binaryalert/core';
@@ -78,12 +80,12 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-async function ensureMatchTable(client: DynamoDBClient, table: string): Promise<void> {
+async function ensureTable(client: DynamoDBClient, definition: CreateTableCommandInput) {
   try {
-    await client.send(new DescribeTableCommand({ TableName: table }));
+    await client.send(new DescribeTableCommand({ TableName: definition.TableName }));
   } catch (error) {
     if (!(error instanceof ResourceNotFoundException)) throw error;
-    await client.send(new CreateTableCommand(matchTableDefinition(table)));
+    await client.send(new CreateTableCommand(definition));
   }
 }
 
@@ -148,7 +150,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       endpoint: `http://127.0.0.1:${dynamo.port}`,
     });
     stopSteps.push(() => Promise.resolve(dynamoClient.destroy()));
-    await ensureMatchTable(dynamoClient, names.table);
+    await ensureTable(dynamoClient, matchTableDefinition(names.table));
+    await ensureTable(dynamoClient, verdictTableDefinition(names.verdictTable));
 
     const sinks = createAlertSinks({
       alertsPath: join(dataDir, 'alerts.jsonl'),

@@ -7,7 +7,12 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { CreateTableCommand, GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  GetItemCommand,
+  ScanCommand,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   CreateQueueCommand,
@@ -24,6 +29,7 @@ import {
   s3EventRecord,
   type BinaryAlertConfig,
   matchTableDefinition,
+  verdictTableDefinition,
 } from '@binaryalert/core';
 import {
   startDynamo,
@@ -342,6 +348,7 @@ describe('buildLambdaZips', () => {
         new PutObjectCommand({ Bucket: bucket, Key: 'clean.txt', Body: 'nothing to see here' }),
       );
       await dynamo.client.send(new CreateTableCommand(matchTableDefinition(names.table)));
+      await dynamo.client.send(new CreateTableCommand(verdictTableDefinition(names.verdictTable)));
       const sns = await recorder(() => ({
         status: 200,
         headers: { 'Content-Type': 'text/xml' },
@@ -373,6 +380,15 @@ describe('buildLambdaZips', () => {
         );
         expect(Item?.S3Objects?.SS).toEqual([`S3:${bucket}:dir/eicar test.com`]);
         expect(sns.requests).toHaveLength(1);
+        const verdicts = await dynamo.client.send(
+          new ScanCommand({ TableName: names.verdictTable }),
+        );
+        expect((verdicts.Items ?? []).map((item) => [item.Key?.S, item.Verdict?.S]).sort()).toEqual(
+          [
+            ['clean.txt', 'clean'],
+            ['dir/eicar test.com', 'matched'],
+          ],
+        );
       } finally {
         await sns.close();
       }

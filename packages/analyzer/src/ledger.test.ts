@@ -1,0 +1,205 @@
+import { ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { FileSummary, VerdictRecord } from '@binaryalert/core';
+import { startDynamo, uniqueName, type Emulator } from '@binaryalert/testing';
+import { ScanTimeoutError } from '@binaryalert/yara';
+import { DownloadError } from './errors';
+import { failureReason, readVerdict, recordVerdict, verdictRecord } from './ledger';
+import { createVerdictTable } from './test-helpers';
+
+const BUCKET = 'binaries';
+
+function summary(sha256: string, rules: string[] = []): FileSummary {
+  const MatchedRules: FileSummary['MatchedRules'] = {};
+  rules.forEach((rule, index) => {
+    const [file, name] = rule.split(':');
+    MatchedRules[`Rule${index + 1}`] = {
+      RuleFile: file!,
+      RuleName: name!,
+      RuleTags: ['tag'],
+      Meta: { score: 7, description: 'd', active: true },
+      MatchedStrings: ['$a', '$b'],
+    };
+  });
+  return {
+    FileInfo: {
+      MD5: 'm'.repeat(32),
+      SHA256: sha256,
+      S3LastModified: '2026-01-01T00:00:00.000Z',
+      S3Location: `S3:${BUCKET}:k`,
+      S3Metadata: {},
+    },
+    MatchedRules,
+    NumMatchedRules: rules.length,
+  };
+}
+
+const facts = { size: 10, lastModified: '2026-01-01T00:00:00.000Z', etag: '"e"' };
+
+/** A record as the analyzer would build it at `at` (ms since the epoch) with `version`. */
+function analyzed(key: string, at: number, sha256: string, rules: string[] = [], version = 1) {
+  return verdictRecord(
+    { bucket: BUCKET, key },
+    { status: 'analyzed', summary: summary(sha256, rules), object: facts },
+    { analyzedAt: new Date(at), analyzerVersion: version, ttlDays: 0 },
+  );
+}
+
+describe('verdict ledger', () => {
+  let dynamo: Emulator<DynamoDBClient>;
+  let table: string;
+
+  beforeAll(async () => {
+    dynamo = await startDynamo();
+  });
+  afterAll(async () => {
+    await dynamo.stop();
+  });
+  beforeEach(async () => {
+    table = uniqueName('verdicts');
+    await createVerdictTable(dynamo.client, table);
+  });
+
+  const read = (key: string) => readVerdict(dynamo.client, table, { bucket: BUCKET, key });
+
+  it('builds one verdict per outcome: matched, clean, partial, skipped and failed', () => {
+    const context = { analyzedAt: new Date(1000), analyzerVersion: 3, ttlDays: 0 };
+    const ref = { bucket: BUCKET, key: 'k', size: 99 };
+
+    expect(
+      verdictRecord(
+        ref,
+        { status: 'analyzed', summary: summary('a', ['r.yar:evil']), object: facts },
+        context,
+      ),
+    ).toMatchObject({ verdict: 'matched', rules: ['r.yar:evil'], sha256: 'a', etag: '"e"' });
+    expect(
+      verdictRecord(ref, { status: 'analyzed', summary: summary('a'), object: facts }, context),
+    ).toMatchObject({ verdict: 'clean', rules: [] });
+    expect(
+      verdictRecord(
+        ref,
+        {
+          status: 'analyzed',
+          summary: summary('a', ['r.yar:evil']),
+          object: facts,
+          unscanned: 'archive-too-deep',
+        },
+        context,
+      ),
+    ).toMatchObject({ verdict: 'partial', reason: 'archive-too-deep', rules: ['r.yar:evil'] });
+    expect(verdictRecord(ref, { status: 'skipped', reason: 'too-large' }, context)).toMatchObject({
+      verdict: 'skipped',
+      reason: 'too-large',
+      size: 99,
+    });
+    expect(
+      verdictRecord(
+        ref,
+        { status: 'failed', error: new ScanTimeoutError('slow', 'ERROR_SCAN_TIMEOUT') },
+        context,
+      ),
+    ).toMatchObject({ verdict: 'failed', reason: 'scan-timeout', analyzerVersion: 3 });
+    expect(failureReason(new DownloadError('S3:b:k'))).toBe('download-error');
+    expect(failureReason(new Error('bug'))).toBe('internal-error');
+  });
+
+  it('keeps one item per object, replaced by each newer analysis, and returns the one it replaced', async () => {
+    await recordVerdict(dynamo.client, table, analyzed('a.exe', 1000, 'sha-old'));
+
+    const write = await recordVerdict(
+      dynamo.client,
+      table,
+      analyzed('a.exe', 2000, 'sha-new', ['r.yar:evil']),
+    );
+
+    expect(write).toEqual({
+      written: true,
+      previous: expect.objectContaining({ verdict: 'clean', sha256: 'sha-old' }),
+    });
+    expect(await read('a.exe')).toMatchObject({ verdict: 'matched', sha256: 'sha-new' });
+    const { Items = [] } = await dynamo.client.send(new ScanCommand({ TableName: table }));
+    expect(Items).toHaveLength(1);
+  });
+
+  it('never lets a stale analysis that finishes late overwrite a newer verdict', async () => {
+    // A slow worker began reading the object at t=1000 (old, malicious content); another read the
+    // replaced, clean content at t=2000 and finished first.
+    const newer = analyzed('race.bin', 2000, 'sha-clean');
+    const stale = analyzed('race.bin', 1000, 'sha-evil', ['r.yar:evil']);
+    await recordVerdict(dynamo.client, table, newer);
+
+    const write = await recordVerdict(dynamo.client, table, stale);
+
+    expect(write).toEqual({ written: false, reason: 'newer verdict exists' });
+    expect(await read('race.bin')).toEqual(newer);
+  });
+
+  it('orders analyses of the same instant by analyzer version, and rewrites are idempotent', async () => {
+    await recordVerdict(dynamo.client, table, analyzed('v.bin', 5000, 's', ['r.yar:new'], 7));
+
+    const older = await recordVerdict(dynamo.client, table, analyzed('v.bin', 5000, 's', [], 6));
+    const again = await recordVerdict(
+      dynamo.client,
+      table,
+      analyzed('v.bin', 5000, 's', ['r.yar:new'], 7),
+    );
+
+    expect(older.written).toBe(false);
+    expect(again.written).toBe(true);
+    expect(await read('v.bin')).toMatchObject({ analyzerVersion: 7, rules: ['r.yar:new'] });
+  });
+
+  it('lets a later "missing" replace a verdict: the object was deleted after its analysis', async () => {
+    await recordVerdict(dynamo.client, table, analyzed('deleted.bin', 1000, 's'));
+    const gone = verdictRecord(
+      { bucket: BUCKET, key: 'deleted.bin' },
+      { status: 'skipped', reason: 'missing' },
+      { analyzedAt: new Date(9000), analyzerVersion: 1, ttlDays: 0 },
+    );
+
+    await recordVerdict(dynamo.client, table, gone);
+
+    expect(await read('deleted.bin')).toMatchObject({ verdict: 'skipped', reason: 'missing' });
+    expect((await read('deleted.bin'))?.sha256).toBeUndefined();
+  });
+
+  it('stores hostile keys as they are: 1,024 bytes, traversal, unicode, control characters', async () => {
+    const keys = [
+      'k'.repeat(1024),
+      '../../etc/passwd',
+      'dir/évil 文件 +%20.exe',
+      'tab\there\nnewline',
+      ' ',
+    ];
+    for (const key of keys) await recordVerdict(dynamo.client, table, analyzed(key, 1000, 's'));
+
+    for (const key of keys) expect((await read(key))?.key).toBe(key);
+  });
+
+  it('bounds an item that matched very many rules far below the 400 KB limit', async () => {
+    const rules = Array.from({ length: 500 }, (_, i) => `rules/r${i}.yar:rule_${i}`);
+    const record: VerdictRecord = {
+      ...analyzed('many.bin', 1000, 's', rules),
+      matches: rules.map((id) => ({
+        id,
+        tags: [],
+        meta: { description: 'x'.repeat(5000) },
+        strings: Array.from({ length: 200 }, (_, i) => `$s${i}`),
+      })),
+    };
+
+    await recordVerdict(dynamo.client, table, record);
+
+    const stored = await read('many.bin');
+    expect(stored?.rules).toHaveLength(500);
+    expect(stored?.matches).toHaveLength(100);
+    expect(stored?.matches[0]?.strings).toHaveLength(50);
+    expect(String(stored?.matches[0]?.meta.description)).toHaveLength(1024);
+  });
+
+  it('reports a ledger that cannot be written as a VerdictLedgerError', async () => {
+    await expect(
+      recordVerdict(dynamo.client, uniqueName('no-such-table'), analyzed('x', 1, 's')),
+    ).rejects.toMatchObject({ name: 'VerdictLedgerError' });
+  });
+});

@@ -1,0 +1,174 @@
+import {
+  ConditionalCheckFailedException,
+  GetItemCommand,
+  PutItemCommand,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+import {
+  verdictFromItem,
+  verdictToItem,
+  type FileSummary,
+  type LedgerRuleMatch,
+  type S3ObjectRef,
+  type VerdictReason,
+  type VerdictRecord,
+} from '@binaryalert/core';
+import { ScanError, ScanTimeoutError, YaraError } from '@binaryalert/yara';
+import { DownloadError, MatchBookkeepingError, VerdictLedgerError } from './errors';
+
+/** What one object's analysis found, before it becomes a ledger record. */
+export type LedgerOutcome =
+  | {
+      status: 'analyzed';
+      summary: FileSummary;
+      object: S3ObjectFacts;
+      /** Set when some content could not be scanned (the verdict is then `partial`). */
+      unscanned?: VerdictReason;
+      decision?: { alert: boolean; reason: string };
+    }
+  | { status: 'skipped'; reason: VerdictReason; object?: Partial<S3ObjectFacts> }
+  | { status: 'failed'; error: unknown };
+
+/** What S3 said about the object the analyzer read. */
+export interface S3ObjectFacts {
+  size: number;
+  lastModified: string;
+  etag?: string;
+  versionId?: string;
+}
+
+/** Why an analysis failed, as a ledger reason. */
+export function failureReason(error: unknown): VerdictReason {
+  if (error instanceof ScanTimeoutError) return 'scan-timeout';
+  if (error instanceof ScanError || error instanceof YaraError) return 'scan-error';
+  if (error instanceof DownloadError) return 'download-error';
+  if (error instanceof MatchBookkeepingError || error instanceof VerdictLedgerError) {
+    return 'bookkeeping-error';
+  }
+  return 'internal-error';
+}
+
+function ledgerMatches(summary: FileSummary): LedgerRuleMatch[] {
+  return Object.values(summary.MatchedRules).map((rule) => ({
+    id: `${rule.RuleFile}:${rule.RuleName}`,
+    tags: rule.RuleTags,
+    meta: rule.Meta,
+    strings: rule.MatchedStrings,
+  }));
+}
+
+/**
+ * The ledger record of one finished object. `analyzedAt` is when the analyzer began reading it:
+ * a later read saw content at least as new, so it orders the writes.
+ */
+export function verdictRecord(
+  ref: S3ObjectRef,
+  outcome: LedgerOutcome,
+  context: { analyzedAt: Date; analyzerVersion: number; rulesVersion?: string; ttlDays: number },
+): VerdictRecord {
+  const base = {
+    bucket: ref.bucket,
+    key: ref.key,
+    analyzedAt: context.analyzedAt.toISOString(),
+    analyzerVersion: context.analyzerVersion,
+    ...(context.rulesVersion ? { rulesVersion: context.rulesVersion } : {}),
+    ...(context.ttlDays > 0
+      ? { expiresAt: Math.floor(context.analyzedAt.getTime() / 1000) + context.ttlDays * 86_400 }
+      : {}),
+    rules: [] as string[],
+    matches: [] as LedgerRuleMatch[],
+  };
+  switch (outcome.status) {
+    case 'analyzed': {
+      const matches = ledgerMatches(outcome.summary);
+      const verdict = outcome.unscanned ? 'partial' : matches.length > 0 ? 'matched' : 'clean';
+      return {
+        ...base,
+        verdict,
+        ...(outcome.unscanned ? { reason: outcome.unscanned } : {}),
+        sha256: outcome.summary.FileInfo.SHA256,
+        md5: outcome.summary.FileInfo.MD5,
+        ...outcome.object,
+        rules: matches.map((match) => match.id),
+        matches,
+        ...(outcome.decision
+          ? { alerted: outcome.decision.alert, alertReason: outcome.decision.reason }
+          : {}),
+      };
+    }
+    case 'skipped':
+      return {
+        ...base,
+        verdict: 'skipped',
+        reason: outcome.reason,
+        ...(ref.size === undefined ? {} : { size: ref.size }),
+        ...outcome.object,
+      };
+    case 'failed':
+      return { ...base, verdict: 'failed', reason: failureReason(outcome.error) };
+  }
+}
+
+export type VerdictWrite =
+  { written: true; previous?: VerdictRecord } | { written: false; reason: 'newer verdict exists' };
+
+/**
+ * Writes an object's verdict unless the ledger already holds a newer one: one conditional PutItem,
+ * so a slow analysis (or an older analyzer) that finishes after a newer one can never overwrite
+ * it. Newer means a later `analyzedAt`; for equal times, a higher analyzer version. Returns the
+ * verdict it replaced.
+ */
+export async function recordVerdict(
+  dynamo: DynamoDBClient,
+  table: string,
+  record: VerdictRecord,
+): Promise<VerdictWrite> {
+  try {
+    const response = await dynamo.send(
+      new PutItemCommand({
+        TableName: table,
+        Item: verdictToItem(record),
+        ConditionExpression:
+          'attribute_not_exists(#key) OR #at < :at OR (#at = :at AND #version <= :version)',
+        ExpressionAttributeNames: {
+          '#key': 'Key',
+          '#at': 'AnalyzedAt',
+          '#version': 'AnalyzerVersion',
+        },
+        ExpressionAttributeValues: {
+          ':at': { S: record.analyzedAt },
+          ':version': { N: String(record.analyzerVersion) },
+        },
+        ReturnValues: 'ALL_OLD',
+      }),
+    );
+    const old = response.Attributes;
+    return old && Object.keys(old).length > 0
+      ? { written: true, previous: verdictFromItem(old) }
+      : { written: true };
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) {
+      return { written: false, reason: 'newer verdict exists' };
+    }
+    throw new VerdictLedgerError('could not record the verdict in DynamoDB', { cause: error });
+  }
+}
+
+/**
+ * The ledger's current verdict of one object (strongly consistent), or undefined: e.g. for an
+ * alert decision that depends on what the object was before.
+ */
+export async function readVerdict(
+  dynamo: DynamoDBClient,
+  table: string,
+  object: Pick<S3ObjectRef, 'bucket' | 'key'>,
+): Promise<VerdictRecord | undefined> {
+  const { Item } = await dynamo.send(
+    new GetItemCommand({
+      TableName: table,
+      Key: { Bucket: { S: object.bucket }, Key: { S: object.key } },
+      ConsistentRead: true,
+    }),
+  );
+  return Item ? verdictFromItem(Item) : undefined;
+}
