@@ -234,7 +234,7 @@ async function hashingCost(
       while (next < files.length) {
         const file = files[next++] as string;
         if (hashes) await analyzeFile(rules, file, { filepath: file });
-        else await rules.scanFile(file, { hashes: false });
+        else await rules.scanFile(file);
       }
     };
     await Promise.all(Array.from({ length: ctx.cores }, worker));

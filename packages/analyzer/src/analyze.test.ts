@@ -242,6 +242,8 @@ describe('handleInvocation', () => {
       NumMatchedRules: 1,
     });
     expect(results[`S3:${bucket}:clean.txt`]?.NumMatchedRules).toBe(0);
+    // MD5 is computed only where it is stored or sent: here, the matched file.
+    expect(results[`S3:${bucket}:clean.txt`]?.FileInfo).not.toHaveProperty('MD5');
     expect(publishes()).toEqual([
       expect.objectContaining({
         TopicArn: TOPIC,
@@ -533,6 +535,10 @@ describe('handleInvocation', () => {
         ]),
       );
       expect(publishes()).toHaveLength(2);
+      const negative = publishes().find((input) => input.TopicArn === NEGATIVE_TOPIC);
+      expect(JSON.parse(negative?.Message ?? '{}')).toMatchObject({
+        FileInfo: { MD5: createHash('md5').update(CLEAN).digest('hex'), SHA256: sha256(CLEAN) },
+      });
     });
   });
 

@@ -143,6 +143,8 @@ async function scanObject(
     const analysis = await analyzeFile(deps.rules, download.file, {
       ...(download.metadata.filepath ? { filepath: download.metadata.filepath } : {}),
       timeoutSeconds: settings.scanTimeoutSeconds,
+      // Negative-match alerts carry the MD5 of files nothing matched; otherwise only matches need it.
+      md5: settings.negativeAlertsTopicArn ? 'always' : 'if-matched',
     });
     // The file is no longer needed: free /tmp before the (network-bound) bookkeeping.
     await temp.remove();
@@ -204,6 +206,9 @@ async function recordAndAlert(
   version: number,
   log: Logger,
 ): Promise<MatchDecision> {
+  if (summary.FileInfo.MD5 === undefined) {
+    throw new TypeError(`no MD5 for the matched object ${summary.FileInfo.S3Location}`);
+  }
   const record = {
     sha256: summary.FileInfo.SHA256,
     md5: summary.FileInfo.MD5,

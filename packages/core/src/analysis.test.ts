@@ -126,6 +126,20 @@ describe('analyzeFile', () => {
     expect(analysis.scanMs).toBeGreaterThanOrEqual(0);
   });
 
+  it('computes the MD5 of a file nothing matched only when asked to always', async () => {
+    const content = Buffer.from('nothing to see');
+    const file = path.join(dir, 'clean.bin');
+    await writeFile(file, content);
+
+    const byDefault = await analyzeFile(rules, file);
+    const always = await analyzeFile(rules, file, { md5: 'always' });
+
+    expect(byDefault.sha256).toBe(createHash('sha256').update(content).digest('hex'));
+    expect(byDefault).not.toHaveProperty('md5');
+    expect(always.md5).toBe(createHash('md5').update(content).digest('hex'));
+    expect(summarize(byDefault, { S3Location: 'x' }).FileInfo).not.toHaveProperty('MD5');
+  });
+
   it('passes externals derived from the original file path to the rules', async () => {
     const file = path.join(dir, 'plain.bin');
     await writeFile(file, 'nothing here');

@@ -28,7 +28,8 @@ export interface MatchedRuleSummary {
 /** The per-file result the analyzer returns, alerts with, and `manage.ts scan --json` prints. */
 export interface FileSummary {
   FileInfo: {
-    MD5: string;
+    /** Only where it is stored or sent: files a rule matched (and every file with negative-match alerts on). */
+    MD5?: string;
     SHA256: string;
     S3LastModified: string;
     S3Location: string;
@@ -41,7 +42,8 @@ export interface FileSummary {
 
 export interface FileAnalysis {
   sha256: string;
-  md5: string;
+  /** Present when computed: always with `md5: 'always'`, else only for a file a rule matched. */
+  md5?: string;
   size: number;
   matches: RuleMatch[];
   /** Wall time of the scan (hashing included), in milliseconds. */
@@ -49,30 +51,32 @@ export interface FileAnalysis {
 }
 
 /**
- * Hashes and scans one local file with the given rules. The hashes are computed by the addon in the
- * scan's worker thread, never on the event loop. `filepath` is the file's original path (e.g. the
- * S3 `filepath` metadata, or the path given to `manage.ts scan`) from which the externals come;
- * without it they are empty strings. Errors are the addon's typed errors (FileOpenError,
- * FileTypeError, ScanTimeoutError, ScanError).
+ * Hashes and scans one local file with the given rules, in one pass of the addon's worker thread
+ * (never on the event loop). SHA-256 always (it keys the match table); MD5 only for a file a rule
+ * matched, where it is stored and alerted, unless `md5: 'always'` (negative-match alerts carry it
+ * too). `filepath` is the file's original path (e.g. the S3 `filepath` metadata, or the path given
+ * to `manage.ts scan`) from which the externals come; without it they are empty strings. Errors are
+ * the addon's typed errors (FileOpenError, FileTypeError, ScanTimeoutError, ScanError).
  */
 export async function analyzeFile(
   rules: CompiledRules,
   filePath: string,
-  options: { filepath?: string; timeoutSeconds?: number } = {},
+  options: { filepath?: string; timeoutSeconds?: number; md5?: 'always' | 'if-matched' } = {},
 ): Promise<FileAnalysis> {
   const started = performance.now();
   const result = await rules.scanFile(filePath, {
     externals: externalsForPath(options.filepath ?? ''),
-    hashes: true,
+    sha256: true,
+    md5: options.md5 ?? 'if-matched',
     ...(options.timeoutSeconds === undefined ? {} : { timeoutSeconds: options.timeoutSeconds }),
   });
   const scanMs = performance.now() - started;
-  if (result.sha256 === undefined || result.md5 === undefined) {
-    throw new TypeError(`the yara addon returned no hashes for ${filePath}`);
+  if (result.sha256 === undefined) {
+    throw new TypeError(`the yara addon returned no SHA-256 for ${filePath}`);
   }
   return {
     sha256: result.sha256,
-    md5: result.md5,
+    ...(result.md5 === undefined ? {} : { md5: result.md5 }),
     size: result.size,
     matches: result.matches,
     scanMs,
@@ -101,7 +105,7 @@ export function summarize(
   });
   return {
     FileInfo: {
-      MD5: analysis.md5,
+      ...(analysis.md5 === undefined ? {} : { MD5: analysis.md5 }),
       SHA256: analysis.sha256,
       S3LastModified: location.S3LastModified ?? '',
       S3Location: location.S3Location,

@@ -15,7 +15,8 @@ export interface NativeScanOptions {
   timeoutSeconds?: number;
   fastMode?: boolean;
   maxOffsetsPerString?: number;
-  hashes?: boolean;
+  sha256?: boolean;
+  md5?: 'always' | 'if-matched';
   containers?: ContainerOptions;
 }
 

@@ -125,8 +125,8 @@ describe('CompiledRules scans', () => {
     const sha256 = createHash('sha256').update(content).digest('hex');
     const md5 = createHash('md5').update(content).digest('hex');
 
-    const fromFile = await rules.scanFile(file, { hashes: true });
-    const fromBuffer = await rules.scanBuffer(content, { hashes: true });
+    const fromFile = await rules.scanFile(file, { sha256: true, md5: 'always' });
+    const fromBuffer = await rules.scanBuffer(content, { sha256: true, md5: 'always' });
     const withoutHashes = await rules.scanFile(file);
 
     expect(fromFile).toMatchObject({ sha256, md5, size: content.length });
@@ -135,13 +135,39 @@ describe('CompiledRules scans', () => {
     expect(withoutHashes.md5).toBeUndefined();
   });
 
+  it("computes MD5 with 'if-matched' only for data a rule matched", async () => {
+    const rules = await compileTexts(dir, { eicar: EICAR_RULE });
+    const infected = Buffer.from(`header\n${EICAR}\n`);
+    const clean = Buffer.from('nothing to see here');
+    const options = { sha256: true, md5: 'if-matched' } as const;
+
+    const matched = await rules.scanFile(dir.write('infected.com', infected), options);
+    const unmatched = await rules.scanFile(dir.write('clean.txt', clean), options);
+
+    expect(matched).toMatchObject({
+      sha256: createHash('sha256').update(infected).digest('hex'),
+      md5: createHash('md5').update(infected).digest('hex'),
+    });
+    expect(matched.matches).toHaveLength(1);
+    expect(unmatched.sha256).toBe(createHash('sha256').update(clean).digest('hex'));
+    expect(unmatched).not.toHaveProperty('md5');
+  });
+
+  it('rejects an unknown md5 mode before scanning', async () => {
+    const rules = await compileTexts(dir, { eicar: EICAR_RULE });
+
+    await expect(
+      rules.scanBuffer(Buffer.from('x'), { md5: 'sometimes' as unknown as 'always' }),
+    ).rejects.toThrow(/md5 must be 'always' or 'if-matched'/);
+  });
+
   it('scans a 0-byte file as empty data', async () => {
     const rules = await compileTexts(dir, {
       empty: 'rule empty_file { condition: filesize == 0 }',
     });
     const file = dir.write('empty', '');
 
-    const result = await rules.scanFile(file, { hashes: true });
+    const result = await rules.scanFile(file, { sha256: true, md5: 'always' });
 
     expect(result).toEqual({
       size: 0,
@@ -242,6 +268,19 @@ describe('CompiledRules scans', () => {
       });
     });
 
+    it('resets externals a previous scan set when the next scan leaves them out', async () => {
+      // Scans borrow pooled scanners: values must not leak from one scan into the next.
+      for (let round = 0; round < 8; round++) {
+        const set = await rules.scanBuffer(Buffer.from('x'), {
+          externals: { filename: 'a.exe', extension: '.exe', limit: 500, flag: true, ratio: 0.9 },
+        });
+        const unset = await rules.scanBuffer(Buffer.from('x'));
+
+        expect(set.matches).toHaveLength(4);
+        expect(unset.matches).toEqual([]);
+      }
+    });
+
     it('rejects a value for an external that was not declared', async () => {
       const error = await rules
         .scanBuffer(Buffer.from('x'), { externals: { undeclared: 'x' } })
@@ -276,6 +315,18 @@ describe('CompiledRules scans', () => {
     expect(error).toMatchObject({ code: 'ERROR_SCAN_TIMEOUT' });
     // Without the timeout this scan would run for hours.
     expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
+  it('scans normally with the same rules after a scan timed out', async () => {
+    const rules = await compileTexts(dir, {
+      slow: SLOW_RULE,
+      eicar: EICAR_RULE,
+    });
+    await rules.scanBuffer(Buffer.alloc(1 << 16), { timeoutSeconds: 1 }).catch(() => undefined);
+
+    const { matches } = await rules.scanBuffer(Buffer.from(EICAR), { timeoutSeconds: 1 });
+
+    expect(matches.map((m) => m.rule)).toEqual(['eicar_test_file']);
   });
 
   describe('bad paths', () => {

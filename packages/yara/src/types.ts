@@ -26,8 +26,13 @@ export interface ScanOptions {
   fastMode?: boolean;
   /** Default 10: offsets reported per matched string. */
   maxOffsetsPerString?: number;
-  /** Also compute SHA-256 and MD5 of the scanned bytes, in the scan's worker thread. */
-  hashes?: boolean;
+  /** Also compute the SHA-256 of the scanned bytes, in the scan's worker thread (OpenSSL, on the CPU's SHA extensions where present). */
+  sha256?: boolean;
+  /**
+   * Also compute the MD5 of the scanned bytes in the scan's worker thread: 'always', or
+   * 'if-matched' (only when a rule matched, after the scan, over the same mapping). Default: never.
+   */
+  md5?: 'always' | 'if-matched';
   /** Also scan the members of every container inside, recursively (see ContainerOptions). */
   containers?: ContainerOptions;
 }
@@ -118,8 +123,9 @@ export interface RuleMatch {
 export interface ScanResult {
   matches: RuleMatch[];
   size: number;
-  /** Lower-case hex, present when `hashes` was requested. */
+  /** Lower-case hex, present when `sha256` was requested. */
   sha256?: string;
+  /** Lower-case hex, present when `md5` was requested (and, for 'if-matched', a rule matched). */
   md5?: string;
   /** Present when `containers` was requested. */
   containers?: ContainerScan;

@@ -556,6 +556,63 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------------------------------------
 // Rules object, save and scan
 
+// Idle scanners of one rule set. Creating a scanner allocates per-rule and per-string state
+// (noticeable with thousands of rules on small files), so each scan borrows one and gives it back,
+// as the yara CLI keeps one scanner per thread. Owned by the Rules object, which outlives every
+// scan that uses it (each worker holds a reference), and destroyed before the rules.
+class ScannerPool {
+ public:
+  explicit ScannerPool(YR_RULES* rules) : rules_(rules) {}
+  ~ScannerPool() {
+    for (YR_SCANNER* s : idle_) yr_scanner_destroy(s);
+  }
+
+  // A scanner with every external variable back at its compile-time default.
+  int Acquire(YR_SCANNER** out) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!idle_.empty()) {
+        *out = idle_.back();
+        idle_.pop_back();
+        return ResetExternals(*out);
+      }
+    }
+    return yr_scanner_create(rules_, out);
+  }
+
+  void Release(YR_SCANNER* scanner) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    idle_.push_back(scanner);
+  }
+
+ private:
+  // The previous scan may have set externals this one leaves out.
+  int ResetExternals(YR_SCANNER* s) {
+    for (YR_EXTERNAL_VARIABLE* v = rules_->ext_vars_table; v != nullptr && !EXTERNAL_VARIABLE_IS_NULL(v); v++) {
+      int rc = ERROR_SUCCESS;
+      switch (v->type) {
+        case EXTERNAL_VARIABLE_TYPE_INTEGER: rc = yr_scanner_define_integer_variable(s, v->identifier, v->value.i); break;
+        case EXTERNAL_VARIABLE_TYPE_FLOAT: rc = yr_scanner_define_float_variable(s, v->identifier, v->value.f); break;
+        case EXTERNAL_VARIABLE_TYPE_BOOLEAN: rc = yr_scanner_define_boolean_variable(s, v->identifier, v->value.i != 0); break;
+        case EXTERNAL_VARIABLE_TYPE_STRING:
+        case EXTERNAL_VARIABLE_TYPE_MALLOC_STRING:
+          rc = yr_scanner_define_string_variable(s, v->identifier, v->value.s != nullptr ? v->value.s : "");
+          break;
+        default: break;
+      }
+      if (rc != ERROR_SUCCESS) {
+        yr_scanner_destroy(s);
+        return rc;
+      }
+    }
+    return ERROR_SUCCESS;
+  }
+
+  YR_RULES* rules_;
+  std::mutex mutex_;
+  std::vector<YR_SCANNER*> idle_;
+};
+
 class Rules : public Napi::ObjectWrap<Rules> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -573,9 +630,11 @@ class Rules : public Napi::ObjectWrap<Rules> {
       throw Napi::TypeError::New(info.Env(), "rules are created by compile() or load()");
     }
     rules_ = info[0].As<Napi::External<YR_RULES>>().Data();
+    scanners_ = new ScannerPool(rules_);
   }
 
   ~Rules() override {
+    delete scanners_;  // scanners first: they point into the rules
     if (rules_ != nullptr) yr_rules_destroy(rules_);
   }
 
@@ -588,6 +647,7 @@ class Rules : public Napi::ObjectWrap<Rules> {
   Napi::Value ScanFile(const Napi::CallbackInfo& info);
 
   YR_RULES* rules_ = nullptr;
+  ScannerPool* scanners_ = nullptr;
 };
 
 Napi::Object WrapRules(Napi::Env env, YR_RULES* rules) {
@@ -622,11 +682,17 @@ Napi::Value Rules::Save(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// Which digests of the scanned bytes a scan computes. MD5 costs more than SHA-256 here (SHA-256
+// runs on the CPU's SHA extensions through OpenSSL; MD5 has none), so it can be limited to files
+// that matched a rule, the only ones whose MD5 is stored or sent.
+enum class Md5Mode { kNever, kAlways, kIfMatched };
+
 struct ScanOptions {
   int timeoutSeconds = 60;
   bool fastMode = false;
   uint32_t maxOffsets = 10;
-  bool hashes = false;
+  bool sha256 = false;
+  Md5Mode md5 = Md5Mode::kNever;
   std::vector<ExternalVar> externals;
   // Set when the members of containers are to be scanned too (see containers.h).
   bool containers = false;
@@ -695,8 +761,19 @@ ScanOptions ParseScanOptions(Napi::Env env, Napi::Value value) {
   }
   v = obj.Get("fastMode");
   if (!v.IsUndefined()) o.fastMode = v.ToBoolean().Value();
-  v = obj.Get("hashes");
-  if (!v.IsUndefined()) o.hashes = v.ToBoolean().Value();
+  v = obj.Get("sha256");
+  if (!v.IsUndefined()) o.sha256 = v.ToBoolean().Value();
+  v = obj.Get("md5");
+  if (!v.IsUndefined() && !v.IsNull() && !(v.IsBoolean() && !v.As<Napi::Boolean>().Value())) {
+    std::string mode = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+    if (mode == "always") {
+      o.md5 = Md5Mode::kAlways;
+    } else if (mode == "if-matched") {
+      o.md5 = Md5Mode::kIfMatched;
+    } else {
+      throw Napi::TypeError::New(env, "md5 must be 'always' or 'if-matched'");
+    }
+  }
   v = obj.Get("maxOffsetsPerString");
   if (!v.IsUndefined()) {
     if (!v.IsNumber() || v.As<Napi::Number>().DoubleValue() < 0) {
@@ -827,19 +904,19 @@ std::string HexDigest(const EVP_MD* md, const uint8_t* data, size_t size) {
 class ScanWorker : public PromiseWorker {
  public:
   // Scans a copy of a Buffer.
-  ScanWorker(Napi::Env env, Napi::Object owner, YR_RULES* rules, ScanOptions options, std::vector<uint8_t> data)
+  ScanWorker(Napi::Env env, Napi::Object owner, ScannerPool* scanners, ScanOptions options, std::vector<uint8_t> data)
       : PromiseWorker(env, "yara:scan"),
         owner_(Napi::Persistent(owner)),
-        rules_(rules),
+        scanners_(scanners),
         options_(std::move(options)),
         data_(std::move(data)),
         isFile_(false) {}
 
   // Scans a file through a read-only mapping.
-  ScanWorker(Napi::Env env, Napi::Object owner, YR_RULES* rules, ScanOptions options, std::string path)
+  ScanWorker(Napi::Env env, Napi::Object owner, ScannerPool* scanners, ScanOptions options, std::string path)
       : PromiseWorker(env, "yara:scan"),
         owner_(Napi::Persistent(owner)),
-        rules_(rules),
+        scanners_(scanners),
         options_(std::move(options)),
         path_(std::move(path)),
         isFile_(true) {}
@@ -870,17 +947,12 @@ class ScanWorker : public PromiseWorker {
     if (size == 0) bytes = &kEmpty;
     size_ = size;
 
-    if (options_.hashes) {
-      sha256_ = HexDigest(EVP_sha256(), bytes, size);
-      md5_ = HexDigest(EVP_md5(), bytes, size);
-      if (sha256_.empty() || md5_.empty()) {
-        error_.set = true;
-        error_.code = "HASH_FAILED";
-        error_.message = (isFile_ ? path_ + ": " : std::string()) + "could not compute SHA-256/MD5";
-      }
-    }
+    // Digests and scan read the same mapping: the file is read from disk once.
+    if (options_.sha256) Digest(EVP_sha256(), "SHA-256", bytes, size, sha256_);
+    if (!error_.set && options_.md5 == Md5Mode::kAlways) Digest(EVP_md5(), "MD5", bytes, size, md5_);
     if (!error_.set) Scan(bytes, size);
     if (!error_.set && options_.containers) ScanMembers(bytes, size);
+    if (!error_.set && options_.md5 == Md5Mode::kIfMatched && AnyHit()) Digest(EVP_md5(), "MD5", bytes, size, md5_);
     if (mapping != MAP_FAILED) munmap(mapping, size);
     Finish();
   }
@@ -889,10 +961,8 @@ class ScanWorker : public PromiseWorker {
     Napi::Object out = Napi::Object::New(env);
     out.Set("matches", MatchesToJs(env, state_.hits));
     out.Set("size", static_cast<double>(size_));
-    if (options_.hashes) {
-      out.Set("sha256", sha256_);
-      out.Set("md5", md5_);
-    }
+    if (!sha256_.empty()) out.Set("sha256", sha256_);
+    if (!md5_.empty()) out.Set("md5", md5_);
     if (options_.containers) out.Set("containers", ContainersToJs(env));
     out.Set("startedAt", startedAt_);
     out.Set("endedAt", endedAt_);
@@ -901,6 +971,24 @@ class ScanWorker : public PromiseWorker {
 
  private:
   void Finish() { endedAt_ = MonotonicMs(); }
+
+  // A rule matched the object itself or any member inside it: the object alerts, so its MD5 is sent.
+  bool AnyHit() const {
+    if (!state_.hits.empty()) return true;
+    for (const MemberRecord& m : members_) {
+      if (!m.hits.empty()) return true;
+    }
+    return false;
+  }
+
+  void Digest(const EVP_MD* md, const char* name, const uint8_t* bytes, size_t size, std::string& out) {
+    out = HexDigest(md, bytes, size);
+    if (out.empty()) {
+      error_.set = true;
+      error_.code = "HASH_FAILED";
+      error_.message = Context(std::string("could not compute ") + name);
+    }
+  }
 
   void Scan(const uint8_t* bytes, size_t size) {
     state_.maxOffsets = options_.maxOffsets;
@@ -912,7 +1000,7 @@ class ScanWorker : public PromiseWorker {
   int ScanBytes(const uint8_t* bytes, size_t size, const std::vector<ExternalVar>& externals, int timeoutSeconds,
                 ScanState& state, ErrorInfo& err, const std::string& context) {
     YR_SCANNER* scanner = nullptr;
-    int rc = yr_scanner_create(rules_, &scanner);
+    int rc = scanners_->Acquire(&scanner);
     if (rc != ERROR_SUCCESS) {
       SetYaraError(err, rc, context + "could not create a scanner", path_);
       return rc;
@@ -925,7 +1013,7 @@ class ScanWorker : public PromiseWorker {
                                     ? "external variable '" + v.name + "' was not declared when the rules were compiled"
                                     : "could not set external variable '" + v.name + "'"),
                      path_);
-        yr_scanner_destroy(scanner);
+        scanners_->Release(scanner);
         return rc;
       }
     }
@@ -933,7 +1021,7 @@ class ScanWorker : public PromiseWorker {
     yr_scanner_set_timeout(scanner, timeoutSeconds);
     yr_scanner_set_flags(scanner, SCAN_FLAGS_REPORT_RULES_MATCHING | (options_.fastMode ? SCAN_FLAGS_FAST_MODE : 0));
     rc = yr_scanner_scan_mem(scanner, bytes, size);
-    yr_scanner_destroy(scanner);
+    scanners_->Release(scanner);
     if (rc != ERROR_SUCCESS) {
       state.hits.clear();
       SetYaraError(err, rc,
@@ -1056,8 +1144,8 @@ class ScanWorker : public PromiseWorker {
 
   std::string Context(const std::string& what) const { return isFile_ ? path_ + ": " + what : what; }
 
-  Napi::ObjectReference owner_;  // keeps the rules alive while the scan runs
-  YR_RULES* rules_;
+  Napi::ObjectReference owner_;  // keeps the rules (and their scanner pool) alive while the scan runs
+  ScannerPool* scanners_;
   ScanOptions options_;
   std::vector<uint8_t> data_;
   std::string path_;
@@ -1078,7 +1166,7 @@ Napi::Value Rules::ScanBuffer(const Napi::CallbackInfo& info) {
   Napi::Uint8Array buf = info[0].As<Napi::Uint8Array>();
   ScanOptions options = ParseScanOptions(env, info.Length() > 1 ? info[1] : env.Undefined());
   std::vector<uint8_t> data(buf.Data(), buf.Data() + buf.ByteLength());
-  auto* worker = new ScanWorker(env, info.This().As<Napi::Object>(), rules_, std::move(options), std::move(data));
+  auto* worker = new ScanWorker(env, info.This().As<Napi::Object>(), scanners_, std::move(options), std::move(data));
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
@@ -1089,7 +1177,7 @@ Napi::Value Rules::ScanFile(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "path must be a string");
   std::string path = info[0].As<Napi::String>().Utf8Value();
   ScanOptions options = ParseScanOptions(env, info.Length() > 1 ? info[1] : env.Undefined());
-  auto* worker = new ScanWorker(env, info.This().As<Napi::Object>(), rules_, std::move(options), std::move(path));
+  auto* worker = new ScanWorker(env, info.This().As<Napi::Object>(), scanners_, std::move(options), std::move(path));
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
