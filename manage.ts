@@ -1,28 +1,5 @@
-#!/usr/bin/env -S pnpm exec tsx
-// The one BinaryAlert CLI: every command lives in packages/cli.
-import { availableParallelism } from 'node:os';
-import { runCli } from '@binaryalert/cli';
-
-// The AWS SDK warns on every start that its releases from 2027 need Node 22. The CLI runs on the
-// Node it was installed with; the Lambda runtime is lambda_runtime in terraform.tfvars.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-// YARA scans run on libuv's thread pool (4 threads by default): give every core two scans so a
-// core never waits while its next file is opened. Read by libuv when the pool first starts.
-process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, 2 * availableParallelism()));
-
-/** Exits once stdout and stderr are flushed: process.exit() alone cuts off output to a pipe. */
-function exitAfterFlush(code: number): void {
-  process.exitCode = code;
-  let pending = 2;
-  const done = () => {
-    pending -= 1;
-    if (pending === 0) process.exit(code);
-  };
-  process.stdout.write('', done);
-  process.stderr.write('', done);
-}
-
-runCli(process.argv.slice(2)).then(exitAfterFlush, (error: unknown) => {
-  console.error(error);
-  exitAfterFlush(1);
-});
+#!/usr/bin/env node
+// The one BinaryAlert CLI (packages/cli/src/main.ts). Plain JavaScript that node runs directly:
+// it starts the CLI from an esbuild bundle, rebuilt when a source changed (packages/cli/launcher.cjs).
+// eslint-disable-next-line @typescript-eslint/no-require-imports, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-member-access
+require('./packages/cli/launcher.cjs').run();

@@ -1,0 +1,95 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+import { cliBundle } from '../launcher.cjs';
+
+const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+const MANAGE = path.join(REPO_ROOT, 'manage.ts');
+const EICAR_SAMPLE = path.join(REPO_ROOT, 'rules', 'samples', 'positive', 'eicar_test_file');
+const run = promisify(execFile);
+
+interface Inputs {
+  files: Record<string, { mtimeMs: number; size: number }>;
+}
+
+/** Runs `node manage.ts ARGS` as a user does; never throws, returns the exit code and output. */
+async function manage(args: string[], nodeArgs: string[] = [], env: NodeJS.ProcessEnv = {}) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [...nodeArgs, MANAGE, ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+describe('manage.ts launcher (esbuild bundle, lazily required packages)', () => {
+  let dir: string;
+  let bundle: string;
+  beforeAll(async () => {
+    bundle = await cliBundle();
+  }, 120_000);
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'launcher-test-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('prints the help without loading the AWS SDK, esbuild or the YARA addon', async () => {
+    const loadedList = path.join(dir, 'loaded.json');
+    const recorder = path.join(dir, 'record-loaded.cjs');
+    writeFileSync(
+      recorder,
+      `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(loadedList)}, JSON.stringify(Object.keys(require.cache))));`,
+    );
+
+    const result = await manage(['--help'], ['--require', recorder]);
+
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/Commands:[\s\S]*scan[\s\S]*retro-analyze/);
+    const loaded = JSON.parse(readFileSync(loadedList, 'utf8')) as string[];
+    expect(loaded).toContain(path.join(REPO_ROOT, 'packages', 'cli', 'launcher.cjs'));
+    expect(loaded.filter((file) => /@aws-sdk|@smithy|esbuild|yara\.node|yazl/.test(file))).toEqual(
+      [],
+    );
+  });
+
+  it('loads what a command uses when it runs: scan finds EICAR with the addon', async () => {
+    const result = await manage(['scan', EICAR_SAMPLE]);
+
+    expect(result.stdout).toMatch(/MATCH\s+\S*eicar\.com\s+\S*:eicar_test_file/);
+    expect(result.code).toBe(1); // a finding
+  });
+
+  it('rebuilds the bundle when a file it was built from changed', async () => {
+    const inputsFile = path.join(path.dirname(bundle), 'inputs.json');
+    const inputs = JSON.parse(readFileSync(inputsFile, 'utf8')) as Inputs;
+    const main = path.join(REPO_ROOT, 'packages', 'cli', 'src', 'main.ts');
+    expect(inputs.files[main]).toBeDefined();
+    // As if main.ts had been edited after the build.
+    inputs.files[main] = { mtimeMs: 1, size: 1 };
+    writeFileSync(inputsFile, JSON.stringify(inputs));
+
+    const result = await manage(['--help']);
+
+    expect(result.code).toBe(0);
+    const rebuilt = JSON.parse(readFileSync(inputsFile, 'utf8')) as Inputs;
+    expect(rebuilt.files[main]?.mtimeMs).not.toBe(1);
+  });
+
+  it('runs when the code cache is garbage (V8 rejects it) and replaces it', async () => {
+    const codeCache = `${bundle}.v8cache`;
+    writeFileSync(codeCache, 'not a V8 code cache');
+
+    const result = await manage(['--help']);
+
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('Usage: manage.ts');
+    expect(readFileSync(codeCache).subarray(0, 19).toString()).not.toBe('not a V8 code cache');
+  });
+});
