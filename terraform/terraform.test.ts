@@ -9,11 +9,11 @@ import {
   functionEnvironments,
   parseTfvars,
   resourceNames,
-  validateConfig,
+  validateTfvars,
   type BinaryAlertConfig,
   type FunctionName,
   type ResourceNames,
-} from '../packages/core/src/config';
+} from '../packages/deployment/src';
 import { BUNDLE_TARGET, LAMBDA_FUNCTIONS } from '../packages/cli/src/build';
 import { matchTableDefinition, verdictTableDefinition } from '../packages/core/src/match-table';
 
@@ -167,7 +167,7 @@ beforeAll(async () => {
   root = await parseModule(__dirname);
   lambdaModule = await parseModule(MODULE_DIR);
   tfvars = await parseTfvars(readFileSync(DEFAULT_TFVARS_PATH, 'utf8'));
-  config = validateConfig(tfvars);
+  config = validateTfvars(tfvars);
 });
 
 describe('variables and outputs', () => {

@@ -13,7 +13,7 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 
-import { loadConfig } from '../../packages/core/src';
+import { loadTfvars } from '../../packages/deployment/src';
 import { bundleEntry } from './bundle';
 import type { BenchContext } from './context';
 import { interleave, median, runTimed } from './measure';
@@ -33,7 +33,7 @@ const TARGET_PER_SECOND = 5000;
  */
 export async function benchRetro(ctx: BenchContext): Promise<SectionResult> {
   const stack = await localStack(ctx);
-  const config = await loadConfig(path.join(ctx.repoRoot, 'terraform.tfvars'));
+  const config = await loadTfvars(path.join(ctx.repoRoot, 'terraform.tfvars'));
   const clientConfig = {
     endpoint: stack.endpoint,
     region: stack.region,

@@ -1,6 +1,6 @@
 import path from 'node:path';
 
-import { loadConfig } from '../../packages/core/src';
+import { loadTfvars } from '../../packages/deployment/src';
 import { startLocalStack, type LocalStack } from '../../packages/local/src';
 import type { BenchContext } from './context';
 import { lambdaZips } from './packaging';
@@ -13,7 +13,7 @@ export async function localStack(ctx: BenchContext): Promise<LocalStack> {
       const zipsDir = await lambdaZips(ctx);
       ctx.log('starting the local stack');
       const stack = await startLocalStack({
-        config: await loadConfig(path.join(ctx.repoRoot, 'terraform.tfvars')),
+        config: await loadTfvars(path.join(ctx.repoRoot, 'terraform.tfvars')),
         dataDir: path.join(ctx.workDir, 'local-stack'),
         zipsDir,
         port: 0,

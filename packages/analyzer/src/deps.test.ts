@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, functionEnvironments, loadConfig } from '@binaryalert/core';
+import { ConfigError } from '@binaryalert/core';
 import { loadAnalyzerConfig } from './deps';
 
 const ENV = {
@@ -70,19 +70,5 @@ describe('loadAnalyzerConfig', () => {
 
     expect(() => loadAnalyzerConfig(env)).toThrow(ConfigError);
     expect(() => loadAnalyzerConfig(env)).toThrow(new RegExp(name));
-  });
-
-  it('accepts the environment the deployment configuration gives the analyzer', async () => {
-    const config = await loadConfig();
-    const env = functionEnvironments(config, {
-      accountId: '123456789012',
-      queueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/q',
-    }).analyzer;
-
-    const parsed = loadAnalyzerConfig(env, '/var/task');
-
-    expect(parsed.settings.maxFileBytes).toBe(config.max_file_size_mb * 1024 * 1024);
-    expect(parsed.settings.scanTimeoutSeconds).toBe(config.scan_timeout_seconds);
-    expect(parsed.settings.negativeAlertsTopicArn !== '').toBe(config.enable_negative_match_alerts);
   });
 });

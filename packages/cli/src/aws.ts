@@ -2,7 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import type { BinaryAlertConfig } from '@binaryalert/core';
+import type { BinaryAlertConfig } from '@binaryalert/deployment';
 
 import { DEFAULT_LOCAL_ENDPOINT, LOCAL_CREDENTIALS } from '@binaryalert/local';
 

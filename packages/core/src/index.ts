@@ -4,6 +4,5 @@ export * from './env';
 export * from './s3-event';
 export * from './analysis';
 export * from './metrics';
-export * from './config';
 export * from './match-table';
 export * from './verdict-ledger';

@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import type { BinaryAlertConfig, ResourceNames } from '@binaryalert/core';
+import type { BinaryAlertConfig, ResourceNames } from '@binaryalert/deployment';
 import dynalite from 'dynalite';
 import { createRequestHandler } from 'local-aws-sqs';
 import S3rver from 's3rver';

@@ -5,7 +5,7 @@ import {
   functionEnvironments,
   type BinaryAlertConfig,
   type ResourceNames,
-} from '@binaryalert/core';
+} from '@binaryalert/deployment';
 
 import { LambdaRuntime, type InvokeOutcome, type LocalFunction } from './lambda';
 

@@ -8,13 +8,8 @@ import {
   type CreateTableCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import {
-  matchTableDefinition,
-  resourceNames,
-  verdictTableDefinition,
-  type BinaryAlertConfig,
-  type ResourceNames,
-} from '@binaryalert/core';
+import { matchTableDefinition, verdictTableDefinition } from '@binaryalert/core';
+import { resourceNames, type BinaryAlertConfig, type ResourceNames } from '@binaryalert/deployment';
 
 import { createAlertSinks, type AlertRecord } from './alerts';
 import { createCloudWatchHandler, MetricStore } from './cloudwatch';

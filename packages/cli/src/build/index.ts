@@ -5,7 +5,6 @@ export {
   COMPILED_RULES_FILE,
   LAMBDA_FUNCTIONS,
   LambdaBuildError,
-  REPO_ROOT,
   type BuildLambdaZipsOptions,
   type BuiltZip,
   type LambdaFunctionName,

@@ -22,15 +22,18 @@ import {
 } from '@aws-sdk/client-sqs';
 import {
   decodeS3Key,
-  functionEnvironments,
-  loadConfig,
   parseS3Notification,
-  resourceNames,
   s3EventRecord,
-  type BinaryAlertConfig,
   matchTableDefinition,
   verdictTableDefinition,
 } from '@binaryalert/core';
+import {
+  REPO_ROOT,
+  functionEnvironments,
+  loadTfvars,
+  resourceNames,
+  type BinaryAlertConfig,
+} from '@binaryalert/deployment';
 import {
   startDynamo,
   startS3,
@@ -41,7 +44,7 @@ import {
   type Emulator,
 } from '@binaryalert/testing';
 
-import { buildLambdaZips, REPO_ROOT, type BuiltZip, type LambdaFunctionName } from './lambda-zips';
+import { buildLambdaZips, type BuiltZip, type LambdaFunctionName } from './lambda-zips';
 
 const run = promisify(execFile);
 
@@ -72,7 +75,7 @@ describe('buildLambdaZips', () => {
     scratch.push(outDir);
     const built = await buildLambdaZips({ outDir });
     zips = new Map(built.map((zip) => [zip.function, zip]));
-    config = await loadConfig();
+    config = await loadTfvars();
   }, 300_000);
   afterAll(async () => {
     await Promise.all(scratch.map((dir) => rm(dir, { recursive: true, force: true })));
@@ -174,6 +177,20 @@ describe('buildLambdaZips', () => {
     for (const zip of zips.values())
       expect(zip.path).toBe(path.join(outDir, `${zip.function}.zip`));
   });
+
+  it.each(['analyzer', 'dispatcher', 'batcher'] as const)(
+    '%s bundles the runtime core and none of the deployment model',
+    async (fn) => {
+      const map = JSON.parse(
+        await readFile(path.join(await unzipped(fn), 'index.js.map'), 'utf8'),
+      ) as { sources: string[] };
+
+      expect(map.sources.some((source) => source.includes('packages/core/src/'))).toBe(true);
+      expect(
+        map.sources.filter((source) => /packages\/deployment\/|hcl2json/.test(source)),
+      ).toEqual([]);
+    },
+  );
 
   it('gives byte-identical zips for the same sources', async () => {
     const again = await mkdtemp(path.join(os.tmpdir(), 'ba-zips-again-'));

@@ -6,12 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import * as esbuild from 'esbuild';
+import { LAMBDA_DIST_DIR, REPO_ROOT, RULES_DIR } from '@binaryalert/deployment';
 
 import { compileRulesDirectory } from '../rules/compile';
 import { writeReproducibleZip, type ZipEntry } from './zip';
-
-/** The repository root (this file is packages/cli/src/build/lambda-zips.ts). */
-export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..', '..');
 
 export const LAMBDA_FUNCTIONS = ['analyzer', 'dispatcher', 'batcher'] as const;
 export type LambdaFunctionName = (typeof LAMBDA_FUNCTIONS)[number];
@@ -52,27 +50,6 @@ export class LambdaBuildError extends Error {
 const addonDir = path.join(REPO_ROOT, 'packages', 'yara', 'build', 'Release');
 
 /**
- * Modules that @binaryalert/core imports for the CLI only (terraform.tfvars parsing, a WebAssembly
- * bridge esbuild cannot bundle). The workers never call them, so the bundle gets a stub that
- * throws if that ever changes, instead of a require that would fail at cold start.
- */
-export const CLI_ONLY_MODULES = ['@cdktf/hcl2json'];
-
-const cliOnlyStub: esbuild.Plugin = {
-  name: 'binaryalert-cli-only-stub',
-  setup(build) {
-    const filter = new RegExp(
-      `^(${CLI_ONLY_MODULES.map((m) => m.replace(/[/.]/g, '\\$&')).join('|')})$`,
-    );
-    build.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'cli-only' }));
-    build.onLoad({ filter: /.*/, namespace: 'cli-only' }, (args) => ({
-      contents: `export function parse() { throw new Error(${JSON.stringify(`${args.path} is not available inside a Lambda bundle`)}); }`,
-      loader: 'js',
-    }));
-  },
-};
-
-/**
  * Bundles each worker's `src/handler.ts` with esbuild (AWS SDK v3 included, minified, source
  * map) and writes `<outDir>/<function>.zip` reproducibly. The analyzer zip also carries the yara
  * addon (esbuild copies the `.node` its binding requires and points the require at
@@ -80,7 +57,7 @@ const cliOnlyStub: esbuild.Plugin = {
  * uses the one beside it) and the compiled rules.
  */
 export async function buildLambdaZips(options: BuildLambdaZipsOptions = {}): Promise<BuiltZip[]> {
-  const outDir = path.resolve(options.outDir ?? path.join(REPO_ROOT, 'dist', 'lambda'));
+  const outDir = path.resolve(options.outDir ?? LAMBDA_DIST_DIR);
   const functions = options.functions ?? LAMBDA_FUNCTIONS;
   const log = options.log ?? (() => undefined);
 
@@ -111,7 +88,7 @@ export async function buildLambdaZips(options: BuildLambdaZipsOptions = {}): Pro
 
 async function bundle(name: LambdaFunctionName): Promise<ZipEntry[]> {
   // A fixed virtual output directory keeps the source map identical wherever the zip is written.
-  const virtualOutDir = path.join(REPO_ROOT, 'dist', 'lambda', name);
+  const virtualOutDir = path.join(LAMBDA_DIST_DIR, name);
   let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
   try {
     result = await esbuild.build({
@@ -130,7 +107,6 @@ async function bundle(name: LambdaFunctionName): Promise<ZipEntry[]> {
       loader: { '.node': 'copy' },
       assetNames: '[name]',
       logLevel: 'silent',
-      plugins: [cliOnlyStub],
     });
   } catch (error) {
     throw new LambdaBuildError(`bundling the ${name} function failed`, { cause: error });
@@ -189,7 +165,7 @@ async function compiledRules(
   try {
     const output = path.join(scratch, COMPILED_RULES_FILE);
     const summary = await compileRulesDirectory({
-      rulesDir: path.resolve(rulesDir ?? path.join(REPO_ROOT, 'rules')),
+      rulesDir: path.resolve(rulesDir ?? RULES_DIR),
       output,
     });
     log(`compiled ${summary.ruleCount} YARA rules from ${summary.fileCount} files`);

@@ -1,7 +1,7 @@
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_TFVARS_PATH, TfvarsError } from '@binaryalert/core';
+import { DEFAULT_TFVARS_PATH, TfvarsError } from '@binaryalert/deployment';
 import { CommandFailedError, runInherited, terraformApply } from './apply';
 
 let dir: string;

@@ -2,15 +2,18 @@ import { spawn } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { DEFAULT_TFVARS_PATH, loadConfig, type BinaryAlertConfig } from '@binaryalert/core';
+import {
+  DEFAULT_TFVARS_PATH,
+  LAMBDA_DIST_DIR,
+  TERRAFORM_DIR,
+  loadTfvars,
+  type BinaryAlertConfig,
+} from '@binaryalert/deployment';
 import type { CommandRegistrar } from '../usage';
 
-/** The repository's top level (manage.ts, terraform.tfvars, terraform/, dist/). */
-export const REPO_ROOT = path.resolve(__dirname, '../../../..');
-export const TERRAFORM_DIR = path.join(REPO_ROOT, 'terraform');
 /** The zips Terraform deploys (written by `manage.ts build`). */
 export const LAMBDA_ZIPS = ['analyzer', 'dispatcher', 'batcher'].map((name) =>
-  path.join(REPO_ROOT, 'dist', 'lambda', `${name}.zip`),
+  path.join(LAMBDA_DIST_DIR, `${name}.zip`),
 );
 
 /** An external command (terraform, the test script) exited unsuccessfully. */
@@ -67,7 +70,7 @@ export async function terraformApply(
   const run = options.run ?? runInherited;
   const cwd = options.terraformDir ?? TERRAFORM_DIR;
   const tfvarsPath = options.tfvarsPath ?? DEFAULT_TFVARS_PATH;
-  const config = await loadConfig(tfvarsPath);
+  const config = await loadTfvars(tfvarsPath);
   for (const zip of options.zips ?? LAMBDA_ZIPS) {
     await access(zip).catch((error: unknown) => {
       throw new CommandFailedError(`${zip} is missing: run manage.ts build first`, null, {

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 
-import { buildLambdaZips, REPO_ROOT } from '../build';
+import { LAMBDA_DIST_DIR } from '@binaryalert/deployment';
+import { buildLambdaZips } from '../build';
 import type { CommandRegistrar } from '../usage';
 
 export { buildLambdaZips } from '../build';
@@ -16,7 +17,7 @@ export const registerBuild: CommandRegistrar = (program: Command) => {
     .option('--rules-dir <dir>', 'compile these rules into the analyzer zip instead of rules/')
     .action(async (flags: { outDir?: string; rulesDir?: string }) => {
       const zips = await buildLambdaZips({
-        outDir: flags.outDir ?? path.join(REPO_ROOT, 'dist', 'lambda'),
+        outDir: flags.outDir ?? LAMBDA_DIST_DIR,
         rulesDir: flags.rulesDir,
         log: (line) => process.stdout.write(`${line}\n`),
       });

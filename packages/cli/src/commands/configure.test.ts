@@ -3,7 +3,7 @@ import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { DEFAULT_TFVARS_PATH, loadConfig } from '@binaryalert/core';
+import { DEFAULT_TFVARS_PATH, loadTfvars } from '@binaryalert/deployment';
 // program before the command module: command modules import program, which registers them.
 import { UsageError } from '../usage';
 import { configure, setTfvarsString } from './configure';
@@ -48,16 +48,16 @@ describe('configure', () => {
       [expect.stringMatching(/^aws_region = "/), 'aws_region = "eu-central-1"'],
       [expect.stringMatching(/^name_prefix = "/), 'name_prefix = "acme_security"'],
     ]);
-    const config = await loadConfig(tfvarsPath);
+    const config = await loadTfvars(tfvarsPath);
     expect([config.aws_region, config.name_prefix]).toEqual(['eu-central-1', 'acme_security']);
   });
 
   it('keeps the current value on an empty answer', async () => {
-    const before = await loadConfig(tfvarsPath);
+    const before = await loadTfvars(tfvarsPath);
 
     await configureWith(['', 'other_prefix']);
 
-    const after = await loadConfig(tfvarsPath);
+    const after = await loadTfvars(tfvarsPath);
     expect(after.aws_region).toBe(before.aws_region);
     expect(after.name_prefix).toBe('other_prefix');
   });
@@ -69,7 +69,7 @@ describe('configure', () => {
       'name_prefix must be lowercase letters, digits and single underscores',
     );
     expect(printed).toContain('(got "Bad-Prefix")');
-    expect((await loadConfig(tfvarsPath)).name_prefix).toBe('good_prefix');
+    expect((await loadTfvars(tfvarsPath)).name_prefix).toBe('good_prefix');
   });
 
   it('leaves the file untouched when input ends before every answer', async () => {
@@ -102,7 +102,7 @@ describe('configure', () => {
 
     expect(code).toBe(0);
     expect(stdout).toContain('piped.prefix.binaryalert-binaries.ap-southeast-2');
-    const config = await loadConfig(tfvarsPath);
+    const config = await loadTfvars(tfvarsPath);
     expect([config.aws_region, config.name_prefix]).toEqual(['ap-southeast-2', 'piped_prefix']);
   }, 60_000);
 });

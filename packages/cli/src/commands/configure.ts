@@ -5,10 +5,11 @@ import { Option, type Command } from 'commander';
 import {
   DEFAULT_TFVARS_PATH,
   TfvarsError,
+  describeProblem,
   parseTfvars,
   resourceNames,
-  validateConfig,
-} from '@binaryalert/core';
+  validateTfvars,
+} from '@binaryalert/deployment';
 import { UsageError, type CommandRegistrar } from '../usage';
 
 /** Reads answers line by line; works the same with a terminal and with piped stdin. */
@@ -98,7 +99,7 @@ export async function configure(options: ConfigureOptions = {}): Promise<Record<
 
   output.write(`Updated ${tfvarsPath}\n`);
   try {
-    const config = validateConfig(await parseTfvars(updated, tfvarsPath));
+    const config = validateTfvars(await parseTfvars(updated, tfvarsPath));
     output.write(`The binaries bucket will be ${resourceNames(config).bucket}\n`);
   } catch (error) {
     if (!(error instanceof TfvarsError)) throw error;
@@ -111,13 +112,13 @@ export async function configure(options: ConfigureOptions = {}): Promise<Record<
 /** The validation problems of one setting within the whole configuration, if any. */
 function problemWith(setting: string, values: Record<string, unknown>): string | undefined {
   try {
-    validateConfig(values);
+    validateTfvars(values);
     return undefined;
   } catch (error) {
     if (!(error instanceof TfvarsError)) throw error;
     // Problems of other settings are reported once the two answers are written.
-    const mine = error.problems.filter((line) => line.includes(`: ${setting} `));
-    return mine.length > 0 ? mine.join('\n') : undefined;
+    const mine = error.problems.filter((problem) => problem.setting === setting);
+    return mine.length > 0 ? mine.map((problem) => describeProblem(problem)).join('\n') : undefined;
   }
 }
 

@@ -3,9 +3,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import type { Command } from 'commander';
-import { loadConfig } from '@binaryalert/core';
+import { LAMBDA_DIST_DIR, REPO_ROOT, TERRAFORM_DIR, loadTfvars } from '@binaryalert/deployment';
 import type { CommandRegistrar } from '../usage';
-import { REPO_ROOT, TERRAFORM_DIR, runInherited, terraformApply } from './apply';
+import { runInherited, terraformApply } from './apply';
 import { COMPILED_RULES_FILE, buildLambdaZips } from '../build';
 import { retroAnalyze } from './retro-analyze';
 
@@ -103,7 +103,7 @@ export function readZipEntry(zip: Buffer, name: string): Buffer {
   throw new Error(`${name} is not in the zip`);
 }
 
-const ANALYZER_ZIP = path.join(REPO_ROOT, 'dist', 'lambda', 'analyzer.zip');
+const ANALYZER_ZIP = path.join(LAMBDA_DIST_DIR, 'analyzer.zip');
 /** Under terraform/.terraform/ (git-ignored, per checkout like the Terraform state it sits by). */
 const DEPLOYED_RULES_RECORD = path.join(
   TERRAFORM_DIR,
@@ -142,7 +142,7 @@ export function realDeploySteps(
       const onInterrupt = (): void => controller.abort();
       process.once('SIGINT', onInterrupt);
       try {
-        await retroAnalyze({ config: await loadConfig(), signal: controller.signal });
+        await retroAnalyze({ config: await loadTfvars(), signal: controller.signal });
       } finally {
         process.removeListener('SIGINT', onInterrupt);
       }
@@ -160,7 +160,7 @@ export const registerDeploy: CommandRegistrar = (program: Command) => {
     .option('-y, --yes', 'let terraform apply without asking for confirmation')
     .action(async (flags: { skipTests?: boolean; retro: boolean; yes?: boolean }) => {
       // Validate terraform.tfvars before spending minutes on tests and the build.
-      await loadConfig();
+      await loadTfvars();
       await deploy(realDeploySteps(DEPLOYED_RULES_RECORD, { autoApprove: flags.yes === true }), {
         skipTests: flags.skipTests === true,
         retro: flags.retro,

@@ -1,7 +1,7 @@
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_TFVARS_PATH } from '@binaryalert/core';
+import { DEFAULT_TFVARS_PATH } from '@binaryalert/deployment';
 import type { Runner } from './apply';
 import { destroy } from './destroy';
 

@@ -1,8 +1,13 @@
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { DEFAULT_TFVARS_PATH, loadConfig, resourceNames } from '@binaryalert/core';
+import {
+  TERRAFORM_DIR,
+  DEFAULT_TFVARS_PATH,
+  loadTfvars,
+  resourceNames,
+} from '@binaryalert/deployment';
 import type { CommandRegistrar } from '../usage';
-import { TERRAFORM_DIR, runInherited, varFileArg, type TerraformOptions } from './apply';
+import { runInherited, varFileArg, type TerraformOptions } from './apply';
 
 export interface DestroyOptions extends TerraformOptions {
   /** Asks a yes/no question (default: on stdin). */
@@ -20,7 +25,7 @@ export async function destroy(options: DestroyOptions = {}): Promise<{ emptiedBu
   const cwd = options.terraformDir ?? TERRAFORM_DIR;
   const tfvarsPath = options.tfvarsPath ?? DEFAULT_TFVARS_PATH;
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const config = await loadConfig(tfvarsPath);
+  const config = await loadTfvars(tfvarsPath);
   const varFile = varFileArg(cwd, tfvarsPath);
   const names = resourceNames(config);
 

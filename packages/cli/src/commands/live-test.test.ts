@@ -5,12 +5,8 @@ import {
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import {
-  loadConfig,
-  resourceNames,
-  type BinaryAlertConfig,
-  matchTableDefinition,
-} from '@binaryalert/core';
+import { matchTableDefinition } from '@binaryalert/core';
+import { loadTfvars, resourceNames, type BinaryAlertConfig } from '@binaryalert/deployment';
 import { startDynamo, startS3, type Emulator } from '@binaryalert/testing';
 
 // program before the command module: command modules import program, which registers them.
@@ -28,7 +24,7 @@ describe('liveTest', () => {
   });
 
   async function deployment(prefix: string): Promise<BinaryAlertConfig> {
-    const config = { ...(await loadConfig()), name_prefix: prefix };
+    const config = { ...(await loadTfvars()), name_prefix: prefix };
     const names = resourceNames(config);
     await s3.client.send(new CreateBucketCommand({ Bucket: names.bucket }));
     await dynamo.client.send(new CreateTableCommand(matchTableDefinition(names.table)));

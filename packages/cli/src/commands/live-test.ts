@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { QueryCommand } from '@aws-sdk/client-dynamodb';
 import { DeleteObjectsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Command } from 'commander';
-import { loadConfig, objectId, resourceNames, type BinaryAlertConfig } from '@binaryalert/core';
+import { objectId } from '@binaryalert/core';
+import { loadTfvars, resourceNames, type BinaryAlertConfig } from '@binaryalert/deployment';
 
 import {
   awsClientSettings,
@@ -183,7 +184,7 @@ export const registerLiveTest: CommandRegistrar = (program: Command) => {
       process.once('SIGINT', onInterrupt);
       try {
         const result = await liveTest({
-          config: await loadConfig(),
+          config: await loadTfvars(),
           local: flags.local,
           timeoutSeconds,
           keep: flags.keep,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import yazl from 'yazl';
 
-import { REPO_ROOT } from '../build';
+import { REPO_ROOT } from '@binaryalert/deployment';
 // The program first: it imports every command module (importing ./local first is circular).
 import { zipsAreStale } from './local';
 

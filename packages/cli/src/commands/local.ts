@@ -1,7 +1,12 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { DEFAULT_TFVARS_PATH, loadConfig } from '@binaryalert/core';
+import {
+  LAMBDA_DIST_DIR,
+  REPO_ROOT,
+  DEFAULT_TFVARS_PATH,
+  loadTfvars,
+} from '@binaryalert/deployment';
 import {
   DataDirLockedError,
   DEFAULT_DATA_DIR,
@@ -11,7 +16,7 @@ import {
   type LocalStack,
 } from '@binaryalert/local';
 
-import { buildLambdaZips, LAMBDA_FUNCTIONS, REPO_ROOT } from '../build';
+import { buildLambdaZips, LAMBDA_FUNCTIONS } from '../build';
 import { UsageError, type CommandRegistrar } from '../usage';
 import { displayPath } from '../rules/paths';
 
@@ -115,7 +120,7 @@ export const registerLocal: CommandRegistrar = (program: Command) => {
     )
     .option('--webhook <url>', 'POST each alert as JSON to this URL (repeatable)', parseWebhook, [])
     .option('--workers <n>', 'analyzer worker processes (default: CPU count, at least 2)')
-    .option('--zips-dir <dir>', 'Lambda deployment zips', path.join(REPO_ROOT, 'dist', 'lambda'))
+    .option('--zips-dir <dir>', 'Lambda deployment zips', LAMBDA_DIST_DIR)
     .option('--tfvars <file>', 'settings file', DEFAULT_TFVARS_PATH)
     .option('--no-build', 'use the zips as they are, even when missing or older than the sources')
     .action(async (flags: LocalFlags) => {
@@ -127,7 +132,7 @@ export const registerLocal: CommandRegistrar = (program: Command) => {
           throw new UsageError(`--workers must be a positive integer, not ${flags.workers}`);
         }
       }
-      const config = await loadConfig(path.resolve(flags.tfvars));
+      const config = await loadTfvars(path.resolve(flags.tfvars));
       const zipsDir = path.resolve(flags.zipsDir);
       const dataDir = path.resolve(flags.dataDir);
       const out = (line: string) => process.stdout.write(`${line}\n`);

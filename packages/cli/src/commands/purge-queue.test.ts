@@ -5,7 +5,7 @@ import {
   SQSClient,
   type SQSClient as SQSClientType,
 } from '@aws-sdk/client-sqs';
-import { loadConfig, resourceNames, type BinaryAlertConfig } from '@binaryalert/core';
+import { loadTfvars, resourceNames, type BinaryAlertConfig } from '@binaryalert/deployment';
 import { startSqs, type Emulator } from '@binaryalert/testing';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
@@ -24,7 +24,7 @@ describe('purgeQueue', () => {
 
   beforeAll(async () => {
     sqs = await startSqs();
-    config = { ...(await loadConfig()), name_prefix: 'purgetest' };
+    config = { ...(await loadTfvars()), name_prefix: 'purgetest' };
   });
   afterAll(async () => {
     await sqs?.stop();

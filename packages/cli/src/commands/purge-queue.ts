@@ -6,7 +6,7 @@ import {
   ReceiveMessageCommand,
 } from '@aws-sdk/client-sqs';
 import type { Command } from 'commander';
-import { loadConfig, resourceNames, type BinaryAlertConfig } from '@binaryalert/core';
+import { loadTfvars, resourceNames, type BinaryAlertConfig } from '@binaryalert/deployment';
 
 import {
   awsClientSettings,
@@ -118,6 +118,6 @@ export const registerPurgeQueue: CommandRegistrar = (program: Command) => {
     .description('delete every message waiting in the analysis queue')
     .option('--local [endpoint]', 'use the local stack (default http://127.0.0.1:4566)')
     .action(async (flags: { local?: LocalFlag }) => {
-      await purgeQueue({ config: await loadConfig(), local: flags.local });
+      await purgeQueue({ config: await loadTfvars(), local: flags.local });
     });
 };

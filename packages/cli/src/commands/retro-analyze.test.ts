@@ -7,7 +7,7 @@ import {
   SendMessageBatchCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { loadConfig, resourceNames, type BinaryAlertConfig } from '@binaryalert/core';
+import { loadTfvars, resourceNames, type BinaryAlertConfig } from '@binaryalert/deployment';
 import { startS3, startSqs, type Emulator } from '@binaryalert/testing';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
@@ -31,7 +31,7 @@ describe('retroAnalyze', () => {
     prefix: string,
     objects: number,
   ): Promise<{ config: BinaryAlertConfig; queueUrl: string }> {
-    const config = { ...(await loadConfig()), name_prefix: prefix };
+    const config = { ...(await loadTfvars()), name_prefix: prefix };
     const names = resourceNames(config);
     await s3.client.send(new CreateBucketCommand({ Bucket: names.bucket }));
     for (let i = 0; i < objects; i++) {

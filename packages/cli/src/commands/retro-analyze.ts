@@ -3,11 +3,11 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, GetQueueUrlCommand } from '@aws-sdk/client-sqs';
 import type { Command } from 'commander';
 import {
-  loadConfig,
+  loadTfvars,
   PRODUCTION_ALIAS,
   resourceNames,
   type BinaryAlertConfig,
-} from '@binaryalert/core';
+} from '@binaryalert/deployment';
 
 import {
   awsClientSettings,
@@ -201,7 +201,7 @@ export const registerRetroAnalyze: CommandRegistrar = (program: Command) => {
     .option('--prefix <prefix>', 'only objects whose key starts with this prefix')
     .option('--no-wait', 'start the batcher and return without watching the queue')
     .action(async (flags: { local?: LocalFlag; prefix?: string; wait: boolean }) => {
-      const config = await loadConfig();
+      const config = await loadTfvars();
       const controller = new AbortController();
       const onInterrupt = (): void => controller.abort();
       process.once('SIGINT', onInterrupt);

@@ -1,9 +1,8 @@
 import path from 'node:path';
+import { REPO_ROOT, RULES_DIR } from '@binaryalert/deployment';
 
-/** The repository's top level (manage.ts, rules/, dist/). */
-export const REPO_ROOT = path.resolve(__dirname, '../../../..');
 /** Where the YARA rules live: own rules under binaryalert/, cloned ones under <host>/<repo>/. */
-export const DEFAULT_RULES_DIR = path.join(REPO_ROOT, 'rules');
+export const DEFAULT_RULES_DIR = RULES_DIR;
 /** The remote rule repositories `clone-rules` copies from. */
 export const DEFAULT_RULE_SOURCES = path.join(DEFAULT_RULES_DIR, 'rule_sources.json');
 /** `compile-rules` output, and the rules `scan` uses by default (see docs/contracts.md "Build output"). */

@@ -11,7 +11,8 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { objectId, type BinaryAlertConfig } from '@binaryalert/core';
+import { objectId } from '@binaryalert/core';
+import { type BinaryAlertConfig } from '@binaryalert/deployment';
 
 import { buildLambdaZips } from '../../../cli/src/build';
 import type { AlertRecord } from '../alerts';

@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { loadConfig, type BinaryAlertConfig } from '@binaryalert/core';
+import { loadTfvars, type BinaryAlertConfig } from '@binaryalert/deployment';
 import yazl from 'yazl';
 
 /** The repository's terraform.tfvars (what `manage.ts local` reads). */
@@ -34,7 +34,7 @@ export async function tempDir(
 export async function testConfig(
   overrides: Partial<BinaryAlertConfig> = {},
 ): Promise<BinaryAlertConfig> {
-  const config = await loadConfig(REPO_TFVARS);
+  const config = await loadTfvars(REPO_TFVARS);
   const suffix = Math.random()
     .toString(36)
     .slice(2, 8)

@@ -1,24 +1,31 @@
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
+import { ConfigError } from '@binaryalert/core';
 import { z } from 'zod';
-import { ConfigError } from './errors';
+import { resourceNames } from './names';
+import { DEFAULT_TFVARS_PATH } from './paths';
 
-/** The repository's one configuration file. */
-export const DEFAULT_TFVARS_PATH = path.resolve(__dirname, '../../../terraform.tfvars');
+/** What is wrong with one setting: `message` reads after the setting's name. */
+export interface SettingProblem {
+  setting: string;
+  message: string;
+}
 
-/** Alias every worker is invoked through (Terraform publishes a version per change). */
-export const PRODUCTION_ALIAS = 'Production';
-
-/** terraform.tfvars is missing, is not valid HCL, or holds an invalid setting. */
+/** terraform.tfvars is missing, is not valid HCL, or holds invalid settings (`problems`). */
 export class TfvarsError extends ConfigError {
   constructor(
     message: string,
-    /** One line per problem, each naming the setting. */
-    readonly problems: string[] = [message],
+    /** One entry per invalid setting; empty when the file itself could not be read or parsed. */
+    readonly problems: readonly SettingProblem[] = [],
     options?: { cause?: unknown },
   ) {
     super(message, options);
   }
+}
+
+/** One problem as a line of text: `terraform.tfvars: max_file_size_mb must be ...`. */
+export function describeProblem(problem: SettingProblem, source = 'terraform.tfvars'): string {
+  return `${source}: ${problem.setting} ${problem.message}`;
 }
 
 // CloudWatch Logs accepts only these retention periods.
@@ -174,24 +181,27 @@ export const BinaryAlertConfigSchema = z.strictObject(shape).superRefine((config
 
 export type BinaryAlertConfig = z.infer<typeof BinaryAlertConfigSchema>;
 
-function describeIssue(issue: z.core.$ZodIssue, input: Record<string, unknown>): string {
-  const name = String(issue.path[0] ?? '');
+function problemsOf(issue: z.core.$ZodIssue, input: Record<string, unknown>): SettingProblem[] {
   if (issue.code === 'unrecognized_keys') {
-    return `unknown setting${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (not declared in terraform/variables.tf)`;
+    return issue.keys.map((setting) => ({
+      setting,
+      message: 'is not a known setting (not declared in terraform/variables.tf)',
+    }));
   }
+  const name = String(issue.path[0] ?? '');
   const setting = (SETTINGS as Record<string, Setting | undefined>)[name];
   if (!(name in input)) {
-    return `${name} is missing (expected ${setting?.expected ?? 'a value'})`;
+    return [{ setting: name, message: `is missing (expected ${setting?.expected ?? 'a value'})` }];
   }
   const message =
     issue.code === 'custom' && issue.params?.crossSetting
       ? issue.message
       : `must be ${setting?.expected ?? '?'}`;
-  return `${name} ${message} (got ${JSON.stringify(input[name])})`;
+  return [{ setting: name, message: `${message} (got ${JSON.stringify(input[name])})` }];
 }
 
 /** Validates already-parsed tfvars values; throws TfvarsError naming every invalid setting. */
-export function validateConfig(input: unknown, source = 'terraform.tfvars'): BinaryAlertConfig {
+export function validateTfvars(input: unknown, source = 'terraform.tfvars'): BinaryAlertConfig {
   const result = BinaryAlertConfigSchema.safeParse(input);
   if (result.success) return result.data;
   const values = (typeof input === 'object' && input !== null ? input : {}) as Record<
@@ -199,19 +209,14 @@ export function validateConfig(input: unknown, source = 'terraform.tfvars'): Bin
     unknown
   >;
   // Type errors and format errors may both report one setting: keep the first per setting.
-  const seen = new Set<string>();
-  const problems: string[] = [];
+  const problems = new Map<string, SettingProblem>();
   for (const issue of result.error.issues) {
-    const key = issue.code === 'unrecognized_keys' ? issue.keys.join() : String(issue.path[0]);
-    if (seen.has(key)) continue;
-    seen.add(key);
-    problems.push(`${source}: ${describeIssue(issue, values)}`);
+    for (const problem of problemsOf(issue, values)) {
+      if (!problems.has(problem.setting)) problems.set(problem.setting, problem);
+    }
   }
-  return invalid(problems);
-}
-
-function invalid(problems: string[]): never {
-  throw new TfvarsError(problems.join('\n'), problems);
+  const list = [...problems.values()];
+  throw new TfvarsError(list.map((problem) => describeProblem(problem, source)).join('\n'), list);
 }
 
 /** Parses terraform.tfvars text (HCL) into plain values. */
@@ -230,7 +235,7 @@ export async function parseTfvars(content: string, filename = 'terraform.tfvars'
 }
 
 /** Reads, parses and validates terraform.tfvars (default: the repository's top-level file). */
-export async function loadConfig(tfvarsPath = DEFAULT_TFVARS_PATH): Promise<BinaryAlertConfig> {
+export async function loadTfvars(tfvarsPath = DEFAULT_TFVARS_PATH): Promise<BinaryAlertConfig> {
   let content: string;
   try {
     content = await readFile(tfvarsPath, 'utf8');
@@ -239,99 +244,5 @@ export async function loadConfig(tfvarsPath = DEFAULT_TFVARS_PATH): Promise<Bina
       cause: error,
     });
   }
-  return validateConfig(await parseTfvars(content, tfvarsPath), path.basename(tfvarsPath));
-}
-
-export interface ResourceNames {
-  bucket: string;
-  logBucket: string;
-  queue: string;
-  deadLetterQueue: string;
-  table: string;
-  /** The verdict ledger: one item per S3 object. */
-  verdictTable: string;
-  matchesTopic: string;
-  negativeMatchesTopic: string;
-  alarmTopic: string;
-  analyzerFunction: string;
-  dispatcherFunction: string;
-  batcherFunction: string;
-}
-
-function binariesBucketName(prefix: string, region: string): string {
-  return `${prefix.replaceAll('_', '.')}.binaryalert-binaries.${region}`;
-}
-
-/** The names Terraform gives each resource (terraform/locals.tf builds the same). */
-export function resourceNames(config: BinaryAlertConfig): ResourceNames {
-  const base = `${config.name_prefix}_binaryalert`;
-  const dotted = config.name_prefix.replaceAll('_', '.');
-  return {
-    bucket: binariesBucketName(config.name_prefix, config.aws_region),
-    logBucket: config.s3_log_bucket || `${dotted}.binaryalert-s3-access-logs.${config.aws_region}`,
-    queue: `${base}_analyzer_queue`,
-    deadLetterQueue: `${base}_analyzer_dead_letter_queue`,
-    table: `${base}_matches`,
-    verdictTable: `${base}_verdicts`,
-    matchesTopic: `${base}_yara_match_alerts`,
-    negativeMatchesTopic: `${base}_no_yara_match_alerts`,
-    alarmTopic: `${base}_metric_alarms`,
-    analyzerFunction: `${base}_analyzer`,
-    dispatcherFunction: `${base}_dispatcher`,
-    batcherFunction: `${base}_batcher`,
-  };
-}
-
-/** Where the deployed (or emulated) resources live; topic ARNs default to the account's. */
-export interface DeploymentIds {
-  accountId: string;
-  queueUrl: string;
-  partition?: string;
-  matchesTopicArn?: string;
-  negativeMatchesTopicArn?: string;
-}
-
-export type FunctionName = 'analyzer' | 'dispatcher' | 'batcher';
-
-/**
- * The environment of each Lambda function, exactly as Terraform sets it (terraform/lambda.tf);
- * the local stack runs the handlers with the same maps.
- */
-export function functionEnvironments(
-  config: BinaryAlertConfig,
-  ids: DeploymentIds,
-): Record<FunctionName, Record<string, string>> {
-  const names = resourceNames(config);
-  const topicArn = (topic: string) =>
-    `arn:${ids.partition ?? 'aws'}:sns:${config.aws_region}:${ids.accountId}:${topic}`;
-  const negativeTopic = config.enable_negative_match_alerts
-    ? (ids.negativeMatchesTopicArn ?? topicArn(names.negativeMatchesTopic))
-    : '';
-  return {
-    analyzer: {
-      YARA_MATCHES_DYNAMO_TABLE_NAME: names.table,
-      VERDICTS_DYNAMO_TABLE_NAME: names.verdictTable,
-      VERDICT_TTL_DAYS: String(config.verdict_ttl_days),
-      YARA_ALERTS_SNS_TOPIC_ARN: ids.matchesTopicArn ?? topicArn(names.matchesTopic),
-      NEGATIVE_ALERTS_SNS_TOPIC_ARN: negativeTopic,
-      SQS_QUEUE_URL: ids.queueUrl,
-      MAX_FILE_SIZE_MB: String(config.max_file_size_mb),
-      SCAN_TIMEOUT_SECONDS: String(config.scan_timeout_seconds),
-    },
-    dispatcher: {
-      SQS_QUEUE_URL: ids.queueUrl,
-      ANALYZER_FUNCTION_NAME: names.analyzerFunction,
-      ANALYZER_FUNCTION_QUALIFIER: PRODUCTION_ALIAS,
-      MAX_INVOCATIONS: String(config.lambda_dispatch_limit),
-      SQS_WAIT_TIME_SECONDS: String(config.lambda_dispatch_wait_time_seconds),
-      RECEIVE_CONCURRENCY: String(config.lambda_dispatch_receive_concurrency),
-    },
-    batcher: {
-      BATCH_LAMBDA_NAME: names.batcherFunction,
-      BATCH_LAMBDA_QUALIFIER: PRODUCTION_ALIAS,
-      OBJECTS_PER_MESSAGE: String(config.objects_per_retro_message),
-      S3_BUCKET_NAME: names.bucket,
-      SQS_QUEUE_URL: ids.queueUrl,
-    },
-  };
+  return validateTfvars(await parseTfvars(content, tfvarsPath), path.basename(tfvarsPath));
 }

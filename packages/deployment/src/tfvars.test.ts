@@ -5,12 +5,12 @@ import {
   DEFAULT_TFVARS_PATH,
   TfvarsError,
   functionEnvironments,
-  loadConfig,
+  loadTfvars,
   parseTfvars,
   resourceNames,
-  validateConfig,
-} from './config';
-import { ConfigError } from './errors';
+  validateTfvars,
+} from './index';
+import { ConfigError } from '@binaryalert/core';
 
 let dir: string;
 let original: string;
@@ -35,14 +35,14 @@ async function tfvarsWith(setting: string, value: string): Promise<string> {
 }
 
 async function loadError(file: string): Promise<TfvarsError> {
-  const error: unknown = await loadConfig(file).catch((e: unknown) => e);
+  const error: unknown = await loadTfvars(file).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(TfvarsError);
   return error as TfvarsError;
 }
 
-describe('loadConfig', () => {
+describe('loadTfvars', () => {
   it('loads and validates the repository terraform.tfvars by default', async () => {
-    const config = await loadConfig();
+    const config = await loadTfvars();
 
     expect(config.aws_region).toMatch(/^[a-z]{2}-/);
     expect(config.lambda_runtime).toBe('nodejs22.x');
@@ -84,12 +84,19 @@ describe('loadConfig', () => {
     const error = await loadError(file);
 
     expect(error.problems).toEqual([
-      expect.stringContaining('aws_region must be an AWS region name'),
-      expect.stringContaining('lambda_log_retention_days must be one of 1, 3, 5, 7, 14'),
-      expect.stringContaining(
-        'dynamo_billing_mode must be "PAY_PER_REQUEST" or "PROVISIONED" (got "ON_DEMAND")',
-      ),
+      { setting: 'aws_region', message: expect.stringContaining('must be an AWS region name') },
+      {
+        setting: 'lambda_log_retention_days',
+        message: expect.stringContaining('must be one of 1, 3, 5, 7, 14'),
+      },
+      {
+        setting: 'dynamo_billing_mode',
+        message: 'must be "PAY_PER_REQUEST" or "PROVISIONED" (got "ON_DEMAND")',
+      },
     ]);
+    expect(error.message.split('\n')).toEqual(
+      error.problems.map((problem) => `terraform.tfvars: ${problem.setting} ${problem.message}`),
+    );
   });
 
   it('rejects a missing setting and an undeclared one', async () => {
@@ -103,8 +110,11 @@ describe('loadConfig', () => {
 
     expect(error.problems).toEqual(
       expect.arrayContaining([
-        'terraform.tfvars: max_receives is missing (expected an integer from 1 to 1000)',
-        expect.stringContaining('unknown setting enable_carbon_black_downloader'),
+        { setting: 'max_receives', message: 'is missing (expected an integer from 1 to 1000)' },
+        {
+          setting: 'enable_carbon_black_downloader',
+          message: expect.stringContaining('is not a known setting'),
+        },
       ]),
     );
   });
@@ -153,7 +163,7 @@ describe('loadConfig', () => {
 
 describe('resourceNames and functionEnvironments', () => {
   async function config(overrides: Record<string, unknown> = {}) {
-    return validateConfig({ ...(await parseTfvars(original)), ...overrides });
+    return validateTfvars({ ...(await parseTfvars(original)), ...overrides });
   }
 
   it('names resources "<prefix>_binaryalert_<part>" and the bucket with dots', async () => {

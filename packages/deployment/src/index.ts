@@ -1,0 +1,4 @@
+export * from './environments';
+export * from './names';
+export * from './paths';
+export * from './tfvars';
