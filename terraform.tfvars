@@ -32,9 +32,22 @@ lambda_analyze_memory_mb            = 1024
 lambda_analyze_timeout_sec          = 300
 lambda_analyze_ephemeral_storage_mb = 1024
 
-# Reserved concurrency of the analyzer: at most this many run at once (caps load and cost).
-# -1 = no reservation (use the account's unreserved pool).
-lambda_analyze_concurrency_limit = 100
+# What invokes the analyzer: "dispatcher" (a scheduled dispatcher Lambda long-polls the queue and
+# invokes analyzers asynchronously) or "sqs" (Lambda's SQS event source mapping polls the queue
+# and invokes the analyzer with batches of up to 10 messages; no dispatcher runs).
+analyzer_trigger = "dispatcher"
+
+# Most analyzer invocations running at once (2 or more): the dispatcher never holds more
+# invocation slots than this, the event source mapping never runs more batches. Caps load and
+# cost. 8 fits a new AWS account, whose Lambda concurrency quota may be as low as 10 (the
+# dispatcher and batcher need room too); with the usual quota of 1,000, raise it (e.g. 100).
+lambda_analyze_concurrency_limit = 8
+
+# Concurrency reserved for the analyzer, so other functions in the account cannot starve it.
+# -1 = no reservation (works in every account). AWS refuses a reservation that leaves less than
+# 100 (or, in a new account, its whole quota) unreserved, so reserve only with a raised quota;
+# when set, it must be at least lambda_analyze_concurrency_limit.
+lambda_analyze_reserved_concurrency = -1
 
 # Dispatcher: polls the queue and invokes analyzers. Memory (MB) and timeout (seconds).
 lambda_dispatch_memory_mb   = 128
@@ -43,7 +56,8 @@ lambda_dispatch_timeout_sec = 55
 # How often the dispatcher runs (minutes, 1-1440).
 lambda_dispatch_frequency_minutes = 1
 
-# Most analyzer invocations one dispatcher run may start (1 or more).
+# Most analyzer invocations one dispatcher run may start (1 or more); the free slots of
+# lambda_analyze_concurrency_limit bound them too.
 lambda_dispatch_limit = 500
 
 # SQS long-poll wait per receive call of the dispatcher (seconds, 0-20).
@@ -78,6 +92,11 @@ enable_negative_match_alerts = false
 # Other buckets the analyzer may read (for direct invocations), as IAM resource ARNs,
 # e.g. ["arn:aws:s3:::my-other-bucket/*"]. Empty list = only the BinaryAlert bucket.
 external_s3_bucket_resources = []
+
+# KMS keys of those buckets' SSE-KMS objects, as key ARNs, e.g.
+# ["arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"]: the analyzer
+# may decrypt with them only through S3. Empty list = none (SSE-S3 objects need no key).
+external_kms_key_resources = []
 
 ##### Queue #####
 

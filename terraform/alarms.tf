@@ -133,3 +133,23 @@ resource "aws_cloudwatch_metric_alarm" "unscanned_binaries" {
   alarm_actions       = [local.alarm_topic_arn]
   ok_actions          = [local.alarm_topic_arn]
 }
+
+# analyzer_trigger = "dispatcher": Lambda dropped dispatched events that could not start within
+# the maximum event age. Their messages come back after the visibility timeout and count a receive
+# toward the dead-letter queue, so any drop means the dispatcher's slots overcommit the analyzer.
+resource "aws_cloudwatch_metric_alarm" "analyzer_events_dropped" {
+  count               = var.analyzer_trigger == "dispatcher" ? 1 : 0
+  alarm_name          = "${local.names.analyzer_function}_async_events_dropped"
+  alarm_description   = "Lambda dropped analyzer invocations from the dispatcher that waited more than ${local.analyzer_max_event_age_seconds} s to start (throttled): their messages are retried after the visibility timeout and may reach ${local.names.dead_letter_queue}. Check the analyzer's Throttles: other functions may use the account's unreserved concurrency; set lambda_analyze_reserved_concurrency (or lower lambda_analyze_concurrency_limit) in terraform.tfvars and run manage.ts deploy."
+  namespace           = "AWS/Lambda"
+  metric_name         = "AsyncEventsDropped"
+  dimensions          = { FunctionName = module.analyzer.function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [local.alarm_topic_arn]
+  ok_actions          = [local.alarm_topic_arn]
+}

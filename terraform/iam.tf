@@ -9,6 +9,21 @@ data "aws_iam_policy_document" "analyzer" {
     resources = concat(["${aws_s3_bucket.binaries.arn}/*"], var.external_s3_bucket_resources)
   }
 
+  # SSE-KMS objects of external buckets: S3 decrypts them with these keys on the analyzer's behalf.
+  dynamic "statement" {
+    for_each = length(var.external_kms_key_resources) > 0 ? [1] : []
+    content {
+      sid       = "DecryptExternalObjects"
+      actions   = ["kms:Decrypt"]
+      resources = var.external_kms_key_resources
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["s3.${var.aws_region}.amazonaws.com"]
+      }
+    }
+  }
+
   statement {
     sid = "MatchHistory"
     # Query reads the newest items of a SHA256; UpdateItem creates or extends an item.
@@ -37,6 +52,16 @@ data "aws_iam_policy_document" "analyzer" {
     sid       = "FinishQueueMessages"
     actions   = ["sqs:DeleteMessage"]
     resources = [aws_sqs_queue.analyzer.arn]
+  }
+
+  # analyzer_trigger = "sqs": the event source mapping polls the queue with the analyzer's role.
+  dynamic "statement" {
+    for_each = var.analyzer_trigger == "sqs" ? [1] : []
+    content {
+      sid       = "EventSourceMappingPollsQueue"
+      actions   = ["sqs:ReceiveMessage", "sqs:GetQueueAttributes"]
+      resources = [aws_sqs_queue.analyzer.arn]
+    }
   }
 
   statement {

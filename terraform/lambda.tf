@@ -13,10 +13,15 @@ module "analyzer" {
   memory_size_mb                 = var.lambda_analyze_memory_mb
   timeout_sec                    = var.lambda_analyze_timeout_sec
   ephemeral_storage_mb           = var.lambda_analyze_ephemeral_storage_mb
-  reserved_concurrent_executions = var.lambda_analyze_concurrency_limit
+  reserved_concurrent_executions = var.lambda_analyze_reserved_concurrency
   log_retention_days             = var.lambda_log_retention_days
   policy_json                    = data.aws_iam_policy_document.analyzer.json
   alarm_actions                  = [local.alarm_topic_arn]
+
+  # The queueing invariant (locals.tf): an event that cannot start in time is dropped and its
+  # message returns to the queue; a failed run is never retried behind the queue's back.
+  async_max_retry_attempts    = 0
+  async_max_event_age_seconds = local.analyzer_max_event_age_seconds
 
   environment_variables = {
     YARA_MATCHES_DYNAMO_TABLE_NAME = aws_dynamodb_table.matches.name
@@ -45,6 +50,10 @@ module "dispatcher" {
   policy_json        = data.aws_iam_policy_document.dispatcher.json
   alarm_actions      = [local.alarm_topic_arn]
 
+  # A missed or failed run is simply replaced by the next scheduled one.
+  async_max_retry_attempts    = 0
+  async_max_event_age_seconds = 60
+
   environment_variables = {
     SQS_QUEUE_URL               = aws_sqs_queue.analyzer.url
     ANALYZER_FUNCTION_NAME      = module.analyzer.function_name
@@ -69,6 +78,10 @@ module "batcher" {
   log_retention_days = var.lambda_log_retention_days
   policy_json        = data.aws_iam_policy_document.batcher.json
   alarm_actions      = [local.alarm_topic_arn]
+
+  # It runs rarely and its failure stops a retroactive scan: alarm on any failed run.
+  errors_alarm_percent = 0
+  errors_alarm_periods = 1
 
   environment_variables = {
     BATCH_LAMBDA_NAME      = local.names.batcher_function

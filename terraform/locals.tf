@@ -36,4 +36,17 @@ locals {
 
   # Custom metrics the workers publish (packages/core MetricsBatch, no dimensions).
   metric_namespace = "BinaryAlert"
+
+  # The queueing invariant (docs/contracts.md; terraform.test.ts checks these relations, and
+  # packages/core/src/config.ts computes the same numbers for the local stack):
+  # - Lambda drops an asynchronous analyzer event that has not started within this age (60 s is
+  #   the least Lambda allows) and never retries one (maximum_retry_attempts = 0), so a received
+  #   message is in an analyzer's hands for at most this age plus the analyzer timeout.
+  analyzer_max_event_age_seconds = 60
+  # - No message becomes visible again while an analyzer may still hold it. With the event source
+  #   mapping, AWS asks for six analyzer timeouts so it can retry a throttled batch in time.
+  queue_visibility_timeout_seconds = var.analyzer_trigger == "sqs" ? 6 * var.lambda_analyze_timeout_sec : local.analyzer_max_event_age_seconds + var.lambda_analyze_timeout_sec + 30
+  # - A dispatcher slot is held from before the receive (up to one long poll) until the analyzer
+  #   that got it ends; a slot whose analyzer never releases it frees itself after this.
+  dispatch_slot_lease_seconds = var.lambda_dispatch_wait_time_seconds + local.analyzer_max_event_age_seconds + var.lambda_analyze_timeout_sec + 30
 }

@@ -1,4 +1,5 @@
-# The analyzer queue: S3 sends object-created events here; the dispatcher drains it.
+# The analyzer queue: S3 sends object-created events here; the dispatcher or the event source
+# mapping (analyzer_trigger) drains it.
 
 resource "aws_sqs_queue" "dead_letter" {
   name                      = local.names.dead_letter_queue
@@ -9,8 +10,8 @@ resource "aws_sqs_queue" "dead_letter" {
 resource "aws_sqs_queue" "analyzer" {
   name                    = local.names.queue
   sqs_managed_sse_enabled = true
-  # A little above the analyzer timeout, so a message being analyzed is not handed out twice.
-  visibility_timeout_seconds = var.lambda_analyze_timeout_sec + 30
+  # Longer than an analyzer can hold a message, so one being analyzed is not handed out twice.
+  visibility_timeout_seconds = local.queue_visibility_timeout_seconds
   message_retention_seconds  = var.sqs_retention_minutes * 60
 
   redrive_policy = jsonencode({
@@ -53,4 +54,20 @@ data "aws_iam_policy_document" "analyzer_queue" {
 resource "aws_sqs_queue_policy" "analyzer" {
   queue_url = aws_sqs_queue.analyzer.id
   policy    = data.aws_iam_policy_document.analyzer_queue.json
+}
+
+# analyzer_trigger = "sqs": Lambda polls the queue and invokes the analyzer with batches of up to
+# ten messages, never more than lambda_analyze_concurrency_limit at once; the analyzer answers with
+# the messages it did not finish (batchItemFailures), and only those return to the queue.
+resource "aws_lambda_event_source_mapping" "analyzer" {
+  count            = var.analyzer_trigger == "sqs" ? 1 : 0
+  event_source_arn = aws_sqs_queue.analyzer.arn
+  function_name    = module.analyzer.alias_arn
+  batch_size       = 10
+
+  function_response_types = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = var.lambda_analyze_concurrency_limit
+  }
 }

@@ -1,8 +1,7 @@
 // The wiring contract between the Terraform, terraform.tfvars, the configuration loader and the
 // workers' code, checked on the parsed HCL (providers cannot be downloaded here, so no validate).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { parse } from '@cdktf/hcl2json';
 import {
   BinaryAlertConfigSchema,
   DEFAULT_TFVARS_PATH,
@@ -10,12 +9,14 @@ import {
   parseTfvars,
   resourceNames,
   validateTfvars,
+  LAMBDA_RUNTIMES,
   type BinaryAlertConfig,
   type FunctionName,
   type ResourceNames,
 } from '../packages/deployment/src';
 import { BUNDLE_TARGET, LAMBDA_FUNCTIONS } from '../packages/cli/src/build';
 import { matchTableDefinition, verdictTableDefinition } from '../packages/core/src/match-table';
+import { parseModule, type Block } from './hcl';
 
 // Parsed HCL is untyped JSON; the assertions below are what checks its shape.
 /* eslint-disable @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call */
@@ -26,35 +27,9 @@ interface EnvSchema {
   safeParse(value: unknown): { success: boolean };
 }
 
-type Block = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
 const ROOT = path.resolve(__dirname, '..');
 const MODULE_DIR = path.join(__dirname, 'modules', 'lambda');
 const FUNCTIONS: FunctionName[] = ['analyzer', 'dispatcher', 'batcher'];
-
-/** Parses every .tf file of a directory and merges the blocks by kind and name. */
-async function parseModule(dir: string): Promise<Block> {
-  const merged: Block = {};
-  for (const file of readdirSync(dir).filter((name) => name.endsWith('.tf'))) {
-    const parsed = await parse(file, readFileSync(path.join(dir, file), 'utf8'));
-    for (const [kind, blocks] of Object.entries(parsed)) {
-      if (Array.isArray(blocks)) {
-        (merged[kind] ??= []).push(...blocks); // locals, terraform, provider
-      } else {
-        merged[kind] ??= {};
-        for (const [name, value] of Object.entries(blocks as Block)) {
-          if (kind === 'resource' || kind === 'data') {
-            merged[kind][name] = { ...merged[kind][name], ...(value as Block) };
-          } else {
-            expect(merged[kind][name]).toBeUndefined(); // declared twice
-            merged[kind][name] = value;
-          }
-        }
-      }
-    }
-  }
-  return merged;
-}
 
 /** Every string anywhere in a parsed block (where HCL expressions end up as "${...}"). */
 function strings(value: unknown): string[] {
@@ -62,6 +37,14 @@ function strings(value: unknown): string[] {
   if (Array.isArray(value)) return value.flatMap(strings);
   if (value && typeof value === 'object') return Object.values(value).flatMap(strings);
   return [];
+}
+
+/** The metrics an alarm watches: its metric_name, or those of its metric math queries. */
+function alarmMetrics(alarm: Block): string[] {
+  if (typeof alarm.metric_name === 'string') return [alarm.metric_name];
+  return ((alarm.metric_query ?? []) as Block[]).flatMap((query) =>
+    ((query.metric ?? []) as Block[]).map((metric) => metric.metric_name as string),
+  );
 }
 
 function only(blocks: unknown): Block {
@@ -339,7 +322,7 @@ describe('Lambda functions', () => {
     expect(alias.function_version).toBe('${aws_lambda_function.this.version}');
     expect(logs.name).toBe('/aws/lambda/${var.function_name}');
     expect(logs.retention_in_days).toBe('${var.log_retention_days}');
-    expect(only(alarms.errors).metric_name).toBe('Errors');
+    expect(alarmMetrics(only(alarms.errors))).toEqual(['Errors', 'Invocations']);
     expect(only(alarms.throttles).metric_name).toBe('Throttles');
     expect(only(resources.aws_iam_role_policy.function).policy).toBe('${var.policy_json}');
     expect(only(resources.aws_iam_role_policy.logging).policy).toContain('logging');
@@ -390,6 +373,102 @@ describe('IAM', () => {
     expect(invoke('batcher')?.resources).toEqual([
       expect.stringMatching(/:function:\$\{local\.names\.batcher_function\}:Production$/),
     ]);
+  });
+});
+
+describe('IAM statements that depend on the settings', () => {
+  function dynamicStatement(sid: string): Block {
+    const dynamics = only(root.data.aws_iam_policy_document.analyzer).dynamic as Block;
+    const found = (dynamics.statement as Block[]).find(
+      (statement) => only(statement.content).sid === sid,
+    );
+    if (!found) throw new Error(`no dynamic statement ${sid}`);
+    return found;
+  }
+
+  it('lets the analyzer decrypt with external KMS keys only through S3, and only when listed', () => {
+    const statement = dynamicStatement('DecryptExternalObjects');
+    const content = only(statement.content);
+
+    expect(statement.for_each).toBe('${length(var.external_kms_key_resources) > 0 ? [1] : []}');
+    expect(content.actions).toEqual(['kms:Decrypt']);
+    expect(content.resources).toBe('${var.external_kms_key_resources}');
+    expect(only(content.condition)).toEqual({
+      test: 'StringEquals',
+      variable: 'kms:ViaService',
+      values: ['s3.${var.aws_region}.amazonaws.com'],
+    });
+  });
+
+  it('lets the event source mapping poll the queue with the analyzer role only in sqs mode', () => {
+    const statement = dynamicStatement('EventSourceMappingPollsQueue');
+    const content = only(statement.content);
+    // With DeleteMessage (granted for the dispatcher payloads) these are the actions the
+    // mapping needs (AWSLambdaSQSQueueExecutionRole).
+    const granted = only(root.data.aws_iam_policy_document.analyzer).statement as Block[];
+
+    expect(statement.for_each).toBe('${var.analyzer_trigger == "sqs" ? [1] : []}');
+    expect(content.actions).toEqual(['sqs:ReceiveMessage', 'sqs:GetQueueAttributes']);
+    expect(content.resources).toEqual(['${aws_sqs_queue.analyzer.arn}']);
+    expect(granted.flatMap((s) => s.actions as string[])).toContain('sqs:DeleteMessage');
+  });
+});
+
+describe('alarms', () => {
+  const alarm = (name: string) => only(lambdaModule.resource.aws_cloudwatch_metric_alarm[name]);
+  const variable = (name: string) => only(lambdaModule.variable[name]);
+
+  it('alarms on the share of failed invocations over consecutive periods, not one error', () => {
+    const errors = alarm('errors');
+    const rate = (errors.metric_query as Block[]).find((query) => query.return_data === true);
+
+    expect(rate?.expression).toBe('IF(invocations > 0, 100 * errors / invocations, 0)');
+    expect(errors.threshold).toBe('${var.errors_alarm_percent}');
+    expect(errors.evaluation_periods).toBe('${var.errors_alarm_periods}');
+    expect(errors.datapoints_to_alarm).toBe('${var.errors_alarm_periods}');
+    expect(variable('errors_alarm_percent').default).toBeGreaterThan(0);
+    expect(variable('errors_alarm_periods').default).toBeGreaterThanOrEqual(3);
+    // The analyzer and dispatcher keep those defaults; only the rare batcher alarms at once.
+    expect(only(root.module.analyzer)).not.toHaveProperty('errors_alarm_periods');
+    expect(only(root.module.dispatcher)).not.toHaveProperty('errors_alarm_periods');
+    expect(only(root.module.batcher).errors_alarm_periods).toBe(1);
+  });
+
+  it('alarms on throttles only when they last several periods', () => {
+    const throttles = alarm('throttles');
+
+    expect(throttles.evaluation_periods).toBe('${var.throttles_alarm_periods}');
+    expect(throttles.datapoints_to_alarm).toBe('${var.throttles_alarm_periods}');
+    expect(variable('throttles_alarm_periods').default).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe('provider', () => {
+  // The first AWS provider release whose runtime validation accepts each runtime offered
+  // (hashicorp/terraform-provider-aws#44986: nodejs24.x from 6.19.0; older runtimes every 6.x).
+  const FIRST_PROVIDER_WITH: Record<(typeof LAMBDA_RUNTIMES)[number], string> = {
+    'nodejs20.x': '6.0.0',
+    'nodejs22.x': '6.0.0',
+    'nodejs24.x': '6.19.0',
+  };
+  const semver = (version: string) => version.split('.').map(Number);
+  const atLeast = (version: string, minimum: string) => {
+    const [a, b] = [semver(version), semver(minimum)];
+    for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
+    return true;
+  };
+
+  it('accepts only AWS provider versions that know every runtime offered', () => {
+    for (const mod of [root, lambdaModule]) {
+      const constraint = only(only(mod.terraform).required_providers).aws.version as string;
+      const pessimistic = /^~>\s*(\d+)\.(\d+)$/.exec(constraint);
+      expect(pessimistic).not.toBeNull(); // "~> X.Y": at least X.Y, below X+1
+      const minimum = `${pessimistic![1]}.${pessimistic![2]}.0`;
+
+      for (const runtime of LAMBDA_RUNTIMES) {
+        expect([runtime, atLeast(minimum, FIRST_PROVIDER_WITH[runtime])]).toEqual([runtime, true]);
+      }
+    }
   });
 });
 
@@ -461,7 +540,7 @@ describe('resources', () => {
       ...Object.values(root.resource.aws_cloudwatch_metric_alarm as Block),
       ...Object.values(lambdaModule.resource.aws_cloudwatch_metric_alarm as Block),
     ].map(only);
-    const metrics = alarms.map((alarm) => alarm.metric_name as string);
+    const metrics = alarms.flatMap(alarmMetrics);
 
     expect(metrics).toEqual(
       expect.arrayContaining([
@@ -472,6 +551,7 @@ describe('resources', () => {
         'AnalyzedBinaries',
         'BatchEnqueueFailures',
         'YaraRules',
+        'AsyncEventsDropped',
         '${each.value}',
         '${each.key}',
       ]),

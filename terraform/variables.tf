@@ -36,8 +36,23 @@ variable "lambda_analyze_ephemeral_storage_mb" {
   type        = number
 }
 
+variable "analyzer_trigger" {
+  description = "What invokes the analyzer: \"dispatcher\" (scheduled dispatcher Lambda) or \"sqs\" (SQS event source mapping)."
+  type        = string
+
+  validation {
+    condition     = contains(["dispatcher", "sqs"], var.analyzer_trigger)
+    error_message = "analyzer_trigger must be \"dispatcher\" or \"sqs\"."
+  }
+}
+
 variable "lambda_analyze_concurrency_limit" {
-  description = "Reserved concurrency of the analyzer (-1 = no reservation)."
+  description = "Most analyzer invocations running at once (the dispatcher's slots or the event source mapping's maximum concurrency)."
+  type        = number
+}
+
+variable "lambda_analyze_reserved_concurrency" {
+  description = "Concurrency reserved for the analyzer (-1 = none; otherwise at least lambda_analyze_concurrency_limit)."
   type        = number
 }
 
@@ -108,6 +123,11 @@ variable "enable_negative_match_alerts" {
 
 variable "external_s3_bucket_resources" {
   description = "Extra S3 object ARNs the analyzer may read (direct invocations)."
+  type        = list(string)
+}
+
+variable "external_kms_key_resources" {
+  description = "KMS key ARNs the analyzer may decrypt with, through S3 only (SSE-KMS objects in external buckets)."
   type        = list(string)
 }
 

@@ -418,6 +418,55 @@ describe('handleInvocation', () => {
     expect(publishes()).toHaveLength(1);
   });
 
+  it('fails exactly the SQS messages with an unfinished object and leaves deleting to the mapping', async () => {
+    await put('evil.bin', EVIL);
+    await put('clean.bin', CLEAN);
+    await put('slow.bin', SLOW);
+    const bodies = {
+      retro: { Records: ['clean.bin', 'slow.bin'].map((key) => s3EventRecord({ bucket, key })) },
+      evil: { Records: [s3EventRecord({ bucket, key: 'evil.bin' })] },
+      again: { Records: [s3EventRecord({ bucket, key: 'slow.bin' })] },
+    };
+    for (const body of [...Object.values(bodies), 'not json {', '']) {
+      await sqs.client.send(
+        new SendMessageCommand({
+          QueueUrl: queueUrl,
+          MessageBody: typeof body === 'string' ? body || ' ' : JSON.stringify(body),
+        }),
+      );
+    }
+    // Received as the event source mapping receives them, with real receipt handles.
+    const received = await receiveAll(5);
+    const event = {
+      Records: received.map((message) => ({
+        messageId: message.MessageId!,
+        receiptHandle: message.ReceiptHandle!,
+        body: message.Body!,
+        attributes: {},
+        messageAttributes: {},
+        md5OfBody: message.MD5OfBody!,
+        eventSource: 'aws:sqs',
+        eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:queue',
+        awsRegion: 'us-east-1',
+      })),
+    };
+    const idOf = (body: unknown) =>
+      received.find((message) => message.Body === JSON.stringify(body))!.MessageId!;
+
+    const response = (await invoke(event)) as SqsBatchResponse;
+
+    // A retro message with one slow object fails as a whole; so does every message naming it.
+    expect(response.batchItemFailures.map((failure) => failure.itemIdentifier).sort()).toEqual(
+      [idOf(bodies.retro), idOf(bodies.again)].sort(),
+    );
+    expect(publishes()).toHaveLength(1);
+    // The mapping deletes the messages not listed: the analyzer itself deletes none of them.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect((await receiveAll(5)).map((message) => message.MessageId).sort()).toEqual(
+      received.map((message) => message.MessageId).sort(),
+    );
+  });
+
   it('skips an oversized object without downloading it and finishes its message', async () => {
     await put('huge.bin', Buffer.alloc(settings.maxFileBytes + 1, 0x41));
     const payload = await dispatcherPayload(['huge.bin']);

@@ -1,4 +1,5 @@
 export * from './environments';
 export * from './names';
 export * from './paths';
+export * from './queueing';
 export * from './tfvars';

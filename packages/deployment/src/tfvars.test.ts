@@ -129,6 +129,38 @@ describe('loadTfvars', () => {
     );
   });
 
+  it('rejects a reservation smaller than the analyzers the trigger may start', async () => {
+    const file = await tfvarsWith('lambda_analyze_reserved_concurrency', '4');
+
+    const error = await loadError(file);
+
+    expect(error.message).toBe(
+      'terraform.tfvars: lambda_analyze_reserved_concurrency must be -1 or at least lambda_analyze_concurrency_limit (8): fewer reserved than started means throttled analyzers (got 4)',
+    );
+  });
+
+  it('accepts no reservation or one that covers the concurrency limit', async () => {
+    for (const reserved of ['-1', '8', '100']) {
+      const config = await loadConfig(
+        await tfvarsWith('lambda_analyze_reserved_concurrency', reserved),
+      );
+
+      expect(config.lambda_analyze_reserved_concurrency).toBe(Number(reserved));
+    }
+  });
+
+  it.each([
+    ['lambda_runtime', '"nodejs26.x"', 'one of "nodejs20.x", "nodejs22.x", "nodejs24.x"'],
+    ['lambda_runtime', '"nodejs18.x"', 'one of "nodejs20.x", "nodejs22.x", "nodejs24.x"'],
+    ['analyzer_trigger', '"kinesis"', '"dispatcher" or "sqs"'],
+    ['lambda_analyze_concurrency_limit', '1', 'an integer from 2 to 1000'],
+    ['external_kms_key_resources', '["alias/aws/s3"]', 'a list of KMS key ARNs'],
+  ])('rejects %s = %s', async (setting, value, expected) => {
+    const error = await loadError(await tfvarsWith(setting, value));
+
+    expect(error.message).toContain(`${setting} must be ${expected}`);
+  });
+
   it('rejects a name prefix that makes the bucket name too long', async () => {
     const file = await tfvarsWith('name_prefix', `"${'a'.repeat(40)}"`);
 

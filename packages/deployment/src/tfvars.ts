@@ -34,6 +34,16 @@ const LOG_RETENTION_DAYS = [
   3653,
 ] as const;
 
+/**
+ * The Lambda runtimes offered: every one is known to the AWS provider versions that
+ * terraform/versions.tf accepts (nodejs24.x needs 6.19 or later).
+ */
+export const LAMBDA_RUNTIMES = ['nodejs20.x', 'nodejs22.x', 'nodejs24.x'] as const;
+
+/** What invokes the analyzer: the scheduled dispatcher, or Lambda's SQS event source mapping. */
+export const ANALYZER_TRIGGERS = ['dispatcher', 'sqs'] as const;
+export type AnalyzerTrigger = (typeof ANALYZER_TRIGGERS)[number];
+
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
 // Single underscores only: the bucket name replaces them with dots, and S3 forbids "..".
 const NAME_PREFIX = /^[a-z][a-z0-9]*(_[a-z0-9]+)*$/;
@@ -73,16 +83,19 @@ const SETTINGS = {
     schema: z.record(z.string(), z.string()),
   },
   lambda_runtime: {
-    expected: 'a Lambda Node.js runtime, nodejs20.x or newer (e.g. "nodejs22.x")',
-    schema: z
-      .string()
-      .regex(/^nodejs(\d+)\.x$/)
-      .refine((value) => Number(/\d+/.exec(value)?.[0]) >= 20),
+    expected: `one of ${LAMBDA_RUNTIMES.map((runtime) => `"${runtime}"`).join(', ')}`,
+    schema: z.enum(LAMBDA_RUNTIMES),
+  },
+  analyzer_trigger: {
+    expected: '"dispatcher" or "sqs"',
+    schema: z.enum(ANALYZER_TRIGGERS),
   },
   lambda_analyze_memory_mb: int('an integer number of MB from 128 to 10240', 128, 10240),
   lambda_analyze_timeout_sec: int('an integer number of seconds from 1 to 900', 1, 900),
   lambda_analyze_ephemeral_storage_mb: int('an integer number of MB from 512 to 10240', 512, 10240),
-  lambda_analyze_concurrency_limit: int('-1 (no reservation) or a non-negative integer', -1),
+  // The event source mapping's maximum concurrency allows 2-1000.
+  lambda_analyze_concurrency_limit: int('an integer from 2 to 1000', 2, 1000),
+  lambda_analyze_reserved_concurrency: int('-1 (no reservation) or a non-negative integer', -1),
   lambda_dispatch_memory_mb: int('an integer number of MB from 128 to 10240', 128, 10240),
   lambda_dispatch_timeout_sec: int('an integer number of seconds from 1 to 900', 1, 900),
   lambda_dispatch_frequency_minutes: int('an integer number of minutes from 1 to 1440', 1, 1440),
@@ -102,6 +115,11 @@ const SETTINGS = {
   external_s3_bucket_resources: {
     expected: 'a list of S3 ARNs, e.g. ["arn:aws:s3:::other-bucket/*"]',
     schema: z.array(z.string().regex(/^arn:aws[a-z-]*:s3:::\S+$/)),
+  },
+  external_kms_key_resources: {
+    expected:
+      'a list of KMS key ARNs, e.g. ["arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"]',
+    schema: z.array(z.string().regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[\w-]+$/)),
   },
   sqs_retention_minutes: int('an integer number of minutes from 1 to 20160', 1, 20160),
   max_receives: int('an integer from 1 to 1000', 1, 1000),
@@ -164,6 +182,17 @@ export const BinaryAlertConfigSchema = z.strictObject(shape).superRefine((config
       params: { crossSetting: true },
       path: ['lambda_dispatch_wait_time_seconds'],
       message: `must be less than lambda_dispatch_timeout_sec (${config.lambda_dispatch_timeout_sec})`,
+    });
+  }
+  if (
+    config.lambda_analyze_reserved_concurrency >= 0 &&
+    config.lambda_analyze_reserved_concurrency < config.lambda_analyze_concurrency_limit
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      params: { crossSetting: true },
+      path: ['lambda_analyze_reserved_concurrency'],
+      message: `must be -1 or at least lambda_analyze_concurrency_limit (${config.lambda_analyze_concurrency_limit}): fewer reserved than started means throttled analyzers`,
     });
   }
   const names = resourceNames(config);

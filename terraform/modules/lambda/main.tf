@@ -1,7 +1,5 @@
 # One BinaryAlert worker: function, Production alias, log group, alarms and role.
 
-data "aws_partition" "current" {}
-
 data "aws_iam_policy_document" "assume_role" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -85,32 +83,71 @@ resource "aws_lambda_alias" "production" {
   function_version = aws_lambda_function.this.version
 }
 
+# How Lambda treats asynchronous invocations of the alias (the schedule, the dispatcher, the
+# batcher continuing itself): how often a failed one is retried and how long an event may wait.
+resource "aws_lambda_function_event_invoke_config" "this" {
+  function_name                = aws_lambda_function.this.function_name
+  qualifier                    = aws_lambda_alias.production.name
+  maximum_retry_attempts       = var.async_max_retry_attempts
+  maximum_event_age_in_seconds = var.async_max_event_age_seconds
+}
+
+# Fires when failed invocations are a share of all invocations in several consecutive periods,
+# so one bad file or one cold-start hiccup does not page anyone.
 resource "aws_cloudwatch_metric_alarm" "errors" {
   alarm_name          = "${var.function_name}_errors"
-  alarm_description   = "${var.function_name} failed invocations. Look for level \"error\" lines in the log group ${aws_cloudwatch_log_group.this.name} around the alarm time; fix the cause (bad input, permissions, timeouts) and redeploy."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.this.function_name }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
+  alarm_description   = "${var.function_name} failed more than ${var.errors_alarm_percent}% of its invocations in ${var.errors_alarm_periods} consecutive 5-minute period(s). Look for level \"error\" lines in the log group ${aws_cloudwatch_log_group.this.name} around the alarm time; fix the cause (bad input, permissions, timeouts) and redeploy."
+  evaluation_periods  = var.errors_alarm_periods
+  datapoints_to_alarm = var.errors_alarm_periods
   comparison_operator = "GreaterThanThreshold"
-  threshold           = var.errors_alarm_threshold
+  threshold           = var.errors_alarm_percent
   treat_missing_data  = "notBreaching"
   alarm_actions       = var.alarm_actions
   ok_actions          = var.alarm_actions
   tags                = var.tags
+
+  metric_query {
+    id          = "error_rate"
+    expression  = "IF(invocations > 0, 100 * errors / invocations, 0)"
+    label       = "Failed invocations (%)"
+    return_data = true
+  }
+
+  metric_query {
+    id = "errors"
+    metric {
+      namespace   = "AWS/Lambda"
+      metric_name = "Errors"
+      dimensions  = { FunctionName = aws_lambda_function.this.function_name }
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+
+  metric_query {
+    id = "invocations"
+    metric {
+      namespace   = "AWS/Lambda"
+      metric_name = "Invocations"
+      dimensions  = { FunctionName = aws_lambda_function.this.function_name }
+      stat        = "Sum"
+      period      = 300
+    }
+  }
 }
 
+# Fires only on sustained throttling: a short burst is absorbed (Lambda retries throttled
+# asynchronous events, the event source mapping retries throttled batches).
 resource "aws_cloudwatch_metric_alarm" "throttles" {
   alarm_name          = "${var.function_name}_throttles"
-  alarm_description   = "${var.function_name} invocations were throttled: the reserved or account concurrency is exhausted. Raise the function's concurrency limit in terraform.tfvars (or the account quota) or lower the dispatch rate, then run manage.ts deploy."
+  alarm_description   = "${var.function_name} invocations were throttled in ${var.throttles_alarm_periods} consecutive 5-minute periods: the reserved or account concurrency is exhausted. Reserve concurrency for the function in terraform.tfvars (lambda_analyze_reserved_concurrency for the analyzer) or ask AWS for a higher Lambda concurrency quota, or lower lambda_analyze_concurrency_limit, then run manage.ts deploy."
   namespace           = "AWS/Lambda"
   metric_name         = "Throttles"
   dimensions          = { FunctionName = aws_lambda_function.this.function_name }
   statistic           = "Sum"
   period              = 300
-  evaluation_periods  = 1
+  evaluation_periods  = var.throttles_alarm_periods
+  datapoints_to_alarm = var.throttles_alarm_periods
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
   treat_missing_data  = "notBreaching"

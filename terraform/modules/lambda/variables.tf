@@ -71,10 +71,34 @@ variable "alarm_actions" {
   type        = list(string)
 }
 
-variable "errors_alarm_threshold" {
-  description = "Errors in one 5-minute period that fire the Errors alarm."
+variable "errors_alarm_percent" {
+  description = "Share of failed invocations (percent) in a 5-minute period that counts as breaching."
   type        = number
-  default     = 0
+  default     = 5
+}
+
+variable "errors_alarm_periods" {
+  description = "Consecutive breaching 5-minute periods that fire the Errors alarm."
+  type        = number
+  default     = 3
+}
+
+variable "throttles_alarm_periods" {
+  description = "Consecutive 5-minute periods with throttled invocations that fire the Throttles alarm."
+  type        = number
+  default     = 3
+}
+
+variable "async_max_retry_attempts" {
+  description = "Retries of a failed asynchronous invocation (0-2; Lambda's default is 2)."
+  type        = number
+  default     = 2
+}
+
+variable "async_max_event_age_seconds" {
+  description = "Seconds an asynchronous event may wait to start before Lambda drops it (60-21600)."
+  type        = number
+  default     = 21600
 }
 
 variable "tags" {
