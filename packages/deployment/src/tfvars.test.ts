@@ -141,7 +141,7 @@ describe('loadTfvars', () => {
 
   it('accepts no reservation or one that covers the concurrency limit', async () => {
     for (const reserved of ['-1', '8', '100']) {
-      const config = await loadConfig(
+      const config = await loadTfvars(
         await tfvarsWith('lambda_analyze_reserved_concurrency', reserved),
       );
 
