@@ -30,6 +30,9 @@ function summary(filepath?: string): FileSummary {
       },
     },
     NumMatchedRules: 2,
+    Verdict: 'complete',
+    NumMembersScanned: 0,
+    Unscanned: [],
   };
 }
 

@@ -1,9 +1,34 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { compileRules, type CompiledRules, type RuleMatch } from '@binaryalert/yara';
-import { analyzeFile, externalsForPath, ruleId, summarize, type FileAnalysis } from './analysis';
+import {
+  analyzeFile,
+  DEFAULT_ARCHIVE_SETTINGS,
+  externalsForPath,
+  pathInsideObject,
+  ruleId,
+  summarize,
+  type FileAnalysis,
+} from './analysis';
+
+function analysisOf(overrides: Partial<FileAnalysis>): FileAnalysis {
+  return {
+    sha256: 's',
+    md5: 'm',
+    size: 0,
+    label: 'key',
+    scanMs: 0,
+    matches: [],
+    members: [],
+    unscanned: [],
+    verdict: 'complete',
+    expandedBytes: 0,
+    ...overrides,
+  };
+}
 
 describe('externalsForPath', () => {
   it.each([
@@ -29,13 +54,13 @@ function match(rule: string, namespace: string, identifiers: string[]): RuleMatc
 
 describe('summarize', () => {
   it('shapes the analysis like the original BinaryAlert summary', () => {
-    const analysis: FileAnalysis = {
+    const analysis = analysisOf({
       sha256: 'a'.repeat(64),
       md5: 'b'.repeat(32),
       size: 10,
       scanMs: 1,
       matches: [match('first', 'ns/one.yar', ['$b', '$a', '$b']), match('second', 'two.yar', [])],
-    };
+    });
 
     const summary = summarize(analysis, {
       S3Location: 'S3:bucket:key',
@@ -68,15 +93,44 @@ describe('summarize', () => {
         },
       },
       NumMatchedRules: 2,
+      Verdict: 'complete',
+      NumMembersScanned: 0,
+      Unscanned: [],
     });
     expect(ruleId(analysis.matches[0]!)).toBe('ns/one.yar:first');
   });
 
+  it('names the member and its SHA-256 of a match inside the object, and what went unscanned', () => {
+    const analysis = analysisOf({
+      matches: [
+        { ...match('evil', 'a.yar', ['$a']), member: { path: 'key!x.zip!e.exe', sha256: 'e' } },
+      ],
+      members: [
+        { path: 'key!x.zip', type: 'file', depth: 1, size: 9, sha256: 'z' },
+        { path: 'key!x.zip!e.exe', type: 'file', depth: 2, size: 5, sha256: 'e' },
+        { path: 'key!x.zip!link', type: 'symlink', depth: 2, linkTarget: '/etc/passwd' },
+      ],
+      unscanned: [{ path: 'key!x.zip!locked.exe', reason: 'encrypted', detail: 'no password fit' }],
+      verdict: 'partial',
+    });
+
+    const summary = summarize(analysis, { S3Location: 'S3:b:key' });
+
+    expect(summary.MatchedRules.Rule1).toMatchObject({
+      RuleName: 'evil',
+      MemberPath: 'key!x.zip!e.exe',
+      MemberSHA256: 'e',
+    });
+    expect(summary).toMatchObject({
+      Verdict: 'partial',
+      NumMembersScanned: 2,
+      Unscanned: [{ Path: 'key!x.zip!locked.exe', Reason: 'encrypted', Detail: 'no password fit' }],
+    });
+    expect(pathInsideObject(analysis, 'key!x.zip!e.exe')).toBe('x.zip!e.exe');
+  });
+
   it('defaults the S3 fields for local files', () => {
-    const summary = summarize(
-      { sha256: 's', md5: 'm', size: 0, scanMs: 0, matches: [] },
-      { S3Location: '/tmp/x' },
-    );
+    const summary = summarize(analysisOf({}), { S3Location: '/tmp/x' });
 
     expect(summary.FileInfo).toEqual({
       MD5: 'm',
@@ -159,6 +213,45 @@ describe('analyzeFile', () => {
 
     expect(analysis.sha256).toBe(createHash('sha256').digest('hex'));
     expect(analysis.size).toBe(0);
+  });
+
+  it('scans the members of a tar.gz with the archive settings, naming the member from the label', async () => {
+    const staging = await mkdtemp(path.join(dir, 'stage-'));
+    await writeFile(path.join(staging, 'evil.exe'), 'xxMARKERxx');
+    const archive = path.join(dir, 'sample.tgz');
+    execFileSync('tar', ['-czf', archive, '-C', staging, 'evil.exe']);
+
+    const opened = await analyzeFile(rules, archive, {
+      filepath: 'uploads/sample.tgz',
+      archives: DEFAULT_ARCHIVE_SETTINGS,
+    });
+    const outerOnly = await analyzeFile(rules, archive, { filepath: 'uploads/sample.tgz' });
+
+    expect(opened.label).toBe('uploads/sample.tgz');
+    expect(opened.matches.map((m) => [m.rule, m.member?.path])).toEqual([
+      ['has_marker', 'uploads/sample.tgz!evil.exe'],
+      ['named_exe', 'uploads/sample.tgz!evil.exe'],
+    ]);
+    expect(opened.matches[0]?.member?.sha256).toBe(
+      createHash('sha256').update('xxMARKERxx').digest('hex'),
+    );
+    expect(opened.verdict).toBe('complete');
+    expect(outerOnly.matches).toEqual([]);
+    expect(outerOnly.members).toEqual([]);
+  });
+
+  it('calls the verdict partial when a bound stops extraction', async () => {
+    const archive = path.join(dir, 'zeros.gz');
+    await writeFile(archive, execFileSync('gzip', ['-c'], { input: Buffer.alloc(32 << 20) }));
+
+    const analysis = await analyzeFile(rules, archive, {
+      archives: { ...DEFAULT_ARCHIVE_SETTINGS, maxExpandedBytes: 1 << 20 },
+    });
+
+    expect(analysis.verdict).toBe('partial');
+    expect(analysis.unscanned).toEqual([
+      expect.objectContaining({ path: 'zeros.gz!zeros', reason: 'size-limit' }),
+    ]);
   });
 
   it('rejects a missing file', async () => {

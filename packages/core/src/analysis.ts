@@ -1,5 +1,33 @@
 import path from 'node:path';
-import type { CompiledRules, ExternalValue, RuleMatch } from '@binaryalert/yara';
+import type {
+  CompiledRules,
+  ExternalValue,
+  MemberScan,
+  RuleMatch,
+  UnscannedContent,
+} from '@binaryalert/yara';
+
+/**
+ * How the members of containers are opened: terraform.tfvars' archive_* settings (defaults there
+ * equal these; terraform.test.ts checks it). `manage.ts scan` uses these unless flags say otherwise.
+ */
+export interface ArchiveSettings {
+  /** Tried in turn on encrypted zip members. */
+  passwords: string[];
+  maxDepth: number;
+  maxMembers: number;
+  maxExpandedBytes: number;
+  /** Expanded/compressed ceiling per container (0 = off). */
+  maxRatio: number;
+}
+
+export const DEFAULT_ARCHIVE_SETTINGS: Readonly<ArchiveSettings> = Object.freeze({
+  passwords: ['infected', 'malware', 'virus'],
+  maxDepth: 5,
+  maxMembers: 10_000,
+  maxExpandedBytes: 512 * 1024 * 1024,
+  maxRatio: 250,
+});
 
 /**
  * YARA externals for a file's original path, as the original BinaryAlert set them:
@@ -23,6 +51,15 @@ export interface MatchedRuleSummary {
   RuleTags: string[];
   Meta: Record<string, ExternalValue>;
   MatchedStrings: string[];
+  /** Where the rule matched when it was inside the object: `key!dir/member` and its SHA-256. */
+  MemberPath?: string;
+  MemberSHA256?: string;
+}
+
+export interface UnscannedSummary {
+  Path: string;
+  Reason: UnscannedContent['reason'];
+  Detail: string;
 }
 
 /** The per-file result the analyzer returns, alerts with, and `manage.ts scan --json` prints. */
@@ -35,52 +72,127 @@ export interface FileSummary {
     S3Location: string;
     S3Metadata: Record<string, string>;
   };
-  /** Keys Rule1, Rule2, ... in match order. */
+  /** Keys Rule1, Rule2, ... in match order (the object's own matches first, then its members'). */
   MatchedRules: Record<string, MatchedRuleSummary>;
   NumMatchedRules: number;
+  /** `partial` when some content inside could not be scanned (listed in Unscanned). */
+  Verdict: Verdict;
+  /** Members of containers inside the object that were scanned. */
+  NumMembersScanned: number;
+  Unscanned: UnscannedSummary[];
 }
+
+export type Verdict = 'complete' | 'partial';
+
+/** A rule match and where it was found: absent `member` means the object's own bytes. */
+export interface LocatedMatch extends RuleMatch {
+  member?: { path: string; sha256: string };
+}
+
+/** A member of a container inside the object (its matches are in FileAnalysis.matches). */
+export type MemberInfo = Omit<MemberScan, 'matches'>;
 
 export interface FileAnalysis {
   sha256: string;
   /** Present when computed: always with `md5: 'always'`, else only for a file a rule matched. */
   md5?: string;
   size: number;
-  matches: RuleMatch[];
-  /** Wall time of the scan (hashing included), in milliseconds. */
+  /** The object's display path: the root of member paths (`label!dir/member`). */
+  label: string;
+  matches: LocatedMatch[];
+  members: MemberInfo[];
+  unscanned: UnscannedContent[];
+  verdict: Verdict;
+  /** Bytes extracted from containers. */
+  expandedBytes: number;
+  /** Wall time of the scan (hashing and extraction included), in milliseconds. */
   scanMs: number;
 }
 
+export interface AnalyzeOptions {
+  /** The file's original path, from which the externals come (default: none, empty strings). */
+  filepath?: string;
+  /** The object's display path in member paths (default: filepath, else the file's base name). */
+  label?: string;
+  timeoutSeconds?: number;
+  /** Containers inside are opened with these settings; absent: the object's own bytes only. */
+  archives?: ArchiveSettings;
+  /** Milliseconds after which extraction stops with `time-limit` (absent: no limit but timeouts). */
+  budgetMs?: number;
+  /** Where members too large for memory are spilled (anonymous files; default the OS temp dir). */
+  tempDir?: string;
+  /** 'if-matched' (default): MD5 only when a rule matched the object or a member inside it. */
+  md5?: 'always' | 'if-matched';
+}
+
 /**
- * Hashes and scans one local file with the given rules, in one pass of the addon's worker thread
- * (never on the event loop). SHA-256 always (it keys the match table); MD5 only for a file a rule
- * matched, where it is stored and alerted, unless `md5: 'always'` (negative-match alerts carry it
+ * Hashes and scans one local file with the given rules and, with `archives`, every member of every
+ * container inside it, recursively, in one pass of the addon's worker thread (never on the event
+ * loop). SHA-256 always (it keys the match table); MD5 only for a file a rule matched (inside or
+ * out), where it is stored and alerted, unless `md5: 'always'` (negative-match alerts carry it
  * too). `filepath` is the file's original path (e.g. the S3 `filepath` metadata, or the path given
- * to `manage.ts scan`) from which the externals come; without it they are empty strings. Errors are
- * the addon's typed errors (FileOpenError, FileTypeError, ScanTimeoutError, ScanError).
+ * to `manage.ts scan`) from which the externals come; without it they are empty strings. Errors
+ * are the addon's typed errors for the object itself (FileOpenError, FileTypeError,
+ * ScanTimeoutError, ScanError); trouble inside containers becomes `unscanned` entries instead.
  */
 export async function analyzeFile(
   rules: CompiledRules,
   filePath: string,
-  options: { filepath?: string; timeoutSeconds?: number; md5?: 'always' | 'if-matched' } = {},
+  options: AnalyzeOptions = {},
 ): Promise<FileAnalysis> {
   const started = performance.now();
+  const label = options.label ?? (options.filepath || path.basename(filePath));
+  const archives = options.archives;
   const result = await rules.scanFile(filePath, {
     externals: externalsForPath(options.filepath ?? ''),
     sha256: true,
     md5: options.md5 ?? 'if-matched',
     ...(options.timeoutSeconds === undefined ? {} : { timeoutSeconds: options.timeoutSeconds }),
+    ...(archives
+      ? {
+          containers: {
+            label,
+            passwords: archives.passwords,
+            maxDepth: archives.maxDepth,
+            maxMembers: archives.maxMembers,
+            maxExpandedBytes: archives.maxExpandedBytes,
+            maxRatio: archives.maxRatio,
+            ...(options.budgetMs === undefined ? {} : { budgetMs: options.budgetMs }),
+            ...(options.tempDir === undefined ? {} : { tempDir: options.tempDir }),
+          },
+        }
+      : {}),
   });
   const scanMs = performance.now() - started;
   if (result.sha256 === undefined) {
     throw new TypeError(`the yara addon returned no SHA-256 for ${filePath}`);
   }
+  const members = result.containers?.members ?? [];
+  const unscanned = result.containers?.unscanned ?? [];
+  const memberMatches = members.flatMap(({ matches, path, sha256 }) =>
+    (matches ?? []).map((match) => ({ ...match, member: { path, sha256: sha256 ?? '' } })),
+  );
   return {
     sha256: result.sha256,
     ...(result.md5 === undefined ? {} : { md5: result.md5 }),
     size: result.size,
-    matches: result.matches,
+    label,
+    matches: [...result.matches, ...memberMatches],
+    members: members.map(({ matches: _matches, ...member }) => member),
+    unscanned,
+    verdict: unscanned.length > 0 ? 'partial' : 'complete',
+    expandedBytes: result.containers?.expandedBytes ?? 0,
     scanMs,
   };
+}
+
+/** A member's path inside the object (`dir/a.zip!x.exe`): its display path without the label. */
+export function pathInsideObject(
+  analysis: Pick<FileAnalysis, 'label'>,
+  memberPath: string,
+): string {
+  const prefix = `${analysis.label}!`;
+  return memberPath.startsWith(prefix) ? memberPath.slice(prefix.length) : memberPath;
 }
 
 /** `namespace:rule`, the identifier of a rule in the match table. */
@@ -101,6 +213,7 @@ export function summarize(
       RuleTags: [...match.tags],
       Meta: { ...match.meta },
       MatchedStrings: [...new Set(match.strings.map((s) => s.identifier))].sort(),
+      ...(match.member ? { MemberPath: match.member.path, MemberSHA256: match.member.sha256 } : {}),
     };
   });
   return {
@@ -113,5 +226,12 @@ export function summarize(
     },
     MatchedRules,
     NumMatchedRules: analysis.matches.length,
+    Verdict: analysis.verdict,
+    NumMembersScanned: analysis.members.filter((member) => member.type === 'file').length,
+    Unscanned: analysis.unscanned.map(({ path: Path, reason, detail }) => ({
+      Path,
+      Reason: reason,
+      Detail: detail,
+    })),
   };
 }

@@ -362,12 +362,11 @@ class Walker {
     return true;
   }
 
-  void WalkArchive(const uint8_t* data, size_t size, const std::string& path, int depth, Detected detected) {
+  // A reader over `data` with the filters and either the archive formats or only "raw" (the
+  // decompressed stream as one member).
+  std::unique_ptr<struct archive, int (*)(struct archive*)> NewReader(bool raw) const {
     std::unique_ptr<struct archive, int (*)(struct archive*)> a(archive_read_new(), archive_read_free);
-    if (!a) {
-      Unscanned(path, "scan-error", "libarchive could not allocate a reader");
-      return;
-    }
+    if (!a) return a;
     struct archive* ar = a.get();
     // Explicit lists: no external-program filters, no formats needing libraries we do not link.
     archive_read_support_filter_gzip(ar);
@@ -377,22 +376,55 @@ class Walker {
     archive_read_support_filter_zstd(ar);
     archive_read_support_filter_lz4(ar);
     archive_read_support_filter_compress(ar);
-    archive_read_support_format_zip(ar);
-    archive_read_support_format_7zip(ar);
-    archive_read_support_format_rar(ar);
-    archive_read_support_format_rar5(ar);
-    archive_read_support_format_cab(ar);
-    archive_read_support_format_tar(ar);
-    archive_read_support_format_iso9660(ar);
-    archive_read_support_format_cpio(ar);
-    archive_read_support_format_ar(ar);
-    bool stream = detected.kind == Kind::kCompressed;
-    if (stream) {
-      // A bare compressed file: its content is one member (unless the filter reveals an archive).
+    if (raw) {
       archive_read_support_format_raw(ar);
       archive_read_support_format_empty(ar);
+    } else {
+      archive_read_support_format_zip(ar);
+      archive_read_support_format_7zip(ar);
+      archive_read_support_format_rar(ar);
+      archive_read_support_format_rar5(ar);
+      archive_read_support_format_cab(ar);
+      archive_read_support_format_tar(ar);
+      archive_read_support_format_iso9660(ar);
+      archive_read_support_format_cpio(ar);
+      archive_read_support_format_ar(ar);
     }
     for (const std::string& password : limits_.passwords) archive_read_add_passphrase(ar, password.c_str());
+    return a;
+  }
+
+  // Whether a compressed stream holds an archive (tar.gz) or plain content (x.exe.gz), judged by
+  // the magic bytes of its first decompressed bytes. Left to libarchive's bidding, a stream that
+  // starts with 1 KB of zeros reads as an empty tar and its content would never be scanned.
+  bool StreamHoldsArchive(const uint8_t* data, size_t size) const {
+    auto a = NewReader(true);
+    if (!a) return false;
+    Source src{data, size};
+    archive_read_set_read_callback(a.get(), SourceRead);
+    archive_read_set_callback_data(a.get(), &src);
+    struct archive_entry* entry = nullptr;
+    if (archive_read_open1(a.get()) != ARCHIVE_OK || archive_read_next_header(a.get(), &entry) < ARCHIVE_WARN) {
+      return false;
+    }
+    std::vector<uint8_t> head(0x8006);  // far enough for iso9660's CD001 at 0x8001
+    size_t filled = 0;
+    while (filled < head.size()) {
+      la_ssize_t n = archive_read_data(a.get(), head.data() + filled, head.size() - filled);
+      if (n <= 0) break;
+      filled += static_cast<size_t>(n);
+    }
+    return Detect(head.data(), filled).kind == Kind::kArchive;
+  }
+
+  void WalkArchive(const uint8_t* data, size_t size, const std::string& path, int depth, Detected detected) {
+    bool stream = detected.kind == Kind::kCompressed && !StreamHoldsArchive(data, size);
+    auto a = NewReader(stream);
+    if (!a) {
+      Unscanned(path, "scan-error", "libarchive could not allocate a reader");
+      return;
+    }
+    struct archive* ar = a.get();
 
     Source src{data, size};
     archive_read_set_read_callback(ar, SourceRead);
@@ -420,9 +452,8 @@ class Walker {
       }
       std::string type = EntryType(entry);
       if (type == "directory") continue;
-      bool raw = archive_format(ar) == ARCHIVE_FORMAT_RAW;
       MemberView view;
-      view.name = raw ? StreamMemberName(path) : Label(NameOf(entry));
+      view.name = stream ? StreamMemberName(path) : Label(NameOf(entry));
       view.path = path + "!" + view.name;
       view.type = type;
       view.depth = depth + 1;

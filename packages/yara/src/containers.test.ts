@@ -93,6 +93,18 @@ describe('scanning inside containers', () => {
     expect(matchedMembers(result)).toEqual([`${memberPath} eicar`]);
   });
 
+  it('scans a gzip whose content starts with zero blocks as content, not as an empty tar', async () => {
+    const file = kit.compress(
+      'gzip',
+      'hidden.bin.gz',
+      Buffer.concat([Buffer.alloc(4096), Buffer.from(EICAR_TEXT)]),
+    );
+
+    const result = await scan(file);
+
+    expect(matchedMembers(result)).toEqual(['hidden.bin.gz!hidden.bin eicar']);
+  });
+
   it('opens tar.bz2, tar.xz and 7z by their magic bytes, whatever their names', async () => {
     const files = { 'payload.exe': EICAR_TEXT };
     const tbz = kit.tar('a.tar.bz2', files, '-j');
