@@ -83,8 +83,32 @@ lambda_log_retention_days = 14
 # Must be smaller than lambda_analyze_ephemeral_storage_mb.
 max_file_size_mb = 500
 
-# YARA scan timeout per file (seconds); must be less than lambda_analyze_timeout_sec.
+# YARA scan timeout per file (seconds); must be less than lambda_analyze_timeout_sec. It is also
+# the time budget for scanning inside the file's containers (cut short when the invocation itself
+# is about to time out); what is left is reported unscanned (time-limit).
 scan_timeout_seconds = 60
+
+# Containers are recognized by content and every member is scanned too, recursively: zip (jar,
+# apk, docx/xlsx/pptx, odt), 7z, rar, cab, iso, cpio, ar, tar; gzip, bzip2, xz, lzma, zstd, lz4
+# and compress streams; PDF FlateDecode streams. Content a bound stops is listed as unscanned
+# with a reason, the verdict is "partial" and the UnscannedContent metric counts it.
+#
+# Passwords tried, in turn, on encrypted zip members (the convention for shared malware samples).
+archive_passwords = ["infected", "malware", "virus"]
+
+# Container levels opened below an uploaded file (a.7z!b.tar.gz!c.zip!x.exe is 3 levels).
+archive_max_depth = 5
+
+# Members scanned per file, all levels together (member-limit).
+archive_max_members = 10000
+
+# MB extracted per file, all levels together (size-limit). Members over 16 MB go through /tmp:
+# max_file_size_mb + archive_max_expanded_mb must not exceed lambda_analyze_ephemeral_storage_mb.
+archive_max_expanded_mb = 512
+
+# A container expanding to more than this many times its compressed size (past 8 MB) is a
+# decompression bomb: the rest of it is skipped (ratio-limit). 0 turns the check off.
+archive_max_ratio = 250
 
 # Also publish files that match no rule to a separate SNS topic (true/false).
 enable_negative_match_alerts = false

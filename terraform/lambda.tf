@@ -32,6 +32,11 @@ module "analyzer" {
     SQS_QUEUE_URL                  = aws_sqs_queue.analyzer.url
     MAX_FILE_SIZE_MB               = tostring(var.max_file_size_mb)
     SCAN_TIMEOUT_SECONDS           = tostring(var.scan_timeout_seconds)
+    ARCHIVE_PASSWORDS              = jsonencode(var.archive_passwords)
+    ARCHIVE_MAX_DEPTH              = tostring(var.archive_max_depth)
+    ARCHIVE_MAX_MEMBERS            = tostring(var.archive_max_members)
+    ARCHIVE_MAX_EXPANDED_MB        = tostring(var.archive_max_expanded_mb)
+    ARCHIVE_MAX_RATIO              = tostring(var.archive_max_ratio)
   }
 }
 

@@ -116,6 +116,31 @@ variable "scan_timeout_seconds" {
   type        = number
 }
 
+variable "archive_passwords" {
+  description = "Passwords tried in turn on encrypted zip members."
+  type        = list(string)
+}
+
+variable "archive_max_depth" {
+  description = "Container levels opened below an uploaded file."
+  type        = number
+}
+
+variable "archive_max_members" {
+  description = "Members scanned per file, all container levels together."
+  type        = number
+}
+
+variable "archive_max_expanded_mb" {
+  description = "MB extracted from containers per file, all levels together."
+  type        = number
+}
+
+variable "archive_max_ratio" {
+  description = "Expanded/compressed ratio past which a container is treated as a decompression bomb (0 = off)."
+  type        = number
+}
+
 variable "enable_negative_match_alerts" {
   description = "Publish files that match no rule to a separate SNS topic."
   type        = bool

@@ -10,7 +10,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 
 import { analyzeObject, mapConcurrent, type AnalyzerDeps } from '../../packages/analyzer/src';
-import { createLogger } from '../../packages/core/src';
+import { createLogger, DEFAULT_ARCHIVE_SETTINGS } from '../../packages/core/src';
 import { loadRules } from '../../packages/yara/src';
 
 interface ChildArgs {
@@ -58,6 +58,7 @@ async function main(): Promise<void> {
     queueUrl: 'http://127.0.0.1:9/123456789012/bench',
     maxFileBytes: 4 * 1024 * 1024 * 1024,
     scanTimeoutSeconds: 900,
+    archives: DEFAULT_ARCHIVE_SETTINGS,
     concurrency: args.concurrency,
   };
   sample();

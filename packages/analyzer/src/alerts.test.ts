@@ -30,7 +30,7 @@ function summary(filepath?: string): FileSummary {
       },
     },
     NumMatchedRules: 2,
-    Verdict: 'complete',
+    Coverage: 'complete',
     NumMembersScanned: 0,
     Unscanned: [],
   };

@@ -13,7 +13,9 @@ export function elideMiddle(text: string, maxLength: number): string {
 }
 
 function subjectFor(summary: FileSummary, what: string): string {
-  const name = summary.FileInfo.S3Metadata.filepath || summary.FileInfo.SHA256;
+  // A match inside a container names the member (`key!dir/member`), the file that matched.
+  const member = Object.values(summary.MatchedRules).find((rule) => rule.MemberPath)?.MemberPath;
+  const name = member ?? (summary.FileInfo.S3Metadata.filepath || summary.FileInfo.SHA256);
   // SNS rejects line breaks and control characters in subjects.
   // eslint-disable-next-line no-control-regex
   const clean = `[BinaryAlert] ${name} ${what}`.replace(/[\u0000-\u001f\u007f]+/g, ' ');

@@ -17,6 +17,7 @@ import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
   createLogger,
+  DEFAULT_ARCHIVE_SETTINGS,
   decodeS3Key,
   encodeS3Key,
   s3EventRecord,
@@ -131,6 +132,7 @@ describe('handleInvocation', () => {
       queueUrl,
       maxFileBytes: 100_000,
       scanTimeoutSeconds: 1,
+      archives: DEFAULT_ARCHIVE_SETTINGS,
       concurrency: 2,
       tempRoot: tmpDir,
     };
@@ -240,6 +242,9 @@ describe('handleInvocation', () => {
         },
       },
       NumMatchedRules: 1,
+      Coverage: 'complete',
+      NumMembersScanned: 0,
+      Unscanned: [],
     });
     expect(results[`S3:${bucket}:clean.txt`]?.NumMatchedRules).toBe(0);
     // MD5 is computed only where it is stored or sent: here, the matched file.
@@ -613,6 +618,7 @@ describe('handleInvocation', () => {
       'SkippedBinaries',
       'PartialBinaries',
       'AnalysisErrors',
+      'UnscannedContent',
     ]);
     expect(data.MetricData).toEqual(
       expect.arrayContaining([
@@ -621,6 +627,7 @@ describe('handleInvocation', () => {
         { MetricName: 'YaraRules', Value: 3, Unit: 'Count' },
         { MetricName: 'SkippedBinaries', Value: 1, Unit: 'Count' },
         { MetricName: 'AnalysisErrors', Value: 0, Unit: 'Count' },
+        { MetricName: 'UnscannedContent', Value: 0, Unit: 'Count' },
         expect.objectContaining({
           MetricName: 'S3DownloadLatency',
           Unit: 'Milliseconds',

@@ -7,8 +7,11 @@ import {
   analyzeFile,
   MetricsBatch,
   objectId,
+  pathInsideObject,
   ruleId,
   summarize,
+  type ArchiveSettings,
+  type FileAnalysis,
   type FileSummary,
   type Logger,
   type S3ObjectRef,
@@ -51,6 +54,8 @@ export interface AnalyzerSettings {
   queueUrl: string;
   maxFileBytes: number;
   scanTimeoutSeconds: number;
+  /** How containers inside objects are opened (terraform.tfvars archive_*). */
+  archives: ArchiveSettings;
   /** Objects analyzed at once. */
   concurrency: number;
   /** Where the per-object temp directories go (default: the OS temp directory, /tmp on Lambda). */
@@ -90,6 +95,19 @@ export function analyzerVersion(functionVersion: string | undefined): number {
   return Number.isInteger(version) && version > 0 ? version : 0;
 }
 
+/** Time kept back from the invocation's remaining time for the bookkeeping after a scan. */
+export const BOOKKEEPING_RESERVE_MS = 10_000;
+
+/**
+ * Milliseconds a scan of containers may take: the scan timeout, cut to what the invocation has
+ * left after the bookkeeping reserve (at least 1 s, so the object's own bytes are still scanned).
+ */
+export function scanBudgetMs(settings: AnalyzerSettings, remainingMs?: () => number): number {
+  const timeoutMs = settings.scanTimeoutSeconds * 1000;
+  if (!remainingMs) return timeoutMs;
+  return Math.max(1000, Math.min(timeoutMs, remainingMs() - BOOKKEEPING_RESERVE_MS));
+}
+
 /**
  * Downloads, scans and does the match bookkeeping of one object, then records its verdict in the
  * ledger; never throws. An object whose verdict cannot be recorded counts as failed (retried).
@@ -99,11 +117,12 @@ export async function analyzeObject(
   settings: AnalyzerSettings,
   ref: S3ObjectRef,
   version: number,
+  remainingMs?: () => number,
 ): Promise<ObjectOutcome> {
   const analyzedAt = new Date();
   const id = objectId(ref.bucket, ref.key);
   const log = deps.log.child({ object: id });
-  const outcome = await scanObject(deps, settings, ref, version, log);
+  const outcome = await scanObject(deps, settings, ref, version, log, remainingMs);
   const record = verdictRecord(ref, outcome, {
     analyzedAt,
     analyzerVersion: version,
@@ -127,6 +146,7 @@ async function scanObject(
   ref: S3ObjectRef,
   version: number,
   log: Logger,
+  remainingMs?: () => number,
 ): Promise<ObjectOutcome> {
   const id = objectId(ref.bucket, ref.key);
   let temp: Awaited<ReturnType<typeof privateTempDir>> | undefined;
@@ -142,9 +162,14 @@ async function scanObject(
     }
     const analysis = await analyzeFile(deps.rules, download.file, {
       ...(download.metadata.filepath ? { filepath: download.metadata.filepath } : {}),
+      // Member paths start from the key: what is in S3 (`key!dir/member`).
+      label: ref.key,
       timeoutSeconds: settings.scanTimeoutSeconds,
       // Negative-match alerts carry the MD5 of files nothing matched; otherwise only matches need it.
       md5: settings.negativeAlertsTopicArn ? 'always' : 'if-matched',
+      archives: settings.archives,
+      budgetMs: scanBudgetMs(settings, remainingMs),
+      tempDir: temp.dir,
     });
     // The file is no longer needed: free /tmp before the (network-bound) bookkeeping.
     await temp.remove();
@@ -165,11 +190,16 @@ async function scanObject(
       },
       downloadMs: download.downloadMs,
       scanMs: analysis.scanMs,
+      // The ledger keeps one reason: the first thing that could not be scanned.
+      ...(analysis.unscanned[0] ? { unscanned: analysis.unscanned[0].reason } : {}),
     };
     log.info('analyzed object', {
       sha256: analysis.sha256,
       size: analysis.size,
       matchedRules: analysis.matches.map(ruleId),
+      coverage: analysis.coverage,
+      members: analysis.members.length,
+      ...(analysis.unscanned.length > 0 ? { unscanned: analysis.unscanned.slice(0, 20) } : {}),
       downloadMs: Math.round(download.downloadMs),
       scanMs: Math.round(analysis.scanMs),
     });
@@ -179,7 +209,7 @@ async function scanObject(
       }
       return outcome;
     }
-    const decision = await recordAndAlert(deps, settings, summary, version, log);
+    const decision = await recordAndAlert(deps, settings, analysis, summary, version, log);
     return { ...outcome, decision };
   } catch (error) {
     if (error instanceof ObjectMissingError || error instanceof ObjectAccessDeniedError) {
@@ -202,6 +232,7 @@ async function scanObject(
 async function recordAndAlert(
   deps: AnalyzerDeps,
   settings: AnalyzerSettings,
+  analysis: FileAnalysis,
   summary: FileSummary,
   version: number,
   log: Logger,
@@ -218,6 +249,21 @@ async function recordAndAlert(
     ),
     lastModified: summary.FileInfo.S3LastModified,
     metadata: summary.FileInfo.S3Metadata,
+    // Keyed by content, so paths inside the object, without the key (`a.zip!payload.exe`).
+    // At most 100, so a container full of matching members cannot outgrow a DynamoDB item.
+    memberMatches: analysis.matches
+      .flatMap((match) =>
+        match.member
+          ? [
+              {
+                ruleId: ruleId(match),
+                memberPath: pathInsideObject(analysis, match.member.path),
+                memberSha256: match.member.sha256,
+              },
+            ]
+          : [],
+      )
+      .slice(0, 100),
   };
   let decision: MatchDecision;
   try {
@@ -273,6 +319,11 @@ export function invocationMetrics(outcomes: ObjectOutcome[], ruleCount: number):
   metrics.add('SkippedBinaries', outcomes.filter((outcome) => outcome.status === 'skipped').length);
   metrics.add('PartialBinaries', analyzed.filter((outcome) => outcome.unscanned).length);
   metrics.add('AnalysisErrors', outcomes.filter((outcome) => outcome.status === 'failed').length);
+  // Content inside objects that a bound, a password or damage kept from being scanned.
+  metrics.add(
+    'UnscannedContent',
+    analyzed.reduce((sum, outcome) => sum + outcome.summary.Unscanned.length, 0),
+  );
   return metrics;
 }
 
@@ -297,6 +348,8 @@ export async function handleInvocation(
   settings: AnalyzerSettings,
   event: unknown,
   version: number,
+  /** The invocation's remaining time (Lambda context.getRemainingTimeInMillis). */
+  remainingMs?: () => number,
 ): Promise<AnalysisResults | SqsBatchResponse> {
   const input = parseAnalyzerInput(event, deps.log);
   deps.log.info('invoked', {
@@ -306,7 +359,7 @@ export async function handleInvocation(
     analyzerVersion: version,
   });
   const outcomes = await mapConcurrent(input.tasks, settings.concurrency, (task) =>
-    analyzeObject(deps, settings, task.ref, version),
+    analyzeObject(deps, settings, task.ref, version, remainingMs),
   );
   const finished = finishedGroups(input, outcomes);
 

@@ -11,6 +11,11 @@ const ENV = {
   SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/queue',
   MAX_FILE_SIZE_MB: '64',
   SCAN_TIMEOUT_SECONDS: '60',
+  ARCHIVE_PASSWORDS: '["infected","s3cr3t"]',
+  ARCHIVE_MAX_DEPTH: '5',
+  ARCHIVE_MAX_MEMBERS: '10000',
+  ARCHIVE_MAX_EXPANDED_MB: '512',
+  ARCHIVE_MAX_RATIO: '250',
 };
 
 describe('loadAnalyzerConfig', () => {
@@ -27,6 +32,13 @@ describe('loadAnalyzerConfig', () => {
         queueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/queue',
         maxFileBytes: 64 * 1024 * 1024,
         scanTimeoutSeconds: 60,
+        archives: {
+          passwords: ['infected', 's3cr3t'],
+          maxDepth: 5,
+          maxMembers: 10000,
+          maxExpandedBytes: 512 * 1024 * 1024,
+          maxRatio: 250,
+        },
         concurrency: os.availableParallelism(),
       },
       rulesPath: path.join('/var/task', 'compiled_yara_rules.bin'),
@@ -71,4 +83,13 @@ describe('loadAnalyzerConfig', () => {
     expect(() => loadAnalyzerConfig(env)).toThrow(ConfigError);
     expect(() => loadAnalyzerConfig(env)).toThrow(new RegExp(name));
   });
+
+  it.each([['not json'], ['"infected"'], ['[1, 2]']])(
+    'fails naming ARCHIVE_PASSWORDS when it is %p',
+    (value) => {
+      expect(() => loadAnalyzerConfig({ ...ENV, ARCHIVE_PASSWORDS: value })).toThrow(
+        /ARCHIVE_PASSWORDS/,
+      );
+    },
+  );
 });

@@ -22,6 +22,21 @@ export const AnalyzerEnvSchema = z.object({
   SQS_QUEUE_URL: z.string().min(1),
   MAX_FILE_SIZE_MB: z.coerce.number().positive(),
   SCAN_TIMEOUT_SECONDS: z.coerce.number().int().positive(),
+  ARCHIVE_PASSWORDS: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be a JSON array of strings' });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.array(z.string())),
+  ARCHIVE_MAX_DEPTH: z.coerce.number().int().min(0),
+  ARCHIVE_MAX_MEMBERS: z.coerce.number().int().positive(),
+  ARCHIVE_MAX_EXPANDED_MB: z.coerce.number().positive(),
+  ARCHIVE_MAX_RATIO: z.coerce.number().min(0),
   ANALYSIS_CONCURRENCY: z.preprocess(
     emptyAsUndefined,
     z.coerce.number().int().positive().optional(),
@@ -54,6 +69,13 @@ export function loadAnalyzerConfig(
       queueUrl: parsed.SQS_QUEUE_URL,
       maxFileBytes: Math.floor(parsed.MAX_FILE_SIZE_MB * 1024 * 1024),
       scanTimeoutSeconds: parsed.SCAN_TIMEOUT_SECONDS,
+      archives: {
+        passwords: parsed.ARCHIVE_PASSWORDS,
+        maxDepth: parsed.ARCHIVE_MAX_DEPTH,
+        maxMembers: parsed.ARCHIVE_MAX_MEMBERS,
+        maxExpandedBytes: Math.floor(parsed.ARCHIVE_MAX_EXPANDED_MB * 1024 * 1024),
+        maxRatio: parsed.ARCHIVE_MAX_RATIO,
+      },
       concurrency: parsed.ANALYSIS_CONCURRENCY ?? os.availableParallelism(),
     },
     rulesPath: parsed.COMPILED_RULES_PATH ?? path.join(handlerDir, 'compiled_yara_rules.bin'),

@@ -101,6 +101,11 @@ describe('handler', () => {
       SQS_QUEUE_URL: queue.QueueUrl,
       MAX_FILE_SIZE_MB: '1',
       SCAN_TIMEOUT_SECONDS: '10',
+      ARCHIVE_PASSWORDS: '["infected"]',
+      ARCHIVE_MAX_DEPTH: '5',
+      ARCHIVE_MAX_MEMBERS: '10000',
+      ARCHIVE_MAX_EXPANDED_MB: '64',
+      ARCHIVE_MAX_RATIO: '250',
       COMPILED_RULES_PATH: rulesPath,
     });
     const { handler, stubs } = coldStart();
@@ -150,6 +155,11 @@ describe('handler', () => {
       SQS_QUEUE_URL: 'http://127.0.0.1:1/q',
       MAX_FILE_SIZE_MB: '1',
       SCAN_TIMEOUT_SECONDS: '1',
+      ARCHIVE_PASSWORDS: '["infected"]',
+      ARCHIVE_MAX_DEPTH: '5',
+      ARCHIVE_MAX_MEMBERS: '10000',
+      ARCHIVE_MAX_EXPANDED_MB: '64',
+      ARCHIVE_MAX_RATIO: '250',
       COMPILED_RULES_PATH: path.join(dir, 'missing.bin'),
     });
     const { handler } = coldStart();

@@ -19,12 +19,13 @@ deps.catch(() => undefined); // reported by the first invocation that awaits it
 /** Lambda entry point. */
 export async function handler(
   event: unknown,
-  context: { functionVersion?: string },
+  context: { functionVersion?: string; getRemainingTimeInMillis?: () => number },
 ): Promise<AnalysisResults | SqsBatchResponse> {
   return handleInvocation(
     await deps,
     config.settings,
     event,
     analyzerVersion(context.functionVersion),
+    context.getRemainingTimeInMillis?.bind(context),
   );
 }

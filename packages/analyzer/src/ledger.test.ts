@@ -30,6 +30,9 @@ function summary(sha256: string, rules: string[] = []): FileSummary {
     },
     MatchedRules,
     NumMatchedRules: rules.length,
+    Coverage: 'complete',
+    NumMembersScanned: 0,
+    Unscanned: [],
   };
 }
 

@@ -54,6 +54,8 @@ function ledgerMatches(summary: FileSummary): LedgerRuleMatch[] {
     tags: rule.RuleTags,
     meta: rule.Meta,
     strings: rule.MatchedStrings,
+    ...(rule.MemberPath ? { memberPath: rule.MemberPath } : {}),
+    ...(rule.MemberSHA256 ? { memberSha256: rule.MemberSHA256 } : {}),
   }));
 }
 

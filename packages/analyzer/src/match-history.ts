@@ -15,6 +15,8 @@ export interface MatchRecord {
   ruleIds: string[];
   lastModified: string;
   metadata: Record<string, string>;
+  /** Rules that matched inside the object: where (path inside it) and the member's SHA-256. */
+  memberMatches?: { ruleId: string; memberPath: string; memberSha256: string }[];
 }
 
 export interface MatchDecision {
@@ -72,6 +74,14 @@ async function addToVersion(
 ): Promise<{ existed: boolean; rules: Set<string>; objects: Set<string> }> {
   const metadata: Record<string, AttributeValue> = {};
   for (const [name, value] of Object.entries(record.metadata)) metadata[name] = { S: value };
+  // The same content holds the same members, so the first analysis's list stands for the item.
+  const members = (record.memberMatches ?? []).map((m): AttributeValue => ({
+    M: {
+      RuleId: { S: m.ruleId },
+      MemberPath: { S: m.memberPath },
+      MemberSHA256: { S: m.memberSha256 },
+    },
+  }));
   const response = await dynamo.send(
     new UpdateItemCommand({
       TableName: table,
@@ -80,13 +90,15 @@ async function addToVersion(
         'ADD S3Objects :object, MatchedRules :rules ' +
         'SET MD5 = if_not_exists(MD5, :md5), ' +
         'S3LastModified = if_not_exists(S3LastModified, :lastModified), ' +
-        'S3Metadata = if_not_exists(S3Metadata, :metadata)',
+        'S3Metadata = if_not_exists(S3Metadata, :metadata)' +
+        (members.length > 0 ? ', MatchedMembers = if_not_exists(MatchedMembers, :members)' : ''),
       ExpressionAttributeValues: {
         ':object': { SS: [record.objectId] },
         ':rules': { SS: [...new Set(record.ruleIds)] },
         ':md5': { S: record.md5 },
         ':lastModified': { S: record.lastModified },
         ':metadata': { M: metadata },
+        ...(members.length > 0 ? { ':members': { L: members } } : {}),
       },
       ReturnValues: 'UPDATED_OLD',
     }),

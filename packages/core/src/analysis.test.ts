@@ -24,7 +24,7 @@ function analysisOf(overrides: Partial<FileAnalysis>): FileAnalysis {
     matches: [],
     members: [],
     unscanned: [],
-    verdict: 'complete',
+    coverage: 'complete',
     expandedBytes: 0,
     ...overrides,
   };
@@ -93,7 +93,7 @@ describe('summarize', () => {
         },
       },
       NumMatchedRules: 2,
-      Verdict: 'complete',
+      Coverage: 'complete',
       NumMembersScanned: 0,
       Unscanned: [],
     });
@@ -111,7 +111,7 @@ describe('summarize', () => {
         { path: 'key!x.zip!link', type: 'symlink', depth: 2, linkTarget: '/etc/passwd' },
       ],
       unscanned: [{ path: 'key!x.zip!locked.exe', reason: 'encrypted', detail: 'no password fit' }],
-      verdict: 'partial',
+      coverage: 'partial',
     });
 
     const summary = summarize(analysis, { S3Location: 'S3:b:key' });
@@ -122,7 +122,7 @@ describe('summarize', () => {
       MemberSHA256: 'e',
     });
     expect(summary).toMatchObject({
-      Verdict: 'partial',
+      Coverage: 'partial',
       NumMembersScanned: 2,
       Unscanned: [{ Path: 'key!x.zip!locked.exe', Reason: 'encrypted', Detail: 'no password fit' }],
     });
@@ -235,12 +235,12 @@ describe('analyzeFile', () => {
     expect(opened.matches[0]?.member?.sha256).toBe(
       createHash('sha256').update('xxMARKERxx').digest('hex'),
     );
-    expect(opened.verdict).toBe('complete');
+    expect(opened.coverage).toBe('complete');
     expect(outerOnly.matches).toEqual([]);
     expect(outerOnly.members).toEqual([]);
   });
 
-  it('calls the verdict partial when a bound stops extraction', async () => {
+  it('calls the coverage partial when a bound stops extraction', async () => {
     const archive = path.join(dir, 'zeros.gz');
     await writeFile(archive, execFileSync('gzip', ['-c'], { input: Buffer.alloc(32 << 20) }));
 
@@ -248,7 +248,7 @@ describe('analyzeFile', () => {
       archives: { ...DEFAULT_ARCHIVE_SETTINGS, maxExpandedBytes: 1 << 20 },
     });
 
-    expect(analysis.verdict).toBe('partial');
+    expect(analysis.coverage).toBe('partial');
     expect(analysis.unscanned).toEqual([
       expect.objectContaining({ path: 'zeros.gz!zeros', reason: 'size-limit' }),
     ]);

@@ -76,13 +76,14 @@ export interface FileSummary {
   MatchedRules: Record<string, MatchedRuleSummary>;
   NumMatchedRules: number;
   /** `partial` when some content inside could not be scanned (listed in Unscanned). */
-  Verdict: Verdict;
+  Coverage: Coverage;
   /** Members of containers inside the object that were scanned. */
   NumMembersScanned: number;
   Unscanned: UnscannedSummary[];
 }
 
-export type Verdict = 'complete' | 'partial';
+/** Whether everything inside the object was scanned; `partial` names the rest in `unscanned`. */
+export type Coverage = 'complete' | 'partial';
 
 /** A rule match and where it was found: absent `member` means the object's own bytes. */
 export interface LocatedMatch extends RuleMatch {
@@ -102,7 +103,7 @@ export interface FileAnalysis {
   matches: LocatedMatch[];
   members: MemberInfo[];
   unscanned: UnscannedContent[];
-  verdict: Verdict;
+  coverage: Coverage;
   /** Bytes extracted from containers. */
   expandedBytes: number;
   /** Wall time of the scan (hashing and extraction included), in milliseconds. */
@@ -180,7 +181,7 @@ export async function analyzeFile(
     matches: [...result.matches, ...memberMatches],
     members: members.map(({ matches: _matches, ...member }) => member),
     unscanned,
-    verdict: unscanned.length > 0 ? 'partial' : 'complete',
+    coverage: unscanned.length > 0 ? 'partial' : 'complete',
     expandedBytes: result.containers?.expandedBytes ?? 0,
     scanMs,
   };
@@ -226,7 +227,7 @@ export function summarize(
     },
     MatchedRules,
     NumMatchedRules: analysis.matches.length,
-    Verdict: analysis.verdict,
+    Coverage: analysis.coverage,
     NumMembersScanned: analysis.members.filter((member) => member.type === 'file').length,
     Unscanned: analysis.unscanned.map(({ path: Path, reason, detail }) => ({
       Path,

@@ -30,6 +30,9 @@ export interface LedgerRuleMatch {
   meta: Record<string, string | number | boolean>;
   /** Names of the strings that matched (`$a`, ...), never their content. */
   strings: string[];
+  /** Set when the rule matched inside a container: `key!dir/member` and that member's SHA-256. */
+  memberPath?: string;
+  memberSha256?: string;
 }
 
 /** One item of the verdict ledger: the newest verdict of one S3 object. */
@@ -97,6 +100,8 @@ export function verdictToItem(record: VerdictRecord): Record<string, AttributeVa
         ),
       },
       Strings: { L: match.strings.slice(0, MAX_STRING_NAMES).map((name) => ({ S: name })) },
+      ...(match.memberPath ? { MemberPath: { S: match.memberPath } } : {}),
+      ...(match.memberSha256 ? { MemberSHA256: { S: match.memberSha256 } } : {}),
     },
   }));
   const attributes: Record<string, AttributeValue | undefined> = {
@@ -147,6 +152,8 @@ export function verdictFromItem(item: Record<string, AttributeValue>): VerdictRe
         Object.entries(match.Meta?.M ?? {}).map(([name, value]) => [name, fromMetaValue(value)]),
       ),
       strings: (match.Strings?.L ?? []).map((name) => name.S ?? ''),
+      ...optional('memberPath', match.MemberPath?.S),
+      ...optional('memberSha256', match.MemberSHA256?.S),
     };
   });
   return {

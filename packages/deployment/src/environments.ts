@@ -36,6 +36,11 @@ export function functionEnvironments(
       SQS_QUEUE_URL: ids.queueUrl,
       MAX_FILE_SIZE_MB: String(config.max_file_size_mb),
       SCAN_TIMEOUT_SECONDS: String(config.scan_timeout_seconds),
+      ARCHIVE_PASSWORDS: JSON.stringify(config.archive_passwords),
+      ARCHIVE_MAX_DEPTH: String(config.archive_max_depth),
+      ARCHIVE_MAX_MEMBERS: String(config.archive_max_members),
+      ARCHIVE_MAX_EXPANDED_MB: String(config.archive_max_expanded_mb),
+      ARCHIVE_MAX_RATIO: String(config.archive_max_ratio),
     },
     dispatcher: {
       SQS_QUEUE_URL: ids.queueUrl,

@@ -242,6 +242,11 @@ describe('resourceNames and functionEnvironments', () => {
       SQS_QUEUE_URL: queueUrl,
       MAX_FILE_SIZE_MB: '42',
       SCAN_TIMEOUT_SECONDS: String(settings.scan_timeout_seconds),
+      ARCHIVE_PASSWORDS: '["infected","malware","virus"]',
+      ARCHIVE_MAX_DEPTH: '5',
+      ARCHIVE_MAX_MEMBERS: '10000',
+      ARCHIVE_MAX_EXPANDED_MB: '512',
+      ARCHIVE_MAX_RATIO: '250',
     });
     expect(env.dispatcher).toMatchObject({
       ANALYZER_FUNCTION_NAME: 'acme_binaryalert_analyzer',

@@ -111,6 +111,14 @@ const SETTINGS = {
   },
   max_file_size_mb: int('a positive integer', 1),
   scan_timeout_seconds: int('a positive integer', 1),
+  archive_passwords: {
+    expected: 'a list of strings, e.g. ["infected", "malware", "virus"]',
+    schema: z.array(z.string().min(1)),
+  },
+  archive_max_depth: int('an integer from 0 to 32', 0, 32),
+  archive_max_members: int('a positive integer', 1),
+  archive_max_expanded_mb: int('a positive integer', 1),
+  archive_max_ratio: int('0 (off) or a positive integer', 0),
   enable_negative_match_alerts: bool(),
   external_s3_bucket_resources: {
     expected: 'a list of S3 ARNs, e.g. ["arn:aws:s3:::other-bucket/*"]',
@@ -174,6 +182,17 @@ export const BinaryAlertConfigSchema = z.strictObject(shape).superRefine((config
       params: { crossSetting: true },
       path: ['max_file_size_mb'],
       message: `must be less than lambda_analyze_ephemeral_storage_mb (${config.lambda_analyze_ephemeral_storage_mb})`,
+    });
+  }
+  if (
+    config.max_file_size_mb + config.archive_max_expanded_mb >
+    config.lambda_analyze_ephemeral_storage_mb
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      params: { crossSetting: true },
+      path: ['archive_max_expanded_mb'],
+      message: `plus max_file_size_mb (${config.max_file_size_mb}) must not exceed lambda_analyze_ephemeral_storage_mb (${config.lambda_analyze_ephemeral_storage_mb})`,
     });
   }
   if (config.lambda_dispatch_wait_time_seconds >= config.lambda_dispatch_timeout_sec) {
