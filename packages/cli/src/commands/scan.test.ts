@@ -5,6 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { FileSummary } from '@binaryalert/core';
 import { compileRules } from '@binaryalert/yara';
+import { ArchiveKit } from '@binaryalert/testing';
 import { runCaptured, temporaryDirectory } from '../rules/testing';
 import { scanPaths } from './scan';
 
@@ -219,6 +220,83 @@ describe('manage.ts scan', () => {
 
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(message);
+  });
+});
+
+describe('manage.ts scan inside containers', () => {
+  let tmp: ReturnType<typeof temporaryDirectory>;
+  let compiled: string;
+  let kit: ArchiveKit;
+
+  beforeEach(async () => {
+    tmp = temporaryDirectory('scan-archives');
+    const ruleFile = path.join(tmp.dir, 'test.yara');
+    writeFileSync(ruleFile, RULES);
+    compiled = path.join(tmp.dir, 'compiled.bin');
+    const { rules } = await compileRules([{ path: ruleFile, namespace: 'own/test.yara' }]);
+    await rules.save(compiled);
+    kit = new ArchiveKit(path.join(tmp.dir, 'samples'));
+  });
+  afterEach(() => tmp.remove());
+
+  it('names the member that matched, in the table and in --json', async () => {
+    const archive = kit.tar('drop.tar.gz', { 'bin/invoice.pdf.exe': EICAR }, '-z');
+
+    const table = await runCaptured(['scan', '--rules', compiled, archive]);
+    const json = await runCaptured(['scan', '--json', '--rules', compiled, archive]);
+
+    expect(table.code).toBe(1);
+    expect(table.stdout).toContain(
+      `own/test.yara:eicar_test_file in ${archive}!bin/invoice.pdf.exe, ` +
+        `own/test.yara:double_extension in ${archive}!bin/invoice.pdf.exe`,
+    );
+    const [summary] = JSON.parse(json.stdout) as FileSummary[];
+    expect(Object.values(summary!.MatchedRules)).toEqual([
+      expect.objectContaining({
+        RuleName: 'eicar_test_file',
+        MemberPath: `${archive}!bin/invoice.pdf.exe`,
+        MemberSHA256: createHash('sha256').update(EICAR).digest('hex'),
+      }),
+      expect.objectContaining({ RuleName: 'double_extension' }),
+    ]);
+    expect(summary).toMatchObject({ Coverage: 'complete', NumMembersScanned: 1, Unscanned: [] });
+  });
+
+  it('opens a zip encrypted with a password given by --password, and says when none fits', async () => {
+    const archive = kit.zip('sample.zip', { 'eicar.com': EICAR }, 'S3cret!');
+
+    const opened = await runCaptured([
+      'scan',
+      '--password',
+      'S3cret!',
+      '--rules',
+      compiled,
+      archive,
+    ]);
+    const locked = await runCaptured(['scan', '--json', '--rules', compiled, archive]);
+
+    expect(opened.stdout).toContain(`eicar_test_file in ${archive}!eicar.com`);
+    expect(JSON.parse(locked.stdout)).toEqual([
+      expect.objectContaining({
+        NumMatchedRules: 0,
+        Coverage: 'partial',
+        Unscanned: [expect.objectContaining({ Path: `${archive}!eicar.com`, Reason: 'encrypted' })],
+      }),
+    ]);
+  });
+
+  it('reports a zip bomb as partly scanned, and --no-archives leaves containers closed', async () => {
+    const bomb = kit.zipBomb('bomb.zip');
+    const archive = kit.tar('drop.tar.gz', { 'eicar.com': EICAR }, '-z');
+
+    const run = await runCaptured(['scan', '--rules', compiled, bomb]);
+    const closed = await runCaptured(['scan', '--no-archives', '--rules', compiled, archive]);
+
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('(partial: 1 unscanned: ratio-limit)');
+    expect(run.stdout).toMatch(/0 matched, 1 clean, 1 partly scanned$/m);
+    expect(closed.code).toBe(0);
+    expect(closed.stdout).toContain('0 matched, 1 clean');
   });
 });
 

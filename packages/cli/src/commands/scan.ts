@@ -4,8 +4,10 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import {
   analyzeFile,
+  DEFAULT_ARCHIVE_SETTINGS,
   summarize,
   ruleId,
+  type ArchiveSettings,
   type FileAnalysis,
   type FileSummary,
 } from '@binaryalert/core';
@@ -40,6 +42,8 @@ export interface ScanPathsOptions {
   maxSizeBytes: number;
   timeoutSeconds: number;
   concurrency: number;
+  /** How containers inside the files are opened (absent: only the files' own bytes). */
+  archives?: ArchiveSettings;
   /** Called once per file as soon as its outcome is known (in completion order). */
   onEntry?: (entry: ScanEntry, done: number, total: number) => void;
 }
@@ -154,7 +158,12 @@ async function scanOne(candidate: Candidate, options: ScanPathsOptions): Promise
   try {
     const analysis = await analyzeFile(options.rules, candidate.path, {
       filepath: path.resolve(candidate.path),
+      // Member paths start from the path as given: `samples/a.zip!payload.exe`.
+      label: candidate.path,
       timeoutSeconds: options.timeoutSeconds,
+      ...(options.archives
+        ? { archives: options.archives, budgetMs: options.timeoutSeconds * 1000 }
+        : {}),
     });
     const summary = summarize(analysis, {
       S3Location: candidate.path,
@@ -185,8 +194,13 @@ function formatMb(bytes: number): string {
 export function formatTable(entries: ScanEntry[], elapsedMs: number): string {
   const scanned = entries.filter((e) => e.status === 'scanned');
   const rows = scanned.map((entry) => {
-    const rules = entry.analysis.matches.map(ruleId);
-    return [rules.length ? 'MATCH' : 'clean', entry.path, rules.join(', ')] as const;
+    const { matches, unscanned } = entry.analysis;
+    const rules = matches.map((match) =>
+      match.member ? `${ruleId(match)} in ${match.member.path}` : ruleId(match),
+    );
+    const reasons = [...new Set(unscanned.map((item) => item.reason))].join(', ');
+    if (unscanned.length > 0) rules.push(`(partial: ${unscanned.length} unscanned: ${reasons})`);
+    return [matches.length ? 'MATCH' : 'clean', entry.path, rules.join(', ')] as const;
   });
   const lines: string[] = [];
   if (rows.length > 0) {
@@ -199,9 +213,11 @@ export function formatTable(entries: ScanEntry[], elapsedMs: number): string {
   const matched = rows.filter((row) => row[0] === 'MATCH').length;
   const errors = entries.filter((e) => e.status === 'error').length;
   const skipped = entries.filter((e) => e.status === 'skipped').length;
+  const partial = scanned.filter((e) => e.analysis.coverage === 'partial').length;
   lines.push(
     `scanned ${scanned.length} files in ${(elapsedMs / 1000).toFixed(1)} s: ` +
       `${matched} matched, ${scanned.length - matched} clean` +
+      `${partial ? `, ${partial} partly scanned` : ''}` +
       `${errors ? `, ${errors} could not be scanned` : ''}${skipped ? `, ${skipped} skipped` : ''}`,
   );
   return `${lines.join('\n')}\n`;
@@ -214,6 +230,17 @@ interface ScanFlags {
   maxSizeMb: string;
   timeout: string;
   concurrency: string;
+  /** --password values, in order. */
+  password: string[];
+  /** false with --no-archives. */
+  archives: boolean;
+}
+
+/** The archive settings for a scan: terraform.tfvars' defaults, plus any --password given. */
+export function archiveSettingsForScan(flags: Pick<ScanFlags, 'password' | 'archives'>) {
+  if (!flags.archives) return undefined;
+  const passwords = [...new Set([...flags.password, ...DEFAULT_ARCHIVE_SETTINGS.passwords])];
+  return { ...DEFAULT_ARCHIVE_SETTINGS, passwords };
 }
 
 function positiveNumber(value: string, flag: string, integer = false): number {
@@ -318,7 +345,18 @@ export const registerScan: CommandRegistrar = (program: Command) => {
     .option('--rules-dir <dir>', 'compile the rules in this directory for this scan instead')
     .option('--json', 'print a JSON array of per-file summaries instead of the table')
     .option('--max-size-mb <mb>', 'skip files larger than this, with an error', '1024')
-    .option('--timeout <seconds>', 'per-file scan timeout', '60')
+    .option(
+      '--timeout <seconds>',
+      'per-file scan timeout, also the time budget for scanning inside its containers',
+      '60',
+    )
+    .option(
+      '--password <password>',
+      'also try this password on encrypted zip members (repeatable; infected, malware, virus are always tried)',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
+    .option('--no-archives', "scan only the files' own bytes, not the members of containers")
     .option(
       '--concurrency <n>',
       'files scanned at once (two per core keeps every core busy)',
@@ -329,6 +367,7 @@ export const registerScan: CommandRegistrar = (program: Command) => {
       const timeoutSeconds = positiveNumber(flags.timeout, '--timeout');
       const concurrency = positiveNumber(flags.concurrency, '--concurrency', true);
       const rules = await rulesForScan(flags);
+      const archives = archiveSettingsForScan(flags);
       const started = performance.now();
       const progress = progressLine(process.stderr.isTTY === true);
       let matchedSoFar = 0;
@@ -337,6 +376,7 @@ export const registerScan: CommandRegistrar = (program: Command) => {
         maxSizeBytes: maxSizeMb * 1024 * 1024,
         timeoutSeconds,
         concurrency,
+        ...(archives ? { archives } : {}),
         onEntry: (entry, done, total) => {
           if (entry.status === 'scanned' && entry.summary.NumMatchedRules > 0) matchedSoFar++;
           if (entry.status !== 'scanned') {
