@@ -1,6 +1,12 @@
-import { CreateTableCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  UpdateItemCommand,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+import { createHash } from 'node:crypto';
 import {
   CreateBucketCommand,
+  GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   type S3Client,
@@ -10,7 +16,7 @@ import { loadTfvars, resourceNames, type BinaryAlertConfig } from '@binaryalert/
 import { startDynamo, startS3, type Emulator } from '@binaryalert/testing';
 
 // program before the command module: command modules import program, which registers them.
-import { EICAR_SHA256, LIVE_TEST_PREFIX, liveTest } from './live-test';
+import { ARCHIVE_MEMBER, EICAR_SHA256, LIVE_TEST_PREFIX, liveTest } from './live-test';
 
 describe('liveTest', () => {
   let s3: Emulator<S3Client>;
@@ -31,18 +37,22 @@ describe('liveTest', () => {
     return config;
   }
 
-  /** Plays the analyzer: once the test files are in the bucket, records the given ones. */
+  /**
+   * Plays the analyzer: once the test files are in the bucket, records the given ones under their
+   * content's SHA-256, archives with their EICAR member (unless `nameMembers` is false).
+   */
   async function recordWhenUploaded(
     config: BinaryAlertConfig,
     runId: string,
     recordFiles: (keys: string[]) => string[],
+    nameMembers = true,
   ): Promise<void> {
     const names = resourceNames(config);
     for (;;) {
       const { Contents = [] } = await s3.client.send(
         new ListObjectsV2Command({ Bucket: names.bucket, Prefix: `${LIVE_TEST_PREFIX}${runId}/` }),
       );
-      if (Contents.length === 2) {
+      if (Contents.length === 4) {
         const keys = Contents.map((object) => object.Key as string);
         for (const key of keys) {
           const head = await s3.client.send(
@@ -50,17 +60,44 @@ describe('liveTest', () => {
           );
           expect(head.Metadata?.filepath).toBe(`/${key}`);
         }
-        await dynamo.client.send(
-          new PutItemCommand({
-            TableName: names.table,
-            Item: {
-              SHA256: { S: EICAR_SHA256 },
-              AnalyzerVersion: { N: '3' },
-              MatchedRules: { SS: ['eicar.yara:eicar_test_file'] },
-              S3Objects: { SS: recordFiles(keys).map((key) => `S3:${names.bucket}:${key}`) },
-            },
-          }),
-        );
+        for (const key of recordFiles(keys)) {
+          const object = await s3.client.send(
+            new GetObjectCommand({ Bucket: names.bucket, Key: key }),
+          );
+          const body = Buffer.from(await object.Body!.transformToByteArray());
+          const archive = /\.(tar\.gz|zip)$/.test(key);
+          await dynamo.client.send(
+            new UpdateItemCommand({
+              TableName: names.table,
+              Key: {
+                SHA256: { S: createHash('sha256').update(body).digest('hex') },
+                AnalyzerVersion: { N: '3' },
+              },
+              UpdateExpression:
+                'ADD MatchedRules :rules, S3Objects :objects' +
+                (archive && nameMembers ? ' SET MatchedMembers = :members' : ''),
+              ExpressionAttributeValues: {
+                ':rules': { SS: ['eicar.yara:eicar_test_file'] },
+                ':objects': { SS: [`S3:${names.bucket}:${key}`] },
+                ...(archive && nameMembers
+                  ? {
+                      ':members': {
+                        L: [
+                          {
+                            M: {
+                              RuleId: { S: 'eicar.yara:eicar_test_file' },
+                              MemberPath: { S: ARCHIVE_MEMBER },
+                              MemberSHA256: { S: EICAR_SHA256 },
+                            },
+                          },
+                        ],
+                      },
+                    }
+                  : {}),
+              },
+            }),
+          );
+        }
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -93,8 +130,10 @@ describe('liveTest', () => {
     expect(result.expected).toEqual([
       `S3:${names.bucket}:${LIVE_TEST_PREFIX}run1/eicar.com`,
       `S3:${names.bucket}:${LIVE_TEST_PREFIX}run1/eicar test file (copy).txt`,
+      `S3:${names.bucket}:${LIVE_TEST_PREFIX}run1/eicar.tar.gz`,
+      `S3:${names.bucket}:${LIVE_TEST_PREFIX}run1/eicar-infected.zip`,
     ]);
-    expect(lines.at(-1)).toMatch(/^PASS: all 2 test files/);
+    expect(lines.at(-1)).toMatch(/^PASS: all 4 test files/);
     const left = await s3.client.send(
       new ListObjectsV2Command({ Bucket: names.bucket, Prefix: LIVE_TEST_PREFIX }),
     );
@@ -120,14 +159,37 @@ describe('liveTest', () => {
     });
     await analyzer;
 
-    const missing = `S3:${names.bucket}:${LIVE_TEST_PREFIX}run2/eicar test file (copy).txt`;
-    expect(result).toMatchObject({ passed: false, missing: [missing] });
-    expect(lines).toContain(`  ${missing}`);
+    const missing = ['eicar test file (copy).txt', 'eicar.tar.gz', 'eicar-infected.zip'].map(
+      (name) => `S3:${names.bucket}:${LIVE_TEST_PREFIX}run2/${name}`,
+    );
+    expect(result).toMatchObject({ passed: false, missing });
+    expect(lines).toContain(`  ${missing[0]}`);
     expect(lines.some((line) => line.startsWith('FAIL: after'))).toBe(true);
     const kept = await s3.client.send(
       new ListObjectsV2Command({ Bucket: names.bucket, Prefix: LIVE_TEST_PREFIX }),
     );
-    expect(kept.Contents).toHaveLength(2);
+    expect(kept.Contents).toHaveLength(4);
+  });
+
+  it('fails for archives whose record does not name the EICAR member inside them', async () => {
+    const config = await deployment('lived');
+    const names = resourceNames(config);
+    const analyzer = recordWhenUploaded(config, 'run4', (keys) => keys, false);
+
+    const result = await liveTest({
+      config,
+      clients: { s3: s3.client, dynamodb: dynamo.client },
+      runId: 'run4',
+      timeoutSeconds: 1.5,
+      pollIntervalMs: 100,
+      log: () => undefined,
+    });
+    await analyzer;
+
+    expect(result.missing).toEqual([
+      `S3:${names.bucket}:${LIVE_TEST_PREFIX}run4/eicar.tar.gz`,
+      `S3:${names.bucket}:${LIVE_TEST_PREFIX}run4/eicar-infected.zip`,
+    ]);
   });
 
   it('fails when there is no record at all', async () => {
@@ -144,7 +206,7 @@ describe('liveTest', () => {
     });
 
     expect(result.passed).toBe(false);
-    expect(result.missing).toHaveLength(2);
+    expect(result.missing).toHaveLength(4);
     expect(lines.join('\n')).toContain('there is no record for EICAR at all');
   });
 });
