@@ -7,7 +7,7 @@ import type { FileSummary } from '@binaryalert/core';
 import { compileRules } from '@binaryalert/yara';
 import { ArchiveKit } from '@binaryalert/testing';
 import { runCaptured, temporaryDirectory } from '../rules/testing';
-import { scanPaths } from './scan';
+import { scanPaths, type ScanEntry } from './scan';
 
 const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*';
 const RULES = `
@@ -51,11 +51,15 @@ describe('manage.ts scan', () => {
     expect(run.code).toBe(1);
     const lines = run.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^STATUS\s+PATH\s+MATCHED RULES$/);
-    expect(lines[1]).toMatch(new RegExp(`^clean\\s+${data}/clean\\.txt$`));
-    expect(lines[2]).toMatch(
-      new RegExp(`^MATCH\\s+${data}/sub/eicar\\.com\\s+own/test\\.yara:eicar_test_file$`),
-    );
-    expect(lines[3]).toMatch(/^scanned 2 files in \d+\.\d s: 1 matched, 1 clean$/);
+    // Rows come in the order files finish.
+    expect(lines.slice(1, 3).sort()).toEqual([
+      expect.stringMatching(
+        new RegExp(`^MATCH\\s+${data}/sub/eicar\\.com\\s+own/test\\.yara:eicar_test_file$`),
+      ),
+      expect.stringMatching(new RegExp(`^clean\\s+${data}/clean\\.txt$`)),
+    ]);
+    expect(lines[3]).toMatch(/^scanned 2 files \(0\.0 MB\) in \d+\.\d s: 1 matched, 1 clean$/);
+    expect(lines).toHaveLength(4);
     expect(run.stderr).toBe('');
   });
 
@@ -82,7 +86,8 @@ describe('manage.ts scan', () => {
     expect(run.code).toBe(1);
     const summaries = JSON.parse(run.stdout) as FileSummary[];
     expect(summaries).toHaveLength(2);
-    const [matched, clean] = summaries as [FileSummary, FileSummary];
+    const matched = summaries.find((s) => s.NumMatchedRules > 0) as FileSummary;
+    const clean = summaries.find((s) => s.NumMatchedRules === 0) as FileSummary;
     expect(matched.FileInfo).toMatchObject({
       SHA256: createHash('sha256').update(EICAR).digest('hex'),
       MD5: createHash('md5').update(EICAR).digest('hex'),
@@ -98,6 +103,42 @@ describe('manage.ts scan', () => {
     ).toEqual(['double_extension', 'eicar_test_file']);
     expect(matched.MatchedRules.Rule1).toMatchObject({ RuleFile: 'own/test.yara' });
     expect(clean).toMatchObject({ NumMatchedRules: 0, MatchedRules: {} });
+    expect(clean.FileInfo).not.toHaveProperty('MD5'); // computed only where it is stored or sent
+    expect(run.stderr).toMatch(/^scanned 2 files .*: 1 matched, 1 clean\n$/);
+  });
+
+  it('prints JSON Lines with --jsonl and only matched files with --matches-only', async () => {
+    const jsonl = await runCaptured(['scan', '--jsonl', '--rules', compiled, data]);
+    const matchesOnly = await runCaptured(['scan', '--matches-only', '--rules', compiled, data]);
+    const jsonMatches = await runCaptured([
+      'scan',
+      '--json',
+      '--matches-only',
+      '--rules',
+      compiled,
+      path.join(data, 'clean.txt'),
+    ]);
+
+    const lines = jsonl.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(
+      lines.map((line) => (JSON.parse(line) as FileSummary).FileInfo.S3Location).sort(),
+    ).toEqual([path.join(data, 'clean.txt'), path.join(data, 'sub', 'eicar.com')]);
+    expect(jsonl.stderr).toMatch(/^scanned 2 files .*: 1 matched, 1 clean\n$/);
+    expect(matchesOnly.stdout).not.toContain('clean.txt');
+    expect(matchesOnly.stdout).toMatch(
+      /^MATCH\s+\S+eicar\.com\s+own\/test\.yara:eicar_test_file$/m,
+    );
+    expect(matchesOnly.stdout).toMatch(/1 matched, 1 clean$/m);
+    expect(JSON.parse(jsonMatches.stdout)).toEqual([]);
+    expect(jsonMatches.code).toBe(0);
+  });
+
+  it('refuses --json together with --jsonl', async () => {
+    const run = await runCaptured(['scan', '--json', '--jsonl', '--rules', compiled, data]);
+
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('give either --json or --jsonl, not both');
   });
 
   it('reports each bad input by path and scans the rest without blocking', async () => {
@@ -140,6 +181,7 @@ describe('manage.ts scan', () => {
           `error: ${bad}/loop-a: symbolic link loop`,
           `error: ${bad}/loop-b: symbolic link loop`,
           `error: ${bad}/socket: not a regular file (a socket)`,
+          `skipped: ${bad}/cycle: directory already scanned (reached again through a symbolic link)`,
           `skipped: ${bad}/empty: empty file (0 bytes)`,
         ].sort(),
       );
@@ -147,7 +189,7 @@ describe('manage.ts scan', () => {
         new RegExp(`^MATCH\\s+${bad}/z-eicar\\.txt\\s+own/test\\.yara:eicar_test_file$`, 'm'),
       );
       expect(run.stdout).toMatch(
-        /scanned 1 files in .*: 1 matched, 0 clean, 8 could not be scanned, 1 skipped/,
+        /scanned 1 files .* in .*: 1 matched, 0 clean, 8 could not be scanned, 2 skipped/,
       );
     } finally {
       server.close();
@@ -160,7 +202,8 @@ describe('manage.ts scan', () => {
     try {
       const run = await runCaptured(['scan', '--rules', compiled, data]);
 
-      expect(run.stderr).toContain('\r\x1b[Kscanning: 2/2 files, 1 matched');
+      expect(run.stderr).toContain('\r\x1b[Kscanning: ');
+      expect(run.stderr).toMatch(/scanning: [12] files?, \d+\.\d MB, [\d.]+ MB\/s, [01] matched/);
       expect(run.stderr.endsWith('\r\x1b[K')).toBe(true);
       expect(run.stdout).not.toContain('scanning:');
     } finally {
@@ -309,7 +352,8 @@ describe('scanPaths', () => {
       const { rules } = await compileRules([{ path: rulesFile, namespace: 'r.yara' }]);
       for (const name of ['1', '2', '3']) writeFileSync(path.join(tmp.dir, `file-${name}`), 'a');
 
-      const entries = await scanPaths(
+      const entries: ScanEntry[] = [];
+      await scanPaths(
         [path.join(tmp.dir, 'file-1'), path.join(tmp.dir, 'file-2'), path.join(tmp.dir, 'file-3')],
         {
           rules,
@@ -317,6 +361,7 @@ describe('scanPaths', () => {
           timeoutSeconds: 10,
           concurrency: 1,
           onEntry: (entry) => {
+            entries.push(entry);
             if (entry.path.endsWith('file-1')) unlinkSync(path.join(tmp.dir, 'file-2'));
           },
         },
@@ -325,7 +370,8 @@ describe('scanPaths', () => {
       expect(entries.map((entry) => entry.status)).toEqual(['scanned', 'error', 'scanned']);
       expect(entries[1]).toMatchObject({
         path: path.join(tmp.dir, 'file-2'),
-        message: expect.stringMatching(/^cannot read: /),
+        // The walk reaches a path only when a worker is free, so it finds the file gone.
+        message: 'no such file or directory',
       });
     } finally {
       tmp.remove();

@@ -1,4 +1,4 @@
-import { promises as fs, type Stats } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -6,10 +6,7 @@ import {
   analyzeFile,
   DEFAULT_ARCHIVE_SETTINGS,
   summarize,
-  ruleId,
   type ArchiveSettings,
-  type FileAnalysis,
-  type FileSummary,
 } from '@binaryalert/core';
 import {
   FileOpenError,
@@ -23,19 +20,11 @@ import { UsageError, type CommandRegistrar } from '../usage';
 import { compileRuleSet } from '../rules/compile';
 import { findRuleFiles } from '../rules/discover';
 import { DEFAULT_COMPILED_RULES, DEFAULT_RULES_DIR, displayPath } from '../rules/paths';
+import { formatMb, ScanReport, type ScanEntry } from '../scan/report';
+import { errorText, walkPaths, type FoundFile } from '../scan/walk';
 import { formatCompileMessage } from './compile-rules';
 
-/** One input file's outcome, in the order the files were found. */
-export type ScanEntry =
-  | { path: string; status: 'scanned'; analysis: FileAnalysis; summary: FileSummary }
-  | { path: string; status: 'error'; message: string }
-  | { path: string; status: 'skipped'; message: string };
-
-interface Candidate {
-  /** As displayed: the argument as given, joined with the names found below it. */
-  path: string;
-  stats: Stats;
-}
+export type { ScanEntry };
 
 export interface ScanPathsOptions {
   rules: CompiledRules;
@@ -44,90 +33,38 @@ export interface ScanPathsOptions {
   concurrency: number;
   /** How containers inside the files are opened (absent: only the files' own bytes). */
   archives?: ArchiveSettings;
-  /** Called once per file as soon as its outcome is known (in completion order). */
-  onEntry?: (entry: ScanEntry, done: number, total: number) => void;
+  /**
+   * Receives each file's outcome as soon as it is known (completion order); the scan waits for the
+   * promise it returns, so a slow consumer slows the scan instead of piling results up.
+   */
+  onEntry: (entry: ScanEntry) => void | Promise<void>;
 }
 
 /**
  * Scans files and directories (recursively, following symbolic links without looping) with the
- * analyzer's own per-file analysis. A path that cannot be scanned (missing, unreadable, a FIFO,
- * socket or device, a symbolic link loop, too large) becomes an 'error' entry naming why, an
- * empty file a 'skipped' one; the rest go on. Special files are never opened, so nothing blocks.
+ * analyzer's own per-file analysis, streaming: the tree is walked while files are scanned and no
+ * outcome is kept after onEntry got it, so memory stays flat in the number of files. A path that
+ * cannot be scanned (missing, unreadable, a FIFO, socket or device, a symbolic link loop, too
+ * large) becomes an 'error' entry naming why, an empty file or a directory reached twice a
+ * 'skipped' one; the rest go on. Special files are never opened, so nothing blocks.
  */
-export async function scanPaths(inputs: string[], options: ScanPathsOptions): Promise<ScanEntry[]> {
-  const found: (Candidate | ScanEntry)[] = [];
-  const visitedDirs = new Set<string>();
-  for (const input of inputs) await collect(input, found, visitedDirs);
-
-  const entries: (ScanEntry | undefined)[] = found.map((item) =>
-    'status' in item ? item : precheck(item, options.maxSizeBytes),
-  );
-  const total = found.length;
-  let done = 0;
-  const report = (entry: ScanEntry) => options.onEntry?.(entry, ++done, total);
-  entries.forEach((entry) => entry && report(entry));
-
-  let next = 0;
+export async function scanPaths(inputs: string[], options: ScanPathsOptions): Promise<void> {
+  const found = walkPaths(inputs);
   async function worker(): Promise<void> {
-    while (next < found.length) {
-      const index = next++;
-      if (entries[index] !== undefined) continue;
-      const candidate = found[index] as Candidate;
-      const entry = await scanOne(candidate, options);
-      entries[index] = entry;
-      report(entry);
+    // Workers share one walk: an async generator queues concurrent next() calls.
+    for (let next = await found.next(); !next.done; next = await found.next()) {
+      const item = next.value;
+      const entry =
+        'status' in item
+          ? item
+          : (precheck(item, options.maxSizeBytes) ?? (await scanOne(item, options)));
+      await options.onEntry(entry);
     }
   }
-  const workers = Math.max(1, Math.min(options.concurrency, found.length));
-  await Promise.all(Array.from({ length: workers }, () => worker()));
-  return entries as ScanEntry[];
+  await Promise.all(Array.from({ length: Math.max(1, options.concurrency) }, () => worker()));
 }
 
-async function collect(
-  target: string,
-  found: (Candidate | ScanEntry)[],
-  visitedDirs: Set<string>,
-): Promise<void> {
-  let stats: Stats;
-  try {
-    stats = await fs.stat(target);
-  } catch (error) {
-    found.push({ path: target, status: 'error', message: await describeStatError(target, error) });
-    return;
-  }
-  if (!stats.isDirectory()) {
-    found.push({ path: target, stats });
-    return;
-  }
-  const key = `${stats.dev}:${stats.ino}`;
-  if (visitedDirs.has(key)) return; // a symbolic link back into a directory already scanned
-  visitedDirs.add(key);
-  let names: string[];
-  try {
-    names = (await fs.readdir(target)).sort();
-  } catch (error) {
-    found.push({
-      path: target,
-      status: 'error',
-      message: `cannot list directory: ${errorText(error)}`,
-    });
-    return;
-  }
-  for (const name of names) await collect(path.join(target, name), found, visitedDirs);
-}
-
-async function describeStatError(target: string, error: unknown): Promise<string> {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ELOOP') return 'symbolic link loop';
-  if (code === 'ENOENT') {
-    const link = await fs.lstat(target).catch(() => undefined);
-    return link?.isSymbolicLink() ? 'dangling symbolic link' : 'no such file or directory';
-  }
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  return errorText(error);
-}
-
-function precheck(candidate: Candidate, maxSizeBytes: number): ScanEntry | undefined {
+function precheck(candidate: FoundFile, maxSizeBytes: number): ScanEntry | undefined {
   const { stats } = candidate;
   const special = stats.isFIFO()
     ? 'a FIFO'
@@ -154,7 +91,7 @@ function precheck(candidate: Candidate, maxSizeBytes: number): ScanEntry | undef
   return undefined;
 }
 
-async function scanOne(candidate: Candidate, options: ScanPathsOptions): Promise<ScanEntry> {
+async function scanOne(candidate: FoundFile, options: ScanPathsOptions): Promise<ScanEntry> {
   try {
     const analysis = await analyzeFile(options.rules, candidate.path, {
       filepath: path.resolve(candidate.path),
@@ -181,52 +118,12 @@ async function scanOne(candidate: Candidate, options: ScanPathsOptions): Promise
   }
 }
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function formatMb(bytes: number): string {
-  const mb = bytes / (1024 * 1024);
-  return `${mb >= 10 ? mb.toFixed(0) : mb.toFixed(1)} MB`;
-}
-
-/** The readable report: one row per scanned file, then a summary line. */
-export function formatTable(entries: ScanEntry[], elapsedMs: number): string {
-  const scanned = entries.filter((e) => e.status === 'scanned');
-  const rows = scanned.map((entry) => {
-    const { matches, unscanned } = entry.analysis;
-    const rules = matches.map((match) =>
-      match.member ? `${ruleId(match)} in ${match.member.path}` : ruleId(match),
-    );
-    const reasons = [...new Set(unscanned.map((item) => item.reason))].join(', ');
-    if (unscanned.length > 0) rules.push(`(partial: ${unscanned.length} unscanned: ${reasons})`);
-    return [matches.length ? 'MATCH' : 'clean', entry.path, rules.join(', ')] as const;
-  });
-  const lines: string[] = [];
-  if (rows.length > 0) {
-    const width = Math.min(80, Math.max(4, ...rows.map((row) => row[1].length)));
-    const line = (a: string, b: string, c: string) =>
-      `${a.padEnd(6)} ${b.padEnd(width)}  ${c}`.trimEnd();
-    lines.push(line('STATUS', 'PATH', 'MATCHED RULES'));
-    rows.forEach((row) => lines.push(line(...row)));
-  }
-  const matched = rows.filter((row) => row[0] === 'MATCH').length;
-  const errors = entries.filter((e) => e.status === 'error').length;
-  const skipped = entries.filter((e) => e.status === 'skipped').length;
-  const partial = scanned.filter((e) => e.analysis.coverage === 'partial').length;
-  lines.push(
-    `scanned ${scanned.length} files in ${(elapsedMs / 1000).toFixed(1)} s: ` +
-      `${matched} matched, ${scanned.length - matched} clean` +
-      `${partial ? `, ${partial} partly scanned` : ''}` +
-      `${errors ? `, ${errors} could not be scanned` : ''}${skipped ? `, ${skipped} skipped` : ''}`,
-  );
-  return `${lines.join('\n')}\n`;
-}
-
 interface ScanFlags {
   rules?: string;
   rulesDir?: string;
   json?: boolean;
+  jsonl?: boolean;
+  matchesOnly?: boolean;
   maxSizeMb: string;
   timeout: string;
   concurrency: string;
@@ -313,26 +210,6 @@ async function compileForScan(rulesDir: string): Promise<CompiledRules> {
   }
 }
 
-/** A single updating status line on a terminal; nothing when stderr is not a TTY. */
-function progressLine(enabled: boolean) {
-  let shown = false;
-  let last = 0;
-  return {
-    update(text: string, force = false) {
-      if (!enabled) return;
-      const now = Date.now();
-      if (!force && now - last < 100) return;
-      last = now;
-      process.stderr.write(`\r\x1b[K${text}`);
-      shown = true;
-    },
-    clear() {
-      if (shown) process.stderr.write('\r\x1b[K');
-      shown = false;
-    },
-  };
-}
-
 export const registerScan: CommandRegistrar = (program: Command) => {
   program
     .command('scan')
@@ -343,7 +220,9 @@ export const registerScan: CommandRegistrar = (program: Command) => {
       `compiled rules (default ${displayPath(DEFAULT_COMPILED_RULES)}; compiled from rules/ when missing)`,
     )
     .option('--rules-dir <dir>', 'compile the rules in this directory for this scan instead')
-    .option('--json', 'print a JSON array of per-file summaries instead of the table')
+    .option('--json', 'print a JSON array of per-file summaries (written as files finish)')
+    .option('--jsonl', 'print one JSON per-file summary per line (JSON Lines)')
+    .option('--matches-only', 'print only files a rule matched (errors still go to stderr)')
     .option('--max-size-mb <mb>', 'skip files larger than this, with an error', '1024')
     .option(
       '--timeout <seconds>',
@@ -366,45 +245,26 @@ export const registerScan: CommandRegistrar = (program: Command) => {
       const maxSizeMb = positiveNumber(flags.maxSizeMb, '--max-size-mb');
       const timeoutSeconds = positiveNumber(flags.timeout, '--timeout');
       const concurrency = positiveNumber(flags.concurrency, '--concurrency', true);
+      if (flags.json && flags.jsonl)
+        throw new UsageError('give either --json or --jsonl, not both');
       const rules = await rulesForScan(flags);
       const archives = archiveSettingsForScan(flags);
-      const started = performance.now();
-      const progress = progressLine(process.stderr.isTTY === true);
-      let matchedSoFar = 0;
-      const entries = await scanPaths(inputs, {
+      const report = new ScanReport(flags.json ? 'json' : flags.jsonl ? 'jsonl' : 'table', {
+        matchesOnly: flags.matchesOnly === true,
+        stdout: process.stdout,
+        stderr: process.stderr,
+      });
+      await report.start();
+      await scanPaths(inputs, {
         rules,
         maxSizeBytes: maxSizeMb * 1024 * 1024,
         timeoutSeconds,
         concurrency,
         ...(archives ? { archives } : {}),
-        onEntry: (entry, done, total) => {
-          if (entry.status === 'scanned' && entry.summary.NumMatchedRules > 0) matchedSoFar++;
-          if (entry.status !== 'scanned') {
-            progress.clear();
-            const label = entry.status === 'error' ? 'error' : 'skipped';
-            process.stderr.write(`${label}: ${entry.path}: ${entry.message}\n`);
-          }
-          progress.update(
-            `scanning: ${done}/${total} files, ${matchedSoFar} matched`,
-            done === total,
-          );
-        },
+        onEntry: (entry) => report.add(entry),
       });
-      progress.clear();
-      const scanned = entries.filter((entry) => entry.status === 'scanned');
-      if (flags.json) {
-        process.stdout.write(
-          `${JSON.stringify(
-            scanned.map((entry) => entry.summary),
-            null,
-            2,
-          )}\n`,
-        );
-      } else {
-        process.stdout.write(formatTable(entries, performance.now() - started));
-      }
-      const matched = scanned.some((entry) => entry.summary.NumMatchedRules > 0);
-      const failed = entries.some((entry) => entry.status === 'error');
-      if (matched || failed) process.exitCode = 1;
+      await report.finish();
+      const { matched, errors } = report.totals;
+      if (matched > 0 || errors > 0) process.exitCode = 1;
     });
 };
