@@ -188,3 +188,9 @@ queue_age_alarm_minutes = 30
 
 # Alarm when the analyzer reports fewer compiled YARA rules than this (0 or more; 0 = off).
 yara_rules_min_count = 1
+
+# Rules releases (`manage.ts deploy-rules`): each analyzer checks the rules bucket for a newer
+# release at most this often (seconds, 0-3600), with one conditional GET of a small manifest;
+# `deploy-rules` waits this long before re-analyzing, so every analysis after that uses the new
+# rules. The local stack checks every second.
+rules_refresh_seconds = 60

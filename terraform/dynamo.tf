@@ -1,4 +1,5 @@
-# Match history: one item per (SHA256, analyzer Lambda version).
+# Match history: one item per binary (SHA256) with the (rule, fingerprint) pairs already alerted
+# on; bounded whatever the number of objects holding the binary.
 
 resource "aws_dynamodb_table" "matches" {
   name           = local.names.table
@@ -6,16 +7,10 @@ resource "aws_dynamodb_table" "matches" {
   read_capacity  = var.dynamo_billing_mode == "PROVISIONED" ? var.dynamo_read_capacity : null
   write_capacity = var.dynamo_billing_mode == "PROVISIONED" ? var.dynamo_write_capacity : null
   hash_key       = "SHA256"
-  range_key      = "AnalyzerVersion"
 
   attribute {
     name = "SHA256"
     type = "S"
-  }
-
-  attribute {
-    name = "AnalyzerVersion"
-    type = "N"
   }
 
   server_side_encryption {
@@ -29,7 +24,8 @@ resource "aws_dynamodb_table" "matches" {
 
 # The verdict ledger: one item per S3 object (Bucket + Key) with its newest verdict, written by the
 # analyzer for every object it finishes (packages/core/src/match-table.ts defines the same table
-# for the local stack and the tests; `manage.ts results` reads it).
+# for the local stack and the tests; `manage.ts results` reads it). The alert decision keeps each
+# object's alert state on its item too (MatchAlertSha256; packages/analyzer/src/match-history.ts).
 resource "aws_dynamodb_table" "verdicts" {
   name           = local.names.verdict_table
   billing_mode   = var.dynamo_billing_mode

@@ -25,17 +25,24 @@ data "aws_iam_policy_document" "analyzer" {
   }
 
   statement {
-    sid = "MatchHistory"
-    # Query reads the newest items of a SHA256; UpdateItem creates or extends an item.
-    actions   = ["dynamodb:Query", "dynamodb:UpdateItem"]
-    resources = [aws_dynamodb_table.matches.arn]
+    sid       = "ReadRulesReleases"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.rules.arn}/*"]
+  }
+
+  statement {
+    sid = "AlertDecisions"
+    # GetItem reads a binary's alerted rules and an object's alert state; UpdateItem claims and
+    # records alerts (packages/analyzer/src/match-history.ts).
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.matches.arn, aws_dynamodb_table.verdicts.arn]
   }
 
   statement {
     sid = "VerdictLedger"
-    # PutItem writes an object's verdict (conditional: a newer one is never replaced); GetItem
-    # reads the previous verdict of an object.
-    actions   = ["dynamodb:PutItem", "dynamodb:GetItem"]
+    # UpdateItem writes an object's verdict (conditional: a newer one is never replaced; the
+    # object's alert state on the same item is kept); GetItem reads the previous verdict.
+    actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem"]
     resources = [aws_dynamodb_table.verdicts.arn]
   }
 

@@ -27,6 +27,8 @@ module "analyzer" {
     YARA_MATCHES_DYNAMO_TABLE_NAME = aws_dynamodb_table.matches.name
     VERDICTS_DYNAMO_TABLE_NAME     = aws_dynamodb_table.verdicts.name
     VERDICT_TTL_DAYS               = tostring(var.verdict_ttl_days)
+    RULES_BUCKET_NAME              = aws_s3_bucket.rules.id
+    RULES_REFRESH_SECONDS          = tostring(var.rules_refresh_seconds)
     YARA_ALERTS_SNS_TOPIC_ARN      = aws_sns_topic.yara_match_alerts.arn
     NEGATIVE_ALERTS_SNS_TOPIC_ARN  = local.negative_topic_arn
     SQS_QUEUE_URL                  = aws_sqs_queue.analyzer.url

@@ -77,3 +77,8 @@ output "dashboard_url" {
   description = "CloudWatch dashboard of every BinaryAlert metric."
   value       = "https://${var.aws_region}.console.aws.amazon.com/cloudwatch/home?region=${var.aws_region}#dashboards:name=${aws_cloudwatch_dashboard.binaryalert.dashboard_name}"
 }
+
+output "rules_bucket" {
+  description = "Rules releases (manage.ts deploy-rules uploads here; the analyzer reads the newest)."
+  value       = aws_s3_bucket.rules.id
+}

@@ -196,3 +196,67 @@ resource "aws_s3_bucket_policy" "access_logs" {
 
   depends_on = [aws_s3_bucket_public_access_block.access_logs]
 }
+
+# The rules bucket: `manage.ts deploy-rules` uploads each rules release here; the analyzer may
+# only read it. Versioned, so an overwritten or deleted release can be recovered.
+
+resource "aws_s3_bucket" "rules" {
+  bucket        = local.names.rules_bucket
+  force_destroy = var.force_destroy
+}
+
+resource "aws_s3_bucket_ownership_controls" "rules" {
+  bucket = aws_s3_bucket.rules.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "rules" {
+  bucket                  = aws_s3_bucket.rules.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_versioning" "rules" {
+  bucket = aws_s3_bucket.rules.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "rules" {
+  bucket = aws_s3_bucket.rules.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+data "aws_iam_policy_document" "rules_bucket" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.rules.arn, "${aws_s3_bucket.rules.arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "rules" {
+  bucket = aws_s3_bucket.rules.id
+  policy = data.aws_iam_policy_document.rules_bucket.json
+
+  depends_on = [aws_s3_bucket_public_access_block.rules]
+}

@@ -243,6 +243,7 @@ describe('names', () => {
       ['deadLetterQueue', 'dead_letter_queue'],
       ['table', 'table'],
       ['verdictTable', 'verdict_table'],
+      ['rulesBucket', 'rules_bucket'],
       ['matchesTopic', 'matches_topic'],
       ['negativeMatchesTopic', 'negative_topic'],
       ['alarmTopic', 'alarm_topic'],
@@ -484,18 +485,12 @@ describe('resources', () => {
     expect(strings(only(queuePolicy).condition)).toContain('${aws_s3_bucket.binaries.arn}');
   });
 
-  it('keys the match table by SHA256 and AnalyzerVersion, as the local stack and tests create it', () => {
+  it('keys the match table by SHA256 alone, as the local stack and tests create it', () => {
     const table = only(root.resource.aws_dynamodb_table.matches);
     const local = matchTableDefinition('any');
-    const keyOf = (type: string) =>
-      local.KeySchema?.find((key) => key.KeyType === type)?.AttributeName;
 
-    expect([table.hash_key, table.range_key]).toEqual(['SHA256', 'AnalyzerVersion']);
-    expect([keyOf('HASH'), keyOf('RANGE')]).toEqual([table.hash_key, table.range_key]);
-    expect(table.attribute).toEqual([
-      { name: 'SHA256', type: 'S' },
-      { name: 'AnalyzerVersion', type: 'N' },
-    ]);
+    expect([table.hash_key, table.range_key]).toEqual(['SHA256', undefined]);
+    expect(local.KeySchema).toEqual([{ AttributeName: 'SHA256', KeyType: 'HASH' }]);
     expect(
       local.AttributeDefinitions?.map((a) => ({ name: a.AttributeName, type: a.AttributeType })),
     ).toEqual(table.attribute);

@@ -251,6 +251,11 @@ variable "queue_age_alarm_minutes" {
   type        = number
 }
 
+variable "rules_refresh_seconds" {
+  description = "How often (at most) each analyzer checks the rules bucket for a newer rules release."
+  type        = number
+}
+
 variable "yara_rules_min_count" {
   description = "Alarm when the analyzer reports fewer YARA rules than this (0 = no alarm)."
   type        = number

@@ -9,7 +9,13 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 
-import { analyzeObject, mapConcurrent, type AnalyzerDeps } from '../../packages/analyzer/src';
+import {
+  analyzeObject,
+  fixedRules,
+  mapConcurrent,
+  unreleasedRules,
+  type AnalyzerDeps,
+} from '../../packages/analyzer/src';
 import { createLogger, DEFAULT_ARCHIVE_SETTINGS } from '../../packages/core/src';
 import { loadRules } from '../../packages/yara/src';
 
@@ -47,7 +53,7 @@ async function main(): Promise<void> {
     sns: new SNSClient(unused),
     sqs: new SQSClient(unused),
     cloudwatch: new CloudWatchClient(unused),
-    rules: await loadRules(args.rulesPath),
+    rules: fixedRules(unreleasedRules(await loadRules(args.rulesPath))),
     log: createLogger('analyzer', () => undefined),
   };
   const settings = {

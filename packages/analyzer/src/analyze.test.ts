@@ -27,7 +27,6 @@ import {
 import { startDynamo, startS3, startSqs, uniqueName, type Emulator } from '@binaryalert/testing';
 import { compileRules, type CompiledRules } from '@binaryalert/yara';
 import {
-  analyzerVersion,
   handleInvocation,
   type AnalysisResults,
   type AnalyzerDeps,
@@ -36,6 +35,7 @@ import {
 } from './analyze';
 import { AnalysisFailedError } from './errors';
 import { readVerdict } from './ledger';
+import { fixedRules, unreleasedRules } from './rules-release';
 import { createMatchTable, createVerdictTable } from './test-helpers';
 
 const RULES = `
@@ -143,7 +143,7 @@ describe('handleInvocation', () => {
       sqs: sqs.client,
       sns: new SNSClient({ region: 'us-east-1' }),
       cloudwatch: new CloudWatchClient({ region: 'us-east-1' }),
-      rules,
+      rules: fixedRules(unreleasedRules(rules)),
       log: createLogger('analyzer', (line) =>
         logLines.push(JSON.parse(line) as Record<string, unknown>),
       ),
@@ -256,13 +256,20 @@ describe('handleInvocation', () => {
         Message: JSON.stringify(evil, null, 4),
       }),
     ]);
-    const item = await dynamo.client.send(
+    const binary = await dynamo.client.send(
       new GetItemCommand({
         TableName: settings.matchesTable,
-        Key: { SHA256: { S: sha256(EVIL) }, AnalyzerVersion: { N: '1' } },
+        Key: { SHA256: { S: sha256(EVIL) } },
       }),
     );
-    expect(item.Item?.S3Objects?.SS).toEqual([`S3:${bucket}:evil.bin`]);
+    expect(binary.Item?.AlertedRules?.SS).toEqual(['test/test.yar:evil_marker@']);
+    const ledger = await dynamo.client.send(
+      new GetItemCommand({
+        TableName: settings.verdictTable,
+        Key: { Bucket: { S: bucket }, Key: { S: 'evil.bin' } },
+      }),
+    );
+    expect(ledger.Item?.MatchAlertSha256).toEqual({ S: sha256(EVIL) });
     // The missing object is finished too: logged with its key, never retried.
     expect(logLines).toContainEqual(
       expect.objectContaining({ level: 'warn', object: `S3:${bucket}:gone.exe` }),
@@ -521,24 +528,25 @@ describe('handleInvocation', () => {
   describe('alerts', () => {
     const event = (key: string) => ({ Records: [s3EventRecord({ bucket, key })] });
 
-    it('follows the match history across keys, versions and duplicate deliveries', async () => {
+    it('follows the match history across keys and duplicate deliveries', async () => {
       await put('first.bin', EVIL);
       await put('copy.bin', EVIL);
 
-      await invoke(event('first.bin'), 1); // first match
-      await Promise.all([invoke(event('first.bin'), 1), invoke(event('first.bin'), 1)]); // duplicates
-      await invoke(event('copy.bin'), 1); // same file, new key
-      await invoke(event('first.bin'), 2); // newer version, nothing new
-      await invoke(event('copy.bin'), 1); // older version running late
+      await invoke(event('first.bin')); // first match
+      // Duplicates: each finds the alert sent (or in flight, and fails to be retried).
+      await Promise.allSettled([invoke(event('first.bin')), invoke(event('first.bin'))]);
+      await invoke(event('copy.bin')); // same file, new key
+      await invoke(event('first.bin')); // nothing new
+      await invoke(event('copy.bin'));
 
       expect(
         publishes().map((input) => (JSON.parse(input.Message!) as FileSummary).FileInfo.S3Location),
       ).toEqual([`S3:${bucket}:first.bin`, `S3:${bucket}:copy.bin`]);
     });
 
-    it('alerts when a new rule of a newer version matches a known file', async () => {
+    it('alerts when a new rule matches a known file', async () => {
       await put('first.bin', EVIL);
-      await invoke(event('first.bin'), 1);
+      await invoke(event('first.bin'));
       const ruleFile = path.join(workDir, 'newer.yar');
       await writeFile(ruleFile, 'rule newer_rule { strings: $h = "hello" condition: $h }');
       const newer = await compileRules([
@@ -546,7 +554,8 @@ describe('handleInvocation', () => {
         { path: ruleFile, namespace: 'test/newer.yar' },
       ]);
 
-      await handleInvocation({ ...deps, rules: newer.rules }, settings, event('first.bin'), 2);
+      const newerRules = fixedRules(unreleasedRules(newer.rules));
+      await handleInvocation({ ...deps, rules: newerRules }, settings, event('first.bin'), 2);
 
       expect(publishes()).toHaveLength(2);
       expect(publishes()[1]?.MessageAttributes?.rules).toEqual({
@@ -691,16 +700,5 @@ describe('handleInvocation', () => {
 
     expect(results).toEqual({});
     expect(cloudwatchMock).toHaveReceivedCommandTimes(PutMetricDataCommand, 0);
-  });
-});
-
-describe('analyzerVersion', () => {
-  it.each([
-    ['$LATEST', 0],
-    ['1', 1],
-    ['42', 42],
-    [undefined, 0],
-  ])('maps %p to %p', (functionVersion, expected) => {
-    expect(analyzerVersion(functionVersion)).toBe(expected);
   });
 });

@@ -8,6 +8,7 @@ import {
   MetricsBatch,
   objectId,
   pathInsideObject,
+  ruleFingerprint,
   ruleId,
   summarize,
   type ArchiveSettings,
@@ -16,11 +17,11 @@ import {
   type Logger,
   type S3ObjectRef,
 } from '@binaryalert/core';
-import type { CompiledRules } from '@binaryalert/yara';
 import { publishMatchAlert, publishNegativeAlert } from './alerts';
 import { mapConcurrent } from './concurrency';
 import { downloadObject, privateTempDir } from './download';
 import {
+  AlertInFlightError,
   AnalysisFailedError,
   MatchBookkeepingError,
   ObjectAccessDeniedError,
@@ -28,8 +29,9 @@ import {
 } from './errors';
 import { parseAnalyzerInput, type AnalyzerInput } from './input';
 import { recordVerdict, verdictRecord, type S3ObjectFacts } from './ledger';
-import { forgetObject, recordMatch, type MatchDecision } from './match-history';
+import { recordMatch, type MatchDecision } from './match-history';
 import { deleteReceipts } from './receipts';
+import type { ActiveRules, RulesProvider } from './rules-release';
 
 /** The clients and rules the analysis uses; built once per container by deps.ts, or by tests. */
 export interface AnalyzerDeps {
@@ -38,7 +40,8 @@ export interface AnalyzerDeps {
   sns: SNSClient;
   sqs: SQSClient;
   cloudwatch: CloudWatchClient;
-  rules: CompiledRules;
+  /** The current rules release (refreshed between scans). */
+  rules: RulesProvider;
   log: Logger;
 }
 
@@ -70,6 +73,8 @@ export type ObjectOutcome =
       object: S3ObjectFacts;
       downloadMs: number;
       scanMs: number;
+      /** The rules release the object was scanned with. */
+      rulesVersion: number;
       decision?: MatchDecision;
       /** Why some content could not be scanned (the verdict is then `partial`). */
       unscanned?: string;
@@ -89,7 +94,7 @@ export interface SqsBatchResponse {
   batchItemFailures: { itemIdentifier: string }[];
 }
 
-/** `$LATEST` (or anything unversioned) counts as version 0 in the match table. */
+/** `$LATEST` (or anything unversioned) counts as version 0 in the verdict ledger. */
 export function analyzerVersion(functionVersion: string | undefined): number {
   const version = Number(functionVersion);
   return Number.isInteger(version) && version > 0 ? version : 0;
@@ -122,10 +127,11 @@ export async function analyzeObject(
   const analyzedAt = new Date();
   const id = objectId(ref.bucket, ref.key);
   const log = deps.log.child({ object: id });
-  const outcome = await scanObject(deps, settings, ref, version, log, remainingMs);
+  const outcome = await scanObject(deps, settings, ref, log, remainingMs);
   const record = verdictRecord(ref, outcome, {
     analyzedAt,
     analyzerVersion: version,
+    ...(outcome.status === 'analyzed' ? { rulesVersion: String(outcome.rulesVersion) } : {}),
     ttlDays: settings.verdictTtlDays,
   });
   try {
@@ -144,7 +150,6 @@ async function scanObject(
   deps: AnalyzerDeps,
   settings: AnalyzerSettings,
   ref: S3ObjectRef,
-  version: number,
   log: Logger,
   remainingMs?: () => number,
 ): Promise<ObjectOutcome> {
@@ -160,7 +165,9 @@ async function scanObject(
       });
       return { status: 'skipped', id, reason: 'too-large', object: { size: download.size } };
     }
-    const analysis = await analyzeFile(deps.rules, download.file, {
+    // One release for the whole object: a newer one loaded meanwhile applies to the next scan.
+    const rules = await deps.rules.current();
+    const analysis = await analyzeFile(rules.compiled, download.file, {
       ...(download.metadata.filepath ? { filepath: download.metadata.filepath } : {}),
       // Member paths start from the key: what is in S3 (`key!dir/member`).
       label: ref.key,
@@ -190,6 +197,7 @@ async function scanObject(
       },
       downloadMs: download.downloadMs,
       scanMs: analysis.scanMs,
+      rulesVersion: rules.manifest.version,
       // The ledger keeps one reason: the first thing that could not be scanned.
       ...(analysis.unscanned[0] ? { unscanned: analysis.unscanned[0].reason } : {}),
     };
@@ -202,6 +210,7 @@ async function scanObject(
       ...(analysis.unscanned.length > 0 ? { unscanned: analysis.unscanned.slice(0, 20) } : {}),
       downloadMs: Math.round(download.downloadMs),
       scanMs: Math.round(analysis.scanMs),
+      rulesVersion: rules.manifest.version,
     });
     if (analysis.matches.length === 0) {
       if (settings.negativeAlertsTopicArn) {
@@ -209,7 +218,7 @@ async function scanObject(
       }
       return outcome;
     }
-    const decision = await recordAndAlert(deps, settings, analysis, summary, version, log);
+    const decision = await recordAndAlert(deps, settings, ref, analysis, summary, rules, log);
     return { ...outcome, decision };
   } catch (error) {
     if (error instanceof ObjectMissingError || error instanceof ObjectAccessDeniedError) {
@@ -232,23 +241,23 @@ async function scanObject(
 async function recordAndAlert(
   deps: AnalyzerDeps,
   settings: AnalyzerSettings,
+  ref: S3ObjectRef,
   analysis: FileAnalysis,
   summary: FileSummary,
-  version: number,
+  rules: ActiveRules,
   log: Logger,
 ): Promise<MatchDecision> {
-  if (summary.FileInfo.MD5 === undefined) {
+  if (analysis.md5 === undefined) {
     throw new TypeError(`no MD5 for the matched object ${summary.FileInfo.S3Location}`);
   }
   const record = {
-    sha256: summary.FileInfo.SHA256,
-    md5: summary.FileInfo.MD5,
-    objectId: summary.FileInfo.S3Location,
-    ruleIds: Object.values(summary.MatchedRules).map((rule) =>
-      ruleId({ namespace: rule.RuleFile, rule: rule.RuleName }),
-    ),
-    lastModified: summary.FileInfo.S3LastModified,
-    metadata: summary.FileInfo.S3Metadata,
+    sha256: analysis.sha256,
+    md5: analysis.md5,
+    object: { bucket: ref.bucket, key: ref.key },
+    rules: analysis.matches.map((match) => ({
+      id: ruleId(match),
+      fingerprint: ruleFingerprint(rules.manifest, match),
+    })),
     // Keyed by content, so paths inside the object, without the key (`a.zip!payload.exe`).
     // At most 100, so a container full of matching members cannot outgrow a DynamoDB item.
     memberMatches: analysis.matches
@@ -265,34 +274,31 @@ async function recordAndAlert(
       )
       .slice(0, 100),
   };
+  const tables = { matches: settings.matchesTable, ledger: settings.verdictTable };
+  let published = false;
   let decision: MatchDecision;
   try {
-    decision = await recordMatch(deps.dynamo, settings.matchesTable, record, version);
+    decision = await recordMatch(deps.dynamo, tables, record, async () => {
+      await publishMatchAlert(deps.sns, settings.alertsTopicArn, summary);
+      published = true;
+    });
   } catch (error) {
-    throw new MatchBookkeepingError('could not record the match in DynamoDB', { cause: error });
+    if (error instanceof AlertInFlightError) throw error;
+    throw new MatchBookkeepingError(
+      published ? 'could not record the sent alert' : 'could not decide or publish the match alert',
+      { cause: error },
+    );
   }
   const fields = {
-    matchedRules: record.ruleIds,
+    matchedRules: record.rules.map((rule) => rule.id),
     alert: decision.alert,
     reason: decision.reason,
-    analyzerVersion: version,
+    rulesVersion: rules.manifest.version,
   };
   // Only a match that alerts is news (the alert itself is the warning); a re-match of a known
   // file is debug-level.
   if (decision.alert) log.info('object matched YARA rules', fields);
   else log.debug('object matched YARA rules', fields);
-  if (!decision.alert) return decision;
-  try {
-    await publishMatchAlert(deps.sns, settings.alertsTopicArn, summary);
-  } catch (error) {
-    // Take the object back out of the table so the retry alerts instead of finding it known.
-    if (decision.recordedObject) {
-      await forgetObject(deps.dynamo, settings.matchesTable, record, version).catch(
-        (undoError: unknown) => log.error('could not undo the match record', { error: undoError }),
-      );
-    }
-    throw new MatchBookkeepingError('could not publish the match alert', { cause: error });
-  }
   return decision;
 }
 
@@ -372,7 +378,8 @@ export async function handleInvocation(
     });
   }
   if (outcomes.length > 0) {
-    await invocationMetrics(outcomes, deps.rules.ruleCount).flush(deps.cloudwatch, deps.log);
+    const { compiled } = await deps.rules.current();
+    await invocationMetrics(outcomes, compiled.ruleCount).flush(deps.cloudwatch, deps.log);
   }
 
   if (input.kind === 'sqs') {

@@ -35,6 +35,7 @@ import {
   type AnalyzerSettings,
 } from './analyze';
 import { readVerdict } from './ledger';
+import { fixedRules, unreleasedRules } from './rules-release';
 import { createMatchTable, createVerdictTable } from './test-helpers';
 
 const RULES =
@@ -101,7 +102,7 @@ describe('analyzing containers', () => {
       sqs: sqs.client,
       sns: new SNSClient({ region: 'us-east-1' }),
       cloudwatch: new CloudWatchClient({ region: 'us-east-1' }),
-      rules,
+      rules: fixedRules(unreleasedRules(rules)),
       log: createLogger('analyzer', () => undefined),
     };
   });
@@ -162,7 +163,7 @@ describe('analyzing containers', () => {
     const item = await dynamo.client.send(
       new GetItemCommand({
         TableName: settings.matchesTable,
-        Key: { SHA256: { S: summary.FileInfo.SHA256 }, AnalyzerVersion: { N: '1' } },
+        Key: { SHA256: { S: summary.FileInfo.SHA256 } },
       }),
     );
     expect(item.Item?.MatchedMembers).toEqual({

@@ -42,6 +42,20 @@ describe('loadAnalyzerConfig', () => {
         concurrency: os.availableParallelism(),
       },
       rulesPath: path.join('/var/task', 'compiled_yara_rules.bin'),
+      manifestPath: path.join('/var/task', 'rules_manifest.json'),
+    });
+  });
+
+  it('reads the rules bucket and its refresh interval', () => {
+    const config = loadAnalyzerConfig({
+      ...ENV,
+      RULES_BUCKET_NAME: 'prefix.binaryalert-rules.us-east-1',
+      RULES_REFRESH_SECONDS: '30',
+    });
+
+    expect(config.rulesBucket).toEqual({
+      bucket: 'prefix.binaryalert-rules.us-east-1',
+      refreshSeconds: 30,
     });
   });
 

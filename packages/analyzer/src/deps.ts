@@ -5,10 +5,21 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { createLogger, parseEnv, type Logger } from '@binaryalert/core';
-import { loadRules } from '@binaryalert/yara';
+import {
+  COMPILED_RULES_FILE,
+  createLogger,
+  parseEnv,
+  manifestPathFor,
+  type Logger,
+} from '@binaryalert/core';
 import { z } from 'zod';
 import type { AnalyzerDeps, AnalyzerSettings } from './analyze';
+import {
+  fixedRules,
+  loadBakedRules,
+  rulesFromBucket,
+  type RulesBucketSettings,
+} from './rules-release';
 
 const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
 
@@ -17,6 +28,9 @@ export const AnalyzerEnvSchema = z.object({
   YARA_MATCHES_DYNAMO_TABLE_NAME: z.string().min(1),
   VERDICTS_DYNAMO_TABLE_NAME: z.string().min(1),
   VERDICT_TTL_DAYS: z.coerce.number().int().nonnegative().default(0),
+  /** Empty: no rules bucket, the baked-in rules only. */
+  RULES_BUCKET_NAME: z.string().default(''),
+  RULES_REFRESH_SECONDS: z.coerce.number().nonnegative().default(60),
   YARA_ALERTS_SNS_TOPIC_ARN: z.string().min(1),
   NEGATIVE_ALERTS_SNS_TOPIC_ARN: z.string().default(''),
   SQS_QUEUE_URL: z.string().min(1),
@@ -46,7 +60,10 @@ export const AnalyzerEnvSchema = z.object({
 
 export interface AnalyzerConfig {
   settings: AnalyzerSettings;
+  /** The baked-in release: compiled rules and the manifest beside them. */
   rulesPath: string;
+  manifestPath: string;
+  rulesBucket?: RulesBucketSettings;
 }
 
 /**
@@ -59,38 +76,59 @@ export function loadAnalyzerConfig(
   handlerDir: string = __dirname,
 ): AnalyzerConfig {
   const parsed = parseEnv(AnalyzerEnvSchema, env);
-  return {
-    settings: {
-      matchesTable: parsed.YARA_MATCHES_DYNAMO_TABLE_NAME,
-      verdictTable: parsed.VERDICTS_DYNAMO_TABLE_NAME,
-      verdictTtlDays: parsed.VERDICT_TTL_DAYS,
-      alertsTopicArn: parsed.YARA_ALERTS_SNS_TOPIC_ARN,
-      negativeAlertsTopicArn: parsed.NEGATIVE_ALERTS_SNS_TOPIC_ARN,
-      queueUrl: parsed.SQS_QUEUE_URL,
-      maxFileBytes: Math.floor(parsed.MAX_FILE_SIZE_MB * 1024 * 1024),
-      scanTimeoutSeconds: parsed.SCAN_TIMEOUT_SECONDS,
-      archives: {
-        passwords: parsed.ARCHIVE_PASSWORDS,
-        maxDepth: parsed.ARCHIVE_MAX_DEPTH,
-        maxMembers: parsed.ARCHIVE_MAX_MEMBERS,
-        maxExpandedBytes: Math.floor(parsed.ARCHIVE_MAX_EXPANDED_MB * 1024 * 1024),
-        maxRatio: parsed.ARCHIVE_MAX_RATIO,
-      },
-      concurrency: parsed.ANALYSIS_CONCURRENCY ?? os.availableParallelism(),
+  const settings: AnalyzerSettings = {
+    matchesTable: parsed.YARA_MATCHES_DYNAMO_TABLE_NAME,
+    verdictTable: parsed.VERDICTS_DYNAMO_TABLE_NAME,
+    verdictTtlDays: parsed.VERDICT_TTL_DAYS,
+    alertsTopicArn: parsed.YARA_ALERTS_SNS_TOPIC_ARN,
+    negativeAlertsTopicArn: parsed.NEGATIVE_ALERTS_SNS_TOPIC_ARN,
+    queueUrl: parsed.SQS_QUEUE_URL,
+    maxFileBytes: Math.floor(parsed.MAX_FILE_SIZE_MB * 1024 * 1024),
+    scanTimeoutSeconds: parsed.SCAN_TIMEOUT_SECONDS,
+    archives: {
+      passwords: parsed.ARCHIVE_PASSWORDS,
+      maxDepth: parsed.ARCHIVE_MAX_DEPTH,
+      maxMembers: parsed.ARCHIVE_MAX_MEMBERS,
+      maxExpandedBytes: Math.floor(parsed.ARCHIVE_MAX_EXPANDED_MB * 1024 * 1024),
+      maxRatio: parsed.ARCHIVE_MAX_RATIO,
     },
-    rulesPath: parsed.COMPILED_RULES_PATH ?? path.join(handlerDir, 'compiled_yara_rules.bin'),
+    concurrency: parsed.ANALYSIS_CONCURRENCY ?? os.availableParallelism(),
+  };
+  const rulesPath = parsed.COMPILED_RULES_PATH ?? path.join(handlerDir, COMPILED_RULES_FILE);
+  return {
+    settings,
+    rulesPath,
+    manifestPath: manifestPathFor(rulesPath),
+    ...(parsed.RULES_BUCKET_NAME
+      ? {
+          rulesBucket: {
+            bucket: parsed.RULES_BUCKET_NAME,
+            refreshSeconds: parsed.RULES_REFRESH_SECONDS,
+          },
+        }
+      : {}),
   };
 }
 
-/** Builds the SDK clients (region and endpoint from the standard AWS variables) and loads the rules. */
+/**
+ * Builds the SDK clients (region and endpoint from the standard AWS variables) and loads the
+ * baked-in rules; with a rules bucket, the newest release there replaces them at the first scan.
+ */
 export async function createDeps(
-  rulesPath: string,
+  config: AnalyzerConfig,
   log: Logger = createLogger('analyzer'),
 ): Promise<AnalyzerDeps> {
-  const rules = await loadRules(rulesPath);
-  log.info('loaded compiled YARA rules', { rulesPath, ruleCount: rules.ruleCount });
+  const baked = await loadBakedRules(config.rulesPath, config.manifestPath);
+  log.info('loaded the baked-in YARA rules', {
+    rulesPath: config.rulesPath,
+    ruleCount: baked.compiled.ruleCount,
+  });
+  const s3 = new S3Client({});
+  const rules = config.rulesBucket
+    ? rulesFromBucket(s3, { ...config.rulesBucket, tempRoot: config.settings.tempRoot }, baked, log)
+    : fixedRules(baked);
   return {
-    s3: new S3Client({}),
+    s3,
     dynamo: new DynamoDBClient({}),
     sns: new SNSClient({}),
     sqs: new SQSClient({}),

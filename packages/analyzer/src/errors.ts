@@ -60,3 +60,8 @@ export class AnalysisFailedError extends Error {
     );
   }
 }
+
+/** Another delivery of the same alert holds its claim right now. Retried after the visibility timeout. */
+export class AlertInFlightError extends Error {
+  override readonly name = 'AlertInFlightError';
+}

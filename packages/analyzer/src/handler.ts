@@ -13,7 +13,7 @@ const config = loadAnalyzerConfig();
 // Scans and the downloads' file writes share libuv's thread pool (4 threads by default): size it
 // so concurrent scans never starve the writes. libuv reads it when the pool first starts, below.
 process.env.UV_THREADPOOL_SIZE ??= String(config.settings.concurrency + 4);
-const deps = createDeps(config.rulesPath, log);
+const deps = createDeps(config, log);
 deps.catch(() => undefined); // reported by the first invocation that awaits it
 
 /** Lambda entry point. */

@@ -8,3 +8,4 @@ export * from './input';
 export * from './match-history';
 export * from './receipts';
 export * from './ledger';
+export * from './rules-release';

@@ -1,12 +1,13 @@
 import {
   ConditionalCheckFailedException,
   GetItemCommand,
-  PutItemCommand,
+  UpdateItemCommand,
+  type AttributeValue,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import {
+  verdictAttributes,
   verdictFromItem,
-  verdictToItem,
   type FileSummary,
   type LedgerRuleMatch,
   type S3ObjectRef,
@@ -115,7 +116,7 @@ export type VerdictWrite =
   { written: true; previous?: VerdictRecord } | { written: false; reason: 'newer verdict exists' };
 
 /**
- * Writes an object's verdict unless the ledger already holds a newer one: one conditional PutItem,
+ * Writes an object's verdict unless the ledger already holds a newer one: one conditional UpdateItem,
  * so a slow analysis (or an older analyzer) that finishes after a newer one can never overwrite
  * it. Newer means a later `analyzedAt`; for equal times, a higher analyzer version. Returns the
  * verdict it replaced.
@@ -125,22 +126,37 @@ export async function recordVerdict(
   table: string,
   record: VerdictRecord,
 ): Promise<VerdictWrite> {
+  // An update, not a put: the alert decision keeps each object's alert state on the same item.
+  const names: Record<string, string> = {
+    '#key': 'Key',
+    '#at': 'AnalyzedAt',
+    '#version': 'AnalyzerVersion',
+  };
+  const values: Record<string, AttributeValue> = {
+    ':at': { S: record.analyzedAt },
+    ':version': { N: String(record.analyzerVersion) },
+  };
+  const set: string[] = [];
+  const remove: string[] = [];
+  Object.entries(verdictAttributes(record)).forEach(([name, value], index) => {
+    if (name === 'Bucket' || name === 'Key') return;
+    names[`#a${index}`] = name;
+    if (value === undefined) remove.push(`#a${index}`);
+    else {
+      values[`:a${index}`] = value;
+      set.push(`#a${index} = :a${index}`);
+    }
+  });
   try {
     const response = await dynamo.send(
-      new PutItemCommand({
+      new UpdateItemCommand({
         TableName: table,
-        Item: verdictToItem(record),
+        Key: { Bucket: { S: record.bucket }, Key: { S: record.key } },
+        UpdateExpression: `SET ${set.join(', ')}${remove.length ? ` REMOVE ${remove.join(', ')}` : ''}`,
         ConditionExpression:
           'attribute_not_exists(#key) OR #at < :at OR (#at = :at AND #version <= :version)',
-        ExpressionAttributeNames: {
-          '#key': 'Key',
-          '#at': 'AnalyzedAt',
-          '#version': 'AnalyzerVersion',
-        },
-        ExpressionAttributeValues: {
-          ':at': { S: record.analyzedAt },
-          ':version': { N: String(record.analyzerVersion) },
-        },
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
         ReturnValues: 'ALL_OLD',
       }),
     );

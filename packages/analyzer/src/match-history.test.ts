@@ -1,24 +1,32 @@
-import { GetItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { startDynamo, uniqueName, type Emulator } from '@binaryalert/testing';
-import { createMatchTable } from './test-helpers';
-import { forgetObject, recordMatch, type MatchRecord } from './match-history';
+import { GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { startDynamo, type Emulator } from '@binaryalert/testing';
+import { AlertInFlightError } from './errors';
+import { parseAlertedRule } from '@binaryalert/core';
+import {
+  recordMatch,
+  type MatchDecision,
+  type MatchRecord,
+  type MatchTables,
+  type RecordMatchOptions,
+} from './match-history';
+import { createMatchTables } from './test-helpers';
 
 const SHA = 'a'.repeat(64);
+const EVIL = { id: 'rules/evil.yar:evil', fingerprint: '1111111111111111' };
+const EVIL_EDITED = { id: 'rules/evil.yar:evil', fingerprint: '2222222222222222' };
+const NEW_RULE = { id: 'rules/new.yar:fresh', fingerprint: '3333333333333333' };
 
-function match(key: string, ruleIds = ['rules/evil.yar:evil']): MatchRecord {
-  return {
-    sha256: SHA,
-    md5: 'b'.repeat(32),
-    objectId: `S3:bucket:${key}`,
-    ruleIds,
-    lastModified: '2026-01-01T00:00:00.000Z',
-    metadata: { filepath: `/files/${key}` },
-  };
+function match(key: string, rules = [EVIL]): MatchRecord {
+  return { sha256: SHA, md5: 'b'.repeat(32), object: { bucket: 'bucket', key }, rules };
 }
+
+class PublishRefused extends Error {}
 
 describe('recordMatch', () => {
   let dynamo: Emulator<DynamoDBClient>;
-  let table: string;
+  let tables: MatchTables;
+  let published: MatchDecision[];
+  let clock: number;
 
   beforeAll(async () => {
     dynamo = await startDynamo();
@@ -27,167 +35,163 @@ describe('recordMatch', () => {
     await dynamo.stop();
   });
   beforeEach(async () => {
-    table = uniqueName('matches');
-    await createMatchTable(dynamo.client, table);
+    tables = await createMatchTables(dynamo.client);
+    published = [];
+    clock = Date.parse('2026-01-01T00:00:00Z');
   });
 
-  const record = (m: MatchRecord, version: number) => recordMatch(dynamo.client, table, m, version);
+  const options: RecordMatchOptions = { now: () => clock, claimMs: 60_000 };
+  const publishOk = (decision: MatchDecision) => {
+    published.push(decision);
+    return Promise.resolve();
+  };
+  const publishFails = () => Promise.reject(new PublishRefused('SNS is down'));
+  /** A publish that never returns: the process dies while holding the claim. */
+  const dies = () => new Promise<void>(() => undefined);
+  const record = (m: MatchRecord, publish = publishOk) =>
+    recordMatch(dynamo.client, tables, m, publish, options);
 
-  async function item(version: number) {
-    const response = await dynamo.client.send(
-      new GetItemCommand({
-        TableName: table,
-        Key: { SHA256: { S: SHA }, AnalyzerVersion: { N: String(version) } },
-        ConsistentRead: true,
-      }),
+  async function binaryItem() {
+    const { Item } = await dynamo.client.send(
+      new GetItemCommand({ TableName: tables.matches, Key: { SHA256: { S: SHA } } }),
     );
-    return response.Item;
+    return Item;
   }
 
-  it('alerts on the first match and stores the full item', async () => {
-    const decision = await record(match('first.exe'), 1);
+  it('alerts on the first match and records the rule with its fingerprint', async () => {
+    const decision = await record(match('first.exe'));
 
-    expect(decision).toEqual({ alert: true, reason: 'first match', recordedObject: true });
-    const stored = await item(1);
-    expect(stored).toEqual({
-      SHA256: { S: SHA },
-      AnalyzerVersion: { N: '1' },
-      MatchedRules: { SS: ['rules/evil.yar:evil'] },
-      MD5: { S: 'b'.repeat(32) },
-      S3LastModified: { S: '2026-01-01T00:00:00.000Z' },
-      S3Metadata: { M: { filepath: { S: '/files/first.exe' } } },
-      S3Objects: { SS: ['S3:bucket:first.exe'] },
+    expect(decision).toEqual({
+      alert: true,
+      reason: 'first match',
+      newRules: ['rules/evil.yar:evil@1111111111111111'],
+    });
+    expect(published).toHaveLength(1);
+    const item = await binaryItem();
+    expect(item?.AlertedRules?.SS?.map(parseAlertedRule)).toEqual([EVIL]);
+    expect(item?.MD5).toEqual({ S: 'b'.repeat(32) });
+    expect(item?.AlertClaimToken).toBeUndefined();
+  });
+
+  it('does not alert when the same object is analyzed again', async () => {
+    await record(match('first.exe'));
+
+    const decision = await record(match('first.exe'));
+
+    expect(decision).toMatchObject({ alert: false, reason: 'already known' });
+    expect(published).toHaveLength(1);
+  });
+
+  it('alerts on the same file under a new key, once', async () => {
+    await record(match('first.exe'));
+
+    expect(await record(match('copy.exe'))).toMatchObject({ alert: true, reason: 'new object' });
+    expect(await record(match('copy.exe'))).toMatchObject({ alert: false });
+    expect(published).toHaveLength(2);
+  });
+
+  it('alerts once when a new rule matches a known binary, not again for its other copies', async () => {
+    await record(match('a.exe'));
+    await record(match('b.exe'));
+
+    const first = await record(match('a.exe', [EVIL, NEW_RULE]));
+    const second = await record(match('b.exe', [EVIL, NEW_RULE]));
+
+    expect(first).toEqual({
+      alert: true,
+      reason: 'new rule',
+      newRules: ['rules/new.yar:fresh@3333333333333333'],
+    });
+    expect(second).toMatchObject({ alert: false, reason: 'already known' });
+    expect(published).toHaveLength(3);
+  });
+
+  it('alerts once when a changed rule matches again, and never for an unchanged one', async () => {
+    await record(match('a.exe'));
+
+    const changed = await record(match('a.exe', [EVIL_EDITED]));
+    const again = await record(match('a.exe', [EVIL_EDITED]));
+    const old = await record(match('a.exe', [EVIL]));
+
+    expect(changed).toMatchObject({ alert: true, reason: 'changed rule' });
+    expect(again).toMatchObject({ alert: false });
+    expect(old).toMatchObject({ alert: false });
+    expect(published).toHaveLength(2);
+  });
+
+  describe.each([
+    ['a first match', () => Promise.resolve(), match('x.exe')],
+    ['a new object', () => record(match('other.exe')).then(() => undefined), match('x.exe')],
+    [
+      'a new rule on an object an older release already knew',
+      () => record(match('x.exe')).then(() => undefined),
+      match('x.exe', [EVIL, NEW_RULE]),
+    ],
+  ])('for %s', (_name, prepare, attempt) => {
+    beforeEach(async () => {
+      await prepare();
+      published = [];
+    });
+
+    it('a failed publish leaves the alert unsent, and the retry sends it', async () => {
+      await expect(record(attempt, publishFails)).rejects.toThrow(PublishRefused);
+
+      const retry = await record(attempt);
+
+      expect(retry.alert).toBe(true);
+      expect(published).toHaveLength(1);
+    });
+
+    it('a process killed between the claim and the publish: the retry alerts once the claim expired', async () => {
+      void record(attempt, dies);
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the claim is taken
+
+      await expect(record(attempt)).rejects.toThrow(AlertInFlightError);
+      clock += 61_000;
+      const retry = await record(attempt);
+
+      expect(retry.alert).toBe(true);
+      expect(published).toHaveLength(1);
+    });
+
+    it('a duplicate delivery during the publish does not alert twice', async () => {
+      let finishPublish!: () => void;
+      const slow = (decision: MatchDecision) =>
+        new Promise<void>((resolve) => {
+          finishPublish = () => {
+            published.push(decision);
+            resolve();
+          };
+        });
+      const original = record(attempt, slow);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+
+      await expect(record(attempt)).rejects.toThrow(AlertInFlightError);
+      finishPublish();
+      await original;
+      const redelivered = await record(attempt);
+
+      expect(redelivered.alert).toBe(false);
+      expect(published).toHaveLength(1);
     });
   });
 
-  it('alerts on the same file under a new key and adds the key to the item', async () => {
-    await record(match('first.exe'), 1);
+  it('sends one alert when many known copies meet a new rule at once', async () => {
+    const keys = Array.from({ length: 8 }, (_v, i) => `copy-${i}.exe`);
+    for (const key of keys) await record(match(key));
+    published = [];
 
-    const decision = await record(match('copy.exe'), 1);
+    // Losers of the claim fail (AlertInFlightError) and are retried, as their messages would be.
+    let pending = keys;
+    for (let round = 0; pending.length > 0 && round < 5; round++) {
+      const results = await Promise.allSettled(
+        pending.map((key) => record(match(key, [EVIL, NEW_RULE]))),
+      );
+      pending = pending.filter((_key, i) => results[i]?.status === 'rejected');
+      clock += 61_000;
+    }
 
-    expect(decision).toMatchObject({ alert: true, reason: 'new object' });
-    expect((await item(1))?.S3Objects?.SS?.sort()).toEqual([
-      'S3:bucket:copy.exe',
-      'S3:bucket:first.exe',
-    ]);
-    // The first object's metadata stays.
-    expect((await item(1))?.S3Metadata).toEqual({ M: { filepath: { S: '/files/first.exe' } } });
-  });
-
-  it('does not alert when the same version analyzes the same object again', async () => {
-    await record(match('first.exe'), 1);
-
-    const decision = await record(match('first.exe'), 1);
-
-    expect(decision).toEqual({ alert: false, reason: 'already known', recordedObject: false });
-  });
-
-  it('does not alert when a newer version finds the same rules on known objects', async () => {
-    await record(match('first.exe'), 1);
-    await record(match('copy.exe'), 1);
-
-    // Retroactive analysis by version 2 visits the objects one by one.
-    const first = await record(match('first.exe'), 2);
-    const copy = await record(match('copy.exe'), 2);
-
-    expect(first).toMatchObject({ alert: false, reason: 'already known' });
-    expect(copy).toMatchObject({ alert: false, reason: 'already known' });
-    expect((await item(2))?.S3Objects?.SS?.sort()).toEqual([
-      'S3:bucket:copy.exe',
-      'S3:bucket:first.exe',
-    ]);
-  });
-
-  it('alerts when a rule of a newer version matches a known binary', async () => {
-    await record(match('first.exe'), 1);
-
-    const decision = await record(
-      match('first.exe', ['rules/evil.yar:evil', 'rules/new.yar:brand_new']),
-      2,
-    );
-
-    expect(decision).toMatchObject({ alert: true, reason: 'new rule matched' });
-    expect((await item(2))?.MatchedRules?.SS?.sort()).toEqual([
-      'rules/evil.yar:evil',
-      'rules/new.yar:brand_new',
-    ]);
-    expect((await item(1))?.MatchedRules?.SS).toEqual(['rules/evil.yar:evil']);
-  });
-
-  it('alerts when a newer version sees an object no version saw', async () => {
-    await record(match('first.exe'), 1);
-    await record(match('first.exe'), 2);
-
-    const decision = await record(match('unseen.exe'), 2);
-
-    expect(decision).toMatchObject({ alert: true, reason: 'new object' });
-  });
-
-  it('never alerts when an older version runs late', async () => {
-    await record(match('first.exe'), 3);
-
-    const sameObject = await record(match('first.exe'), 2);
-    const newObject = await record(match('other.exe', ['x.yar:other']), 2);
-
-    expect(sameObject).toMatchObject({ alert: false, reason: 'older analyzer version' });
-    expect(newObject).toMatchObject({ alert: false, reason: 'older analyzer version' });
-    expect((await item(3))?.S3Objects?.SS).toEqual(['S3:bucket:first.exe']);
-  });
-
-  it('counts $LATEST (version 0) below every published version', async () => {
-    await record(match('first.exe'), 0);
-
-    expect(await record(match('first.exe'), 1)).toMatchObject({ alert: false });
-    expect(await record(match('late.exe'), 0)).toMatchObject({ alert: false });
-  });
-
-  it('alerts once when the same message is delivered several times at once', async () => {
-    const decisions = await Promise.all(
-      Array.from({ length: 6 }, () => record(match('dup.exe'), 1)),
-    );
-
-    expect(decisions.filter((decision) => decision.alert)).toHaveLength(1);
-    expect((await item(1))?.S3Objects?.SS).toEqual(['S3:bucket:dup.exe']);
-  });
-
-  it('alerts once per object when two analyzers record new copies of a binary at once', async () => {
-    const decisions = await Promise.all([
-      record(match('one.exe'), 1),
-      record(match('two.exe'), 1),
-      record(match('one.exe'), 1),
-      record(match('two.exe'), 1),
-    ]);
-
-    expect(decisions.filter((decision) => decision.alert)).toHaveLength(2);
-    expect((await item(1))?.S3Objects?.SS?.sort()).toEqual([
-      'S3:bucket:one.exe',
-      'S3:bucket:two.exe',
-    ]);
-  });
-
-  it('alerts again on retry after the object was forgotten because its alert failed', async () => {
-    await record(match('first.exe'), 1);
-
-    await forgetObject(dynamo.client, table, match('first.exe'), 1);
-    const retry = await record(match('first.exe'), 1);
-
-    expect(retry).toMatchObject({ alert: true });
-    expect((await item(1))?.S3Objects?.SS).toEqual(['S3:bucket:first.exe']);
-  });
-
-  it('keeps each SHA256 separate', async () => {
-    await record(match('first.exe'), 1);
-
-    const other = await record({ ...match('first.exe'), sha256: 'c'.repeat(64) }, 1);
-
-    expect(other).toMatchObject({ alert: true, reason: 'first match' });
-    const items = await dynamo.client.send(
-      new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: 'SHA256 = :sha',
-        ExpressionAttributeValues: { ':sha': { S: 'c'.repeat(64) } },
-      }),
-    );
-    expect(items.Count).toBe(1);
+    expect(pending).toEqual([]);
+    expect(published).toHaveLength(1);
   });
 });

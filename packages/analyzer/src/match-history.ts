@@ -1,80 +1,207 @@
+import { randomUUID } from 'node:crypto';
 import {
-  QueryCommand,
+  ConditionalCheckFailedException,
+  GetItemCommand,
   UpdateItemCommand,
   type AttributeValue,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
+import {
+  alertedRule,
+  parseAlertedRule,
+  type MatchedRule,
+  type S3ObjectRef,
+} from '@binaryalert/core';
+import { AlertInFlightError } from './errors';
 
-/** What one analysis of a matching object contributes to the match table. */
+/**
+ * The alert decision. Two records, both bounded:
+ * - the match table holds one item per binary (SHA-256) with the (rule, fingerprint) pairs
+ *   already alerted on (`AlertedRules`), whatever the number of objects holding the binary;
+ * - the coverage ledger's item of each object holds `MatchAlertSha256`: the binary this object
+ *   was already alerted on (or recorded for) as a matching copy.
+ * An alert goes out when the object is a new copy of a matching binary (first match, new key),
+ * or when a (rule, fingerprint) pair is new for the binary (a new or changed rule). Exactly one
+ * analyzer claims the alert (a conditional write with an expiry), publishes, and only then
+ * records it as sent; a failed publish releases the claim, and a process that dies while holding
+ * it loses it when it expires, so the retried message alerts. A duplicate delivery that finds a
+ * live claim fails with AlertInFlightError and is retried after its visibility timeout.
+ */
+
+export interface MatchTables {
+  matches: string;
+  ledger: string;
+}
+
+/** What one analysis of a matching object contributes to the alert decision. */
 export interface MatchRecord {
   sha256: string;
   md5: string;
-  /** `S3:<bucket>:<key>` */
-  objectId: string;
-  /** `namespace:rule` of every matched rule (non-empty). */
-  ruleIds: string[];
-  lastModified: string;
-  metadata: Record<string, string>;
+  object: S3ObjectRef;
+  /** Every matched rule (non-empty). */
+  rules: MatchedRule[];
   /** Rules that matched inside the object: where (path inside it) and the member's SHA-256. */
   memberMatches?: { ruleId: string; memberPath: string; memberSha256: string }[];
 }
 
+export type MatchReason =
+  | 'first match'
+  | 'new object'
+  | 'new rule'
+  | 'changed rule'
+  | 'already known'
+  | 'alerted by a duplicate delivery';
+
 export interface MatchDecision {
   alert: boolean;
   /** Why (not) alert, for the logs. */
-  reason:
-    'first match' | 'new rule matched' | 'new object' | 'already known' | 'older analyzer version';
-  /** Whether this call added the object to the running version's item. */
-  recordedObject: boolean;
+  reason: MatchReason;
+  /** `rule@fingerprint` pairs this alert is the first for (empty for a new copy of known rules). */
+  newRules: string[];
 }
 
-interface StoredItem {
-  version: number;
-  rules: Set<string>;
-  objects: Set<string>;
+export interface RecordMatchOptions {
+  /** Clock (epoch ms); tests move it to expire claims. */
+  now?: () => number;
+  /** How long a claim protects an alert in flight (default 60 s, well above one SNS publish). */
+  claimMs?: number;
 }
 
-function stringSet(value: AttributeValue | undefined): Set<string> {
-  return new Set(value?.SS ?? []);
+const DEFAULT_CLAIM_MS = 60_000;
+
+interface BinaryState {
+  exists: boolean;
+  alerted: Set<string>;
 }
 
-function toItem(raw: Record<string, AttributeValue>): StoredItem {
-  return {
-    version: Number(raw.AnalyzerVersion?.N ?? '0'),
-    rules: stringSet(raw.MatchedRules),
-    objects: stringSet(raw.S3Objects),
-  };
+interface ObjectState {
+  alertedSha256?: string;
 }
 
-/** The two newest items of a SHA256, newest first (strongly consistent). */
-async function newestItems(dynamo: DynamoDBClient, table: string, sha256: string) {
-  const response = await dynamo.send(
-    new QueryCommand({
+const ledgerKey = (object: S3ObjectRef): Record<string, AttributeValue> => ({
+  Bucket: { S: object.bucket },
+  Key: { S: object.key },
+});
+const matchKey = (sha256: string): Record<string, AttributeValue> => ({ SHA256: { S: sha256 } });
+
+async function readBinary(
+  dynamo: DynamoDBClient,
+  table: string,
+  sha256: string,
+): Promise<BinaryState> {
+  const { Item } = await dynamo.send(
+    new GetItemCommand({
       TableName: table,
-      KeyConditionExpression: 'SHA256 = :sha',
-      ExpressionAttributeValues: { ':sha': { S: sha256 } },
-      ProjectionExpression: 'AnalyzerVersion, MatchedRules, S3Objects',
-      ScanIndexForward: false,
-      Limit: 2,
+      Key: matchKey(sha256),
+      ProjectionExpression: 'SHA256, AlertedRules',
       ConsistentRead: true,
     }),
   );
-  return (response.Items ?? []).map(toItem);
+  return { exists: Item !== undefined, alerted: new Set(Item?.AlertedRules?.SS ?? []) };
 }
 
-/**
- * Atomically adds the object and rules to the running version's item, creating it when missing,
- * and returns the item's attributes as they were before (empty when it did not exist).
- */
-async function addToVersion(
+async function readObject(
   dynamo: DynamoDBClient,
   table: string,
+  object: S3ObjectRef,
+): Promise<ObjectState> {
+  const { Item } = await dynamo.send(
+    new GetItemCommand({
+      TableName: table,
+      Key: ledgerKey(object),
+      ProjectionExpression: 'MatchAlertSha256',
+      ConsistentRead: true,
+    }),
+  );
+  return { alertedSha256: Item?.MatchAlertSha256?.S };
+}
+
+function decide(record: MatchRecord, binary: BinaryState, object: ObjectState): MatchDecision {
+  const pairs = record.rules.map(alertedRule);
+  const newRules = [...new Set(pairs.filter((pair) => !binary.alerted.has(pair)))].sort();
+  const objectKnown = object.alertedSha256 === record.sha256;
+  if (!binary.exists) return { alert: true, reason: 'first match', newRules };
+  if (newRules.length > 0) {
+    const knownIds = new Set([...binary.alerted].map((pair) => parseAlertedRule(pair).id));
+    const changed = newRules.some((pair) => knownIds.has(parseAlertedRule(pair).id));
+    return { alert: true, reason: changed ? 'changed rule' : 'new rule', newRules };
+  }
+  if (!objectKnown) return { alert: true, reason: 'new object', newRules };
+  return { alert: false, reason: 'already known', newRules };
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return (
+    error instanceof ConditionalCheckFailedException ||
+    (error as { name?: string }).name === 'ConditionalCheckFailedException'
+  );
+}
+
+/** Where the claim of one alert is written: the object (a new copy) or the binary (new rules). */
+interface Claim {
+  table: string;
+  key: Record<string, AttributeValue>;
+  token: string;
+}
+
+async function takeClaim(
+  dynamo: DynamoDBClient,
+  claim: Claim,
+  now: number,
+  claimMs: number,
+  extraCondition: ClaimCondition,
+): Promise<boolean> {
+  const free = '(attribute_not_exists(AlertClaimToken) OR AlertClaimExpiresAt < :now)';
+  try {
+    await dynamo.send(
+      new UpdateItemCommand({
+        TableName: claim.table,
+        Key: claim.key,
+        UpdateExpression: 'SET AlertClaimToken = :token, AlertClaimExpiresAt = :expires',
+        ConditionExpression: `${free} AND (${extraCondition.expression})`,
+        ExpressionAttributeValues: {
+          ':token': { S: claim.token },
+          ':expires': { N: String(now + claimMs) },
+          ':now': { N: String(now) },
+          ...extraCondition.values,
+        },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
+}
+
+/** Gives a claim back (after a failed publish) unless someone else holds it by now. */
+async function releaseClaim(dynamo: DynamoDBClient, claim: Claim): Promise<void> {
+  try {
+    await dynamo.send(
+      new UpdateItemCommand({
+        TableName: claim.table,
+        Key: claim.key,
+        UpdateExpression: 'REMOVE AlertClaimToken, AlertClaimExpiresAt',
+        ConditionExpression: 'AlertClaimToken = :token',
+        ExpressionAttributeValues: { ':token': { S: claim.token } },
+      }),
+    );
+  } catch (error) {
+    if (!isConditionFailure(error)) throw error;
+  }
+}
+
+/** Records the alert as sent: the binary's pairs, then the object as a known copy. */
+async function commitAlert(
+  dynamo: DynamoDBClient,
+  tables: MatchTables,
   record: MatchRecord,
-  version: number,
-): Promise<{ existed: boolean; rules: Set<string>; objects: Set<string> }> {
-  const metadata: Record<string, AttributeValue> = {};
-  for (const [name, value] of Object.entries(record.metadata)) metadata[name] = { S: value };
-  // The same content holds the same members, so the first analysis's list stands for the item.
+  decision: MatchDecision,
+  claim: Claim,
+  now: number,
+): Promise<void> {
+  const ownsBinaryClaim = claim.table === tables.matches;
+  // The same content holds the same members, so the first alert's list stands for the binary.
   const members = (record.memberMatches ?? []).map((m): AttributeValue => ({
     M: {
       RuleId: { S: m.ruleId },
@@ -82,99 +209,111 @@ async function addToVersion(
       MemberSHA256: { S: m.memberSha256 },
     },
   }));
-  const response = await dynamo.send(
+  // A new copy of a binary whose rules were all alerted already changes only its ledger item.
+  if (ownsBinaryClaim || decision.newRules.length > 0 || decision.reason === 'first match')
+    await dynamo.send(
+      new UpdateItemCommand({
+        TableName: tables.matches,
+        Key: matchKey(record.sha256),
+        UpdateExpression:
+          'ADD AlertedRules :pairs ' +
+          'SET MD5 = if_not_exists(MD5, :md5), FirstMatchedAt = if_not_exists(FirstMatchedAt, :at), ' +
+          'LastAlertAt = :at' +
+          (members.length > 0 ? ', MatchedMembers = if_not_exists(MatchedMembers, :members)' : '') +
+          (ownsBinaryClaim ? ' REMOVE AlertClaimToken, AlertClaimExpiresAt' : ''),
+        ExpressionAttributeValues: {
+          ':pairs': { SS: [...new Set(record.rules.map(alertedRule))] },
+          ':md5': { S: record.md5 },
+          ':at': { S: new Date(now).toISOString() },
+          ...(members.length > 0 ? { ':members': { L: members } } : {}),
+        },
+      }),
+    );
+  if (ownsBinaryClaim) return;
+  await dynamo.send(
     new UpdateItemCommand({
-      TableName: table,
-      Key: { SHA256: { S: record.sha256 }, AnalyzerVersion: { N: String(version) } },
-      UpdateExpression:
-        'ADD S3Objects :object, MatchedRules :rules ' +
-        'SET MD5 = if_not_exists(MD5, :md5), ' +
-        'S3LastModified = if_not_exists(S3LastModified, :lastModified), ' +
-        'S3Metadata = if_not_exists(S3Metadata, :metadata)' +
-        (members.length > 0 ? ', MatchedMembers = if_not_exists(MatchedMembers, :members)' : ''),
-      ExpressionAttributeValues: {
-        ':object': { SS: [record.objectId] },
-        ':rules': { SS: [...new Set(record.ruleIds)] },
-        ':md5': { S: record.md5 },
-        ':lastModified': { S: record.lastModified },
-        ':metadata': { M: metadata },
-        ...(members.length > 0 ? { ':members': { L: members } } : {}),
-      },
-      ReturnValues: 'UPDATED_OLD',
+      TableName: tables.ledger,
+      Key: ledgerKey(record.object),
+      UpdateExpression: 'SET MatchAlertSha256 = :sha REMOVE AlertClaimToken, AlertClaimExpiresAt',
+      ExpressionAttributeValues: { ':sha': { S: record.sha256 } },
     }),
   );
-  const old = response.Attributes ?? {};
+}
+
+type ClaimCondition = { expression: string; values: Record<string, AttributeValue> };
+
+/** The object has not been recorded as a copy of this binary by whoever finished before us. */
+function stillNewCopy(sha256: string): ClaimCondition {
   return {
-    existed: Object.keys(old).length > 0,
-    rules: stringSet(old.MatchedRules),
-    objects: stringSet(old.S3Objects),
+    expression: 'attribute_not_exists(MatchAlertSha256) OR MatchAlertSha256 <> :sha',
+    values: { ':sha': { S: sha256 } },
   };
 }
 
-function hasNewRule(rules: string[], known: Set<string>): boolean {
-  return rules.some((rule) => !known.has(rule));
+/** At least one of the pairs is still not alerted (another copy may have finished meanwhile). */
+function stillNewRules(pairs: string[]): ClaimCondition {
+  const values: Record<string, AttributeValue> = {};
+  const missing = pairs.map((pair, index) => {
+    values[`:pair${index}`] = { S: pair };
+    return `NOT contains(AlertedRules, :pair${index})`;
+  });
+  return { expression: ['attribute_not_exists(AlertedRules)', ...missing].join(' OR '), values };
 }
 
 /**
- * Records a matching object in the match table (keys SHA256 + AnalyzerVersion) and decides, as the
- * original BinaryAlert did, whether to alert: on a SHA256 never matched before; on a rule the newest
- * item lacks; on an object in neither the newest item nor the previous version's. Never when a newer
- * version already analyzed the SHA256. The object is added with one atomic ADD whose old value is
- * what the decision uses, so duplicate deliveries and concurrent analyzers of the same file never
- * both see the object as new.
+ * Decides whether a matching object alerts and, if so, calls `publish` exactly once while holding
+ * the claim on that alert; the alert is recorded as sent only after `publish` resolved. Throws
+ * what `publish` threw (the claim released), or AlertInFlightError when another delivery holds
+ * the claim right now.
  */
 export async function recordMatch(
   dynamo: DynamoDBClient,
-  table: string,
+  tables: MatchTables,
   record: MatchRecord,
-  version: number,
+  publish: (decision: MatchDecision) => Promise<void>,
+  options: RecordMatchOptions = {},
 ): Promise<MatchDecision> {
-  const items = await newestItems(dynamo, table, record.sha256);
-  const before = await addToVersion(dynamo, table, record, version);
-  const recordedObject = !before.objects.has(record.objectId);
+  const now = options.now ?? Date.now;
+  const claimMs = options.claimMs ?? DEFAULT_CLAIM_MS;
+  const [binary, object] = await Promise.all([
+    readBinary(dynamo, tables.matches, record.sha256),
+    readObject(dynamo, tables.ledger, record.object),
+  ]);
+  const decision = decide(record, binary, object);
+  if (!decision.alert) return decision;
 
-  if (items[0] && items[0].version > version) {
-    return { alert: false, reason: 'older analyzer version', recordedObject };
-  }
-  const olderItems = items.filter((item) => item.version < version);
-  const previous = olderItems[0];
-
-  if (!before.existed) {
-    // The running version's first item for this SHA256: compare with the newest older version.
-    if (!previous) return { alert: true, reason: 'first match', recordedObject };
-    if (hasNewRule(record.ruleIds, previous.rules)) {
-      return { alert: true, reason: 'new rule matched', recordedObject };
-    }
-    const known = new Set([...previous.objects, ...(olderItems[1]?.objects ?? [])]);
-    if (!known.has(record.objectId)) return { alert: true, reason: 'new object', recordedObject };
-    return { alert: false, reason: 'already known', recordedObject };
-  }
-
-  if (hasNewRule(record.ruleIds, before.rules)) {
-    return { alert: true, reason: 'new rule matched', recordedObject };
-  }
-  if (recordedObject && !previous?.objects.has(record.objectId)) {
-    return { alert: true, reason: 'new object', recordedObject };
-  }
-  return { alert: false, reason: 'already known', recordedObject };
-}
-
-/**
- * Takes the object back out of the running version's item, after an alert could not be sent, so the
- * retried message finds it new again and alerts then.
- */
-export async function forgetObject(
-  dynamo: DynamoDBClient,
-  table: string,
-  record: Pick<MatchRecord, 'sha256' | 'objectId'>,
-  version: number,
-): Promise<void> {
-  await dynamo.send(
-    new UpdateItemCommand({
-      TableName: table,
-      Key: { SHA256: { S: record.sha256 }, AnalyzerVersion: { N: String(version) } },
-      UpdateExpression: 'DELETE S3Objects :object',
-      ExpressionAttributeValues: { ':object': { SS: [record.objectId] } },
-    }),
+  // A new copy is claimed on its ledger item (copies never wait for each other); new rules on a
+  // known copy are claimed on the binary, so one of its many known copies alerts.
+  const newCopy = object.alertedSha256 !== record.sha256;
+  const claim: Claim = newCopy
+    ? { table: tables.ledger, key: ledgerKey(record.object), token: randomUUID() }
+    : { table: tables.matches, key: matchKey(record.sha256), token: randomUUID() };
+  const claimed = await takeClaim(
+    dynamo,
+    claim,
+    now(),
+    claimMs,
+    newCopy ? stillNewCopy(record.sha256) : stillNewRules(decision.newRules),
   );
+  if (!claimed) {
+    // Someone else finished this alert meanwhile, or holds it right now.
+    const [binaryNow, objectNow] = await Promise.all([
+      readBinary(dynamo, tables.matches, record.sha256),
+      readObject(dynamo, tables.ledger, record.object),
+    ]);
+    if (!decide(record, binaryNow, objectNow).alert) {
+      return { alert: false, reason: 'alerted by a duplicate delivery', newRules: [] };
+    }
+    throw new AlertInFlightError(
+      `another analysis holds the alert for ${record.sha256} right now; retrying later`,
+    );
+  }
+  try {
+    await publish(decision);
+  } catch (error) {
+    await releaseClaim(dynamo, claim).catch(() => undefined); // else it expires
+    throw error;
+  }
+  await commitAlert(dynamo, tables, record, decision, claim, now());
+  return decision;
 }

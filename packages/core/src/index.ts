@@ -6,3 +6,4 @@ export * from './analysis';
 export * from './metrics';
 export * from './match-table';
 export * from './verdict-ledger';
+export * from './rules-manifest';

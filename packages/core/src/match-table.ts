@@ -1,20 +1,16 @@
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 
 /**
- * The match-history table as terraform/dynamo.tf defines it: one item per (binary, analyzer
- * version). The local stack and the tests create it from here so all three agree.
+ * The match table as terraform/dynamo.tf defines it: one item per binary (SHA-256), holding the
+ * (rule, fingerprint) pairs already alerted on. Its size does not depend on how many objects hold
+ * the binary: the per-object record lives in the coverage ledger. The local stack and the tests
+ * create it from here so all three agree.
  */
 export function matchTableDefinition(tableName: string): CreateTableCommandInput {
   return {
     TableName: tableName,
-    AttributeDefinitions: [
-      { AttributeName: 'SHA256', AttributeType: 'S' },
-      { AttributeName: 'AnalyzerVersion', AttributeType: 'N' },
-    ],
-    KeySchema: [
-      { AttributeName: 'SHA256', KeyType: 'HASH' },
-      { AttributeName: 'AnalyzerVersion', KeyType: 'RANGE' },
-    ],
+    AttributeDefinitions: [{ AttributeName: 'SHA256', AttributeType: 'S' }],
+    KeySchema: [{ AttributeName: 'SHA256', KeyType: 'HASH' }],
     BillingMode: 'PAY_PER_REQUEST',
   };
 }
@@ -60,4 +56,25 @@ export function verdictTableDefinition(tableName: string): CreateTableCommandInp
     ],
     BillingMode: 'PAY_PER_REQUEST',
   };
+}
+
+/** A matched rule as the match table records it. */
+export interface MatchedRule {
+  /** `namespace:rule` */
+  id: string;
+  /** The rule's content fingerprint in the rules release that matched. */
+  fingerprint: string;
+}
+
+/** The stored form of a (rule, fingerprint) pair in the match table's `AlertedRules` set. */
+export function alertedRule(rule: MatchedRule): string {
+  return `${rule.id}@${rule.fingerprint}`;
+}
+
+/** The inverse of alertedRule (for `results show`): the fingerprint follows the last '@'. */
+export function parseAlertedRule(pair: string): MatchedRule {
+  const at = pair.lastIndexOf('@');
+  return at === -1
+    ? { id: pair, fingerprint: '' }
+    : { id: pair.slice(0, at), fingerprint: pair.slice(at + 1) };
 }

@@ -88,8 +88,13 @@ const str = (value: string | undefined): AttributeValue | undefined =>
 const num = (value: number | undefined): AttributeValue | undefined =>
   value === undefined ? undefined : { N: String(value) };
 
-/** The DynamoDB item of a record (PascalCase attributes, as in the match table). */
-export function verdictToItem(record: VerdictRecord): Record<string, AttributeValue> {
+/**
+ * Every attribute a verdict owns, undefined where this record has no value (a write removes it).
+ * Other attributes of the item (the alert decision's per-object state) are not the verdict's.
+ */
+export function verdictAttributes(
+  record: VerdictRecord,
+): Record<string, AttributeValue | undefined> {
   const matches = record.matches.slice(0, MAX_DETAILED_MATCHES).map((match): AttributeValue => ({
     M: {
       Rule: { S: match.id },
@@ -104,7 +109,7 @@ export function verdictToItem(record: VerdictRecord): Record<string, AttributeVa
       ...(match.memberSha256 ? { MemberSHA256: { S: match.memberSha256 } } : {}),
     },
   }));
-  const attributes: Record<string, AttributeValue | undefined> = {
+  return {
     Bucket: { S: record.bucket },
     Key: { S: record.key },
     Verdict: { S: record.verdict },
@@ -126,6 +131,11 @@ export function verdictToItem(record: VerdictRecord): Record<string, AttributeVa
     AlertReason: str(record.alertReason),
     ExpiresAt: num(record.expiresAt),
   };
+}
+
+/** The DynamoDB item of a record (PascalCase attributes, as in the match table). */
+export function verdictToItem(record: VerdictRecord): Record<string, AttributeValue> {
+  const attributes = verdictAttributes(record);
   return Object.fromEntries(
     Object.entries(attributes).filter((entry): entry is [string, AttributeValue] => !!entry[1]),
   );

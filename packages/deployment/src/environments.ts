@@ -31,6 +31,8 @@ export function functionEnvironments(
       YARA_MATCHES_DYNAMO_TABLE_NAME: names.table,
       VERDICTS_DYNAMO_TABLE_NAME: names.verdictTable,
       VERDICT_TTL_DAYS: String(config.verdict_ttl_days),
+      RULES_BUCKET_NAME: names.rulesBucket,
+      RULES_REFRESH_SECONDS: String(config.rules_refresh_seconds),
       YARA_ALERTS_SNS_TOPIC_ARN: ids.matchesTopicArn ?? topicArn(names.matchesTopic),
       NEGATIVE_ALERTS_SNS_TOPIC_ARN: negativeTopic,
       SQS_QUEUE_URL: ids.queueUrl,

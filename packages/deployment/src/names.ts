@@ -11,6 +11,8 @@ export interface ResourceNames {
   table: string;
   /** The verdict ledger: one item per S3 object. */
   verdictTable: string;
+  /** Where `deploy-rules` uploads rules releases. */
+  rulesBucket: string;
   matchesTopic: string;
   negativeMatchesTopic: string;
   alarmTopic: string;
@@ -34,6 +36,7 @@ export function resourceNames(config: BinaryAlertConfig): ResourceNames {
     deadLetterQueue: `${base}_analyzer_dead_letter_queue`,
     table: `${base}_matches`,
     verdictTable: `${base}_verdicts`,
+    rulesBucket: `${dotted}.binaryalert-rules.${config.aws_region}`,
     matchesTopic: `${base}_yara_match_alerts`,
     negativeMatchesTopic: `${base}_no_yara_match_alerts`,
     alarmTopic: `${base}_metric_alarms`,

@@ -236,6 +236,8 @@ describe('resourceNames and functionEnvironments', () => {
       YARA_MATCHES_DYNAMO_TABLE_NAME: 'acme_binaryalert_matches',
       VERDICTS_DYNAMO_TABLE_NAME: 'acme_binaryalert_verdicts',
       VERDICT_TTL_DAYS: String(settings.verdict_ttl_days),
+      RULES_BUCKET_NAME: 'acme.binaryalert-rules.us-west-2',
+      RULES_REFRESH_SECONDS: String(settings.rules_refresh_seconds),
       YARA_ALERTS_SNS_TOPIC_ARN:
         'arn:aws:sns:us-west-2:123456789012:acme_binaryalert_yara_match_alerts',
       NEGATIVE_ALERTS_SNS_TOPIC_ARN: '',

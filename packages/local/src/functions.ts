@@ -58,7 +58,8 @@ export function localFunctions(options: FunctionTableOptions): {
       handler: LAMBDA_HANDLER,
       timeoutSeconds: config.lambda_analyze_timeout_sec,
       memoryMb: config.lambda_analyze_memory_mb,
-      environment: environments.analyzer,
+      // Rules releases (deploy-rules --local, hot reload) are picked up within a second.
+      environment: { ...environments.analyzer, RULES_REFRESH_SECONDS: '1' },
       concurrency: analyzerWorkers,
     },
     {

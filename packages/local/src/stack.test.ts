@@ -316,10 +316,7 @@ describe('local stack services', () => {
     const dynamo = client(() => new DynamoDBClient(sdk()));
     const { Table } = await dynamo.send(new DescribeTableCommand({ TableName: stack.names.table }));
     expect(Table?.TableStatus).toBe('ACTIVE');
-    expect(Table?.KeySchema).toEqual([
-      { AttributeName: 'SHA256', KeyType: 'HASH' },
-      { AttributeName: 'AnalyzerVersion', KeyType: 'RANGE' },
-    ]);
+    expect(Table?.KeySchema).toEqual([{ AttributeName: 'SHA256', KeyType: 'HASH' }]);
   });
 
   it('prints published alerts, appends them to alerts.jsonl and posts them to webhooks', async () => {

@@ -133,7 +133,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     stopSteps.push(sqsEmulator.close);
     const s3 = await startS3(
       dataDir,
-      [names.bucket],
+      [names.bucket, names.rulesBucket],
       notifyObjectCreated(sqs, names.bucket, queueUrl, (key, error) =>
         print(`[local] S3 notification for ${key} failed: ${describeError(error)}`),
       ),

@@ -166,6 +166,7 @@ describe('buildLambdaZips', () => {
     expect(zips.get('analyzer')?.entries).toEqual(
       expect.arrayContaining([
         'compiled_yara_rules.bin',
+        'rules_manifest.json',
         'index.js',
         'index.js.map',
         'magic.mgc',
@@ -391,11 +392,11 @@ describe('buildLambdaZips', () => {
         expect(result[`S3:${bucket}:clean.txt`]?.NumMatchedRules).toBe(0);
         const { Item } = await dynamo.client.send(
           new GetItemCommand({
-            TableName: names.table,
-            Key: { SHA256: { S: sha256 }, AnalyzerVersion: { N: '1' } },
+            TableName: names.verdictTable,
+            Key: { Bucket: { S: bucket }, Key: { S: 'dir/eicar test.com' } },
           }),
         );
-        expect(Item?.S3Objects?.SS).toEqual([`S3:${bucket}:dir/eicar test.com`]);
+        expect(Item?.MatchAlertSha256).toEqual({ S: sha256 });
         expect(sns.requests).toHaveLength(1);
         const verdicts = await dynamo.client.send(
           new ScanCommand({ TableName: names.verdictTable }),

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import * as esbuild from 'esbuild';
 import { LAMBDA_DIST_DIR, REPO_ROOT, RULES_DIR } from '@binaryalert/deployment';
 
+import { COMPILED_RULES_FILE, RULES_MANIFEST_FILE } from '@binaryalert/core';
 import { compileRulesDirectory } from '../rules/compile';
 import { writeReproducibleZip, type ZipEntry } from './zip';
 
@@ -15,7 +16,7 @@ export const LAMBDA_FUNCTIONS = ['analyzer', 'dispatcher', 'batcher'] as const;
 export type LambdaFunctionName = (typeof LAMBDA_FUNCTIONS)[number];
 
 /** File names inside the zips (docs/contracts.md "Build output"); handler `index.handler`. */
-export const COMPILED_RULES_FILE = 'compiled_yara_rules.bin';
+export { COMPILED_RULES_FILE, RULES_MANIFEST_FILE };
 export const ADDON_FILE = 'yara.node';
 /** libmagic's database, which rules that `import "magic"` need and Lambda images lack. */
 export const MAGIC_DATABASE_FILE = 'magic.mgc';
@@ -68,7 +69,7 @@ export async function buildLambdaZips(options: BuildLambdaZipsOptions = {}): Pro
     if (name === 'analyzer') {
       entries.push(...(await sharedLibraries()));
       entries.push({ name: MAGIC_DATABASE_FILE, data: await magicDatabase() });
-      entries.push({ name: COMPILED_RULES_FILE, data: await compiledRules(options.rulesDir, log) });
+      entries.push(...(await compiledRules(options.rulesDir, log)));
     }
     const file = path.join(outDir, `${name}.zip`);
     await writeReproducibleZip(file, entries);
@@ -157,10 +158,11 @@ async function sharedLibraries(): Promise<ZipEntry[]> {
   );
 }
 
+/** The baked-in rules release: the compiled rules and their manifest (the analyzer's fallback). */
 async function compiledRules(
   rulesDir: string | undefined,
   log: (line: string) => void,
-): Promise<Buffer> {
+): Promise<ZipEntry[]> {
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'binaryalert-rules-'));
   try {
     const output = path.join(scratch, COMPILED_RULES_FILE);
@@ -169,7 +171,10 @@ async function compiledRules(
       output,
     });
     log(`compiled ${summary.ruleCount} YARA rules from ${summary.fileCount} files`);
-    return await readFile(output);
+    return [
+      { name: COMPILED_RULES_FILE, data: await readFile(output) },
+      { name: RULES_MANIFEST_FILE, data: await readFile(summary.manifestPath) },
+    ];
   } catch (error) {
     throw new LambdaBuildError('compiling the YARA rules for the analyzer failed', {
       cause: error,

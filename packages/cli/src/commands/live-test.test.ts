@@ -11,7 +11,7 @@ import {
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { matchTableDefinition } from '@binaryalert/core';
+import { matchTableDefinition, verdictTableDefinition } from '@binaryalert/core';
 import { loadTfvars, resourceNames, type BinaryAlertConfig } from '@binaryalert/deployment';
 import { startDynamo, startS3, type Emulator } from '@binaryalert/testing';
 
@@ -34,6 +34,7 @@ describe('liveTest', () => {
     const names = resourceNames(config);
     await s3.client.send(new CreateBucketCommand({ Bucket: names.bucket }));
     await dynamo.client.send(new CreateTableCommand(matchTableDefinition(names.table)));
+    await dynamo.client.send(new CreateTableCommand(verdictTableDefinition(names.verdictTable)));
     return config;
   }
 
@@ -66,19 +67,24 @@ describe('liveTest', () => {
           );
           const body = Buffer.from(await object.Body!.transformToByteArray());
           const archive = /\.(tar\.gz|zip)$/.test(key);
+          const sha256 = createHash('sha256').update(body).digest('hex');
+          await dynamo.client.send(
+            new UpdateItemCommand({
+              TableName: names.verdictTable,
+              Key: { Bucket: { S: names.bucket }, Key: { S: key } },
+              UpdateExpression: 'SET MatchAlertSha256 = :sha',
+              ExpressionAttributeValues: { ':sha': { S: sha256 } },
+            }),
+          );
           await dynamo.client.send(
             new UpdateItemCommand({
               TableName: names.table,
-              Key: {
-                SHA256: { S: createHash('sha256').update(body).digest('hex') },
-                AnalyzerVersion: { N: '3' },
-              },
+              Key: { SHA256: { S: sha256 } },
               UpdateExpression:
-                'ADD MatchedRules :rules, S3Objects :objects' +
+                'ADD AlertedRules :rules' +
                 (archive && nameMembers ? ' SET MatchedMembers = :members' : ''),
               ExpressionAttributeValues: {
-                ':rules': { SS: ['eicar.yara:eicar_test_file'] },
-                ':objects': { SS: [`S3:${names.bucket}:${key}`] },
+                ':rules': { SS: ['eicar.yara:eicar_test_file@0123456789abcdef'] },
                 ...(archive && nameMembers
                   ? {
                       ':members': {

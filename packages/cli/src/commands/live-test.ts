@@ -3,11 +3,16 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { QueryCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { DeleteObjectsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Command } from 'commander';
-import { objectId } from '@binaryalert/core';
-import { loadTfvars, resourceNames, type BinaryAlertConfig } from '@binaryalert/deployment';
+import { objectId, parseAlertedRule } from '@binaryalert/core';
+import {
+  loadTfvars,
+  resourceNames,
+  type BinaryAlertConfig,
+  type ResourceNames,
+} from '@binaryalert/deployment';
 
 import {
   awsClientSettings,
@@ -88,8 +93,9 @@ export interface LiveTestResult {
 
 /**
  * End-to-end check of a deployment: uploads EICAR test files (with `filepath` metadata) under
- * unique keys, two of them archives, and waits until the match table's records for each file's
- * SHA-256 list it in `S3Objects` and, for an archive, name the EICAR member in `MatchedMembers`.
+ * unique keys, two of them archives, and waits until the verdict ledger records each as an alerted
+ * copy of its SHA-256 and, for an archive, the match table names the EICAR member in
+ * `MatchedMembers`.
  * The files are deleted afterwards unless `keep`.
  */
 export async function liveTest(options: LiveTestOptions): Promise<LiveTestResult> {
@@ -125,12 +131,12 @@ export async function liveTest(options: LiveTestOptions): Promise<LiveTestResult
     let recorded = { objects: new Set<string>(), rules: new Set<string>() };
     for (;;) {
       recorded = { objects: new Set<string>(), rules: new Set<string>() };
-      for (const sha256 of new Set(files.map((file) => file.sha256))) {
-        const records = await recordsFor(clients, names.table, sha256);
-        const member = files.find((file) => file.sha256 === sha256)?.member;
+      for (const [index, file] of files.entries()) {
+        const key = keys[index]!;
+        const records = await recordsFor(clients, names, key, file.sha256);
         // An archive counts once its record names the EICAR member inside it.
-        if (member && !records.members.has(`${member} ${EICAR_SHA256}`)) continue;
-        records.objects.forEach((id) => recorded.objects.add(id));
+        if (file.member && !records.members.has(`${file.member} ${EICAR_SHA256}`)) continue;
+        if (records.alerted) recorded.objects.add(objectId(names.bucket, key));
         records.rules.forEach((rule) => recorded.rules.add(rule));
       }
       const missing = expected.filter((id) => !recorded.objects.has(id));
@@ -169,37 +175,35 @@ export async function liveTest(options: LiveTestOptions): Promise<LiveTestResult
 }
 
 /**
- * Every S3 object, rule and matched member (`path sha256`) recorded for the SHA-256, over all
- * analyzer versions.
+ * Whether the ledger records the object as an alerted copy of the SHA-256, and the rules and
+ * matched members (`path sha256`) the match table holds for that SHA-256.
  */
 async function recordsFor(
   clients: Pick<AwsClients, 'dynamodb'>,
-  table: string,
+  names: ResourceNames,
+  key: string,
   sha256: string,
-): Promise<{ objects: Set<string>; rules: Set<string>; members: Set<string> }> {
-  const objects = new Set<string>();
-  const rules = new Set<string>();
-  const members = new Set<string>();
-  let ExclusiveStartKey: Record<string, never> | undefined;
-  do {
-    const page = await clients.dynamodb.send(
-      new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: 'SHA256 = :sha',
-        ExpressionAttributeValues: { ':sha': { S: sha256 } },
-        ExclusiveStartKey,
-      }),
-    );
-    for (const item of page.Items ?? []) {
-      for (const id of item.S3Objects?.SS ?? []) objects.add(id);
-      for (const rule of item.MatchedRules?.SS ?? []) rules.add(rule);
-      for (const member of item.MatchedMembers?.L ?? []) {
-        members.add(`${member.M?.MemberPath?.S ?? ''} ${member.M?.MemberSHA256?.S ?? ''}`);
-      }
-    }
-    ExclusiveStartKey = page.LastEvaluatedKey as Record<string, never> | undefined;
-  } while (ExclusiveStartKey);
-  return { objects, rules, members };
+): Promise<{ alerted: boolean; rules: Set<string>; members: Set<string> }> {
+  const ledger = await clients.dynamodb.send(
+    new GetItemCommand({
+      TableName: names.verdictTable,
+      Key: { Bucket: { S: names.bucket }, Key: { S: key } },
+      ConsistentRead: true,
+    }),
+  );
+  const { Item } = await clients.dynamodb.send(
+    new GetItemCommand({ TableName: names.table, Key: { SHA256: { S: sha256 } } }),
+  );
+  const members = new Set(
+    (Item?.MatchedMembers?.L ?? []).map(
+      (member) => `${member.M?.MemberPath?.S ?? ''} ${member.M?.MemberSHA256?.S ?? ''}`,
+    ),
+  );
+  return {
+    alerted: ledger.Item?.MatchAlertSha256?.S === sha256,
+    rules: new Set((Item?.AlertedRules?.SS ?? []).map((pair) => parseAlertedRule(pair).id)),
+    members,
+  };
 }
 
 function report(

@@ -1,15 +1,19 @@
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
   compileRules,
+  libyaraVersion,
   RuleCompileError,
   type CompiledRules,
   type CompileMessage,
   type ExternalValue,
   type RuleSource,
 } from '@binaryalert/yara';
+import { manifestPathFor, type RuleFingerprints, type RulesManifest } from '@binaryalert/core';
 import { findRuleFiles } from './discover';
+import { fingerprintRuleFiles } from './fingerprint';
 
 /** The rules directory holds no .yar/.yara file (outside samples/). */
 export class NoRuleFilesError extends Error {
@@ -33,6 +37,8 @@ export interface CompileRuleSetOptions {
 
 export interface RuleSetSummary {
   ruleCount: number;
+  /** Content fingerprints of the compiled files' rules. */
+  fingerprints: RuleFingerprints;
   /** Rule files compiled into the set. */
   fileCount: number;
   skipped: SkippedRuleFile[];
@@ -58,7 +64,15 @@ export async function compileRuleSet(
   for (;;) {
     try {
       const { rules, warnings } = await compileRules(candidates, compileOptions);
-      return { rules, ruleCount: rules.ruleCount, fileCount: candidates.length, skipped, warnings };
+      const fingerprints = await fingerprintRuleFiles(candidates);
+      return {
+        rules,
+        ruleCount: rules.ruleCount,
+        fingerprints,
+        fileCount: candidates.length,
+        skipped,
+        warnings,
+      };
     } catch (error) {
       if (!(error instanceof RuleCompileError) || !options.skipBroken) throw error;
       let broken = brokenSourcesNamedBy(error.errors, candidates);
@@ -82,15 +96,28 @@ export interface CompileRulesDirectoryOptions extends CompileRuleSetOptions {
 /**
  * `manage.ts compile-rules` as a function (the Lambda build calls it too): compiles the rules
  * directory and saves the result to `output` (atomically; a failed compile leaves any previous
- * file in place).
+ * file in place), with its manifest (version 0: not released) beside it.
  */
 export async function compileRulesDirectory(
   options: CompileRulesDirectoryOptions,
-): Promise<RuleSetSummary & { output: string }> {
+): Promise<RuleSetSummary & { output: string; manifest: RulesManifest; manifestPath: string }> {
   const { rules, ...summary } = await compileRuleSet(options);
   await fs.mkdir(path.dirname(path.resolve(options.output)), { recursive: true });
   await rules.save(options.output);
-  return { ...summary, output: options.output };
+  const manifest: RulesManifest = {
+    version: 0,
+    ruleCount: summary.ruleCount,
+    libyaraVersion,
+    compiledSha256: createHash('sha256')
+      .update(await fs.readFile(options.output))
+      .digest('hex'),
+    fingerprints: summary.fingerprints,
+  };
+  const manifestPath = manifestPathFor(options.output);
+  // Written aside and renamed: a watcher never reads half a manifest.
+  await fs.writeFile(`${manifestPath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
+  await fs.rename(`${manifestPath}.tmp`, manifestPath);
+  return { ...summary, output: options.output, manifest, manifestPath };
 }
 
 function brokenSourcesNamedBy(errors: CompileMessage[], sources: RuleSource[]): SkippedRuleFile[] {

@@ -1,0 +1,175 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  createLogger,
+  CURRENT_RULES_MANIFEST_KEY,
+  publishRulesRelease,
+  type RulesManifest,
+} from '@binaryalert/core';
+import { startS3, uniqueName, type Emulator } from '@binaryalert/testing';
+import { compileRules, libyaraVersion } from '@binaryalert/yara';
+import { rulesFromBucket, unreleasedRules, type ActiveRules } from './rules-release';
+
+describe('rulesFromBucket', () => {
+  let s3: Emulator<S3Client>;
+  let dir: string;
+  let baked: ActiveRules;
+  let bucket: string;
+  let clock: number;
+  let logLines: Record<string, unknown>[];
+  const log = createLogger('analyzer', (line) =>
+    logLines.push(JSON.parse(line) as Record<string, unknown>),
+  );
+
+  /** Compiles `rule <name>` matching `marker` into an unreleased manifest and its bytes. */
+  async function compiled(name: string, marker: string) {
+    const source = path.join(dir, `${name}.yar`);
+    await writeFile(source, `rule ${name} { strings: $a = "${marker}" condition: $a }`);
+    const { rules } = await compileRules([{ path: source, namespace: 'own.yar' }]);
+    const file = path.join(dir, `${name}.bin`);
+    await rules.save(file);
+    const bytes = await readFile(file);
+    const manifest: RulesManifest = {
+      version: 0,
+      ruleCount: rules.ruleCount,
+      libyaraVersion,
+      compiledSha256: createHash('sha256').update(bytes).digest('hex'),
+      fingerprints: { rules: { [`own.yar:${name}`]: name.padEnd(16, '0') }, files: {} },
+    };
+    return { bytes, manifest };
+  }
+
+  const provider = () =>
+    rulesFromBucket(
+      s3.client,
+      { bucket, refreshSeconds: 60, tempRoot: dir },
+      baked,
+      log,
+      () => clock,
+    );
+  const scan = async (rules: ActiveRules, text: string) =>
+    (await rules.compiled.scanBuffer(Buffer.from(text))).matches.map((m) => m.rule);
+
+  beforeAll(async () => {
+    s3 = await startS3();
+    dir = await mkdtemp(path.join(os.tmpdir(), 'rules-release-'));
+    await writeFile(path.join(dir, 'baked.yar'), 'rule baked { condition: false }');
+    const { rules } = await compileRules([
+      { path: path.join(dir, 'baked.yar'), namespace: 'baked.yar' },
+    ]);
+    baked = unreleasedRules(rules);
+  });
+  afterAll(async () => {
+    await s3.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  beforeEach(async () => {
+    bucket = uniqueName('rules');
+    await s3.client.send(new CreateBucketCommand({ Bucket: bucket }));
+    clock = 1_000_000;
+    logLines = [];
+  });
+
+  it('uses the baked-in rules while the bucket holds no release', async () => {
+    const rules = await provider().current();
+
+    expect(rules).toBe(baked);
+  });
+
+  it('loads the newest release at the first scan, and a newer one only after the refresh interval', async () => {
+    const first = await compiled('first_rule', 'FIRST');
+    await publishRulesRelease(s3.client, bucket, first.bytes, first.manifest);
+    const rules = provider();
+
+    const v1 = await rules.current();
+    const second = await compiled('second_rule', 'SECOND');
+    await publishRulesRelease(s3.client, bucket, second.bytes, second.manifest);
+    clock += 59_000;
+    const stillV1 = await rules.current();
+    clock += 1_000;
+    const v2 = await rules.current();
+
+    expect(v1.manifest.version).toBe(1);
+    expect(await scan(v1, 'xx FIRST xx')).toEqual(['first_rule']);
+    expect(stillV1).toBe(v1);
+    expect(v2.manifest.version).toBe(2);
+    expect(await scan(v2, 'xx SECOND FIRST')).toEqual(['second_rule']);
+    expect(logLines).toContainEqual(
+      expect.objectContaining({ message: 'loaded a rules release', rulesVersion: 2 }),
+    );
+  });
+
+  it('keeps what it has when the same release is checked again', async () => {
+    const first = await compiled('first_rule', 'FIRST');
+    await publishRulesRelease(s3.client, bucket, first.bytes, first.manifest);
+    const rules = provider();
+    const v1 = await rules.current();
+
+    clock += 120_000;
+
+    expect(await rules.current()).toBe(v1);
+    expect(logLines.filter((line) => line.message === 'loaded a rules release')).toHaveLength(1);
+  });
+
+  it('refuses a release for another libyara version, or whose file does not match its hash', async () => {
+    const first = await compiled('first_rule', 'FIRST');
+    const foreign = { ...first.manifest, version: 1, libyaraVersion: '3.0.0' };
+    await s3.client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: CURRENT_RULES_MANIFEST_KEY,
+        Body: JSON.stringify(foreign),
+      }),
+    );
+    const rules = provider();
+
+    expect(await rules.current()).toBe(baked);
+    await publishRulesRelease(s3.client, bucket, first.bytes, first.manifest); // v1: valid
+    const tampered = { ...first.manifest, version: 2, compiledSha256: 'f'.repeat(64) };
+    await s3.client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: 'releases/v2/compiled_yara_rules.bin',
+        Body: first.bytes,
+      }),
+    );
+    await s3.client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: CURRENT_RULES_MANIFEST_KEY,
+        Body: JSON.stringify(tampered),
+      }),
+    );
+    clock += 60_000;
+
+    expect(await rules.current()).toBe(baked);
+    expect(logLines.map((line) => line.message)).toEqual(
+      expect.arrayContaining([
+        'refusing a rules release compiled for another libyara version',
+        'refusing a rules release whose file does not match its manifest',
+      ]),
+    );
+  });
+
+  it('keeps scanning with the loaded rules when the bucket cannot be read', async () => {
+    const rules = rulesFromBucket(
+      s3.client,
+      { bucket: 'no-such-bucket-here', refreshSeconds: 0, tempRoot: dir },
+      baked,
+      log,
+    );
+
+    expect(await rules.current()).toBe(baked);
+  });
+
+  it('refuses to publish compiled rules that are not the ones the manifest describes', async () => {
+    const first = await compiled('first_rule', 'FIRST');
+
+    await expect(
+      publishRulesRelease(s3.client, bucket, Buffer.from('other'), first.manifest),
+    ).rejects.toThrow(/compile them again/);
+  });
+});

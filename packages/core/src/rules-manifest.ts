@@ -1,0 +1,134 @@
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { z } from 'zod';
+
+/** The compiled rules file inside the analyzer zip, `dist/` and each rules release. */
+export const COMPILED_RULES_FILE = 'compiled_yara_rules.bin';
+/** The manifest beside it (fingerprints, count, libyara version). */
+export const RULES_MANIFEST_FILE = 'rules_manifest.json';
+
+/** The manifest of a compiled rules file: `rules_manifest.json` in the same directory. */
+export function manifestPathFor(compiledPath: string): string {
+  return path.join(path.dirname(compiledPath), RULES_MANIFEST_FILE);
+}
+
+/** Fingerprints of a rule set: per rule id (`namespace:rule`) and per rule file (namespace). */
+export const RuleFingerprintsSchema = z.object({
+  rules: z.record(z.string(), z.string()),
+  files: z.record(z.string(), z.string()),
+});
+export type RuleFingerprints = z.infer<typeof RuleFingerprintsSchema>;
+
+/**
+ * What describes one compiled rule set: `compile-rules` writes it beside the compiled file, the
+ * Lambda build bakes it into the analyzer zip (version 0) and each rules release uploads it.
+ */
+export const RulesManifestSchema = z.object({
+  /** Release number: 0 for the rules baked into the analyzer zip, then 1, 2, ... */
+  version: z.number().int().nonnegative(),
+  /** When `deploy-rules` published it (absent for compiled, unreleased rules: builds stay reproducible). */
+  releasedAt: z.string().optional(),
+  ruleCount: z.number().int().nonnegative(),
+  libyaraVersion: z.string(),
+  /** SHA-256 (hex) of the compiled rules file. */
+  compiledSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  fingerprints: RuleFingerprintsSchema,
+});
+export type RulesManifest = z.infer<typeof RulesManifestSchema>;
+
+/** A rule's fingerprint: its own where it could be isolated, else its file's ('' if unknown). */
+export function ruleFingerprint(
+  manifest: Pick<RulesManifest, 'fingerprints'>,
+  rule: { namespace: string; rule: string },
+): string {
+  const { rules, files } = manifest.fingerprints;
+  return rules[`${rule.namespace}:${rule.rule}`] ?? files[rule.namespace] ?? '';
+}
+
+/** How a release differs from the one before: rule ids added and rule ids whose fingerprint changed. */
+export function diffReleases(
+  previous: Pick<RulesManifest, 'fingerprints'> | undefined,
+  next: Pick<RulesManifest, 'fingerprints'>,
+): { added: string[]; changed: string[]; removed: string[] } {
+  const before = previous?.fingerprints.rules ?? {};
+  const after = next.fingerprints.rules;
+  const added: string[] = [];
+  const changed: string[] = [];
+  for (const [id, fingerprint] of Object.entries(after)) {
+    if (!(id in before)) added.push(id);
+    else if (before[id] !== fingerprint) changed.push(id);
+  }
+  const removed = Object.keys(before).filter((id) => !(id in after));
+  return { added: added.sort(), changed: changed.sort(), removed: removed.sort() };
+}
+
+/**
+ * The rules bucket's layout: each release under `releases/v<N>/` (never overwritten), and the
+ * manifest of the current one at CURRENT_RULES_MANIFEST_KEY, written last, so a release is
+ * published by one PUT and analyzers poll one small object.
+ */
+export const CURRENT_RULES_MANIFEST_KEY = `current/${RULES_MANIFEST_FILE}`;
+
+/** Where a release's file lives in the rules bucket. */
+export function releaseObjectKey(version: number, file: string): string {
+  return `releases/v${version}/${file}`;
+}
+
+/** The current release's manifest in a rules bucket, or undefined while none was published. */
+export async function currentRelease(
+  s3: S3Client,
+  bucket: string,
+): Promise<RulesManifest | undefined> {
+  try {
+    const response = await s3.send(
+      new GetObjectCommand({ Bucket: bucket, Key: CURRENT_RULES_MANIFEST_KEY }),
+    );
+    return RulesManifestSchema.parse(JSON.parse(await response.Body!.transformToString()));
+  } catch (error) {
+    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (status === 404 || (error as Error).name === 'NoSuchKey') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Publishes compiled rules as the next release of a rules bucket: the compiled file and its
+ * manifest under `releases/v<N>/`, then the current manifest, last, which is what analyzers poll:
+ * they never see a manifest whose file is not there yet. Returns the release and the one before.
+ */
+export async function publishRulesRelease(
+  s3: S3Client,
+  bucket: string,
+  compiled: Buffer,
+  unreleased: RulesManifest,
+  now: Date = new Date(),
+): Promise<{ release: RulesManifest; previous: RulesManifest | undefined }> {
+  const actual = createHash('sha256').update(compiled).digest('hex');
+  if (actual !== unreleased.compiledSha256) {
+    throw new TypeError(
+      `the compiled rules (sha256 ${actual}) are not the ones the manifest describes (${unreleased.compiledSha256}); compile them again`,
+    );
+  }
+  const previous = await currentRelease(s3, bucket);
+  const release: RulesManifest = {
+    ...unreleased,
+    version: (previous?.version ?? 0) + 1,
+    releasedAt: now.toISOString(),
+  };
+  const manifestBody = `${JSON.stringify(release, null, 2)}\n`;
+  const put = (Key: string, Body: Buffer | string, ContentType: string) =>
+    s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body, ContentType }));
+  await put(
+    releaseObjectKey(release.version, COMPILED_RULES_FILE),
+    compiled,
+    'application/octet-stream',
+  );
+  await put(
+    releaseObjectKey(release.version, RULES_MANIFEST_FILE),
+    manifestBody,
+    'application/json',
+  );
+  await put(CURRENT_RULES_MANIFEST_KEY, manifestBody, 'application/json');
+  return { release, previous };
+}
