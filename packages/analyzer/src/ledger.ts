@@ -128,7 +128,6 @@ export async function recordVerdict(
 ): Promise<VerdictWrite> {
   // An update, not a put: the alert decision keeps each object's alert state on the same item.
   const names: Record<string, string> = {
-    '#key': 'Key',
     '#at': 'AnalyzedAt',
     '#version': 'AnalyzerVersion',
   };
@@ -154,7 +153,7 @@ export async function recordVerdict(
         Key: { Bucket: { S: record.bucket }, Key: { S: record.key } },
         UpdateExpression: `SET ${set.join(', ')}${remove.length ? ` REMOVE ${remove.join(', ')}` : ''}`,
         ConditionExpression:
-          'attribute_not_exists(#key) OR #at < :at OR (#at = :at AND #version <= :version)',
+          'attribute_not_exists(#at) OR #at < :at OR (#at = :at AND #version <= :version)',
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: values,
         ReturnValues: 'ALL_OLD',
