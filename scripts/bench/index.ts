@@ -23,6 +23,7 @@ import {
   type TargetCheck,
 } from './report';
 import { benchRules, writeRulesDir } from './rules-section';
+import { benchArchives } from './archives';
 import { benchMemory } from './memory';
 import { benchPackaging } from './packaging';
 import { benchPipeline } from './pipeline';
@@ -45,6 +46,7 @@ const SECTIONS: Record<string, (ctx: BenchContext) => Promise<SectionResult>> = 
   memory: benchMemory,
   pipeline: benchPipeline,
   retro: benchRetro,
+  archives: benchArchives,
 };
 
 function parseArgs(argv: string[]): Options {

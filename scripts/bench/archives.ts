@@ -1,0 +1,172 @@
+/**
+ * The archive row: MB of expanded content scanned per second by `manage.ts scan` reading the
+ * members of a zip, a tar.gz and a 7z of (part of) the synthetic corpus, against extracting the
+ * same archives with `7z x` into a tmpfs (/dev/shm) and running `yara -r` on the result. Both are
+ * pinned with taskset to the same N cores and interleaved; the ratio is of walls in this run.
+ */
+import { execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+import type { BenchContext } from './context';
+import { interleave, MB, median, runTimed, type TimedRun } from './measure';
+import type { Row, SectionResult } from './report';
+import { yaraMatches } from './scan';
+
+const SECTION = 'archives';
+
+interface Summary {
+  MatchedRules: Record<string, { RuleName: string; MemberPath?: string }>;
+}
+
+/** `archive/inner path<TAB>rule` for every match inside a member that manage.ts scan reported. */
+function memberMatches(stdout: string, archivesDir: string): string[] {
+  return (JSON.parse(stdout) as Summary[]).flatMap((summary) =>
+    Object.values(summary.MatchedRules).flatMap((rule) => {
+      if (!rule.MemberPath) return [];
+      const relative = path.relative(archivesDir, rule.MemberPath).replace('!', '/');
+      return [`${relative}\t${rule.RuleName}`];
+    }),
+  );
+}
+
+/** The corpus files, in order, up to `bytes` (relative paths). */
+async function corpusSubset(dir: string, bytes: number): Promise<string[]> {
+  const out: string[] = [];
+  let total = 0;
+  const walk = async (sub: string): Promise<void> => {
+    for (const entry of (await fs.readdir(path.join(dir, sub), { withFileTypes: true })).sort(
+      (a, b) => a.name.localeCompare(b.name),
+    )) {
+      if (total >= bytes) return;
+      const relative = path.join(sub, entry.name);
+      if (entry.isDirectory()) await walk(relative);
+      else if (entry.isFile()) {
+        out.push(relative);
+        total += (await fs.stat(path.join(dir, relative))).size;
+      }
+    }
+  };
+  await walk('');
+  return out;
+}
+
+export async function benchArchives(ctx: BenchContext): Promise<SectionResult> {
+  const source = ctx.synthetic.dir;
+  const files = await corpusSubset(source, ctx.quick ? 32 * MB : 256 * MB);
+  let bytes = 0;
+  for (const file of files) bytes += (await fs.stat(path.join(source, file))).size;
+  const archivesDir = path.join(ctx.workDir, 'archives');
+  await fs.mkdir(archivesDir, { recursive: true });
+  const listFile = path.join(ctx.workDir, 'archive-files.txt');
+  await fs.writeFile(listFile, `${files.join('\n')}\n`);
+  ctx.log(
+    `archives: building zip, tar.gz and 7z of ${files.length} files (${(bytes / MB).toFixed(0)} MB)`,
+  );
+  const run = (command: string, args: string[], input = '') =>
+    execFileSync(command, args, { cwd: source, input, stdio: ['pipe', 'ignore', 'inherit'] });
+  run('zip', ['-q', '-X', path.join(archivesDir, 'corpus.zip'), '-@'], files.join('\n'));
+  run('tar', ['-czf', path.join(archivesDir, 'corpus.tar.gz'), '-T', listFile]);
+  run('7z', ['a', '-bd', '-mx=1', path.join(archivesDir, 'corpus.7z'), `@${listFile}`]);
+  const expandedMb = (3 * bytes) / MB;
+
+  const rows: Row[] = [
+    {
+      section: SECTION,
+      metric: 'archives (zip, tar.gz, 7z of the same files)',
+      value: expandedMb,
+      unit: 'MB expanded',
+      note: `${files.length} files each`,
+    },
+  ];
+  const details: Record<string, unknown> = {};
+  const targets = [];
+  const shm = '/dev/shm';
+  for (const n of [...new Set([1, ctx.cores])]) {
+    const cores = ['-c', n === 1 ? '0' : `0-${n - 1}`];
+    const out = path.join(shm, `binaryalert-bench-extract-${process.pid}`);
+    const binaryalert = () =>
+      runTimed(
+        'taskset',
+        [
+          ...cores,
+          process.execPath,
+          ctx.cliBundle,
+          'scan',
+          '--rules',
+          ctx.compiledRules,
+          '--json',
+          '--concurrency',
+          String(2 * n),
+          archivesDir,
+        ],
+        { okCodes: [0, 1] },
+      );
+    // 7z x each archive into the tmpfs (the tar.gz through a pipe), then yara -r on the result.
+    const script = [
+      `rm -rf '${out}' && mkdir -p '${out}/corpus.zip' '${out}/corpus.7z' '${out}/corpus.tar.gz'`,
+      `7z x -bd -y -o'${out}/corpus.zip' '${archivesDir}/corpus.zip' >/dev/null`,
+      `7z x -bd -y -o'${out}/corpus.7z' '${archivesDir}/corpus.7z' >/dev/null`,
+      `7z x -bd -so '${archivesDir}/corpus.tar.gz' | 7z x -bd -y -si -ttar -o'${out}/corpus.tar.gz' >/dev/null`,
+      `yara -N -C -r -p ${n} '${ctx.compiledRules}' '${out}'`,
+    ].join(' && ');
+    const extractThenYara = () =>
+      runTimed('taskset', [...cores, 'sh', '-c', script], { okCodes: [0, 1] });
+    const runs = await interleave<TimedRun>(
+      [
+        { name: 'binaryalert', run: binaryalert },
+        { name: 'baseline', run: extractThenYara },
+      ],
+      ctx.reps,
+    );
+    await fs.rm(out, { recursive: true, force: true });
+    const ba = runs.get('binaryalert') ?? [];
+    const base = runs.get('baseline') ?? [];
+    const baWall = median(ba.map((r) => r.wallMs)) / 1000;
+    const baseWall = median(base.map((r) => r.wallMs)) / 1000;
+    const ratio = baseWall / baWall;
+    const baList = memberMatches(ba[0]?.stdout ?? '[]', archivesDir).sort();
+    const yaraList = yaraMatches(base[0]?.stdout ?? '')
+      .map((line) => line.replace(`${out}/`, ''))
+      .sort();
+    const agree = JSON.stringify(baList) === JSON.stringify(yaraList);
+    rows.push(
+      {
+        section: SECTION,
+        metric: `N=${n} cores: manage.ts scan of the archives`,
+        value: expandedMb / baWall,
+        unit: 'MB/s expanded',
+        note: `wall ${baWall.toFixed(2)} s, CPU ${median(ba.map((r) => r.cpuSeconds)).toFixed(2)} s, peak RSS ${(median(ba.map((r) => r.maxRssKb)) / 1024).toFixed(0)} MB, ${baList.length} member matches`,
+      },
+      {
+        section: SECTION,
+        metric: `N=${n} cores: 7z x into tmpfs + yara -r -p ${n}`,
+        value: expandedMb / baseWall,
+        unit: 'MB/s expanded',
+        note: `wall ${baseWall.toFixed(2)} s, CPU ${median(base.map((r) => r.cpuSeconds)).toFixed(2)} s, ${yaraList.length} matches`,
+      },
+      {
+        section: SECTION,
+        metric: `N=${n}: ratio`,
+        value: ratio,
+        unit: 'x extract+yara',
+        note: agree ? 'match lists agree' : 'MATCHES DIFFER (see results.json)',
+      },
+    );
+    details[`N${n}`] = {
+      binaryalert: ba.map(({ wallMs, cpuSeconds, maxRssKb }) => ({ wallMs, cpuSeconds, maxRssKb })),
+      baseline: base.map(({ wallMs, cpuSeconds, maxRssKb }) => ({ wallMs, cpuSeconds, maxRssKb })),
+      onlyBinaryAlert: baList.filter((x) => !yaraList.includes(x)).slice(0, 20),
+      onlyYara: yaraList.filter((x) => !baList.includes(x)).slice(0, 20),
+    };
+    if (n === ctx.cores) {
+      targets.push({
+        target: 'archives: expanded MB/s >= 1.0x (7z x into tmpfs + yara -r), same cores',
+        actual: `${ratio.toFixed(2)}x at N=${n}`,
+        met: ratio >= 1.0,
+        ...(agree ? {} : { note: 'match lists differ' }),
+      });
+    }
+  }
+  return { rows, targets, details };
+}
