@@ -90,3 +90,21 @@ resource "aws_dynamodb_table" "verdicts" {
     enabled = true
   }
 }
+
+# The dispatcher's slots (packages/core dispatchSlotsTableDefinition): one item per analyzer
+# invocation that may be in flight, so the dispatcher never starts more analyzers than
+# lambda_analyze_concurrency_limit, across runs and crashes. A few tiny items: always on demand.
+resource "aws_dynamodb_table" "dispatch_slots" {
+  name         = local.names.dispatch_slots
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "Slot"
+
+  attribute {
+    name = "Slot"
+    type = "N"
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}

@@ -56,6 +56,12 @@ data "aws_iam_policy_document" "analyzer" {
   }
 
   statement {
+    sid       = "ReleaseDispatchSlot"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.dispatch_slots.arn]
+  }
+
+  statement {
     sid       = "FinishQueueMessages"
     actions   = ["sqs:DeleteMessage"]
     resources = [aws_sqs_queue.analyzer.arn]
@@ -88,6 +94,13 @@ data "aws_iam_policy_document" "dispatcher" {
     sid       = "PollQueue"
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage"]
     resources = [aws_sqs_queue.analyzer.arn]
+  }
+
+  statement {
+    sid = "DispatchSlots"
+    # Scan finds the free slots; UpdateItem takes and gives back one, conditionally.
+    actions   = ["dynamodb:Scan", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.dispatch_slots.arn]
   }
 
   statement {

@@ -39,6 +39,7 @@ module "analyzer" {
     ARCHIVE_MAX_MEMBERS            = tostring(var.archive_max_members)
     ARCHIVE_MAX_EXPANDED_MB        = tostring(var.archive_max_expanded_mb)
     ARCHIVE_MAX_RATIO              = tostring(var.archive_max_ratio)
+    DISPATCH_SLOTS_TABLE           = aws_dynamodb_table.dispatch_slots.name
   }
 }
 
@@ -68,6 +69,9 @@ module "dispatcher" {
     MAX_INVOCATIONS             = tostring(var.lambda_dispatch_limit)
     SQS_WAIT_TIME_SECONDS       = tostring(var.lambda_dispatch_wait_time_seconds)
     RECEIVE_CONCURRENCY         = tostring(var.lambda_dispatch_receive_concurrency)
+    DISPATCH_SLOTS_TABLE        = aws_dynamodb_table.dispatch_slots.name
+    ANALYZER_CONCURRENCY_LIMIT  = tostring(var.lambda_analyze_concurrency_limit)
+    DISPATCH_SLOT_LEASE_SECONDS = tostring(local.dispatch_slot_lease_seconds)
   }
 }
 

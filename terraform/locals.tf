@@ -15,6 +15,7 @@ locals {
     table               = "${var.name_prefix}_binaryalert_matches"
     verdict_table       = "${var.name_prefix}_binaryalert_verdicts"
     rules_bucket        = "${replace(var.name_prefix, "_", ".")}.binaryalert-rules.${var.aws_region}"
+    dispatch_slots      = "${var.name_prefix}_binaryalert_dispatch_slots"
     matches_topic       = "${var.name_prefix}_binaryalert_yara_match_alerts"
     negative_topic      = "${var.name_prefix}_binaryalert_no_yara_match_alerts"
     alarm_topic         = "${var.name_prefix}_binaryalert_metric_alarms"

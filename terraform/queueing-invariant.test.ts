@@ -76,6 +76,7 @@ describe('the queueing invariant', () => {
 
     expect(queueingInvariantBreaches(terraform, tfvars)).toEqual([
       'visibility timeout 390 s < maximum event age 21600 s + analyzer timeout 300 s: a message reappears while an analyzer may still hold it',
+      'a dispatch slot lease of 400 s < long poll 10 s + maximum event age 21600 s + analyzer timeout 300 s: a slot frees itself while its analyzer may still run',
     ]);
   });
 
@@ -124,6 +125,30 @@ describe('the queueing invariant', () => {
       }),
     ).toEqual([
       "the analyzer's reserved concurrency 20 < the 50 invocations the trigger may run at once",
+    ]);
+  });
+
+  it('fails when the dispatcher has more slots than analyzers may run', async () => {
+    const terraform = await terraformWith(
+      'lambda.tf',
+      'ANALYZER_CONCURRENCY_LIMIT  = tostring(var.lambda_analyze_concurrency_limit)',
+      'ANALYZER_CONCURRENCY_LIMIT  = tostring(var.lambda_analyze_concurrency_limit + 1)',
+    );
+
+    expect(queueingInvariantBreaches(terraform, tfvars)).toEqual([
+      'the dispatcher has 9 slots for the 8 analyzers lambda_analyze_concurrency_limit allows',
+    ]);
+  });
+
+  it('fails when a dispatch slot frees itself before its analyzer must have ended', async () => {
+    const terraform = await terraformWith(
+      'locals.tf',
+      'var.lambda_dispatch_wait_time_seconds + local.analyzer_max_event_age_seconds + ',
+      'var.lambda_dispatch_wait_time_seconds + ',
+    );
+
+    expect(queueingInvariantBreaches(terraform, tfvars)).toEqual([
+      'a dispatch slot lease of 340 s < long poll 10 s + maximum event age 60 s + analyzer timeout 300 s: a slot frees itself while its analyzer may still run',
     ]);
   });
 

@@ -138,5 +138,21 @@ export function queueingInvariantBreaches(
       `analyzer_trigger = "dispatcher" deploys ${mappings} event source mapping(s) and ${schedules} dispatcher schedule(s), not 0 and 1`,
     );
   }
+
+  // The dispatcher holds one slot per invocation from before its receive until the analyzer ends.
+  const environment = (dispatcher.environment_variables ?? {}) as Block;
+  const slots = number(environment.ANALYZER_CONCURRENCY_LIMIT ?? 'NaN', 'dispatch slots');
+  if (slots > limit) {
+    breaches.push(
+      `the dispatcher has ${slots} slots for the ${limit} analyzers lambda_analyze_concurrency_limit allows`,
+    );
+  }
+  const wait = number(environment.SQS_WAIT_TIME_SECONDS ?? 'NaN', 'long poll');
+  const lease = number(environment.DISPATCH_SLOT_LEASE_SECONDS ?? 'NaN', 'slot lease');
+  if (lease < wait + eventAge + timeout) {
+    breaches.push(
+      `a dispatch slot lease of ${lease} s < long poll ${wait} s + maximum event age ${eventAge} s + analyzer timeout ${timeout} s: a slot frees itself while its analyzer may still run`,
+    );
+  }
   return breaches;
 }

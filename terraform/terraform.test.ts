@@ -1,6 +1,6 @@
 // The wiring contract between the Terraform, terraform.tfvars, the configuration loader and the
 // workers' code, checked on the parsed HCL (providers cannot be downloaded here, so no validate).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import {
   BinaryAlertConfigSchema,
@@ -75,6 +75,7 @@ const IAM_ACTION_OF_COMMAND: Record<string, string> = {
   UpdateItemCommand: 'dynamodb:UpdateItem',
   UpdateCommand: 'dynamodb:UpdateItem',
   QueryCommand: 'dynamodb:Query',
+  ScanCommand: 'dynamodb:Scan',
   DeleteItemCommand: 'dynamodb:DeleteItem',
   DeleteCommand: 'dynamodb:DeleteItem',
 };
@@ -97,15 +98,31 @@ function handlerModules(fn: FunctionName): string[] {
   return [...seen];
 }
 
+/** For each function and class packages/core exports, the SDK commands its body sends. */
+function coreCommands(): Record<string, string[]> {
+  const dir = path.join(ROOT, 'packages/core/src');
+  const sent: Record<string, string[]> = {};
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))) {
+    const code = readFileSync(path.join(dir, file), 'utf8');
+    // Each exported declaration runs to the next one (or the end of the file).
+    const starts = [...code.matchAll(/^export (?:async )?(?:function|class) (\w+)/gm)];
+    starts.forEach((start, i) => {
+      const body = code.slice(start.index, starts[i + 1]?.index ?? code.length);
+      sent[start[1]!] = [...body.matchAll(/new (\w+Command)\(/g)].map((m) => m[1]!);
+    });
+  }
+  return sent;
+}
+
 /** The IAM actions a worker's code needs: the SDK commands it sends (metrics via core). */
 function actionsUsedBy(fn: FunctionName): string[] {
   const code = handlerModules(fn)
     .map((file) => readFileSync(file, 'utf8'))
     .join('\n');
   const commands = new Set([...code.matchAll(/new (\w+Command)\(/g)].map((m) => m[1]!));
-  if (/\bMetricsBatch\b/.test(code)) {
-    const metrics = readFileSync(path.join(ROOT, 'packages/core/src/metrics.ts'), 'utf8');
-    for (const m of metrics.matchAll(/new (\w+Command)\(/g)) commands.add(m[1]!);
+  // The shared runtime's functions and classes send commands on the worker's behalf.
+  for (const [name, sent] of Object.entries(coreCommands())) {
+    if (new RegExp(`\\b${name}\\b`).test(code)) for (const command of sent) commands.add(command);
   }
   return [...commands]
     .map((command) => {
@@ -242,6 +259,7 @@ describe('names', () => {
       ['queue', 'queue'],
       ['deadLetterQueue', 'dead_letter_queue'],
       ['table', 'table'],
+      ['dispatchSlotsTable', 'dispatch_slots'],
       ['verdictTable', 'verdict_table'],
       ['rulesBucket', 'rules_bucket'],
       ['matchesTopic', 'matches_topic'],

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import {
@@ -19,6 +19,9 @@ import {
   createLogger,
   DEFAULT_ARCHIVE_SETTINGS,
   decodeS3Key,
+  dispatchSlotsTableDefinition,
+  heldSlots,
+  takeSlot,
   encodeS3Key,
   s3EventRecord,
   type FileSummary,
@@ -476,6 +479,31 @@ describe('handleInvocation', () => {
     await new Promise((resolve) => setTimeout(resolve, 1100));
     expect((await receiveAll(5)).map((message) => message.MessageId).sort()).toEqual(
       received.map((message) => message.MessageId).sort(),
+    );
+  });
+
+  it('gives back its dispatch slot when it ends, even when its objects failed, but never a slot taken again', async () => {
+    await put('evil.bin', EVIL);
+    await put('slow.bin', SLOW);
+    const table = uniqueName('slots');
+    await dynamo.client.send(new CreateTableCommand(dispatchSlotsTableDefinition(table)));
+    settings = { ...settings, dispatchSlotsTable: table };
+    const dispatched = async (key: string, slot: number, holder: string) => {
+      await takeSlot(dynamo.client, table, { slot, holder }, 600, Date.now());
+      return { ...(await dispatcherPayload([key])), DispatchSlot: { Slot: slot, Holder: holder } };
+    };
+    const held = async () => [...(await heldSlots(dynamo.client, table, Date.now()))].sort();
+
+    await invoke(await dispatched('evil.bin', 0, 'run-a'));
+    await invoke(await dispatched('slow.bin', 1, 'run-b'));
+    // Slot 2's lease ran out while its analyzer waited; another dispatcher run took it again.
+    const late = await dispatched('evil.bin', 2, 'run-c');
+    await takeSlot(dynamo.client, table, { slot: 2, holder: 'run-d' }, 600, Date.now() + 601_000);
+    await invoke(late);
+
+    expect(await held()).toEqual([2]);
+    expect(logLines).toContainEqual(
+      expect.objectContaining({ message: 'the dispatch slot had run out and was taken again' }),
     );
   });
 

@@ -10,11 +10,13 @@ import {
   pathInsideObject,
   ruleFingerprint,
   ruleId,
+  releaseSlot,
   summarize,
   type ArchiveSettings,
   type FileAnalysis,
   type FileSummary,
   type Logger,
+  type SlotLease,
   type S3ObjectRef,
 } from '@binaryalert/core';
 import { publishMatchAlert, publishNegativeAlert } from './alerts';
@@ -61,6 +63,8 @@ export interface AnalyzerSettings {
   archives: ArchiveSettings;
   /** Objects analyzed at once. */
   concurrency: number;
+  /** The dispatcher's slots table; the slot a dispatched invocation holds is released there. */
+  dispatchSlotsTable?: string;
   /** Where the per-object temp directories go (default: the OS temp directory, /tmp on Lambda). */
   tempRoot?: string;
 }
@@ -333,6 +337,28 @@ export function invocationMetrics(outcomes: ObjectOutcome[], ruleCount: number):
   return metrics;
 }
 
+/**
+ * Gives back the dispatch slot this invocation held, so the dispatcher may start another analyzer;
+ * never throws (a slot not released frees itself when its lease runs out).
+ */
+async function releaseDispatchSlot(
+  deps: AnalyzerDeps,
+  table: string | undefined,
+  lease: SlotLease,
+): Promise<void> {
+  if (!table) {
+    deps.log.warn('holding a dispatch slot but no DISPATCH_SLOTS_TABLE: it frees itself later');
+    return;
+  }
+  try {
+    if (!(await releaseSlot(deps.dynamo, table, lease))) {
+      deps.log.warn('the dispatch slot had run out and was taken again', { slot: lease.slot });
+    }
+  } catch (error) {
+    deps.log.warn('could not release the dispatch slot', { slot: lease.slot, error });
+  }
+}
+
 /** Indexes of the groups (messages) all of whose objects finished (analyzed or skipped). */
 function finishedGroups(input: AnalyzerInput, outcomes: ObjectOutcome[]): Set<number> {
   const finished = new Set(input.groups.map((_group, index) => index));
@@ -358,6 +384,21 @@ export async function handleInvocation(
   remainingMs?: () => number,
 ): Promise<AnalysisResults | SqsBatchResponse> {
   const input = parseAnalyzerInput(event, deps.log);
+  try {
+    return await handleInput(deps, settings, input, version);
+  } finally {
+    if (input.kind === 'dispatcher' && input.slot) {
+      await releaseDispatchSlot(deps, settings.dispatchSlotsTable, input.slot);
+    }
+  }
+}
+
+async function handleInput(
+  deps: AnalyzerDeps,
+  settings: AnalyzerSettings,
+  input: AnalyzerInput,
+  version: number,
+): Promise<AnalysisResults | SqsBatchResponse> {
   deps.log.info('invoked', {
     shape: input.kind,
     objects: input.tasks.length,

@@ -56,6 +56,8 @@ export const AnalyzerEnvSchema = z.object({
     z.coerce.number().int().positive().optional(),
   ),
   COMPILED_RULES_PATH: z.preprocess(emptyAsUndefined, z.string().optional()),
+  // The dispatcher's slots table (empty: none, e.g. with the SQS event source mapping).
+  DISPATCH_SLOTS_TABLE: z.preprocess(emptyAsUndefined, z.string().optional()),
 });
 
 export interface AnalyzerConfig {
@@ -93,6 +95,7 @@ export function loadAnalyzerConfig(
       maxRatio: parsed.ARCHIVE_MAX_RATIO,
     },
     concurrency: parsed.ANALYSIS_CONCURRENCY ?? os.availableParallelism(),
+    ...(parsed.DISPATCH_SLOTS_TABLE ? { dispatchSlotsTable: parsed.DISPATCH_SLOTS_TABLE } : {}),
   };
   const rulesPath = parsed.COMPILED_RULES_PATH ?? path.join(handlerDir, COMPILED_RULES_FILE);
   return {

@@ -7,6 +7,7 @@ import {
   S3EventRecordSchema,
   type Logger,
   type S3ObjectRef,
+  type SlotLease,
 } from '@binaryalert/core';
 
 /**
@@ -19,6 +20,10 @@ export const DispatcherPayloadSchema = z.object({
   Records: z.array(S3EventRecordSchema),
   SQSReceipts: z.array(z.string().min(1)),
   RecordReceipts: z.array(z.number().int().nonnegative()).optional(),
+  /** The dispatch slot the invocation holds, released when it ends (docs/contracts.md). */
+  DispatchSlot: z
+    .object({ Slot: z.number().int().nonnegative(), Holder: z.string().min(1) })
+    .optional(),
 });
 
 /** A plain S3 event notification (direct invocation). */
@@ -48,7 +53,7 @@ export interface CompletionGroup {
 }
 
 export type AnalyzerInput =
-  | { kind: 'dispatcher'; tasks: ObjectTask[]; groups: CompletionGroup[] }
+  | { kind: 'dispatcher'; tasks: ObjectTask[]; groups: CompletionGroup[]; slot?: SlotLease }
   | { kind: 's3'; tasks: ObjectTask[]; groups: [] }
   | { kind: 'sqs'; tasks: ObjectTask[]; groups: CompletionGroup[] };
 
@@ -132,6 +137,9 @@ function fromDispatcher(
       })),
     ),
     groups,
+    ...(payload.DispatchSlot
+      ? { slot: { slot: payload.DispatchSlot.Slot, holder: payload.DispatchSlot.Holder } }
+      : {}),
   };
 }
 

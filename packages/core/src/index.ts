@@ -5,5 +5,6 @@ export * from './s3-event';
 export * from './analysis';
 export * from './metrics';
 export * from './match-table';
+export * from './dispatch-slots';
 export * from './verdict-ledger';
 export * from './rules-manifest';

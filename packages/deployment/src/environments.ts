@@ -1,5 +1,6 @@
 import type { BinaryAlertConfig } from './tfvars';
 import { PRODUCTION_ALIAS, resourceNames } from './names';
+import { dispatchSlotLeaseSeconds } from './queueing';
 
 /** Where the deployed (or emulated) resources live; topic ARNs default to the account's. */
 export interface DeploymentIds {
@@ -43,6 +44,7 @@ export function functionEnvironments(
       ARCHIVE_MAX_MEMBERS: String(config.archive_max_members),
       ARCHIVE_MAX_EXPANDED_MB: String(config.archive_max_expanded_mb),
       ARCHIVE_MAX_RATIO: String(config.archive_max_ratio),
+      DISPATCH_SLOTS_TABLE: names.dispatchSlotsTable,
     },
     dispatcher: {
       SQS_QUEUE_URL: ids.queueUrl,
@@ -51,6 +53,9 @@ export function functionEnvironments(
       MAX_INVOCATIONS: String(config.lambda_dispatch_limit),
       SQS_WAIT_TIME_SECONDS: String(config.lambda_dispatch_wait_time_seconds),
       RECEIVE_CONCURRENCY: String(config.lambda_dispatch_receive_concurrency),
+      DISPATCH_SLOTS_TABLE: names.dispatchSlotsTable,
+      ANALYZER_CONCURRENCY_LIMIT: String(config.lambda_analyze_concurrency_limit),
+      DISPATCH_SLOT_LEASE_SECONDS: String(dispatchSlotLeaseSeconds(config)),
     },
     batcher: {
       BATCH_LAMBDA_NAME: names.batcherFunction,

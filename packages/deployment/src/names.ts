@@ -13,6 +13,8 @@ export interface ResourceNames {
   verdictTable: string;
   /** Where `deploy-rules` uploads rules releases. */
   rulesBucket: string;
+  /** The dispatcher's slots: one item per analyzer invocation that may be in flight. */
+  dispatchSlotsTable: string;
   matchesTopic: string;
   negativeMatchesTopic: string;
   alarmTopic: string;
@@ -37,6 +39,7 @@ export function resourceNames(config: BinaryAlertConfig): ResourceNames {
     table: `${base}_matches`,
     verdictTable: `${base}_verdicts`,
     rulesBucket: `${dotted}.binaryalert-rules.${config.aws_region}`,
+    dispatchSlotsTable: `${base}_dispatch_slots`,
     matchesTopic: `${base}_yara_match_alerts`,
     negativeMatchesTopic: `${base}_no_yara_match_alerts`,
     alarmTopic: `${base}_metric_alarms`,

@@ -15,3 +15,17 @@ export function queueVisibilityTimeoutSeconds(config: BinaryAlertConfig): number
     ? 6 * config.lambda_analyze_timeout_sec
     : ANALYZER_MAX_EVENT_AGE_SECONDS + config.lambda_analyze_timeout_sec + 30;
 }
+
+/**
+ * How long a dispatch slot is held unless its analyzer releases it: it is taken before a receive
+ * (up to one long poll), and the invocation may wait up to the maximum event age to start and then
+ * run up to the analyzer timeout; terraform/locals.tf computes the same.
+ */
+export function dispatchSlotLeaseSeconds(config: BinaryAlertConfig): number {
+  return (
+    config.lambda_dispatch_wait_time_seconds +
+    ANALYZER_MAX_EVENT_AGE_SECONDS +
+    config.lambda_analyze_timeout_sec +
+    30
+  );
+}

@@ -249,11 +249,18 @@ describe('resourceNames and functionEnvironments', () => {
       ARCHIVE_MAX_MEMBERS: '10000',
       ARCHIVE_MAX_EXPANDED_MB: '512',
       ARCHIVE_MAX_RATIO: '250',
+      DISPATCH_SLOTS_TABLE: 'acme_binaryalert_dispatch_slots',
     });
     expect(env.dispatcher).toMatchObject({
       ANALYZER_FUNCTION_NAME: 'acme_binaryalert_analyzer',
       ANALYZER_FUNCTION_QUALIFIER: 'Production',
       MAX_INVOCATIONS: '7',
+      DISPATCH_SLOTS_TABLE: 'acme_binaryalert_dispatch_slots',
+      ANALYZER_CONCURRENCY_LIMIT: String(settings.lambda_analyze_concurrency_limit),
+      // A long poll + the analyzer's 60 s event age + its timeout + 30 s.
+      DISPATCH_SLOT_LEASE_SECONDS: String(
+        settings.lambda_dispatch_wait_time_seconds + 60 + settings.lambda_analyze_timeout_sec + 30,
+      ),
     });
     expect(env.batcher).toEqual({
       BATCH_LAMBDA_NAME: 'acme_binaryalert_batcher',

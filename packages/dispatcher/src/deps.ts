@@ -1,9 +1,11 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { createLogger, parseEnv } from '@binaryalert/core';
 
 import type { DispatchConfig } from './dispatch';
 import { EnvSchema } from './env';
+import { DispatchSlots } from './slots';
 
 export { EnvSchema } from './env';
 
@@ -19,8 +21,20 @@ export const config: DispatchConfig = {
   receiveConcurrency: env.RECEIVE_CONCURRENCY,
 };
 
+const log = createLogger('dispatcher');
+
 export const deps = {
   sqs: new SQSClient({}),
-  lambda: new LambdaClient({}),
-  log: createLogger('dispatcher'),
+  // One attempt: an Invoke the SDK retried after a timeout could queue the same messages twice.
+  lambda: new LambdaClient({ maxAttempts: 1 }),
+  slots: new DispatchSlots(
+    new DynamoDBClient({}),
+    {
+      table: env.DISPATCH_SLOTS_TABLE,
+      capacity: env.ANALYZER_CONCURRENCY_LIMIT,
+      leaseSeconds: env.DISPATCH_SLOT_LEASE_SECONDS,
+    },
+    log,
+  ),
+  log,
 };

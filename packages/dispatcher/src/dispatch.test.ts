@@ -1,4 +1,4 @@
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { InvokeCommand, LambdaClient, TooManyRequestsException } from '@aws-sdk/client-lambda';
 import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
@@ -6,12 +6,21 @@ import {
   SendMessageBatchCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { createLogger, decodeS3Key, s3EventRecord } from '@binaryalert/core';
-import { startSqs, uniqueName, type Emulator } from '@binaryalert/testing';
+import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  createLogger,
+  decodeS3Key,
+  dispatchSlotsTableDefinition,
+  heldSlots,
+  releaseSlot,
+  s3EventRecord,
+} from '@binaryalert/core';
+import { startDynamo, startSqs, uniqueName, type Emulator } from '@binaryalert/testing';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 
-import { dispatch, type AnalyzerPayload, type DispatchConfig } from './dispatch';
+import { dispatch, type AnalyzerPayload, type DispatchConfig, type DispatchDeps } from './dispatch';
+import { DispatchSlots } from './slots';
 
 const TEST_EVENT = JSON.stringify({
   Service: 'Amazon S3',
@@ -39,16 +48,17 @@ function payloadsOf(lambdaMock: ReturnType<typeof mockClient>): AnalyzerPayload[
 
 describe('dispatch', () => {
   let sqs: Emulator<SQSClient>;
+  let dynamo: Emulator<DynamoDBClient>;
   const lines: Record<string, unknown>[] = [];
   const log = createLogger('dispatcher-test', (line) =>
     lines.push(JSON.parse(line) as Record<string, unknown>),
   );
 
   beforeAll(async () => {
-    sqs = await startSqs();
+    [sqs, dynamo] = await Promise.all([startSqs(), startDynamo()]);
   });
   afterAll(async () => {
-    await sqs.stop();
+    await Promise.all([sqs.stop(), dynamo.stop()]);
   });
   beforeEach(() => {
     lines.length = 0;
@@ -111,6 +121,24 @@ describe('dispatch', () => {
     };
   }
 
+  /** A fresh slots table with `capacity` slots held for `leaseSeconds` unless released. */
+  async function slotsTable(capacity = 50, leaseSeconds = 600) {
+    const table = uniqueName('slots');
+    await dynamo.client.send(new CreateTableCommand(dispatchSlotsTableDefinition(table)));
+    return {
+      table,
+      slots: new DispatchSlots(
+        dynamo.client,
+        { table, capacity, leaseSeconds, rescanMs: 100 },
+        log,
+      ),
+    };
+  }
+
+  async function depsWith(lambda: LambdaClient, capacity = 50): Promise<DispatchDeps> {
+    return { sqs: sqs.client, lambda, log, slots: (await slotsTable(capacity)).slots };
+  }
+
   /** Remaining time that really runs out, so the dispatch loop ends by its own rule. */
   function budget(ms: number): () => number {
     const deadline = Date.now() + ms;
@@ -136,7 +164,7 @@ describe('dispatch', () => {
     const lambdaMock = mockClient(lambda);
     lambdaMock.on(InvokeCommand).resolves({ StatusCode: 202 });
 
-    const result = await dispatch({ sqs: sqs.client, lambda, log }, config(queueUrl), budget(1800));
+    const result = await dispatch(await depsWith(lambda), config(queueUrl), budget(1800));
 
     const payloads = payloadsOf(lambdaMock);
     const keys = payloads.flatMap((p) => p.Records.map((r) => decodeS3Key(r.s3.object.key)));
@@ -174,7 +202,7 @@ describe('dispatch', () => {
     lambdaMock.on(InvokeCommand).rejects(new Error('TooManyRequestsException'));
 
     const result = await dispatch(
-      { sqs: sqs.client, lambda, log },
+      await depsWith(lambda),
       config(queueUrl, { maxInvocations: 1, receiveConcurrency: 1 }),
       budget(5000),
     );
@@ -193,7 +221,7 @@ describe('dispatch', () => {
     lambdaMock.on(InvokeCommand).resolves({ StatusCode: 202 });
 
     const result = await dispatch(
-      { sqs: sqs.client, lambda, log },
+      await depsWith(lambda),
       config(queueUrl, { maxInvocations: 2, receiveConcurrency: 3 }),
       budget(10_000),
     );
@@ -218,7 +246,7 @@ describe('dispatch', () => {
     const lambdaMock = mockClient(lambda);
 
     const result = await dispatch(
-      { sqs: sqs.client, lambda, log },
+      await depsWith(lambda),
       config(queueUrl, { waitTimeSeconds: 5, marginMs: 1000 }),
       () => 5500,
     );
@@ -226,5 +254,115 @@ describe('dispatch', () => {
     expect(result.invocations).toBe(0);
     expect(lambdaMock).not.toHaveReceivedCommand(InvokeCommand);
     expect(await inFlight(queueUrl)).toBe(0);
+  });
+
+  describe('dispatch slots', () => {
+    const accepting = () => {
+      const lambda = new LambdaClient({ region: 'us-east-1' });
+      const lambdaMock = mockClient(lambda);
+      lambdaMock.on(InvokeCommand).resolves({ StatusCode: 202 });
+      return { lambda, lambdaMock };
+    };
+    const manyMessages = (count: number) =>
+      queueWith(Array.from({ length: count }, (_, i) => notification([`slot-${i}.exe`])));
+    const slotsOf = (payloads: AnalyzerPayload[]) =>
+      payloads.map((payload) => payload.DispatchSlot.Slot).sort();
+
+    it('never has more analyzers in flight than slots, across overlapping runs, and starts one when a slot is released', async () => {
+      const queueUrl = await manyMessages(40);
+      const { table, slots } = await slotsTable(3);
+      const { lambda, lambdaMock } = accepting();
+      const deps = { sqs: sqs.client, lambda, log, slots };
+      const run = () =>
+        dispatch(
+          deps,
+          config(queueUrl, { maxInvocations: 20, receiveConcurrency: 3, slotWaitMs: 50 }),
+          budget(2500),
+        );
+
+      // Two dispatcher runs at once (a late run overlapping the next one).
+      const [first, second] = await Promise.all([run(), run()]);
+
+      expect(first.invocations + second.invocations).toBe(3);
+      expect(first.slotWaits + second.slotWaits).toBeGreaterThan(0);
+      expect(slotsOf(payloadsOf(lambdaMock))).toEqual([0, 1, 2]);
+      expect([...(await heldSlots(dynamo.client, table, Date.now()))].sort()).toEqual([0, 1, 2]);
+
+      // The analyzer holding slot 1 finishes and gives it back.
+      const finished = payloadsOf(lambdaMock).find((p) => p.DispatchSlot.Slot === 1)!;
+      await releaseSlot(dynamo.client, table, {
+        slot: finished.DispatchSlot.Slot,
+        holder: finished.DispatchSlot.Holder,
+      });
+      lambdaMock.resetHistory();
+      const third = await run();
+
+      expect(third.invocations).toBe(1);
+      expect(slotsOf(payloadsOf(lambdaMock))).toEqual([1]);
+    });
+
+    it('frees the slot of an analyzer that never released it once the lease runs out', async () => {
+      // The messages come back after 1 s, as if their analyzer's event had been dropped.
+      const queueUrl = await queueWith([notification(['dropped.exe'])], 1);
+      const { slots } = await slotsTable(1, 5);
+      const { lambda } = accepting();
+      const deps = { sqs: sqs.client, lambda, log, slots };
+      const run = (ms: number) =>
+        dispatch(deps, config(queueUrl, { maxInvocations: 5, slotWaitMs: 50 }), budget(ms));
+
+      expect((await run(1600)).invocations).toBe(1);
+      expect((await run(1600)).invocations).toBe(0);
+      await new Promise((resolve) => setTimeout(resolve, 2500)); // past the 5 s lease
+      expect((await run(1600)).invocations).toBe(1);
+    });
+
+    it('gives the slot back when nothing arrived or Lambda refused, and keeps it when the event may be queued', async () => {
+      const emptyQueue = await queueWith([]);
+      const refused = new LambdaClient({ region: 'us-east-1' });
+      mockClient(refused)
+        .on(InvokeCommand)
+        .rejects(
+          new TooManyRequestsException({
+            message: 'Rate exceeded',
+            $metadata: { httpStatusCode: 429 },
+          }),
+        );
+      const timedOut = new LambdaClient({ region: 'us-east-1' });
+      mockClient(timedOut).on(InvokeCommand).rejects(new Error('socket hang up'));
+      const held = async (lambda: LambdaClient, queueUrl: string) => {
+        const { table, slots } = await slotsTable(2);
+        await dispatch(
+          { sqs: sqs.client, lambda, log, slots },
+          config(queueUrl, { maxInvocations: 1, receiveConcurrency: 1 }),
+          budget(1500),
+        );
+        return (await heldSlots(dynamo.client, table, Date.now())).size;
+      };
+
+      expect(await held(accepting().lambda, emptyQueue)).toBe(0);
+      expect(await held(refused, await manyMessages(1))).toBe(0);
+      expect(await held(timedOut, await manyMessages(1))).toBe(1);
+    });
+
+    it('starts nothing and receives nothing when the slots table cannot be read', async () => {
+      const queueUrl = await manyMessages(3);
+      const { lambda, lambdaMock } = accepting();
+      const slots = new DispatchSlots(
+        dynamo.client,
+        { table: uniqueName('missing'), capacity: 5, leaseSeconds: 600 },
+        log,
+      );
+
+      const result = await dispatch(
+        { sqs: sqs.client, lambda, log, slots },
+        config(queueUrl, { slotWaitMs: 50 }),
+        budget(1600),
+      );
+
+      expect(result.invocations).toBe(0);
+      expect(lambdaMock).not.toHaveReceivedCommand(InvokeCommand);
+      expect(await inFlight(queueUrl)).toBe(0);
+      expect(lines.some((line) => line.message === 'cannot take a dispatch slot')).toBe(true);
+    });
   });
 });

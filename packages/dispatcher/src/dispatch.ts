@@ -12,12 +12,16 @@ import {
   S3EventRecordSchema,
   type Logger,
   type S3EventRecord,
+  type SlotLease,
 } from '@binaryalert/core';
 import { z } from 'zod';
+import type { DispatchSlots } from './slots';
 
 export interface DispatchDeps {
   sqs: SQSClient;
   lambda: LambdaClient;
+  /** One slot per analyzer invocation in flight, shared by every dispatcher run. */
+  slots: DispatchSlots;
   log: Logger;
 }
 
@@ -32,6 +36,8 @@ export interface DispatchConfig {
   receiveConcurrency: number;
   /** Time kept in reserve beyond one long poll before starting another receive (default 2 s). */
   marginMs?: number;
+  /** Pause before asking for a slot again when every analyzer slot is taken (default 1 s). */
+  slotWaitMs?: number;
 }
 
 /**
@@ -43,6 +49,8 @@ export interface AnalyzerPayload {
   Records: S3EventRecord[];
   SQSReceipts: string[];
   RecordReceipts: number[];
+  /** The dispatch slot this invocation holds; the analyzer releases it when it ends. */
+  DispatchSlot: { Slot: number; Holder: string };
 }
 
 export interface DispatchResult {
@@ -50,6 +58,8 @@ export interface DispatchResult {
   invocations: number;
   /** Invocations Lambda refused; their messages become visible again after the visibility timeout. */
   failedInvocations: number;
+  /** Times a receive loop waited because every analyzer slot was held. */
+  slotWaits: number;
   /** Messages handed to analyzers. */
   dispatchedMessages: number;
   /** Test events and invalid bodies removed from the queue. */
@@ -91,7 +101,9 @@ export function classifyBody(body: string | undefined): Classified {
 /**
  * Long-polls the analysis queue and hands each received batch to one asynchronous analyzer
  * invocation, with `receiveConcurrency` receive loops, until `maxInvocations` analyzers were
- * started or less than one long poll plus a margin is left.
+ * started or less than one long poll plus a margin is left. Each invocation holds a dispatch slot
+ * taken before its receive, so the analyzers in flight (from this run and every earlier one)
+ * never outnumber the slots; without a free slot a loop waits for an analyzer to finish.
  */
 export async function dispatch(
   deps: DispatchDeps,
@@ -101,18 +113,27 @@ export async function dispatch(
   const result: DispatchResult = {
     invocations: 0,
     failedInvocations: 0,
+    slotWaits: 0,
     dispatchedMessages: 0,
     deletedMessages: 0,
   };
   const reserveMs = config.waitTimeSeconds * 1000 + (config.marginMs ?? 2000);
-  // Slots are taken before a receive so concurrent loops never exceed maxInvocations.
-  let slotsTaken = 0;
+  // Counted before a receive so concurrent loops never exceed maxInvocations.
+  let attempts = 0;
 
   const receiveLoop = async (): Promise<void> => {
-    while (slotsTaken < config.maxInvocations && remainingMs() > reserveMs) {
-      slotsTaken += 1;
-      const invoked = await receiveAndInvoke(deps, config, result);
-      if (!invoked) slotsTaken -= 1;
+    while (attempts < config.maxInvocations && remainingMs() > reserveMs) {
+      const lease = await acquireSlot(deps);
+      if (!lease) {
+        result.slotWaits += 1;
+        await new Promise((resolve) => setTimeout(resolve, config.slotWaitMs ?? 1000));
+        continue;
+      }
+      attempts += 1;
+      const outcome = await receiveAndInvoke(deps, config, result, lease);
+      if (outcome === 'nothing received') attempts -= 1;
+      // An invoke that may have reached Lambda keeps its slot until the lease runs out.
+      if (outcome !== 'invoked' && outcome !== 'maybe invoked') await deps.slots.release(lease);
     }
   };
   await Promise.all(Array.from({ length: config.receiveConcurrency }, receiveLoop));
@@ -120,12 +141,25 @@ export async function dispatch(
   return result;
 }
 
-/** One receive: returns whether an analyzer invocation was attempted. */
+async function acquireSlot(deps: DispatchDeps): Promise<SlotLease | undefined> {
+  try {
+    return await deps.slots.acquire();
+  } catch (error) {
+    // Without the slots table the dispatcher cannot know what runs: it starts nothing.
+    deps.log.error('cannot take a dispatch slot', { error: describe(error) });
+    return undefined;
+  }
+}
+
+type ReceiveOutcome = 'nothing received' | 'invoked' | 'refused' | 'maybe invoked';
+
+/** One receive and, when it brought S3 records, one analyzer invocation holding `lease`. */
 async function receiveAndInvoke(
   deps: DispatchDeps,
   config: DispatchConfig,
   result: DispatchResult,
-): Promise<boolean> {
+  lease: SlotLease,
+): Promise<ReceiveOutcome> {
   let messages: Message[];
   try {
     const received = await deps.sqs.send(
@@ -143,11 +177,16 @@ async function receiveAndInvoke(
     deps.log.error('receive from the analysis queue failed', { error: describe(error) });
     // Back off briefly so a broken queue does not turn into a hot loop.
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    return false;
+    return 'nothing received';
   }
-  if (messages.length === 0) return false;
+  if (messages.length === 0) return 'nothing received';
 
-  const payload: AnalyzerPayload = { Records: [], SQSReceipts: [], RecordReceipts: [] };
+  const payload: AnalyzerPayload = {
+    Records: [],
+    SQSReceipts: [],
+    RecordReceipts: [],
+    DispatchSlot: { Slot: lease.slot, Holder: lease.holder },
+  };
   const drop: Message[] = [];
   const seen = new Set<string | undefined>();
   for (const message of messages) {
@@ -170,7 +209,7 @@ async function receiveAndInvoke(
     }
   }
   if (drop.length > 0) await deleteMessages(deps, config, drop, result);
-  if (payload.SQSReceipts.length === 0) return false;
+  if (payload.SQSReceipts.length === 0) return 'nothing received';
 
   try {
     const response = await deps.lambda.send(
@@ -184,14 +223,17 @@ async function receiveAndInvoke(
     if (response.FunctionError) throw new Error(`function error ${response.FunctionError}`);
     result.invocations += 1;
     result.dispatchedMessages += payload.SQSReceipts.length;
+    return 'invoked';
   } catch (error) {
     result.failedInvocations += 1;
     deps.log.error('analyzer invocation failed; its messages will become visible again', {
       error: describe(error),
       messages: payload.SQSReceipts.length,
     });
+    // A 4xx answer means Lambda did not queue the event; after a timeout or a 5xx it may have.
+    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    return status !== undefined && status >= 400 && status < 500 ? 'refused' : 'maybe invoked';
   }
-  return true;
 }
 
 async function deleteMessages(

@@ -8,6 +8,9 @@ export const EnvSchema = z.object({
   MAX_INVOCATIONS: z.coerce.number().int().positive(),
   SQS_WAIT_TIME_SECONDS: z.coerce.number().int().min(0).max(20),
   RECEIVE_CONCURRENCY: z.coerce.number().int().positive().max(100),
+  DISPATCH_SLOTS_TABLE: z.string().min(1),
+  ANALYZER_CONCURRENCY_LIMIT: z.coerce.number().int().positive(),
+  DISPATCH_SLOT_LEASE_SECONDS: z.coerce.number().int().positive(),
 });
 
 export type DispatcherEnv = z.infer<typeof EnvSchema>;

@@ -8,7 +8,11 @@ import {
   type CreateTableCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { matchTableDefinition, verdictTableDefinition } from '@binaryalert/core';
+import {
+  dispatchSlotsTableDefinition,
+  matchTableDefinition,
+  verdictTableDefinition,
+} from '@binaryalert/core';
 import { resourceNames, type BinaryAlertConfig, type ResourceNames } from '@binaryalert/deployment';
 
 import { createAlertSinks, type AlertRecord } from './alerts';
@@ -147,6 +151,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     stopSteps.push(() => Promise.resolve(dynamoClient.destroy()));
     await ensureTable(dynamoClient, matchTableDefinition(names.table));
     await ensureTable(dynamoClient, verdictTableDefinition(names.verdictTable));
+    await ensureTable(dynamoClient, dispatchSlotsTableDefinition(names.dispatchSlotsTable));
 
     const sinks = createAlertSinks({
       alertsPath: join(dataDir, 'alerts.jsonl'),
