@@ -385,7 +385,7 @@ export async function handleInvocation(
 ): Promise<AnalysisResults | SqsBatchResponse> {
   const input = parseAnalyzerInput(event, deps.log);
   try {
-    return await handleInput(deps, settings, input, version);
+    return await handleInput(deps, settings, input, version, remainingMs);
   } finally {
     if (input.kind === 'dispatcher' && input.slot) {
       await releaseDispatchSlot(deps, settings.dispatchSlotsTable, input.slot);
@@ -398,6 +398,7 @@ async function handleInput(
   settings: AnalyzerSettings,
   input: AnalyzerInput,
   version: number,
+  remainingMs: (() => number) | undefined,
 ): Promise<AnalysisResults | SqsBatchResponse> {
   deps.log.info('invoked', {
     shape: input.kind,
