@@ -6,6 +6,7 @@ import { registerConfigure } from './commands/configure';
 import { registerApply } from './commands/apply';
 import { registerDestroy } from './commands/destroy';
 import { registerDeploy } from './commands/deploy';
+import { registerDeployRules } from './commands/deploy-rules';
 import { registerLocal } from './commands/local';
 import { registerBuild } from './commands/build';
 import { registerRetroAnalyze } from './commands/retro-analyze';
@@ -25,6 +26,7 @@ const registrars: CommandRegistrar[] = [
   registerApply,
   registerDestroy,
   registerDeploy,
+  registerDeployRules,
   registerLocal,
   registerBuild,
   registerRetroAnalyze,

@@ -30,6 +30,7 @@ import { notifyObjectCreated } from './notifications';
 import { sendJsonError } from './protocol';
 import { startDispatchSchedule } from './scheduler';
 import { createSnsHandler } from './sns';
+import { startRulesReload } from './rules-reload';
 import { readStatus, startStatusLine, type LocalStatus } from './status';
 
 export type { LocalStatus };
@@ -59,6 +60,8 @@ export interface LocalStackOptions {
   print?: (text: string) => void;
   /** Start the dispatcher schedule (default true). */
   dispatch?: boolean;
+  /** compile-rules output to hot-reload from (releases to the local rules bucket when it changes). */
+  compiledRules?: string;
 }
 
 export interface LocalStack {
@@ -237,6 +240,15 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         alerts: () => sinks.alerts.length,
         errors: runner.errors,
       });
+    stopSteps.push(
+      await startRulesReload({
+        endpoint,
+        region,
+        bucket: names.rulesBucket,
+        ...(options.compiledRules ? { compiledRules: options.compiledRules } : {}),
+        print,
+      }),
+    );
     const statusIntervalMs = options.statusIntervalMs ?? 10_000;
     if (statusIntervalMs > 0) stopSteps.push(startStatusLine(status, statusIntervalMs, print));
 

@@ -18,7 +18,7 @@ import {
 
 import { buildLambdaZips, LAMBDA_FUNCTIONS } from '../build';
 import { UsageError, type CommandRegistrar } from '../usage';
-import { displayPath } from '../rules/paths';
+import { DEFAULT_COMPILED_RULES, displayPath } from '../rules/paths';
 
 interface LocalFlags {
   port: string;
@@ -151,6 +151,8 @@ export const registerLocal: CommandRegistrar = (program: Command) => {
           port,
           webhooks: flags.webhook,
           ...(workers === undefined ? {} : { workers }),
+          // compile-rules writes here; the stack releases what it writes (hot reload).
+          compiledRules: DEFAULT_COMPILED_RULES,
           print: out,
         });
       } catch (error) {

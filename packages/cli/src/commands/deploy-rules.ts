@@ -1,0 +1,120 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { Command } from 'commander';
+import {
+  loadTfvars,
+  resourceNames,
+  TERRAFORM_DIR,
+  type BinaryAlertConfig,
+} from '@binaryalert/deployment';
+import { awsClientSettings, createAwsClients, destroyAwsClients, type LocalFlag } from '../aws';
+import { describeRelease, releaseRules, type ReleaseOutcome } from '../rules/release';
+import { DEFAULT_RULES_DIR } from '../rules/paths';
+import { requireDirectory } from './compile-rules';
+import { retroAnalyze } from './retro-analyze';
+import { UsageError, type CommandRegistrar } from '../usage';
+
+/** How often the local stack's analyzers check for a newer release (packages/local). */
+const LOCAL_REFRESH_SECONDS = 1;
+
+/** The rules bucket Terraform created (`terraform output rules_bucket`). */
+export async function rulesBucketFromTerraform(terraformDir = TERRAFORM_DIR): Promise<string> {
+  try {
+    const { stdout } = await promisify(execFile)(
+      'terraform',
+      [`-chdir=${terraformDir}`, 'output', '-raw', 'rules_bucket'],
+      { encoding: 'utf8' },
+    );
+    const bucket = stdout.trim();
+    if (!bucket) throw new Error('empty output');
+    return bucket;
+  } catch (error) {
+    throw new UsageError(
+      `cannot read the rules bucket from Terraform (${(error as Error).message.split('\n')[0]}); run manage.ts deploy once first`,
+    );
+  }
+}
+
+export interface DeployRulesOptions {
+  config: BinaryAlertConfig;
+  rulesDir: string;
+  local?: LocalFlag;
+  /** false = never re-analyze (--no-retro). */
+  retro?: boolean;
+  /** The rules bucket on AWS (default: Terraform's output). */
+  bucket?: () => Promise<string>;
+  /** Waits before re-analysis (tests pass a fast one). */
+  sleep?: (ms: number) => Promise<void>;
+  log?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * `manage.ts deploy-rules`: compiles the rules, publishes them as the next release of the rules
+ * bucket (none when they are unchanged), and, when rules were added or changed, re-analyzes the
+ * bucket once every analyzer has had time to load the release (`rules_refresh_seconds`).
+ */
+export async function deployRules(options: DeployRulesOptions): Promise<ReleaseOutcome> {
+  const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const local = options.local !== undefined && options.local !== false;
+  const bucket = local
+    ? resourceNames(options.config).rulesBucket
+    : await (options.bucket ?? (() => rulesBucketFromTerraform()))();
+  const clients = createAwsClients(awsClientSettings(options.config, options.local));
+  let outcome: ReleaseOutcome;
+  try {
+    outcome = await releaseRules({ s3: clients.s3, bucket, rulesDir: options.rulesDir });
+  } finally {
+    destroyAwsClients(clients);
+  }
+  if (!outcome.published) {
+    log(`rules unchanged: v${outcome.release.version} (${outcome.release.ruleCount} rules)`);
+    return outcome;
+  }
+  log(`${describeRelease(outcome.release, outcome)} to s3://${bucket}`);
+  if (outcome.added.length + outcome.changed.length === 0) return outcome;
+  if (options.retro === false) {
+    log('skipping retroactive analysis (--no-retro)');
+    return outcome;
+  }
+  const refresh = local ? LOCAL_REFRESH_SECONDS : options.config.rules_refresh_seconds;
+  // Every analysis that starts after this wait checks for (and loads) the new release first.
+  const waitMs = (refresh + 1) * 1000;
+  log(`waiting ${waitMs / 1000} s for the analyzers to load v${outcome.release.version}`);
+  await (options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))))(waitMs);
+  await retroAnalyze({
+    config: options.config,
+    local: options.local,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  return outcome;
+}
+
+export const registerDeployRules: CommandRegistrar = (program: Command) => {
+  program
+    .command('deploy-rules')
+    .description('compile the rules and release them to the analyzers without a redeploy')
+    .option('--local [endpoint]', 'release to the local stack (default http://127.0.0.1:4566)')
+    .option('--rules-dir <dir>', 'rules directory', DEFAULT_RULES_DIR)
+    .option('--no-retro', 'do not re-analyze the bucket with the new rules')
+    .action(async (flags: { local?: LocalFlag; rulesDir: string; retro: boolean }) => {
+      const rulesDir = path.resolve(flags.rulesDir);
+      await requireDirectory(rulesDir, '--rules-dir');
+      const config = await loadTfvars();
+      const controller = new AbortController();
+      const onInterrupt = (): void => controller.abort();
+      process.once('SIGINT', onInterrupt);
+      try {
+        await deployRules({
+          config,
+          rulesDir,
+          local: flags.local,
+          retro: flags.retro,
+          signal: controller.signal,
+        });
+      } finally {
+        process.removeListener('SIGINT', onInterrupt);
+      }
+    });
+};

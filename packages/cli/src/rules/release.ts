@@ -1,0 +1,67 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import {
+  COMPILED_RULES_FILE,
+  currentRelease,
+  diffReleases,
+  publishRulesRelease,
+  type RulesManifest,
+} from '@binaryalert/core';
+import { compileRulesDirectory, type RuleSetSummary } from './compile';
+
+/** What a rules release changed, for the one line users read. */
+export interface ReleaseOutcome {
+  /** The release now current (unchanged: the one that already was). */
+  release: RulesManifest;
+  /** false when the compiled rules equal the current release's (nothing was uploaded). */
+  published: boolean;
+  added: string[];
+  changed: string[];
+  removed: string[];
+  summary: RuleSetSummary;
+}
+
+/** `rules v7 loaded: 23 rules (2 new, 1 changed)` and its variants. */
+export function describeRelease(
+  manifest: Pick<RulesManifest, 'version' | 'ruleCount'>,
+  diff: { added: string[]; changed: string[]; removed?: string[] },
+  verb = 'released',
+): string {
+  const parts = [`${diff.added.length} new`, `${diff.changed.length} changed`];
+  if (diff.removed && diff.removed.length > 0) parts.push(`${diff.removed.length} removed`);
+  return `rules v${manifest.version} ${verb}: ${manifest.ruleCount} rules (${parts.join(', ')})`;
+}
+
+/**
+ * Compiles `rulesDir` and publishes it as the next release of the rules bucket, unless the
+ * current release holds exactly these compiled rules already.
+ */
+export async function releaseRules(options: {
+  s3: S3Client;
+  bucket: string;
+  rulesDir: string;
+}): Promise<ReleaseOutcome> {
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'binaryalert-release-'));
+  try {
+    const compiled = await compileRulesDirectory({
+      rulesDir: options.rulesDir,
+      output: path.join(scratch, COMPILED_RULES_FILE),
+    });
+    const current = await currentRelease(options.s3, options.bucket);
+    const { manifest, output, ...summary } = compiled;
+    if (current && current.compiledSha256 === manifest.compiledSha256) {
+      return { release: current, published: false, added: [], changed: [], removed: [], summary };
+    }
+    const { release, previous } = await publishRulesRelease(
+      options.s3,
+      options.bucket,
+      await readFile(output),
+      manifest,
+    );
+    return { release, published: true, ...diffReleases(previous, release), summary };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
