@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { QueryCommand } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { FileSummary } from '@binaryalert/core';
 import { ArchiveKit } from '@binaryalert/testing';
@@ -58,6 +60,28 @@ describe('the local stack end to end: containers', () => {
     );
     expect(zipAlert?.subject).toBe('[BinaryAlert] shared/sample.zip!eicar.com matches a YARA rule');
     expect(e2e.alertsFor('bombs/bomb.zip')).toEqual([]);
+    // What `manage.ts live-test` checks: the archive's record names the member and its SHA-256.
+    const records = await e2e.dynamo.send(
+      new QueryCommand({
+        TableName: e2e.stack.names.table,
+        KeyConditionExpression: 'SHA256 = :sha',
+        ExpressionAttributeValues: {
+          ':sha': {
+            S: createHash('sha256')
+              .update(await readFile(locked))
+              .digest('hex'),
+          },
+        },
+      }),
+    );
+    expect(records.Items?.[0]?.MatchedMembers?.L).toEqual([
+      {
+        M: expect.objectContaining({
+          MemberPath: { S: 'eicar.com' },
+          MemberSHA256: { S: createHash('sha256').update(EICAR).digest('hex') },
+        }),
+      },
+    ]);
     expect(e2e.stack.metrics.sum('UnscannedContent')).toBe(1);
     expect(e2e.stack.metrics.sum('AnalysisErrors')).toBe(0);
   });
