@@ -20,7 +20,7 @@ import {
   type S3ObjectRef,
 } from '@binaryalert/core';
 import { publishMatchAlert, publishNegativeAlert } from './alerts';
-import { mapConcurrent } from './concurrency';
+import { mapConcurrent, Slots } from './concurrency';
 import { downloadObject, privateTempDir } from './download';
 import {
   AlertInFlightError,
@@ -127,11 +127,13 @@ export async function analyzeObject(
   ref: S3ObjectRef,
   version: number,
   remainingMs?: () => number,
+  /** Shared by the objects of one invocation: scans at once, while downloads run ahead. */
+  scanSlots: Slots = new Slots(settings.concurrency),
 ): Promise<ObjectOutcome> {
   const analyzedAt = new Date();
   const id = objectId(ref.bucket, ref.key);
   const log = deps.log.child({ object: id });
-  const outcome = await scanObject(deps, settings, ref, log, remainingMs);
+  const outcome = await scanObject(deps, settings, ref, log, remainingMs, scanSlots);
   const record = verdictRecord(ref, outcome, {
     analyzedAt,
     analyzerVersion: version,
@@ -155,13 +157,15 @@ async function scanObject(
   settings: AnalyzerSettings,
   ref: S3ObjectRef,
   log: Logger,
-  remainingMs?: () => number,
+  remainingMs: (() => number) | undefined,
+  scanSlots: Slots,
 ): Promise<ObjectOutcome> {
   const id = objectId(ref.bucket, ref.key);
   let temp: Awaited<ReturnType<typeof privateTempDir>> | undefined;
   try {
     temp = await privateTempDir(settings.tempRoot);
-    const download = await downloadObject(deps.s3, ref, temp.dir, settings.maxFileBytes);
+    const tempDir = temp.dir;
+    const download = await downloadObject(deps.s3, ref, tempDir, settings.maxFileBytes);
     if (download.kind === 'too-large') {
       log.warn('skipping object larger than the maximum file size', {
         size: download.size,
@@ -171,17 +175,19 @@ async function scanObject(
     }
     // One release for the whole object: a newer one loaded meanwhile applies to the next scan.
     const rules = await deps.rules.current();
-    const analysis = await analyzeFile(rules.compiled, download.file, {
-      ...(download.metadata.filepath ? { filepath: download.metadata.filepath } : {}),
-      // Member paths start from the key: what is in S3 (`key!dir/member`).
-      label: ref.key,
-      timeoutSeconds: settings.scanTimeoutSeconds,
-      // Negative-match alerts carry the MD5 of files nothing matched; otherwise only matches need it.
-      md5: settings.negativeAlertsTopicArn ? 'always' : 'if-matched',
-      archives: settings.archives,
-      budgetMs: scanBudgetMs(settings, remainingMs),
-      tempDir: temp.dir,
-    });
+    const analysis = await scanSlots.run(() =>
+      analyzeFile(rules.compiled, download.file, {
+        ...(download.metadata.filepath ? { filepath: download.metadata.filepath } : {}),
+        // Member paths start from the key: what is in S3 (`key!dir/member`).
+        label: ref.key,
+        timeoutSeconds: settings.scanTimeoutSeconds,
+        // Negative-match alerts carry the MD5 of files nothing matched; otherwise only matches need it.
+        md5: settings.negativeAlertsTopicArn ? 'always' : 'if-matched',
+        archives: settings.archives,
+        budgetMs: scanBudgetMs(settings, remainingMs),
+        tempDir,
+      }),
+    );
     // The file is no longer needed: free /tmp before the (network-bound) bookkeeping.
     await temp.remove();
     const summary = summarize(analysis, {
@@ -406,8 +412,11 @@ async function handleInput(
     messages: input.groups.length,
     analyzerVersion: version,
   });
-  const outcomes = await mapConcurrent(input.tasks, settings.concurrency, (task) =>
-    analyzeObject(deps, settings, task.ref, version, remainingMs),
+  // One object more than the scans in flight: its download overlaps the others' scans, so a
+  // scan slot never waits on the network (and /tmp holds at most one extra object).
+  const scanSlots = new Slots(settings.concurrency);
+  const outcomes = await mapConcurrent(input.tasks, settings.concurrency + 1, (task) =>
+    analyzeObject(deps, settings, task.ref, version, remainingMs, scanSlots),
   );
   const finished = finishedGroups(input, outcomes);
 

@@ -1,4 +1,4 @@
-import { mapConcurrent } from './concurrency';
+import { mapConcurrent, Slots } from './concurrency';
 
 describe('mapConcurrent', () => {
   it('keeps at most `limit` calls in flight and the results in input order', async () => {
@@ -33,5 +33,38 @@ describe('mapConcurrent', () => {
 
   it('handles no items', async () => {
     expect(await mapConcurrent([], 4, () => Promise.resolve(1))).toEqual([]);
+  });
+});
+
+describe('Slots', () => {
+  it('runs at most `limit` at once and every waiter in turn, also after a failure', async () => {
+    const slots = new Slots(2);
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const order: number[] = [];
+
+    const results = await Promise.allSettled(
+      [20, 5, 10, 1, 3].map((delay, index) =>
+        slots.run(async () => {
+          inFlight += 1;
+          maxInFlight = Math.max(maxInFlight, inFlight);
+          await new Promise((resolve) => setTimeout(resolve, delay));
+          inFlight -= 1;
+          order.push(index);
+          if (index === 1) throw new Error('scan failed');
+          return index;
+        }),
+      ),
+    );
+
+    expect(maxInFlight).toBe(2);
+    expect(order.sort()).toEqual([0, 1, 2, 3, 4]);
+    expect(results.map((r) => r.status)).toEqual([
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+    ]);
   });
 });

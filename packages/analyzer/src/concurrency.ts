@@ -16,3 +16,25 @@ export async function mapConcurrent<T, R>(
   await Promise.all(Array.from({ length: workers }, worker));
   return results;
 }
+
+/** At most `limit` runs of a phase at once (e.g. scans), whatever runs around them. */
+export class Slots {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(limit: number) {
+    this.#free = Math.max(1, Math.floor(limit) || 1);
+  }
+
+  async run<R>(fn: () => Promise<R>): Promise<R> {
+    if (this.#free > 0) this.#free -= 1;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free += 1;
+    }
+  }
+}

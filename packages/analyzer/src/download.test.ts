@@ -1,11 +1,12 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import {
   CreateBucketCommand,
   PutObjectCommand,
+  S3Client,
   S3ServiceException,
-  type S3Client,
 } from '@aws-sdk/client-s3';
-import { startS3, uniqueName, type Emulator } from '@binaryalert/testing';
+import { clientConfig, startS3, uniqueName, type Emulator } from '@binaryalert/testing';
 import { downloadError, downloadObject, privateTempDir } from './download';
 import { DownloadError, ObjectAccessDeniedError, ObjectMissingError } from './errors';
 
@@ -102,6 +103,127 @@ describe('downloadObject', () => {
     expect(missingKey).toBeInstanceOf(ObjectMissingError);
     expect(missingKey).toMatchObject({ message: `S3:${bucket}:gone.exe does not exist` });
     expect(missingBucket).toBeInstanceOf(ObjectMissingError);
+  });
+
+  describe('in parallel ranged parts', () => {
+    const ranged = { thresholdBytes: 100_000, partBytes: 64_000, partsInFlight: 3 };
+    const content = Buffer.from(
+      Array.from({ length: 1_000_003 }, (_, i) => (i * 2654435761) >>> 24),
+    );
+    /** A client of the same server whose requests a test can watch and whose responses it can alter. */
+    function watchedClient(
+      onRequest: (range: string | undefined) => Promise<void> = () => Promise.resolve(),
+      alterBody: (range: string, body: Readable) => Readable = (_range, body) => body,
+    ): { client: S3Client; ranges: string[] } {
+      const client = new S3Client(clientConfig(s3.endpoint));
+      const ranges: string[] = [];
+      client.middlewareStack.add(
+        (next) => async (args) => {
+          const request = args.request as { headers: Record<string, string> };
+          const range = request.headers.range;
+          if (range) ranges.push(range);
+          await onRequest(range);
+          const result = await next(args);
+          const output = result.output as { Body?: unknown };
+          if (range && output.Body instanceof Readable) output.Body = alterBody(range, output.Body);
+          return result;
+        },
+        { step: 'finalizeRequest', name: 'watch' },
+      );
+      return { client, ranges };
+    }
+
+    it('writes every part at its offset: the same bytes as one stream', async () => {
+      await put('large.bin', content, { filepath: '/x/large.bin' });
+      const { client, ranges } = watchedClient();
+
+      const result = await downloadObject(
+        client,
+        { bucket, key: 'large.bin', size: content.length },
+        temp.dir,
+        10 << 20,
+        ranged,
+      );
+
+      if (result.kind !== 'downloaded') throw new Error(`unexpected ${result.kind}`);
+      expect((await readFile(result.file)).equals(content)).toBe(true);
+      expect(result).toMatchObject({
+        size: content.length,
+        metadata: { filepath: '/x/large.bin' },
+      });
+      expect(ranges).toHaveLength(Math.ceil(content.length / ranged.partBytes));
+      expect(ranges).toContain('bytes=0-63999');
+      expect(ranges).toContain(`bytes=960000-${content.length - 1}`);
+    });
+
+    it('fails clearly when the object is replaced between its parts', async () => {
+      await put('changing.bin', content);
+      let replaced = false;
+      const { client } = watchedClient(async (range) => {
+        if (!replaced && range !== undefined && !range.startsWith('bytes=0-')) {
+          replaced = true;
+          await put('changing.bin', Buffer.alloc(content.length, 1));
+        }
+      });
+
+      const error = await downloadObject(
+        client,
+        { bucket, key: 'changing.bin', size: content.length },
+        temp.dir,
+        10 << 20,
+        ranged,
+      ).catch((e: unknown) => e);
+
+      expect(error).toBeInstanceOf(DownloadError);
+      expect(String((error as Error).cause)).toContain('the object changed during the download');
+    });
+
+    it('fails clearly when a part comes back short (a dropped connection)', async () => {
+      await put('short.bin', content);
+      const { client } = watchedClient(undefined, (range, body) =>
+        range === 'bytes=128000-191999'
+          ? Readable.from(
+              (async function* () {
+                let sent = 0;
+                for await (const chunk of body as AsyncIterable<Buffer>) {
+                  const left = 1000 - sent;
+                  if (left <= 0) break;
+                  yield chunk.subarray(0, left);
+                  sent += Math.min(left, chunk.length);
+                }
+              })(),
+            )
+          : body,
+      );
+
+      const error = await downloadObject(
+        client,
+        { bucket, key: 'short.bin', size: content.length },
+        temp.dir,
+        10 << 20,
+        ranged,
+      ).catch((e: unknown) => e);
+
+      expect(error).toBeInstanceOf(DownloadError);
+      expect(String((error as Error).cause)).toContain(
+        'bytes 128000-191999: got 1000 of 64000 bytes',
+      );
+    });
+
+    it('finds a too-large object from the first part and stops', async () => {
+      await put('grown.bin', content);
+
+      const result = await downloadObject(
+        s3.client,
+        // The event said small enough; the object (replaced since) is larger.
+        { bucket, key: 'grown.bin', size: 200_000 },
+        temp.dir,
+        500_000,
+        ranged,
+      );
+
+      expect(result).toEqual({ kind: 'too-large', size: content.length });
+    });
   });
 });
 

@@ -1,10 +1,10 @@
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type GetObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { objectId, type S3ObjectRef } from '@binaryalert/core';
 import { DownloadError, ObjectAccessDeniedError, ObjectMissingError } from './errors';
 
@@ -56,26 +56,71 @@ export function downloadError(id: string, error: unknown): Error {
   return new DownloadError(id, { cause: error });
 }
 
+/** How large objects are fetched: like the AWS CLI's multipart download, in parallel ranged GETs. */
+export interface RangedDownloadSettings {
+  /** Objects at least this large (by the event's size) are fetched in parts. */
+  thresholdBytes: number;
+  partBytes: number;
+  /** Parts requested at once per object. */
+  partsInFlight: number;
+}
+
+/** One stream tops out well below what S3 serves one Lambda; parts of 8 MiB, 4 at a time. */
+export const DEFAULT_RANGED_DOWNLOAD: RangedDownloadSettings = {
+  thresholdBytes: 16 * 1024 * 1024,
+  partBytes: 8 * 1024 * 1024,
+  partsInFlight: 4,
+};
+
 /**
- * Streams one object into a new file (mode 0600) in `dir`, never holding it in memory. An object
+ * Streams one object into a new file (mode 0600) in `dir`, never holding it in memory; objects of
+ * at least `ranged.thresholdBytes` come in parallel ranged GETs written at their offsets. An object
  * larger than `maxBytes` (by the event's size, else the response's Content-Length) is not
  * downloaded: the body is discarded unread. Throws ObjectMissingError, ObjectAccessDeniedError or
- * DownloadError.
+ * DownloadError (also when the object changed or a part came back short mid-download).
  */
 export async function downloadObject(
   s3: S3Client,
   ref: S3ObjectRef,
   dir: string,
   maxBytes: number,
+  ranged: RangedDownloadSettings = DEFAULT_RANGED_DOWNLOAD,
 ): Promise<DownloadResult> {
   if (ref.size !== undefined && ref.size > maxBytes) return { kind: 'too-large', size: ref.size };
   const id = objectId(ref.bucket, ref.key);
   const started = performance.now();
+  const inParts = ref.size !== undefined && ref.size >= ranged.thresholdBytes;
   let response;
   try {
-    response = await s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
+    response = await s3.send(
+      new GetObjectCommand({
+        Bucket: ref.bucket,
+        Key: ref.key,
+        ...(inParts ? { Range: `bytes=0-${ranged.partBytes - 1}` } : {}),
+      }),
+    );
   } catch (error) {
     throw downloadError(id, error);
+  }
+  // A server that ignores Range answers with the whole object: stream it as one.
+  const total = inParts ? totalFromContentRange(response.ContentRange) : undefined;
+  if (total !== undefined) {
+    if (total > maxBytes) {
+      if (response.Body instanceof Readable) response.Body.destroy();
+      return { kind: 'too-large', size: total };
+    }
+    const file = path.join(dir, 'object');
+    await downloadParts(s3, ref, id, file, response, total, ranged);
+    return {
+      kind: 'downloaded',
+      file,
+      size: total,
+      lastModified: response.LastModified?.toISOString() ?? '',
+      ...(response.ETag ? { etag: response.ETag } : {}),
+      ...(response.VersionId ? { versionId: response.VersionId } : {}),
+      metadata: { ...(response.Metadata ?? {}) },
+      downloadMs: performance.now() - started,
+    };
   }
   const body = response.Body;
   const size = response.ContentLength;
@@ -115,4 +160,116 @@ export async function downloadObject(
     metadata: { ...(response.Metadata ?? {}) },
     downloadMs: performance.now() - started,
   };
+}
+
+/** The object's full size from `Content-Range: bytes 0-8388607/52428800`; undefined without one. */
+function totalFromContentRange(contentRange: string | undefined): number | undefined {
+  const match = /^bytes \d+-\d+\/(\d+)$/.exec(contentRange ?? '');
+  return match ? Number(match[1]) : undefined;
+}
+
+type GetObjectResponse = Pick<GetObjectCommandOutput, 'Body' | 'ETag' | 'VersionId'>;
+
+/**
+ * Writes the first part (already requested) and fetches the others, `partsInFlight` at a time,
+ * each written at its offset. Every later part asks for the first part's version (If-Match on the
+ * ETag, and the version id when the bucket has versions), so an object replaced mid-download fails
+ * with a clear DownloadError instead of a file spliced from two objects; a part that comes back
+ * short fails the same way.
+ */
+async function downloadParts(
+  s3: S3Client,
+  ref: S3ObjectRef,
+  id: string,
+  file: string,
+  first: GetObjectResponse,
+  total: number,
+  ranged: RangedDownloadSettings,
+): Promise<void> {
+  const handle = await open(file, 'wx', 0o600);
+  try {
+    await handle.truncate(total);
+    const parts: { start: number; end: number }[] = [];
+    for (let start = 0; start < total; start += ranged.partBytes) {
+      parts.push({ start, end: Math.min(start + ranged.partBytes, total) - 1 });
+    }
+    const fetchPart = async (part: { start: number; end: number }, index: number) => {
+      let response: GetObjectResponse = first;
+      if (index > 0) {
+        try {
+          response = await s3.send(
+            new GetObjectCommand({
+              Bucket: ref.bucket,
+              Key: ref.key,
+              Range: `bytes=${part.start}-${part.end}`,
+              ...(first.ETag ? { IfMatch: first.ETag } : {}),
+              ...(first.VersionId ? { VersionId: first.VersionId } : {}),
+            }),
+          );
+        } catch (error) {
+          const { name, status } = errorCode(error);
+          if (name === 'PreconditionFailed' || status === 412) {
+            throw new DownloadError(id, {
+              cause: new Error(
+                'the object changed during the download (its ETag no longer matches)',
+              ),
+            });
+          }
+          throw downloadError(id, error);
+        }
+        if (first.ETag && response.ETag && response.ETag !== first.ETag) {
+          destroyBody(response.Body);
+          throw new DownloadError(id, {
+            cause: new Error(
+              `the object changed during the download (ETag ${response.ETag}, was ${first.ETag})`,
+            ),
+          });
+        }
+      }
+      const expected = part.end - part.start + 1;
+      const written = await writeAt(handle, response.Body, part.start, expected);
+      if (written !== expected) {
+        throw new DownloadError(id, {
+          cause: new Error(`bytes ${part.start}-${part.end}: got ${written} of ${expected} bytes`),
+        });
+      }
+    };
+    let next = 0;
+    const worker = async () => {
+      while (next < parts.length) {
+        const index = next++;
+        await fetchPart(parts[index]!, index);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(ranged.partsInFlight, parts.length) }, worker));
+  } catch (error) {
+    destroyBody(first.Body);
+    throw error instanceof DownloadError ? error : new DownloadError(id, { cause: error });
+  } finally {
+    await handle.close();
+  }
+}
+
+function destroyBody(body: unknown): void {
+  if (body instanceof Readable) body.destroy();
+}
+
+/** Writes a response body at `position`; stops reading past `limit` bytes. Returns bytes received. */
+async function writeAt(
+  handle: Awaited<ReturnType<typeof open>>,
+  body: unknown,
+  position: number,
+  limit: number,
+): Promise<number> {
+  if (!(body instanceof Readable)) throw new TypeError('GetObject returned no readable body');
+  let written = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (written + chunk.length > limit) {
+      body.destroy();
+      return written + chunk.length; // more than asked for: reported as a size mismatch
+    }
+    await handle.write(chunk, 0, chunk.length, position + written);
+    written += chunk.length;
+  }
+  return written;
 }
