@@ -12,6 +12,7 @@ import { registerBuild } from './commands/build';
 import { registerRetroAnalyze } from './commands/retro-analyze';
 import { registerPurgeQueue } from './commands/purge-queue';
 import { registerLiveTest } from './commands/live-test';
+import { registerResults } from './commands/results';
 
 import { UsageError, type CommandRegistrar } from './usage';
 
@@ -32,6 +33,7 @@ const registrars: CommandRegistrar[] = [
   registerRetroAnalyze,
   registerPurgeQueue,
   registerLiveTest,
+  registerResults,
 ];
 
 /** Builds the manage.ts program with every command registered. */

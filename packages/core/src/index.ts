@@ -8,3 +8,4 @@ export * from './match-table';
 export * from './dispatch-slots';
 export * from './verdict-ledger';
 export * from './rules-manifest';
+export * from './verdict-coverage';
