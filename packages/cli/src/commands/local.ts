@@ -92,7 +92,7 @@ export function describeStack(stack: LocalStack, dataDir: string): string {
   return [
     `BinaryAlert local stack on ${e} (data in ${dataDir})`,
     `  S3 bucket:      ${stack.names.bucket}`,
-    `  DynamoDB table: ${stack.names.table}`,
+    `  DynamoDB:       ${stack.names.verdictTable} (verdicts), ${stack.names.table} (match history)`,
     `  SQS queue:      ${stack.queueUrl}`,
     `  dead letters:   ${stack.deadLetterQueueUrl}`,
     `  credentials:    ${LOCAL_CREDENTIALS.accessKeyId} / ${LOCAL_CREDENTIALS.secretAccessKey}, region ${stack.region}`,
@@ -100,7 +100,7 @@ export function describeStack(stack: LocalStack, dataDir: string): string {
     'Try (aws CLI v2):',
     `  export AWS_ACCESS_KEY_ID=${LOCAL_CREDENTIALS.accessKeyId} AWS_SECRET_ACCESS_KEY=${LOCAL_CREDENTIALS.secretAccessKey} AWS_REGION=${stack.region}`,
     `  aws --endpoint-url ${e} s3 cp suspicious.exe s3://${stack.names.bucket}/ --metadata filepath=C:/Users/x/suspicious.exe`,
-    `  aws --endpoint-url ${e} dynamodb scan --table-name ${stack.names.table}`,
+    `  ./manage.ts results --local ${e}            # the verdict of every object`,
     `  aws --endpoint-url ${e} sqs get-queue-attributes --queue-url ${stack.queueUrl} --attribute-names All`,
     'Alerts appear below and in alerts.jsonl; Lambda logs are in logs/. Ctrl-C stops the stack.',
   ].join('\n');

@@ -6,14 +6,12 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
-  loadConfig,
   matchTableDefinition,
-  resourceNames,
   verdictTableDefinition,
   verdictToItem,
-  type BinaryAlertConfig,
   type VerdictRecord,
 } from '@binaryalert/core';
+import { loadTfvars, resourceNames, type BinaryAlertConfig } from '@binaryalert/deployment';
 import { startDynamo, startS3, type Emulator } from '@binaryalert/testing';
 import { csvField, printable } from '../results/format';
 import {
@@ -58,7 +56,7 @@ describe('manage.ts results', () => {
 
   beforeEach(async () => {
     prefixCount += 1;
-    config = { ...(await loadConfig()), name_prefix: `results${prefixCount}` };
+    config = { ...(await loadTfvars()), name_prefix: `results${prefixCount}` };
     const names = resourceNames(config);
     bucket = names.bucket;
     await s3.client.send(new CreateBucketCommand({ Bucket: bucket }));

@@ -1,15 +1,12 @@
 import type { Command } from 'commander';
 import path from 'node:path';
+import { verdictCoverage, VERDICTS, type Verdict, type VerdictRecord } from '@binaryalert/core';
 import {
   DEFAULT_TFVARS_PATH,
-  loadConfig,
+  loadTfvars,
   resourceNames,
-  verdictCoverage,
-  VERDICTS,
   type BinaryAlertConfig,
-  type Verdict,
-  type VerdictRecord,
-} from '@binaryalert/core';
+} from '@binaryalert/deployment';
 
 import {
   awsClientSettings,
@@ -263,7 +260,7 @@ export const registerResults: CommandRegistrar = (program: Command) => {
     .option('--tfvars <file>', tfvarsHelp, DEFAULT_TFVARS_PATH)
     .action(async (flags: ListFlags) => {
       if (flags.json && flags.csv) throw new UsageError('choose one of --json and --csv');
-      const config = await loadConfig(path.resolve(flags.tfvars));
+      const config = await loadTfvars(path.resolve(flags.tfvars));
       const filter: ResultFilter = {
         ...(flags.verdict ? { verdict: flags.verdict } : {}),
         ...(flags.rule ? { rule: flags.rule } : {}),
@@ -289,17 +286,21 @@ export const registerResults: CommandRegistrar = (program: Command) => {
     .option(local, localHelp)
     .option('--json', 'print JSON')
     .option('--tfvars <file>', tfvarsHelp, DEFAULT_TFVARS_PATH)
-    .action(
-      async (target: string, flags: { local?: LocalFlag; json?: boolean; tfvars: string }) => {
-        const config = await loadConfig(path.resolve(flags.tfvars));
-        const found = await showResults(
-          { config, local: flags.local },
-          target,
-          flags.json ? 'json' : 'text',
-        );
-        if (found.length === 0) process.exitCode = 1;
-      },
-    );
+    .action(async (target: string, _flags: unknown, command: Command) => {
+      // The parent command's options (declared there too) are parsed wherever they appear.
+      const flags = command.optsWithGlobals<{
+        local?: LocalFlag;
+        json?: boolean;
+        tfvars: string;
+      }>();
+      const config = await loadTfvars(path.resolve(flags.tfvars));
+      const found = await showResults(
+        { config, local: flags.local },
+        target,
+        flags.json ? 'json' : 'text',
+      );
+      if (found.length === 0) process.exitCode = 1;
+    });
 
   results
     .command('summary')
@@ -310,16 +311,20 @@ export const registerResults: CommandRegistrar = (program: Command) => {
     .option('--prefix <prefix>', 'only keys starting with this prefix')
     .option('--json', 'print JSON')
     .option('--tfvars <file>', tfvarsHelp, DEFAULT_TFVARS_PATH)
-    .action(
-      async (flags: { local?: LocalFlag; prefix?: string; json?: boolean; tfvars: string }) => {
-        const config = await loadConfig(path.resolve(flags.tfvars));
-        await summarizeResults(
-          { config, local: flags.local },
-          {
-            ...(flags.prefix ? { prefix: flags.prefix } : {}),
-            format: flags.json ? 'json' : 'text',
-          },
-        );
-      },
-    );
+    .action(async (_flags: unknown, command: Command) => {
+      const flags = command.optsWithGlobals<{
+        local?: LocalFlag;
+        prefix?: string;
+        json?: boolean;
+        tfvars: string;
+      }>();
+      const config = await loadTfvars(path.resolve(flags.tfvars));
+      await summarizeResults(
+        { config, local: flags.local },
+        {
+          ...(flags.prefix ? { prefix: flags.prefix } : {}),
+          format: flags.json ? 'json' : 'text',
+        },
+      );
+    });
 };

@@ -48,6 +48,8 @@ export async function rulesWith(dir: string, file: string, rule: string): Promis
 
 export interface E2E {
   stack: LocalStack;
+  /** The settings the stack runs with. */
+  config: BinaryAlertConfig;
   dataDir: string;
   zipsDir: string;
   /** SDK clients as a user configures them: defaults (checksums and all), path-style S3. */
@@ -115,6 +117,7 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
   };
   return {
     stack,
+    config,
     dataDir,
     zipsDir,
     s3,
