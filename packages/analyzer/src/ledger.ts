@@ -6,6 +6,7 @@ import {
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import {
+  hasVerdict,
   verdictAttributes,
   verdictFromItem,
   type FileSummary,
@@ -187,5 +188,5 @@ export async function readVerdict(
       ConsistentRead: true,
     }),
   );
-  return Item ? verdictFromItem(Item) : undefined;
+  return Item && hasVerdict(Item) ? verdictFromItem(Item) : undefined;
 }

@@ -1,6 +1,6 @@
 import { QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { VERDICTS, type Verdict } from './verdict-ledger';
+import { hasVerdict, VERDICTS, type Verdict } from './verdict-ledger';
 
 /** An object as the bucket listing shows it. */
 export interface ListedObject {
@@ -83,6 +83,7 @@ export async function* ledgerEntries(
       }),
     );
     for (const item of page.Items ?? []) {
+      if (!hasVerdict(item)) continue;
       const verdict = item.Verdict?.S as Verdict | undefined;
       yield {
         key: item.Key?.S ?? '',
@@ -111,7 +112,7 @@ export interface CoverageOptions {
   onGap?: (object: ListedObject, reason: GapReason) => void | Promise<void>;
 }
 
-export interface Coverage {
+export interface VerdictCoverage {
   /** Objects listed in the bucket (under the prefix). */
   listed: number;
   /** Listed objects with a current verdict. */
@@ -142,7 +143,7 @@ function changedSince(entry: LedgerEntry, object: ListedObject): boolean {
 export async function verdictCoverage(
   clients: { s3: S3Client; dynamo: DynamoDBClient },
   options: CoverageOptions,
-): Promise<Coverage> {
+): Promise<VerdictCoverage> {
   const entries = new Map<string, LedgerEntry>();
   for await (const entry of ledgerEntries(
     clients.dynamo,
@@ -152,7 +153,7 @@ export async function verdictCoverage(
   )) {
     entries.set(entry.key, entry);
   }
-  const coverage: Coverage = {
+  const coverage: VerdictCoverage = {
     listed: 0,
     covered: 0,
     gaps: { 'no verdict': 0, 'content changed': 0, 'older analyzer': 0, 'before start': 0 },

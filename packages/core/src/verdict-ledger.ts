@@ -145,6 +145,14 @@ function isVerdict(value: string | undefined): value is Verdict {
   return (VERDICTS as readonly (string | undefined)[]).includes(value);
 }
 
+/**
+ * Whether a ledger item holds a verdict: an item may so far hold only the alert decision's
+ * per-object state (the verdict is written after the decision).
+ */
+export function hasVerdict(item: Record<string, AttributeValue>): boolean {
+  return item.Verdict?.S !== undefined;
+}
+
 /** The record of a DynamoDB item; a verdict it does not know reads as `failed` with the reason. */
 export function verdictFromItem(item: Record<string, AttributeValue>): VerdictRecord {
   const stored = item.Verdict?.S;

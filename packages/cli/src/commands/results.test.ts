@@ -236,21 +236,29 @@ describe('manage.ts results', () => {
   it('shows every object holding the same bytes, with rule details and the match history', async () => {
     await seed();
     const table = resourceNames(config).table;
-    for (const [version, rules] of [
-      [1, ['eicar.yara:eicar_av_test']],
-      [2, ['eicar.yara:eicar_av_test', 'new.yara:eicar_v2']],
-    ] as const) {
-      await dynamo.client.send(
-        new PutItemCommand({
-          TableName: table,
-          Item: {
-            SHA256: { S: EICAR_SHA },
-            AnalyzerVersion: { N: String(version) },
-            MatchedRules: { SS: [...rules] },
-          },
-        }),
-      );
-    }
+    // The alert decision's record of the binary: rules alerted across two rules releases.
+    await dynamo.client.send(
+      new PutItemCommand({
+        TableName: table,
+        Item: {
+          SHA256: { S: EICAR_SHA },
+          AlertedRules: { SS: ['eicar.yara:eicar_av_test@f1', 'new.yara:eicar_v2@f2'] },
+          FirstMatchedAt: { S: '2026-01-02T00:00:00.000Z' },
+          LastAlertAt: { S: '2026-01-09T00:00:00.000Z' },
+        },
+      }),
+    );
+    // An item with only the alert decision's per-object state is not a verdict.
+    await dynamo.client.send(
+      new PutItemCommand({
+        TableName: resourceNames(config).verdictTable,
+        Item: {
+          Bucket: { S: bucket },
+          Key: { S: 'uploads/being-decided.exe' },
+          MatchAlertSha256: { S: EICAR_SHA },
+        },
+      }),
+    );
 
     const bySha = await showResults(context, EICAR_SHA.toUpperCase());
     const text = output;
@@ -258,7 +266,7 @@ describe('manage.ts results', () => {
     const byKey = await showResults(context, 'uploads/eicar.com', 'json');
     const shown = JSON.parse(output) as {
       objects: { key: string; matches: unknown[] }[];
-      matchHistory: Record<string, { analyzerVersion: number; rules: string[] }[]>;
+      matchHistory: Record<string, { alertedRules: { id: string; fingerprint: string }[] }>;
     };
     output = '';
     const byUrl = await showResults(context, `s3://${bucket}/uploads/notes.txt`);
@@ -270,12 +278,18 @@ describe('manage.ts results', () => {
     expect(text).toContain('strings: $eicar');
     expect(text).toContain('alert:       sent (first match)');
     expect(text).toContain('alert:       not sent (already known)');
-    expect(text).toContain(
-      'version 2: eicar.yara:eicar_av_test new.yara:eicar_v2 (new: new.yara:eicar_v2)',
-    );
+    expect(text).toContain('alerted: new.yara:eicar_v2 (rule version f2)');
     expect(byKey.map((r) => r.key)).toEqual(['other/eicar copy.exe', 'uploads/eicar.com']);
     expect(shown.objects[0]?.matches).toHaveLength(1);
-    expect(shown.matchHistory[EICAR_SHA]?.map((entry) => entry.analyzerVersion)).toEqual([1, 2]);
+    expect(shown.matchHistory[EICAR_SHA]?.alertedRules).toEqual([
+      { id: 'eicar.yara:eicar_av_test', fingerprint: 'f1' },
+      { id: 'new.yara:eicar_v2', fingerprint: 'f2' },
+    ]);
+    expect(text).toContain('last alert:    2026-01-09T00:00:00.000Z');
+    expect(await showResults(context, 'uploads/being-decided.exe')).toEqual([]);
+    output = '';
+    await listResults(context, {}, 'json');
+    expect(json().map((item) => item.key)).not.toContain('uploads/being-decided.exe');
     expect(byUrl.map((r) => r.verdict)).toEqual(['clean']);
     expect(await showResults(context, 'no/such/key')).toEqual([]);
     expect(output).toContain('No verdict for no/such/key.');

@@ -29,7 +29,7 @@ import {
   getVerdict,
   matchHistory,
   verdictsBySha256,
-  type MatchHistoryEntry,
+  type MatchHistory,
   type ResultFilter,
 } from '../results/query';
 import { UsageError, type CommandRegistrar } from '../usage';
@@ -133,7 +133,7 @@ export async function showResults(
         records.unshift(record);
       }
     }
-    const history = new Map<string, MatchHistoryEntry[]>();
+    const history = new Map<string, MatchHistory | undefined>();
     for (const sha256 of new Set(records.flatMap((record) => record.sha256 ?? []))) {
       history.set(sha256, await matchHistory(clients.dynamodb, names.table, sha256));
     }

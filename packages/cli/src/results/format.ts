@@ -1,5 +1,5 @@
-import type { Coverage, VerdictRecord } from '@binaryalert/core';
-import type { MatchHistoryEntry } from './query';
+import type { VerdictCoverage, VerdictRecord } from '@binaryalert/core';
+import type { MatchHistory } from './query';
 
 /** One `results --json` item: the wire format (every field present, null when unknown). */
 export interface ResultJson {
@@ -140,7 +140,7 @@ export function toTable(records: VerdictRecord[], keyWidth = 60): string {
 /** `results show`: each object holding the bytes, the rules with their details, the history. */
 export function toShowText(
   records: VerdictRecord[],
-  history: Map<string, MatchHistoryEntry[]>,
+  history: Map<string, MatchHistory | undefined>,
 ): string {
   const lines: string[] = [];
   for (const record of records) {
@@ -171,20 +171,15 @@ export function toShowText(
     if (more.length > 0) lines.push(`  also matched (no details kept): ${more.join(' ')}`);
     lines.push('');
   }
-  for (const [sha256, entries] of history) {
-    if (entries.length === 0) continue;
-    lines.push(`Match history of ${sha256} (all analyzer versions):`);
-    const firstSeen = new Map<string, number>();
-    for (const entry of entries) {
-      for (const rule of entry.rules)
-        if (!firstSeen.has(rule)) firstSeen.set(rule, entry.analyzerVersion);
-    }
-    for (const entry of entries) {
-      const added = entry.rules.filter((rule) => firstSeen.get(rule) === entry.analyzerVersion);
+  for (const [sha256, entry] of history) {
+    if (!entry) continue;
+    lines.push(`Alert history of ${sha256} (every key and rules release merged):`);
+    if (entry.firstMatchedAt) lines.push(`  first matched: ${entry.firstMatchedAt}`);
+    if (entry.lastAlertAt) lines.push(`  last alert:    ${entry.lastAlertAt}`);
+    for (const rule of entry.alertedRules) {
       lines.push(
-        `  version ${entry.analyzerVersion}: ${entry.rules.join(' ')}${added.length > 0 && added.length < entry.rules.length ? ` (new: ${added.join(' ')})` : ''}`,
+        `  alerted: ${rule.id}${rule.fingerprint ? ` (rule version ${rule.fingerprint})` : ''}`,
       );
-      for (const object of entry.objects) lines.push(`    ${printable(object)}`);
     }
     lines.push('');
   }
@@ -198,7 +193,7 @@ export interface ResultSummary {
   byVerdict: Record<string, number>;
   byReason: Record<string, number>;
   byRule: Record<string, number>;
-  coverage: Coverage;
+  coverage: VerdictCoverage;
 }
 
 function countLines(title: string, counts: Record<string, number>): string[] {

@@ -7,7 +7,9 @@ import {
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import {
+  hasVerdict,
   NOTABLE_VERDICTS_INDEX,
+  parseAlertedRule,
   VERDICTS_BY_SHA256_INDEX,
   verdictFromItem,
   type Verdict,
@@ -58,7 +60,7 @@ async function* pages(
   let start: Record<string, AttributeValue> | undefined;
   do {
     const page = await send(start);
-    for (const item of page.Items ?? []) yield verdictFromItem(item);
+    for (const item of page.Items ?? []) if (hasVerdict(item)) yield verdictFromItem(item);
     start = page.LastEvaluatedKey;
   } while (start);
 }
@@ -214,7 +216,7 @@ export async function getVerdict(
   const { Item } = await dynamo.send(
     new GetItemCommand({ TableName: table, Key: { Bucket: { S: bucket }, Key: { S: key } } }),
   );
-  return Item ? verdictFromItem(Item) : undefined;
+  return Item && hasVerdict(Item) ? verdictFromItem(Item) : undefined;
 }
 
 /** Every object whose content has this SHA-256: the BySHA256 index, then the items in batches. */
@@ -247,7 +249,9 @@ export async function verdictsBySha256(
       const response = await dynamo.send(
         new BatchGetItemCommand({ RequestItems: { [table]: { Keys: pending } } }),
       );
-      for (const item of response.Responses?.[table] ?? []) records.push(verdictFromItem(item));
+      for (const item of response.Responses?.[table] ?? []) {
+        if (hasVerdict(item)) records.push(verdictFromItem(item));
+      }
       pending = response.UnprocessedKeys?.[table]?.Keys ?? [];
     }
   }
@@ -257,39 +261,29 @@ export async function verdictsBySha256(
     .sort((a, b) => a.bucket.localeCompare(b.bucket) || a.key.localeCompare(b.key));
 }
 
-/** One analyzer version's item of the match table, as `results show` reports it. */
-export interface MatchHistoryEntry {
-  analyzerVersion: number;
-  rules: string[];
-  /** Objects recorded with this version (when the table keeps them). */
-  objects: string[];
+/** The match table's record of one binary, as `results show` reports it. */
+export interface MatchHistory {
+  /** Every (rule, rule fingerprint) pair an alert was sent for, whichever object held the binary. */
+  alertedRules: { id: string; fingerprint: string }[];
+  firstMatchedAt?: string;
+  lastAlertAt?: string;
 }
 
-/** The match table's items of one SHA-256, oldest analyzer version first. */
+/** The match table's item of one SHA-256 (one per binary), or undefined when it never alerted. */
 export async function matchHistory(
   dynamo: DynamoDBClient,
   table: string,
   sha256: string,
-): Promise<MatchHistoryEntry[]> {
-  const entries: MatchHistoryEntry[] = [];
-  let start: Record<string, AttributeValue> | undefined;
-  do {
-    const page = await dynamo.send(
-      new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: 'SHA256 = :sha',
-        ExpressionAttributeValues: { ':sha': { S: sha256.toLowerCase() } },
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
-    );
-    for (const item of page.Items ?? []) {
-      entries.push({
-        analyzerVersion: Number(item.AnalyzerVersion?.N ?? '0'),
-        rules: [...(item.MatchedRules?.SS ?? [])].sort(),
-        objects: [...(item.S3Objects?.SS ?? [])].sort(),
-      });
-    }
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return entries.sort((a, b) => a.analyzerVersion - b.analyzerVersion);
+): Promise<MatchHistory | undefined> {
+  const { Item } = await dynamo.send(
+    new GetItemCommand({ TableName: table, Key: { SHA256: { S: sha256.toLowerCase() } } }),
+  );
+  if (!Item) return undefined;
+  return {
+    alertedRules: [...(Item.AlertedRules?.SS ?? [])]
+      .map(parseAlertedRule)
+      .sort((a, b) => a.id.localeCompare(b.id) || a.fingerprint.localeCompare(b.fingerprint)),
+    ...(Item.FirstMatchedAt?.S ? { firstMatchedAt: Item.FirstMatchedAt.S } : {}),
+    ...(Item.LastAlertAt?.S ? { lastAlertAt: Item.LastAlertAt.S } : {}),
+  };
 }
