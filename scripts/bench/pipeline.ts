@@ -243,7 +243,7 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
     },
     {
       section: SECTION,
-      metric: 's3rver alone: PUT then GET the same files',
+      metric: 'local S3 store alone: PUT then GET the same files',
       value: mb / (rawUploadS + rawDownloadS),
       unit: 'MB/s',
       note: `PUT ${(mb / rawUploadS).toFixed(0)} MB/s, GET ${(mb / rawDownloadS).toFixed(0)} MB/s, 4 at once, no front proxy`,

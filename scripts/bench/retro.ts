@@ -165,7 +165,7 @@ export async function benchRetro(ctx: BenchContext): Promise<SectionResult> {
     },
     {
       section: SECTION,
-      metric: 'ListObjectsV2 alone (s3rver)',
+      metric: 'ListObjectsV2 alone (local S3 store)',
       value: listRate,
       unit: 'objects/s',
       note: 'the ceiling the emulator sets on enqueue',

@@ -64,3 +64,6 @@ process.on('message', (msg) => {
 });
 
 process.send({ type: 'ready' });
+
+// The stack is gone (even killed with SIGKILL): a container without its runtime ends.
+process.on('disconnect', () => process.exit(0));

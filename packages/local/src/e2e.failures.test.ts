@@ -22,6 +22,7 @@ describe('the local stack end to end: failures', () => {
     e2e = await startE2E({
       configOverrides: { max_receives: 2 },
       visibilityTimeoutSeconds: VISIBILITY_SECONDS,
+      faults: { poisonPrefix: 'poison/' },
     });
   });
 
@@ -77,8 +78,8 @@ describe('the local stack end to end: failures', () => {
   });
 
   it('moves a message that always fails to the dead-letter queue after max_receives', async () => {
-    // A NUL byte in the key: s3rver cannot map it to a file name and answers 500 every time,
-    // which the analyzer treats as a download failure to retry.
+    // GetObject under poison/ always answers 500 (an injected fault), which the analyzer treats
+    // as a download failure to retry.
     const key = 'poison/nul\u0000byte.exe';
     await notify(key);
     await waitFor(

@@ -1,11 +1,10 @@
 import { createServer } from 'node:http';
-import { join } from 'node:path';
 import type { BinaryAlertConfig, ResourceNames } from '@binaryalert/deployment';
-import dynalite from 'dynalite';
 import { createRequestHandler } from 'local-aws-sqs';
-import S3rver from 's3rver';
 
 import { closeServer, listenLoopback } from './loopback';
+import type { ObjectCreatedEvent } from './s3/store';
+import { superviseEmulator, type SupervisedEmulator } from './supervisor';
 
 /** An emulator listening on its own loopback port, behind the front server. */
 export interface Emulator {
@@ -13,16 +12,12 @@ export interface Emulator {
   close: () => Promise<void>;
 }
 
-/** DynamoDB (dynalite), persisted under `<dataDir>/dynamodb`. */
-export async function startDynamo(dataDir: string): Promise<Emulator> {
-  const server = dynalite({
-    path: join(dataDir, 'dynamodb'),
-    createTableMs: 0,
-    deleteTableMs: 0,
-    updateTableMs: 0,
-  });
-  const port = await listenLoopback(server, 0);
-  return { port, close: () => closeServer(server) };
+/** DynamoDB (dynalite) in a supervised child process, persisted under `<dataDir>/dynamodb`. */
+export function startDynamo(
+  dataDir: string,
+  print: (text: string) => void,
+): Promise<SupervisedEmulator> {
+  return superviseEmulator({ name: 'DynamoDB', kind: 'dynamodb', settings: { dataDir }, print });
 }
 
 export interface SqsEmulator extends Emulator {
@@ -103,57 +98,23 @@ export async function startSqs(settings: SqsSettings): Promise<SqsEmulator> {
   };
 }
 
-/** An object created in a bucket, as the S3 emulator reports it. */
-export interface ObjectCreated {
-  bucket: string;
-  key: string;
-  size?: number;
-  /** S3's event name, e.g. `ObjectCreated:Put`. */
-  eventName: string;
-}
-
-export interface S3Emulator extends Emulator {
-  /** `bucket/key` of each CompleteMultipartUpload being proxied (S3 names its event differently). */
-  completions: Set<string>;
-}
-
-/** S3 (s3rver), objects under `<dataDir>/s3`; `buckets` exist from the start. */
-export async function startS3(
+/**
+ * S3 (the local object store) in a supervised child process, objects under `<dataDir>/s3`;
+ * `buckets` exist from the start.
+ */
+export function startS3(
   dataDir: string,
   buckets: string[],
-  onObjectCreated: (event: ObjectCreated) => void,
-): Promise<S3Emulator> {
-  const s3 = new S3rver({
-    address: '127.0.0.1',
-    port: 0,
-    silent: true,
-    directory: join(dataDir, 's3'),
-    allowMismatchedSignatures: true,
-    vhostBuckets: false,
-    configureBuckets: buckets.map((name) => ({ name })),
+  print: (text: string) => void,
+  onObjectCreated: (event: ObjectCreatedEvent) => void,
+): Promise<SupervisedEmulator> {
+  return superviseEmulator({
+    name: 'S3',
+    kind: 's3',
+    settings: { dataDir, buckets },
+    print,
+    onEvent: (message) => {
+      if (message.type === 'objectCreated') onObjectCreated(message.event);
+    },
   });
-  const address = await s3.run();
-  const completions = new Set<string>();
-  s3.on('event', (event) => {
-    for (const raw of event.Records as {
-      eventName?: string;
-      s3?: { bucket?: { name?: string }; object?: { key?: string; size?: number } };
-    }[]) {
-      const bucket = raw.s3?.bucket?.name;
-      const key = raw.s3?.object?.key;
-      if (!bucket || key === undefined || !raw.eventName?.startsWith('ObjectCreated:')) continue;
-      const size = raw.s3?.object?.size;
-      const eventName =
-        raw.eventName === 'ObjectCreated:Post' && completions.has(`${bucket}/${key}`)
-          ? 'ObjectCreated:CompleteMultipartUpload'
-          : raw.eventName;
-      onObjectCreated({
-        bucket,
-        key,
-        eventName,
-        ...(size === undefined ? {} : { size: Number(size) }),
-      });
-    }
-  });
-  return { port: address.port, completions, close: () => s3.close() };
 }

@@ -4,10 +4,12 @@ import {
   type IncomingMessage,
   type ServerResponse,
 } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
-import { AwsChunkedDecoder, isAwsChunked, remainingContentEncoding } from './awsChunked';
+import { isGetObject, slowStream, type FaultInjector } from './faults';
+import { refusal } from './guard';
+import { s3Target } from './s3/api';
 import {
   readBody,
   sendJson,
@@ -21,19 +23,18 @@ export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<voi
 
 /** Where the front server sends each kind of request. */
 export interface FrontRoutes {
-  /** Internal loopback ports of the emulators the front proxies to. */
-  s3Port: number;
-  sqsPort: number;
-  dynamoPort: number;
-  /** s3rver's access key: every S3 request is re-keyed to it (SigV4 is not verified locally). */
-  s3AccessKeyId: string;
-  /** `bucket/key` of each CompleteMultipartUpload being proxied (S3 names its event differently). */
-  s3Completions: Set<string>;
+  /** Internal loopback ports of the emulators the front proxies to (read per request: a
+   * restarted emulator may listen on another one). */
+  readonly s3Port: number;
+  readonly sqsPort: number;
+  readonly dynamoPort: number;
   sns: Handler;
   cloudwatch: Handler;
   lambda: Handler;
   /** Empties a queue at once (local-aws-sqs would wait 60 s); false when there is no such queue. */
   purgeQueue: (queueUrl: string) => boolean;
+  /** Faults to inject (soak and failure tests); none when absent. */
+  faults?: FaultInjector;
   onError: (error: unknown, req: IncomingMessage) => void;
 }
 
@@ -51,7 +52,13 @@ async function proxy(
   req: IncomingMessage,
   res: ServerResponse,
   port: number,
-  options: { headers?: IncomingHttpHeaders; body?: Buffer | Readable; path?: string } = {},
+  options: {
+    headers?: IncomingHttpHeaders;
+    body?: Buffer | Readable;
+    path?: string;
+    /** Passes the response body through this on its way back (fault injection). */
+    responseThrough?: Transform;
+  } = {},
 ): Promise<void> {
   const headers: IncomingHttpHeaders = { ...(options.headers ?? req.headers) };
   for (const name of HOP_BY_HOP) delete headers[name];
@@ -70,77 +77,73 @@ async function proxy(
         if (value !== undefined && !HOP_BY_HOP.has(name)) outHeaders[name] = value;
       }
       res.writeHead(upstreamRes.statusCode ?? 502, outHeaders);
-      pipeline(upstreamRes, res).then(resolve, reject);
+      (options.responseThrough
+        ? pipeline(upstreamRes, options.responseThrough, res)
+        : pipeline(upstreamRes, res)
+      ).then(resolve, reject);
     });
     upstream.on('error', reject);
   });
   const body = options.body ?? req;
-  if (Buffer.isBuffer(body)) upstream.end(body);
-  else await pipeline(body, upstream);
-  await responded;
+  if (Buffer.isBuffer(body)) {
+    upstream.end(body);
+    await responded;
+  } else {
+    // Both settle: a refused connection fails the body's pipeline and the response alike.
+    await Promise.all([pipeline(body, upstream), responded]);
+  }
 }
 
-function rekeyCredential(value: string, accessKeyId: string): string {
-  return value
-    .replace(/Credential=[^/,\s]*\//, `Credential=${accessKeyId}/`)
-    .replace(/^AWS [^:]*:/, `AWS ${accessKeyId}:`);
-}
-
-/** S3 through s3rver: decodes aws-chunked bodies and re-keys credentials to s3rver's own. */
+/** S3 through the store; bodies in aws-chunked framing, virtual-hosted names and raw keys are
+ * the store's to read. GetObject faults are injected here. */
 async function proxyS3(
   req: IncomingMessage,
   res: ServerResponse,
   routes: FrontRoutes,
 ): Promise<void> {
-  const headers: IncomingHttpHeaders = { ...req.headers };
-  if (typeof headers.authorization === 'string') {
-    headers.authorization = rekeyCredential(headers.authorization, routes.s3AccessKeyId);
+  let key: string | undefined;
+  try {
+    key = routes.faults ? s3Target(req).key : undefined;
+  } catch {
+    key = undefined; // an unparsable target: the store answers it
   }
-  let path = req.url ?? '/';
-  // Virtual-hosted style from the Lambda workers ("<bucket>.localhost:<port>"): back to path style.
-  const vhost = /^(.+)\.localhost(:\d+)?$/i.exec(req.headers.host ?? '');
-  if (vhost?.[1]) {
-    const rest = path === '/' || path.startsWith('/?') ? path.slice(1) : path;
-    path = `/${vhost[1]}${rest}`;
-    headers.host = `localhost${vhost[2] ?? ''}`;
+  const fault = routes.faults && isGetObject(req, key) ? routes.faults.s3Get(key) : undefined;
+  if (fault === 'poison' || fault === 'error') {
+    req.resume();
+    const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code><Message>injected fault (${fault})</Message></Error>`;
+    res.writeHead(500, {
+      'content-type': 'application/xml',
+      'content-length': Buffer.byteLength(body),
+    });
+    res.end(body);
+    return;
   }
-  const url = new URL(path, 'http://local');
-  const credential = url.searchParams.get('X-Amz-Credential');
-  if (credential) {
-    url.searchParams.set(
-      'X-Amz-Credential',
-      credential.replace(/^[^/]*\//, `${routes.s3AccessKeyId}/`),
+  await proxy(
+    req,
+    res,
+    routes.s3Port,
+    fault === 'slow' ? { responseThrough: slowStream(routes.faults!.slowReadMs) } : {},
+  );
+}
+
+/** DynamoDB through dynalite, throttled at the injected rate. */
+async function proxyDynamo(
+  req: IncomingMessage,
+  res: ServerResponse,
+  routes: FrontRoutes,
+): Promise<void> {
+  if (routes.faults?.dynamoThrottle()) {
+    req.resume();
+    sendJsonError(
+      res,
+      400,
+      'com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException',
+      'injected fault: the level of configured provisioned throughput for the table was exceeded',
+      'application/x-amz-json-1.0',
     );
-    path = url.pathname + url.search;
-  }
-  if (req.method === 'POST' && url.searchParams.has('uploadId')) {
-    const [, bucket = '', ...key] = url.pathname.split('/');
-    const id = `${decodeURIComponent(bucket)}/${decodeURIComponent(key.join('/'))}`;
-    routes.s3Completions.add(id);
-    try {
-      await proxy(req, res, routes.s3Port, { headers, path });
-    } finally {
-      routes.s3Completions.delete(id);
-    }
     return;
   }
-  if (!isAwsChunked(req.headers)) {
-    await proxy(req, res, routes.s3Port, { headers, path });
-    return;
-  }
-  const decodedLength = headers['x-amz-decoded-content-length'];
-  delete headers['content-length'];
-  if (typeof decodedLength === 'string') headers['content-length'] = decodedLength;
-  else headers['transfer-encoding'] = 'chunked';
-  const encoding = remainingContentEncoding(headers['content-encoding']);
-  if (encoding) headers['content-encoding'] = encoding;
-  else delete headers['content-encoding'];
-  headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
-  delete headers['x-amz-decoded-content-length'];
-  delete headers['x-amz-trailer'];
-  const decoded = req.pipe(new AwsChunkedDecoder());
-  req.on('error', (error) => decoded.destroy(error));
-  await proxy(req, res, routes.s3Port, { headers, path, body: decoded });
+  await proxy(req, res, routes.dynamoPort);
 }
 
 /**
@@ -220,9 +223,15 @@ export function createFrontHandler(
   routes: FrontRoutes,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const refused = refusal(req);
+    if (refused) {
+      req.resume();
+      sendJsonError(res, 403, 'AccessDenied', refused);
+      return;
+    }
     const target = req.headers['x-amz-target'];
     if (typeof target === 'string') {
-      if (target.startsWith('DynamoDB_')) return proxy(req, res, routes.dynamoPort);
+      if (target.startsWith('DynamoDB_')) return proxyDynamo(req, res, routes);
       if (target.startsWith('AmazonSQS.')) return proxySqs(req, res, routes);
       if (target.startsWith('GraniteServiceVersion20100801.')) return routes.cloudwatch(req, res);
       if (target.startsWith('AmazonSimpleNotificationService.')) return routes.sns(req, res);
@@ -243,7 +252,7 @@ export function createFrontHandler(
       case 'monitoring':
         return routes.cloudwatch(req, res);
       case 'dynamodb':
-        return proxy(req, res, routes.dynamoPort);
+        return proxyDynamo(req, res, routes);
       case 'lambda':
         return routes.lambda(req, res);
       case undefined:

@@ -11,10 +11,12 @@ export {
   DEFAULT_LOCAL_ENDPOINT,
 } from './constants';
 export { DataDirLockedError } from './lock';
+export { startS3Server, type S3Server, type S3ServerOptions } from './s3/server';
 export type { LocalStack, LocalStackOptions, LocalStatus } from './stack';
 export type { AlertRecord } from './alerts';
 export type { MetricTotal } from './cloudwatch';
 export type { InvokeOutcome } from './lambda';
+export type { FaultPlan } from './faults';
 
 /** Starts the local stack (see `./stack`); the emulators load here, not on import. */
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {

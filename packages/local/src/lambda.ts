@@ -1,11 +1,13 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createInterface } from 'node:readline';
 import yauzl from 'yauzl';
+
+import { makeWorkerTmp, spawnWorker, workerIsolation, type WorkerIsolation } from './sandbox';
 
 /** The runner script each worker process executes (plain JS: it runs outside any TS loader). */
 const WORKER_SCRIPT = resolve(__dirname, '..', 'runtime', 'lambda-worker.cjs');
@@ -138,6 +140,7 @@ export class LambdaRuntime {
   private versions: VersionRecord = {};
   private nextWorkerId = 1;
   private stopped = false;
+  private isolation?: WorkerIsolation;
 
   constructor(private readonly options: LambdaRuntimeOptions) {}
 
@@ -148,6 +151,10 @@ export class LambdaRuntime {
   /** Registers the functions and loads the persisted version record. */
   async init(functions: LocalFunction[]): Promise<void> {
     await mkdir(this.options.dataDir, { recursive: true });
+    this.isolation = await workerIsolation(this.options.dataDir, {
+      worker: WORKER_SCRIPT,
+      preload: PRELOAD_SCRIPT,
+    });
     try {
       this.versions = JSON.parse(await readFile(this.versionsPath, 'utf8')) as VersionRecord;
     } catch {
@@ -191,7 +198,7 @@ export class LambdaRuntime {
     let version: number;
     if (known && known.sha256 === sha256) version = known.version;
     else version = (known?.version ?? 0) + 1;
-    const codeDir = join(this.options.dataDir, name, String(version));
+    const codeDir = join(this.isolation!.codeRoot, name, String(version));
     if (current?.sha256 !== sha256) {
       await rm(codeDir, { recursive: true, force: true });
       await mkdir(codeDir, { recursive: true });
@@ -274,8 +281,8 @@ export class LambdaRuntime {
 
   private spawn(fn: LocalFunction, deployment: Deployment): Worker {
     const id = this.nextWorkerId++;
-    const tmpDir = join(this.options.dataDir, 'tmp', `${fn.name}-${id}`);
-    mkdirSync(tmpDir, { recursive: true });
+    const isolation = this.isolation!;
+    const tmpDir = makeWorkerTmp(isolation, `${fn.name}-${id}`);
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       LANG: 'C.UTF-8',
@@ -298,17 +305,16 @@ export class LambdaRuntime {
       ...this.options.baseEnvironment,
       ...fn.environment,
     };
-    const child = fork(WORKER_SCRIPT, [], {
+    const child = spawnWorker(isolation, {
       cwd: deployment.codeDir,
       env,
+      memoryMb: fn.memoryMb,
       execArgv: [
         '--require',
-        PRELOAD_SCRIPT,
+        isolation.preloadScript,
         '--enable-source-maps',
         `--max-old-space-size=${Math.max(64, fn.memoryMb)}`,
       ],
-      silent: true,
-      serialization: 'json',
     });
     const worker: Worker = {
       id,
@@ -445,6 +451,6 @@ export class LambdaRuntime {
       }
     }
     await Promise.all(exits);
-    await rm(join(this.options.dataDir, 'tmp'), { recursive: true, force: true });
+    await this.isolation?.dispose();
   }
 }

@@ -28,6 +28,8 @@ export interface PublishedMessage {
 export function createSnsHandler(
   topicArns: string[],
   onPublish: (message: PublishedMessage) => void,
+  /** Fault injection: when it answers true, the Publish fails with 500 InternalError. */
+  failPublish: () => boolean = () => false,
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   return async (req, res) => {
     const body = await readBody(req);
@@ -66,6 +68,10 @@ export function createSnsHandler(
     }
     if (typeof params.Message !== 'string') {
       fail(400, 'InvalidParameter', 'Invalid parameter: Message');
+      return;
+    }
+    if (failPublish()) {
+      fail(500, 'InternalError', 'injected fault: publish failed');
       return;
     }
     const published: PublishedMessage = {

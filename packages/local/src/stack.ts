@@ -20,6 +20,7 @@ import { createCloudWatchHandler, MetricStore } from './cloudwatch';
 import { DEFAULT_LOCAL_PORT, LOCAL_ACCOUNT_ID, LOCAL_CREDENTIALS } from './constants';
 import { startDynamo, startS3, startSqs } from './emulators';
 import { describeError } from './errors';
+import { FaultInjector, type FaultPlan } from './faults';
 import { createFrontHandler } from './front';
 import { localFunctions, startFunctionRunner } from './functions';
 import type { LambdaRuntime } from './lambda';
@@ -31,6 +32,7 @@ import { sendJsonError } from './protocol';
 import { startDispatchSchedule } from './scheduler';
 import { createSnsHandler } from './sns';
 import { startRulesReload } from './rules-reload';
+import type { SupervisedEmulator } from './supervisor';
 import { readStatus, startStatusLine, type LocalStatus } from './status';
 
 export type { LocalStatus };
@@ -62,6 +64,8 @@ export interface LocalStackOptions {
   dispatch?: boolean;
   /** compile-rules output to hot-reload from (releases to the local rules bucket when it changes). */
   compiledRules?: string;
+  /** Faults to inject at the service boundary (soak and failure tests). */
+  faults?: FaultPlan;
 }
 
 export interface LocalStack {
@@ -77,6 +81,10 @@ export interface LocalStack {
   alerts: AlertRecord[];
   metrics: MetricStore;
   lambda: LambdaRuntime;
+  /** Faults injected so far, by kind. */
+  faults: FaultInjector['injected'];
+  /** The emulators in child processes (pids for fault injection; restart counts). */
+  emulators: { s3: SupervisedEmulator; dynamo: SupervisedEmulator };
   status(): Promise<LocalStatus>;
   /** Stops every server and worker and releases the data directory. */
   stop(): Promise<void>;
@@ -122,11 +130,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const queueUrl = `${endpoint}/${accountId}/${names.queue}`;
     const deadLetterQueueUrl = `${endpoint}/${accountId}/${names.deadLetterQueue}`;
 
+    const faults = new FaultInjector(options.faults);
     const clientConfig = { endpoint, region, credentials: LOCAL_CREDENTIALS };
     const sqs = new SQSClient(clientConfig);
     stopSteps.push(() => Promise.resolve(sqs.destroy()));
 
-    const dynamo = await startDynamo(dataDir);
+    const dynamo = await startDynamo(dataDir, print);
     stopSteps.push(dynamo.close);
     const sqsEmulator = await startSqs({
       config,
@@ -138,23 +147,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         options.visibilityTimeoutSeconds ?? config.lambda_analyze_timeout_sec,
     });
     stopSteps.push(sqsEmulator.close);
-    const s3 = await startS3(
-      dataDir,
-      [names.bucket, names.rulesBucket],
-      notifyObjectCreated(sqs, names.bucket, queueUrl, (key, error) =>
-        print(`[local] S3 notification for ${key} failed: ${describeError(error)}`),
-      ),
+    const notifier = notifyObjectCreated(
+      sqs,
+      names.bucket,
+      queueUrl,
+      (key, error) => print(`[local] S3 notification for ${key} failed: ${describeError(error)}`),
+      () => faults.duplicateNotification(),
     );
+    stopSteps.push(notifier.drain);
+    const s3 = await startS3(dataDir, [names.bucket, names.rulesBucket], print, notifier.notify);
     stopSteps.push(s3.close);
-
-    const dynamoClient = new DynamoDBClient({
-      ...clientConfig,
-      endpoint: `http://127.0.0.1:${dynamo.port}`,
-    });
-    stopSteps.push(() => Promise.resolve(dynamoClient.destroy()));
-    await ensureTable(dynamoClient, matchTableDefinition(names.table));
-    await ensureTable(dynamoClient, verdictTableDefinition(names.verdictTable));
-    await ensureTable(dynamoClient, dispatchSlotsTableDefinition(names.dispatchSlotsTable));
 
     const sinks = createAlertSinks({
       alertsPath: join(dataDir, 'alerts.jsonl'),
@@ -195,23 +197,33 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     stopSteps.push(() => runtime.stop());
 
     frontHandler = createFrontHandler({
-      s3Port: s3.port,
+      get s3Port() {
+        return s3.port;
+      },
       sqsPort: sqsEmulator.port,
-      dynamoPort: dynamo.port,
-      s3AccessKeyId: LOCAL_CREDENTIALS.accessKeyId,
-      s3Completions: s3.completions,
+      get dynamoPort() {
+        return dynamo.port;
+      },
       sns: createSnsHandler(
         [names.matchesTopic, names.negativeMatchesTopic, names.alarmTopic].map(topicArn),
         sinks.deliver,
+        () => faults.snsPublishError(),
       ),
       cloudwatch: createCloudWatchHandler(metrics),
       lambda: createLambdaHandler(runtime, runner.reportFailure),
       purgeQueue: sqsEmulator.purgeQueue,
+      faults,
       onError: (error, req) => {
         // Connections cut by stop() (e.g. a dispatcher's long poll) are expected then.
         if (!stopping) print(`[local] ${req.method} ${req.url} failed: ${describeError(error)}`);
       },
     });
+
+    const dynamoClient = new DynamoDBClient(clientConfig);
+    stopSteps.push(() => Promise.resolve(dynamoClient.destroy()));
+    await ensureTable(dynamoClient, matchTableDefinition(names.table));
+    await ensureTable(dynamoClient, verdictTableDefinition(names.verdictTable));
+    await ensureTable(dynamoClient, dispatchSlotsTableDefinition(names.dispatchSlotsTable));
 
     if (options.dispatch ?? true) {
       const stopSchedule = startDispatchSchedule({
@@ -263,6 +275,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       alerts: sinks.alerts,
       metrics,
       lambda: runtime,
+      faults: faults.injected,
+      emulators: { s3, dynamo },
       status,
       stop,
     };

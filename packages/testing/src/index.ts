@@ -1,5 +1,5 @@
 /**
- * Real local AWS emulators for tests: s3rver (S3), local-aws-sqs (SQS) and dynalite (DynamoDB),
+ * Real local AWS emulators for tests: the local stack's S3 store, local-aws-sqs (SQS) and dynalite (DynamoDB),
  * each on 127.0.0.1 with a random port and driven by the real SDK v3 clients.
  */
 import { randomBytes } from 'node:crypto';
@@ -14,9 +14,9 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import dynalite from 'dynalite';
 import { createSqsServer } from 'local-aws-sqs';
-import S3rver from 's3rver';
+import { startS3Server } from '@binaryalert/local';
 
-/** s3rver's own key pair; the other emulators accept any credentials. */
+/** Dummy credentials: the emulators accept any pair. */
 export const TEST_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 export const TEST_REGION = 'us-east-1';
 
@@ -76,12 +76,11 @@ function emulator<Client extends { destroy(): void }>(
   };
 }
 
-/** Starts s3rver with its data in a fresh temp directory. */
+/** Starts the local S3 store with its data in a fresh temp directory. */
 export async function startS3(): Promise<Emulator<S3Client>> {
-  const directory = await mkdtemp(join(tmpdir(), 'ba-s3rver-'));
-  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory });
-  const address = await server.run();
-  const endpoint = endpointOf(address);
+  const directory = await mkdtemp(join(tmpdir(), 'ba-s3-'));
+  const server = await startS3Server({ dir: directory });
+  const { endpoint } = server;
   return emulator(endpoint, new S3Client(clientConfig(endpoint)), async () => {
     await server.close();
     await rm(directory, { recursive: true, force: true });

@@ -86,7 +86,11 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
   const stack = await startLocalStack({
     port: 0,
     statusIntervalMs: 0,
-    print: (text) => printed.push(text),
+    // E2E_PRINT=1 shows the stack's console while a test runs.
+    print: (text) => {
+      printed.push(text);
+      if (process.env.E2E_PRINT) process.stdout.write(`${text}\n`);
+    },
     ...options,
     config,
     dataDir,

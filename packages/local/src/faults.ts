@@ -1,0 +1,94 @@
+import type { IncomingMessage } from 'node:http';
+import { Transform, type TransformCallback } from 'node:stream';
+
+/**
+ * Faults the local stack injects on purpose, for soak and failure tests. Each rate is the chance
+ * (0..1) that one eligible request fails that way. They act at the service boundary, in the
+ * stack's front server, never in the Lambda code: a function sees exactly what AWS could send.
+ */
+export interface FaultPlan {
+  /** GetObject answers 500 InternalError. */
+  s3GetErrorRate?: number;
+  /** GetObject streams its body slowly (`slowReadMs` pause before each chunk). */
+  s3SlowReadRate?: number;
+  slowReadMs?: number;
+  /** DynamoDB answers 400 ProvisionedThroughputExceededException. */
+  dynamoThrottleRate?: number;
+  /** SNS Publish answers 500 InternalError. */
+  snsPublishErrorRate?: number;
+  /** An object-created notification is delivered twice (S3 delivers at least once). */
+  duplicateNotificationRate?: number;
+  /** GetObject of keys starting with this always answers 500: their messages can never succeed. */
+  poisonPrefix?: string;
+  /** Random numbers in [0, 1) (default Math.random; a seeded one makes a run repeatable). */
+  random?: () => number;
+}
+
+export type FaultKind =
+  | 's3GetError'
+  | 's3SlowRead'
+  | 'dynamoThrottle'
+  | 'snsPublishError'
+  | 'duplicateNotification'
+  | 'poison';
+
+/** Decides which requests fail, and counts each fault injected. */
+export class FaultInjector {
+  readonly injected: Record<FaultKind, number> = {
+    s3GetError: 0,
+    s3SlowRead: 0,
+    dynamoThrottle: 0,
+    snsPublishError: 0,
+    duplicateNotification: 0,
+    poison: 0,
+  };
+
+  constructor(private readonly plan: FaultPlan = {}) {}
+
+  get slowReadMs(): number {
+    return this.plan.slowReadMs ?? 50;
+  }
+
+  private roll(kind: FaultKind, rate: number | undefined): boolean {
+    if (!rate || (this.plan.random ?? Math.random)() >= rate) return false;
+    this.injected[kind] += 1;
+    return true;
+  }
+
+  /** What to do to an S3 GetObject of `key`. */
+  s3Get(key: string): 'poison' | 'error' | 'slow' | undefined {
+    if (this.plan.poisonPrefix !== undefined && key.startsWith(this.plan.poisonPrefix)) {
+      this.injected.poison += 1;
+      return 'poison';
+    }
+    if (this.roll('s3GetError', this.plan.s3GetErrorRate)) return 'error';
+    if (this.roll('s3SlowRead', this.plan.s3SlowReadRate)) return 'slow';
+    return undefined;
+  }
+
+  dynamoThrottle(): boolean {
+    return this.roll('dynamoThrottle', this.plan.dynamoThrottleRate);
+  }
+
+  snsPublishError(): boolean {
+    return this.roll('snsPublishError', this.plan.snsPublishErrorRate);
+  }
+
+  duplicateNotification(): boolean {
+    return this.roll('duplicateNotification', this.plan.duplicateNotificationRate);
+  }
+}
+
+/** Passes a response body on with a pause before each chunk (a slow disk or network). */
+export function slowStream(pauseMs: number): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+      setTimeout(() => callback(null, chunk), pauseMs);
+    },
+  });
+}
+
+/** Whether a request is an S3 GetObject (a GET naming a key, without a sub-resource). */
+export function isGetObject(req: IncomingMessage, key: string | undefined): key is string {
+  return req.method === 'GET' && key !== undefined && !(req.url ?? '').includes('?uploadId=');
+}

@@ -1,0 +1,418 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+
+import { tempDir } from '../testing/fixtures';
+import { startS3Server, type S3Server } from './server';
+import type { ObjectCreatedEvent } from './store';
+
+const run = promisify(execFile);
+
+/** Every file under `dir`, relative to it. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => relative(dir, join(e.parentPath, e.name)));
+}
+
+/** A raw HTTP request to the server (paths exactly as given: no client normalizes them). */
+function raw(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((ok, fail) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        ok({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
+      );
+    });
+    req.on('error', fail);
+    req.end(body);
+  });
+}
+
+const SIGNED = {
+  authorization:
+    'AWS4-HMAC-SHA256 Credential=x/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0',
+};
+
+describe('local S3 store', () => {
+  let parent: { path: string; remove: () => Promise<void> };
+  let dataDir: string;
+  let server: S3Server;
+  let s3: S3Client;
+  let events: ObjectCreatedEvent[];
+  const bucket = 'test-bucket';
+
+  const aws = async (args: string[]): Promise<string> =>
+    (
+      await run('/usr/bin/aws', ['--endpoint-url', server.endpoint, ...args], {
+        env: {
+          ...process.env,
+          AWS_ACCESS_KEY_ID: 'any',
+          AWS_SECRET_ACCESS_KEY: 'thing',
+          AWS_DEFAULT_REGION: 'us-east-1',
+          AWS_CONFIG_FILE: '/dev/null',
+          AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+        },
+      })
+    ).stdout;
+  const body = async (key: string): Promise<string> =>
+    (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToString();
+
+  beforeAll(async () => {
+    parent = await tempDir('ba-s3-');
+    dataDir = join(parent.path, 'data');
+    events = [];
+    server = await startS3Server({
+      dir: dataDir,
+      buckets: [bucket],
+      onCreated: (e) => events.push(e),
+    });
+    s3 = new S3Client({
+      endpoint: server.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'any', secretAccessKey: 'thing' },
+      forcePathStyle: true,
+    });
+  });
+
+  afterAll(async () => {
+    s3?.destroy();
+    await server?.close();
+    await parent?.remove();
+  });
+
+  it('keeps traversal keys as keys, inside the data directory (SDK, aws CLI, raw paths)', async () => {
+    const keys = [
+      '../../escape-sdk.txt',
+      'a/../../../escape-2.txt',
+      'keys2/dot/../../escape.txt',
+      'escape.txt',
+    ];
+    for (const key of keys) {
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: `sdk:${key}` }));
+    }
+    await writeFile(join(parent.path, 'local.txt'), 'from the aws CLI');
+    await aws(['s3', 'cp', join(parent.path, 'local.txt'), `s3://${bucket}/../../escape-cli.txt`]);
+    await aws([
+      's3api',
+      'put-object',
+      '--bucket',
+      bucket,
+      '--key',
+      '../../../escape-api.txt',
+      '--body',
+      join(parent.path, 'local.txt'),
+    ]);
+    // Encoded forms a client could send: each is the key it decodes to, never a path.
+    expect(
+      (await raw(server.port, 'PUT', `/${bucket}/..%2F..%2Fescape-enc.txt`, SIGNED, 'enc')).status,
+    ).toBe(200);
+    expect(
+      (await raw(server.port, 'PUT', `/${bucket}/%2E%2E/%2E%2E/escape-dots.txt`, SIGNED, 'dots'))
+        .status,
+    ).toBe(200);
+    expect(
+      (await raw(server.port, 'PUT', `/${bucket}/../../escape-raw.txt`, SIGNED, 'raw')).status,
+    ).toBe(200);
+
+    for (const key of keys) expect(await body(key)).toBe(`sdk:${key}`);
+    expect(await body('../../escape-cli.txt')).toBe('from the aws CLI');
+    expect(await body('../../../escape-api.txt')).toBe('from the aws CLI');
+    expect(await body('../../escape-enc.txt')).toBe('enc');
+    expect(await body('../../escape-dots.txt')).toBe('dots');
+    expect(await body('../../escape-raw.txt')).toBe('raw');
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: '..' }));
+    expect(listed.Contents?.map((o) => o.Key)).toEqual(
+      expect.arrayContaining(['../../escape-sdk.txt', '../../escape-raw.txt']),
+    );
+
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: '../../escape-sdk.txt' }));
+    await aws(['s3', 'rm', `s3://${bucket}/../../escape-cli.txt`]);
+    await expect(body('../../escape-sdk.txt')).rejects.toThrow(/does not exist/);
+    // Nothing but the data directory (and the CLI's source file) in the parent.
+    expect((await readdir(parent.path)).sort()).toEqual(['data', 'local.txt']);
+    for (const file of await filesUnder(dataDir)) {
+      expect(file).toMatch(
+        /^(buckets\/test-bucket\/(bucket\.json|objects\/[0-9a-f]{2}\/[0-9a-f]{64}\.(json|[0-9a-f]{32})))$/,
+      );
+    }
+  });
+
+  it('stores a 1,024-byte key and refuses 1,025 bytes with KeyTooLongError', async () => {
+    const key = 'k'.repeat(1024);
+    const unicodeKey = `${'é'.repeat(511)}x`; // 1,023 bytes of UTF-8
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'long' }));
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: unicodeKey, Body: 'unicode' }));
+    await writeFile(join(parent.path, 'empty'), '');
+    await aws([
+      's3api',
+      'put-object',
+      '--bucket',
+      bucket,
+      '--key',
+      `cli-${'c'.repeat(1020)}`,
+      '--body',
+      join(parent.path, 'empty'),
+    ]);
+    expect(await body(key)).toBe('long');
+    expect(await body(unicodeKey)).toBe('unicode');
+    expect(
+      (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `cli-${'c'.repeat(1020)}` })))
+        .ContentLength,
+    ).toBe(0);
+    await expect(
+      s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${key}k`, Body: 'x' })),
+    ).rejects.toMatchObject({ name: 'KeyTooLongError' });
+  });
+
+  it('round-trips unicode, spaces, plus signs and control characters in keys', async () => {
+    const keys = [
+      'ü/日本語 file+1.exe',
+      'emoji/😀 🎉.bin',
+      'tab\tand\u0001ctl',
+      'x%2Fy',
+      'a//b',
+      ' lead',
+    ];
+    for (const key of keys)
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: key }));
+    for (const key of keys) expect(await body(key)).toBe(key);
+    const cli = JSON.parse(
+      await aws(['s3api', 'list-objects-v2', '--bucket', bucket, '--prefix', 'emoji/']),
+    ) as {
+      Contents: { Key: string }[];
+    };
+    expect(cli.Contents.map((o) => o.Key)).toEqual(['emoji/😀 🎉.bin']);
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'tab' }));
+    expect(page.Contents?.map((o) => o.Key)).toEqual(['tab\tand\u0001ctl']);
+  });
+
+  it('survives concurrent puts, deletes and lists under one prefix', async () => {
+    const prefix = 'race/deep/dir/';
+    const work: Promise<unknown>[] = [];
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 10; i++) {
+        const key = `${prefix}${i}`;
+        work.push(s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: `${round}` })));
+        work.push(s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })));
+        work.push(s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix })));
+      }
+    }
+    const outcomes = await Promise.allSettled(work);
+    expect(outcomes.filter((o) => o.status === 'rejected')).toEqual([]);
+    // A last write per key decides, and what is listed can be read.
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${i}`, Body: 'final' })),
+      ),
+    );
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+    expect(listed.KeyCount).toBe(10);
+    for (const o of listed.Contents ?? []) expect(await body(o.Key!)).toBe('final');
+    // No temp file or stale content left behind.
+    expect((await filesUnder(join(dataDir, 'tmp'))).length).toBe(0);
+  });
+
+  it('pages lists with prefix, delimiter, continuation tokens (V2) and markers (V1)', async () => {
+    const keys = ['list/a/1', 'list/a/2', 'list/b', 'list/c/1', 'list/d', 'list/e'];
+    await Promise.all(
+      keys.map((Key) => s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: Key }))),
+    );
+    const seen: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await s3.send(
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: 'list/',
+          Delimiter: '/',
+          MaxKeys: 2,
+          ContinuationToken: token,
+        }),
+      );
+      seen.push(
+        ...(page.CommonPrefixes ?? []).map((p) => p.Prefix!),
+        ...(page.Contents ?? []).map((o) => o.Key!),
+      );
+      token = page.NextContinuationToken;
+    } while (token);
+    expect(seen.sort()).toEqual(['list/a/', 'list/b', 'list/c/', 'list/d', 'list/e']);
+    const v1 = await s3.send(
+      new ListObjectsCommand({ Bucket: bucket, Prefix: 'list/', Marker: 'list/b' }),
+    );
+    expect(v1.Contents?.map((o) => o.Key)).toEqual(['list/c/1', 'list/d', 'list/e']);
+    const cli = (await aws(['s3', 'ls', '--recursive', `s3://${bucket}/list/`])).trim().split('\n');
+    expect(cli).toHaveLength(6);
+  });
+
+  it('serves ranges, conditional GETs, copies, batch deletes and multipart uploads', async () => {
+    const data = randomBytes(3 * 1024 * 1024);
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: 'blob',
+        Body: data,
+        Metadata: { filepath: '/x/y' },
+      }),
+    );
+    const ranged = await s3.send(
+      new GetObjectCommand({ Bucket: bucket, Key: 'blob', Range: 'bytes=100-199' }),
+    );
+    expect(Buffer.from(await ranged.Body!.transformToByteArray())).toEqual(data.subarray(100, 200));
+    expect(ranged.ContentRange).toBe(`bytes 100-199/${data.length}`);
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'blob' }));
+    expect(head.Metadata).toEqual({ filepath: '/x/y' });
+    await expect(
+      s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'blob', IfMatch: '"other"' })),
+    ).rejects.toMatchObject({ $metadata: { httpStatusCode: 412 } });
+    await expect(
+      s3.send(
+        new GetObjectCommand({ Bucket: bucket, Key: 'blob', Range: `bytes=${data.length}-` }),
+      ),
+    ).rejects.toMatchObject({ $metadata: { httpStatusCode: 416 } });
+
+    await s3.send(
+      new CopyObjectCommand({ Bucket: bucket, Key: 'copy of blob', CopySource: `${bucket}/blob` }),
+    );
+    const copied = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'copy of blob' }));
+    expect(Buffer.from(await copied.Body!.transformToByteArray()).equals(data)).toBe(true);
+
+    const { UploadId } = await s3.send(
+      new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'multi/../part' }),
+    );
+    const parts = [randomBytes(5 * 1024 * 1024), randomBytes(1000)];
+    const etags = await Promise.all(
+      parts.map(
+        async (Body, i) =>
+          (
+            await s3.send(
+              new UploadPartCommand({
+                Bucket: bucket,
+                Key: 'multi/../part',
+                UploadId,
+                PartNumber: i + 1,
+                Body,
+              }),
+            )
+          ).ETag!,
+      ),
+    );
+    await s3.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: bucket,
+        Key: 'multi/../part',
+        UploadId,
+        MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+      }),
+    );
+    const joined = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'multi/../part' }));
+    expect(
+      Buffer.from(await joined.Body!.transformToByteArray()).equals(Buffer.concat(parts)),
+    ).toBe(true);
+    expect(events.find((e) => e.key === 'multi/../part')?.eventName).toBe(
+      'ObjectCreated:CompleteMultipartUpload',
+    );
+
+    // The aws CLI uploads and downloads files over 8 MB in parts and ranges.
+    const big = randomBytes(20 * 1024 * 1024);
+    await writeFile(join(parent.path, 'big.bin'), big);
+    await aws(['s3', 'cp', join(parent.path, 'big.bin'), `s3://${bucket}/big/../big.bin`]);
+    await aws(['s3', 'cp', `s3://${bucket}/big/../big.bin`, join(parent.path, 'big-back.bin')]);
+    expect((await readFile(join(parent.path, 'big-back.bin'))).equals(big)).toBe(true);
+
+    const deleted = await s3.send(
+      new DeleteObjectsCommand({
+        Bucket: bucket,
+        Delete: { Objects: [{ Key: 'blob' }, { Key: 'copy of blob' }, { Key: 'never<&>' }] },
+      }),
+    );
+    expect(deleted.Deleted?.map((d) => d.Key).sort()).toEqual(['blob', 'copy of blob', 'never<&>']);
+    await expect(
+      s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'blob' })),
+    ).rejects.toMatchObject({ name: 'NotFound' });
+  });
+
+  it('reports each created object once with its key and size', async () => {
+    const before = events.length;
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'events/x y+z', Body: 'abc' }));
+    expect(events.slice(before)).toEqual([
+      expect.objectContaining({
+        bucket,
+        key: 'events/x y+z',
+        size: 3,
+        eventName: 'ObjectCreated:Put',
+      }),
+    ]);
+  });
+
+  it('refuses form POSTs, foreign Host headers, Origin headers and unsigned writes', async () => {
+    const form = await raw(
+      server.port,
+      'POST',
+      `/${bucket}`,
+      {
+        'content-type': 'multipart/form-data; boundary=x',
+        origin: 'http://evil.example',
+      },
+      '--x\r\nContent-Disposition: form-data; name="key"\r\n\r\n../../pwn\r\n--x--\r\n',
+    );
+    expect(form.status).toBe(403);
+    const rebound = await raw(server.port, 'GET', `/${bucket}?list-type=2`, {
+      host: 'evil.example',
+    });
+    expect(rebound).toEqual({
+      status: 403,
+      body: expect.stringContaining('is not this machine') as string,
+    });
+    expect((await raw(server.port, 'PUT', `/${bucket}/unsigned`, {}, 'x')).status).toBe(403);
+    expect(
+      (
+        await raw(
+          server.port,
+          'PUT',
+          `/${bucket}/page`,
+          { ...SIGNED, origin: 'http://evil.example' },
+          'x',
+        )
+      ).status,
+    ).toBe(403);
+    await expect(body('unsigned')).rejects.toThrow(/does not exist/);
+  });
+
+  it('keeps objects across a restart and drops what a crash left half-written', async () => {
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'persist/me', Body: 'kept' }));
+    const shard = join(dataDir, 'buckets', bucket, 'objects', 'ab');
+    await writeFile(join(dataDir, 'tmp', 'half-upload'), 'partial');
+    const orphan = `ab${'0'.repeat(62)}.${'f'.repeat(32)}`;
+    await mkdir(shard, { recursive: true });
+    await writeFile(join(shard, orphan), 'orphan content');
+    await server.close();
+    server = await startS3Server({ dir: dataDir, port: server.port });
+    expect(await body('persist/me')).toBe('kept');
+    expect(await filesUnder(join(dataDir, 'tmp'))).toEqual([]);
+    expect(await readdir(shard)).not.toContain(orphan);
+  });
+});

@@ -1,0 +1,660 @@
+import { randomBytes, createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+import { noSuchBucket, noSuchKey, noSuchUpload, S3Error } from './errors';
+import { checkBucketName, checkKey, keyDigest, SortedKeys } from './keys';
+
+/** The headers S3 stores with an object and returns on GET and HEAD. */
+export interface ObjectHeaders {
+  contentType?: string;
+  contentEncoding?: string;
+  contentDisposition?: string;
+  contentLanguage?: string;
+  cacheControl?: string;
+  expires?: string;
+  /** x-amz-meta-* without the prefix, names in lower case. */
+  metadata: Record<string, string>;
+}
+
+export interface ObjectInfo extends ObjectHeaders {
+  key: string;
+  size: number;
+  /** Quoted, as S3 sends it. */
+  etag: string;
+  lastModified: Date;
+}
+
+/** On disk beside the content: the object's record, pointing at its content file. */
+interface StoredObject extends Omit<ObjectInfo, 'lastModified'> {
+  lastModified: string;
+  /** Content file name in the object's directory: `<key digest>.<version>`. */
+  content: string;
+}
+
+interface Bucket {
+  name: string;
+  created: Date;
+  dir: string;
+  keys: SortedKeys;
+  objects: Map<string, StoredObject>;
+}
+
+interface Upload {
+  id: string;
+  bucket: string;
+  key: string;
+  headers: ObjectHeaders;
+  initiated: string;
+}
+
+/** An object created, as S3 reports it to event notifications. */
+export interface ObjectCreatedEvent {
+  bucket: string;
+  key: string;
+  size: number;
+  etag: string;
+  eventName: 'ObjectCreated:Put' | 'ObjectCreated:Copy' | 'ObjectCreated:CompleteMultipartUpload';
+}
+
+export interface ListOptions {
+  prefix?: string;
+  delimiter?: string;
+  /** List keys after this one (a key or a common prefix already returned). */
+  after?: string;
+  maxKeys: number;
+}
+
+export interface ListResult {
+  contents: ObjectInfo[];
+  commonPrefixes: string[];
+  isTruncated: boolean;
+  /** The last key or common prefix returned, to continue after. */
+  last?: string;
+}
+
+/** Counts the bytes of a stream as they pass and hashes them only when asked (Content-MD5). */
+class Meter extends Transform {
+  bytes = 0;
+  private readonly md5;
+  constructor(wantMd5: boolean) {
+    super();
+    this.md5 = wantMd5 ? createHash('md5') : undefined;
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.md5?.update(chunk);
+    callback(null, chunk);
+  }
+  md5Base64(): string | undefined {
+    return this.md5?.digest('base64');
+  }
+}
+
+const WRITE_BUFFER = 1 << 20;
+const MAX_PART_NUMBER = 10_000;
+const UPLOAD_ID = /^[0-9a-f]{32}$/;
+
+function newVersion(): string {
+  return randomBytes(16).toString('hex');
+}
+
+function info(stored: StoredObject): ObjectInfo {
+  const { content: _content, lastModified, ...rest } = stored;
+  return { ...rest, lastModified: new Date(lastModified) };
+}
+
+/**
+ * A local S3 object store. An object's key never becomes a path: each object lives at
+ * `buckets/<bucket>/objects/<2 hex>/<sha256(key)>.json` (its record, holding the key) beside its
+ * content `<sha256(key)>.<version>`. Content is written to `tmp/` and renamed into place, then
+ * the record is replaced by rename: a reader sees the old object or the new one, never a part,
+ * and a crash leaves at most an unreferenced file that the next open removes. Writes to one key
+ * are serialized; different keys never share a file or a directory that is ever removed.
+ */
+export class ObjectStore {
+  private readonly buckets = new Map<string, Bucket>();
+  private readonly uploads = new Map<string, Upload>();
+  private readonly keyLocks = new Map<string, Promise<void>>();
+  private readonly madeDirs = new Set<string>();
+
+  private constructor(
+    readonly root: string,
+    private readonly onCreated: (event: ObjectCreatedEvent) => void,
+  ) {}
+
+  /** Opens (or creates) the store under `root`, dropping what a crash left half-written. */
+  static async open(
+    root: string,
+    onCreated: (event: ObjectCreatedEvent) => void = () => undefined,
+  ): Promise<ObjectStore> {
+    const store = new ObjectStore(root, onCreated);
+    await rm(store.tmpDir, { recursive: true, force: true });
+    await mkdir(store.tmpDir, { recursive: true });
+    await mkdir(join(root, 'buckets'), { recursive: true });
+    await mkdir(join(root, 'uploads'), { recursive: true });
+    for (const name of await readdir(join(root, 'buckets'))) await store.loadBucket(name);
+    for (const id of await readdir(join(root, 'uploads'))) await store.loadUpload(id);
+    return store;
+  }
+
+  private get tmpDir(): string {
+    return join(this.root, 'tmp');
+  }
+
+  private tmpPath(): string {
+    return join(this.tmpDir, newVersion());
+  }
+
+  private async loadBucket(name: string): Promise<void> {
+    const dir = join(this.root, 'buckets', name);
+    let created: Date;
+    try {
+      checkBucketName(name);
+      const record = JSON.parse(await readFile(join(dir, 'bucket.json'), 'utf8')) as {
+        created: string;
+      };
+      created = new Date(record.created);
+    } catch {
+      return; // not a bucket this store made
+    }
+    const bucket: Bucket = { name, created, dir, keys: new SortedKeys(), objects: new Map() };
+    const objectsDir = join(dir, 'objects');
+    for (const shard of await readdir(objectsDir).catch(() => [] as string[])) {
+      const shardDir = join(objectsDir, shard);
+      this.madeDirs.add(shardDir);
+      const files = await readdir(shardDir);
+      const referenced = new Set<string>();
+      for (const file of files.filter((f) => f.endsWith('.json'))) {
+        try {
+          const stored = JSON.parse(await readFile(join(shardDir, file), 'utf8')) as StoredObject;
+          if (`${keyDigest(stored.key)}.json` !== file) continue;
+          await stat(join(shardDir, stored.content));
+          bucket.objects.set(stored.key, stored);
+          bucket.keys.add(stored.key);
+          referenced.add(stored.content);
+          referenced.add(file);
+        } catch {
+          // a record without its content, or unreadable: not an object
+        }
+      }
+      for (const file of files) {
+        if (!referenced.has(file)) await rm(join(shardDir, file), { force: true });
+      }
+    }
+    this.buckets.set(name, bucket);
+  }
+
+  private async loadUpload(id: string): Promise<void> {
+    const dir = join(this.root, 'uploads', id);
+    try {
+      if (!UPLOAD_ID.test(id)) throw new Error('not an upload id');
+      const upload = JSON.parse(await readFile(join(dir, 'upload.json'), 'utf8')) as Upload;
+      if (upload.id !== id || !this.buckets.has(upload.bucket)) throw new Error('stale upload');
+      this.uploads.set(id, upload);
+    } catch {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Runs `work` after every earlier write to the same object has finished. */
+  private async withKeyLock<T>(bucket: string, key: string, work: () => Promise<T>): Promise<T> {
+    const id = `${bucket}/${key}`;
+    const previous = this.keyLocks.get(id) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((ok) => (release = ok));
+    const tail = previous.then(() => mine);
+    this.keyLocks.set(id, tail);
+    await previous;
+    try {
+      return await work();
+    } finally {
+      release();
+      if (this.keyLocks.get(id) === tail) this.keyLocks.delete(id);
+    }
+  }
+
+  private bucket(name: string): Bucket {
+    const bucket = this.buckets.get(name);
+    if (!bucket) throw noSuchBucket(name);
+    return bucket;
+  }
+
+  private objectDir(bucket: Bucket, digest: string): string {
+    return join(bucket.dir, 'objects', digest.slice(0, 2));
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    this.madeDirs.add(dir);
+  }
+
+  /** Writes a file atomically: to tmp/, then renamed over `path`. */
+  private async writeAtomic(path: string, data: string): Promise<void> {
+    const tmp = this.tmpPath();
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  }
+
+  // Buckets
+
+  listBuckets(): { name: string; created: Date }[] {
+    return [...this.buckets.values()]
+      .map(({ name, created }) => ({ name, created }))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  hasBucket(name: string): boolean {
+    return this.buckets.has(name);
+  }
+
+  /** Creates a bucket; creating one that exists is a no-op (S3 in us-east-1). */
+  async createBucket(name: string): Promise<void> {
+    checkBucketName(name);
+    if (this.buckets.has(name)) return;
+    const dir = join(this.root, 'buckets', name);
+    await mkdir(join(dir, 'objects'), { recursive: true });
+    const created = new Date();
+    await this.writeAtomic(join(dir, 'bucket.json'), JSON.stringify({ created }));
+    if (!this.buckets.has(name)) {
+      this.buckets.set(name, { name, created, dir, keys: new SortedKeys(), objects: new Map() });
+    }
+  }
+
+  async deleteBucket(name: string): Promise<void> {
+    const bucket = this.bucket(name);
+    if (bucket.objects.size > 0) {
+      throw new S3Error(409, 'BucketNotEmpty', 'The bucket you tried to delete is not empty', {
+        BucketName: name,
+      });
+    }
+    this.buckets.delete(name);
+    await rm(bucket.dir, { recursive: true, force: true });
+  }
+
+  // Objects
+
+  head(bucketName: string, key: string): ObjectInfo {
+    const stored = this.bucket(bucketName).objects.get(key);
+    if (!stored) throw noSuchKey(key);
+    return info(stored);
+  }
+
+  /**
+   * Streams `body` into the store as `key` and returns the object once it is in place.
+   * `contentMd5` (base64, from Content-MD5) is checked; `expectedSize` (Content-Length) too.
+   */
+  async put(
+    bucketName: string,
+    key: string,
+    body: Readable,
+    headers: ObjectHeaders,
+    check: { contentMd5?: string; expectedSize?: number } = {},
+  ): Promise<ObjectInfo> {
+    const bucket = this.bucket(bucketName);
+    checkKey(key);
+    const tmp = this.tmpPath();
+    const meter = new Meter(check.contentMd5 !== undefined);
+    try {
+      await pipeline(body, meter, createWriteStream(tmp, { highWaterMark: WRITE_BUFFER }));
+      if (check.expectedSize !== undefined && meter.bytes !== check.expectedSize) {
+        throw new S3Error(
+          400,
+          'IncompleteBody',
+          'You did not provide the number of bytes specified by the Content-Length HTTP header.',
+        );
+      }
+      if (check.contentMd5 !== undefined && meter.md5Base64() !== check.contentMd5) {
+        throw new S3Error(
+          400,
+          'BadDigest',
+          'The Content-MD5 you specified did not match what we received.',
+        );
+      }
+      const version = newVersion();
+      return await this.commit(
+        bucket,
+        key,
+        tmp,
+        {
+          ...headers,
+          key,
+          size: meter.bytes,
+          etag: `"${version}"`,
+          lastModified: new Date().toISOString(),
+          content: `${keyDigest(key)}.${version}`,
+        },
+        'ObjectCreated:Put',
+      );
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** Moves the content at `tmp` into place and replaces the object's record. */
+  private async commit(
+    bucket: Bucket,
+    key: string,
+    tmp: string,
+    stored: StoredObject,
+    eventName: ObjectCreatedEvent['eventName'],
+  ): Promise<ObjectInfo> {
+    const digest = keyDigest(key);
+    const dir = this.objectDir(bucket, digest);
+    await this.ensureDir(dir);
+    await rename(tmp, join(dir, stored.content));
+    await this.withKeyLock(bucket.name, key, async () => {
+      if (this.buckets.get(bucket.name) !== bucket) throw noSuchBucket(bucket.name);
+      const previous = bucket.objects.get(key);
+      try {
+        await this.writeAtomic(join(dir, `${digest}.json`), JSON.stringify(stored));
+      } catch (error) {
+        await rm(join(dir, stored.content), { force: true });
+        throw error;
+      }
+      bucket.objects.set(key, stored);
+      bucket.keys.add(key);
+      // Readers that opened the old content keep reading it: unlinking never cuts a GET short.
+      if (previous) await rm(join(dir, previous.content), { force: true });
+    });
+    const created = info(stored);
+    this.onCreated({
+      bucket: bucket.name,
+      key,
+      size: stored.size,
+      etag: stored.etag,
+      eventName,
+    });
+    return created;
+  }
+
+  /**
+   * Opens an object's content for reading (bytes `start`..`end` inclusive when given). The file
+   * is opened before the stream is returned, so a concurrent overwrite or delete cannot cut it.
+   */
+  async read(
+    bucketName: string,
+    key: string,
+    range?: { start: number; end: number },
+  ): Promise<{ info: ObjectInfo; stream: ReadStream }> {
+    const bucket = this.bucket(bucketName);
+    for (let attempt = 0; ; attempt++) {
+      const stored = bucket.objects.get(key);
+      if (!stored) throw noSuchKey(key);
+      const path = join(this.objectDir(bucket, keyDigest(key)), stored.content);
+      let handle;
+      try {
+        handle = await open(path, 'r');
+      } catch (error) {
+        // Replaced or deleted between the lookup and the open: look again.
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 5) continue;
+        throw error;
+      }
+      const stream = handle.createReadStream({
+        highWaterMark: WRITE_BUFFER,
+        ...(range ? { start: range.start, end: range.end } : {}),
+      });
+      return { info: info(stored), stream };
+    }
+  }
+
+  /** Deletes an object; deleting one that does not exist succeeds, as on S3. */
+  async delete(bucketName: string, key: string): Promise<void> {
+    const bucket = this.bucket(bucketName);
+    checkKey(key);
+    await this.withKeyLock(bucket.name, key, async () => {
+      const stored = bucket.objects.get(key);
+      if (!stored) return;
+      bucket.objects.delete(key);
+      bucket.keys.delete(key);
+      const digest = keyDigest(key);
+      const dir = this.objectDir(bucket, digest);
+      await rm(join(dir, `${digest}.json`), { force: true });
+      await rm(join(dir, stored.content), { force: true });
+    });
+  }
+
+  /** Copies an object (content and, unless `headers` replace them, its headers). */
+  async copy(
+    source: { bucket: string; key: string },
+    bucketName: string,
+    key: string,
+    headers?: ObjectHeaders,
+  ): Promise<ObjectInfo> {
+    const bucket = this.bucket(bucketName);
+    checkKey(key);
+    const { info: sourceInfo, stream } = await this.read(source.bucket, source.key);
+    const tmp = this.tmpPath();
+    try {
+      await pipeline(stream, createWriteStream(tmp, { highWaterMark: WRITE_BUFFER }));
+      const version = newVersion();
+      const {
+        key: _key,
+        size,
+        etag: _etag,
+        lastModified: _modified,
+        ...sourceHeaders
+      } = sourceInfo;
+      return await this.commit(
+        bucket,
+        key,
+        tmp,
+        {
+          ...(headers ?? sourceHeaders),
+          key,
+          size,
+          etag: `"${version}"`,
+          lastModified: new Date().toISOString(),
+          content: `${keyDigest(key)}.${version}`,
+        },
+        'ObjectCreated:Copy',
+      );
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** A page of keys in S3's order, after `after`, grouped by `delimiter` after `prefix`. */
+  list(bucketName: string, options: ListOptions): ListResult {
+    const bucket = this.bucket(bucketName);
+    const prefix = options.prefix ?? '';
+    const { delimiter } = options;
+    let index = bucket.keys.bound(prefix);
+    if (options.after !== undefined)
+      index = Math.max(index, bucket.keys.bound(options.after, true));
+    const contents: ObjectInfo[] = [];
+    const commonPrefixes: string[] = [];
+    let last: string | undefined;
+    let skipPrefix =
+      delimiter && options.after?.endsWith(delimiter) && options.after.startsWith(prefix)
+        ? options.after
+        : undefined;
+    for (; ; index++) {
+      const key = bucket.keys.at(index);
+      if (key === undefined || !key.startsWith(prefix))
+        return {
+          contents,
+          commonPrefixes,
+          isTruncated: false,
+          ...(last === undefined ? {} : { last }),
+        };
+      if (skipPrefix !== undefined && key.startsWith(skipPrefix)) continue;
+      if (contents.length + commonPrefixes.length >= options.maxKeys) {
+        return {
+          contents,
+          commonPrefixes,
+          isTruncated: true,
+          ...(last === undefined ? {} : { last }),
+        };
+      }
+      const cut = delimiter ? key.indexOf(delimiter, prefix.length) : -1;
+      if (delimiter && cut !== -1) {
+        const common = key.slice(0, cut + delimiter.length);
+        commonPrefixes.push(common);
+        skipPrefix = common;
+        last = common;
+      } else {
+        contents.push(info(bucket.objects.get(key)!));
+        last = key;
+      }
+    }
+  }
+
+  // Multipart uploads
+
+  async createUpload(bucketName: string, key: string, headers: ObjectHeaders): Promise<string> {
+    this.bucket(bucketName);
+    checkKey(key);
+    const id = newVersion();
+    const upload: Upload = {
+      id,
+      bucket: bucketName,
+      key,
+      headers,
+      initiated: new Date().toISOString(),
+    };
+    const dir = join(this.root, 'uploads', id);
+    await mkdir(dir, { recursive: true });
+    await this.writeAtomic(join(dir, 'upload.json'), JSON.stringify(upload));
+    this.uploads.set(id, upload);
+    return id;
+  }
+
+  private upload(bucketName: string, key: string, id: string): Upload {
+    const upload = UPLOAD_ID.test(id) ? this.uploads.get(id) : undefined;
+    if (!upload || upload.bucket !== bucketName || upload.key !== key) throw noSuchUpload(id);
+    return upload;
+  }
+
+  /** Stores one part; returns its ETag. */
+  async uploadPart(
+    bucketName: string,
+    key: string,
+    id: string,
+    partNumber: number,
+    body: Readable,
+    expectedSize?: number,
+  ): Promise<string> {
+    this.upload(bucketName, key, id);
+    if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > MAX_PART_NUMBER) {
+      throw new S3Error(
+        400,
+        'InvalidArgument',
+        `Part number must be an integer between 1 and ${MAX_PART_NUMBER}, inclusive`,
+      );
+    }
+    const tmp = this.tmpPath();
+    const meter = new Meter(false);
+    try {
+      await pipeline(body, meter, createWriteStream(tmp, { highWaterMark: WRITE_BUFFER }));
+      if (expectedSize !== undefined && meter.bytes !== expectedSize) {
+        throw new S3Error(
+          400,
+          'IncompleteBody',
+          'You did not provide the number of bytes specified by the Content-Length HTTP header.',
+        );
+      }
+      const etag = `"${newVersion()}"`;
+      const dir = join(this.root, 'uploads', id);
+      await rename(tmp, join(dir, `${partNumber}.part`));
+      await this.writeAtomic(
+        join(dir, `${partNumber}.json`),
+        JSON.stringify({ etag, size: meter.bytes }),
+      );
+      if (!this.uploads.has(id)) {
+        await rm(dir, { recursive: true, force: true });
+        throw noSuchUpload(id);
+      }
+      return etag;
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** Joins the listed parts into the object, in order, and ends the upload. */
+  async completeUpload(
+    bucketName: string,
+    key: string,
+    id: string,
+    parts: { partNumber: number; etag: string }[],
+  ): Promise<ObjectInfo> {
+    const upload = this.upload(bucketName, key, id);
+    const bucket = this.bucket(bucketName);
+    if (parts.length === 0) {
+      throw new S3Error(
+        400,
+        'MalformedXML',
+        'The XML you provided was not well-formed or did not validate against our published schema.',
+      );
+    }
+    const dir = join(this.root, 'uploads', id);
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      if (i > 0 && part.partNumber <= parts[i - 1]!.partNumber) {
+        throw new S3Error(
+          400,
+          'InvalidPartOrder',
+          'The list of parts was not in ascending order. The parts list must be specified in order of the part number.',
+        );
+      }
+      const record = await readFile(join(dir, `${part.partNumber}.json`), 'utf8').then(
+        (text) => JSON.parse(text) as { etag: string },
+        () => undefined,
+      );
+      if (!record || record.etag.replace(/"/g, '') !== part.etag.replace(/"/g, '')) {
+        throw new S3Error(
+          400,
+          'InvalidPart',
+          "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
+        );
+      }
+    }
+    this.uploads.delete(id);
+    const tmp = this.tmpPath();
+    try {
+      const out = createWriteStream(tmp, { highWaterMark: WRITE_BUFFER });
+      let size = 0;
+      for (const part of parts) {
+        const stream = createReadStream(join(dir, `${part.partNumber}.part`), {
+          highWaterMark: WRITE_BUFFER,
+        });
+        for await (const chunk of stream as AsyncIterable<Buffer>) {
+          size += chunk.length;
+          if (!out.write(chunk)) await new Promise<void>((ok) => out.once('drain', () => ok()));
+        }
+      }
+      await new Promise<void>((ok, fail) => {
+        out.once('error', fail);
+        out.end(ok);
+      });
+      const version = newVersion();
+      return await this.commit(
+        bucket,
+        key,
+        tmp,
+        {
+          ...upload.headers,
+          key,
+          size,
+          etag: `"${version}-${parts.length}"`,
+          lastModified: new Date().toISOString(),
+          content: `${keyDigest(key)}.${version}`,
+        },
+        'ObjectCreated:CompleteMultipartUpload',
+      );
+    } finally {
+      await rm(tmp, { force: true });
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async abortUpload(bucketName: string, key: string, id: string): Promise<void> {
+    this.upload(bucketName, key, id);
+    this.uploads.delete(id);
+    await rm(join(this.root, 'uploads', id), { recursive: true, force: true });
+  }
+}

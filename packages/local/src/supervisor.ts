@@ -1,0 +1,127 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
+
+import type { EmulatorKind, EmulatorMessage } from './emulator-main';
+
+/** The child entry, run as TypeScript through tsx (the stack itself runs under tsx or jest). */
+const EMULATOR_MAIN = join(__dirname, 'emulator-main.ts');
+const TSX_LOADER = pathToFileURL(require.resolve('tsx')).href;
+const FIRST_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 5000;
+/** A child that ran this long without dying starts its next backoff from the beginning. */
+const HEALTHY_MS = 30_000;
+
+export interface SupervisedEmulator {
+  /** The port it listens on now (the same one after a restart unless that was taken). */
+  readonly port: number;
+  /** How many times it died and was started again. */
+  readonly restarts: number;
+  /** The running child's pid (for fault injection and tests). */
+  readonly pid: number | undefined;
+  close: () => Promise<void>;
+}
+
+export interface SuperviseOptions {
+  /** Readable name for the console, e.g. `S3`. */
+  name: string;
+  kind: EmulatorKind;
+  /** Handed to the child as JSON. */
+  settings: Record<string, unknown>;
+  print: (text: string) => void;
+  /** Each event the child reports (e.g. an object created). */
+  onEvent?: (message: EmulatorMessage) => void;
+}
+
+function startChild(
+  options: SuperviseOptions,
+  port: number,
+): { child: ChildProcess; listening: Promise<number> } {
+  const child = fork(EMULATOR_MAIN, [options.kind, JSON.stringify({ ...options.settings, port })], {
+    execArgv: ['--import', TSX_LOADER],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    serialization: 'json',
+  });
+  for (const stream of [child.stdout, child.stderr]) {
+    if (stream)
+      createInterface({ input: stream }).on('line', (line) =>
+        options.print(`[local] ${options.name}: ${line}`),
+      );
+  }
+  const listening = new Promise<number>((ok, fail) => {
+    child.on('message', (message: EmulatorMessage) => {
+      if (message.type === 'listening') ok(message.port);
+      else options.onEvent?.(message);
+    });
+    child.once('exit', (code, signal) =>
+      fail(new Error(`${options.name} exited before listening (${signal ?? `exit ${code}`})`)),
+    );
+  });
+  return { child, listening };
+}
+
+/**
+ * Runs an emulator in a child process of its own, so that whatever a request does to it cannot
+ * take the stack down: when it dies, the failure is printed and it is started again (on the same
+ * port, with backoff when it keeps dying). Its state is on disk, so a restart loses nothing
+ * acknowledged.
+ */
+export async function superviseEmulator(options: SuperviseOptions): Promise<SupervisedEmulator> {
+  let closing = false;
+  let restarts = 0;
+  let backoff = FIRST_BACKOFF_MS;
+  let { child, listening } = startChild(options, 0);
+  let port = await listening;
+  let startedAt = Date.now();
+  let restartTimer: NodeJS.Timeout | undefined;
+
+  const watch = (current: ChildProcess): void => {
+    current.once('exit', (code, signal) => {
+      if (closing) return;
+      if (Date.now() - startedAt > HEALTHY_MS) backoff = FIRST_BACKOFF_MS;
+      options.print(
+        `[local] ${options.name} stopped (${signal ? `signal ${signal}` : `exit ${code}`}); restarting in ${backoff} ms`,
+      );
+      restartTimer = setTimeout(() => void restart(), backoff);
+      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+    });
+  };
+  const restart = async (): Promise<void> => {
+    if (closing) return;
+    restarts += 1;
+    ({ child, listening } = startChild(options, port));
+    watch(child);
+    startedAt = Date.now();
+    try {
+      port = await listening;
+    } catch {
+      // Died again while starting: its exit handler schedules the next try. The old port may be
+      // taken by now, so the next child picks any free one.
+      port = 0;
+    }
+  };
+  watch(child);
+
+  return {
+    get port() {
+      return port;
+    },
+    get restarts() {
+      return restarts;
+    },
+    get pid() {
+      return child.pid;
+    },
+    close: async () => {
+      closing = true;
+      clearTimeout(restartTimer);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
+      if (child.connected) child.send({ type: 'close' });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
