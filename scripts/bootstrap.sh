@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-apt_packages=(libyara-dev libarchive-dev nettle-dev libzstd-dev liblz4-dev yara awscli zip unzip p7zip-full xz-utils bzip2 git python3 make g++ binutils)
+apt_packages=(libyara-dev libarchive-dev nettle-dev libzstd-dev liblz4-dev yara python3-yara awscli zip unzip p7zip-full xz-utils bzip2 git python3 make g++ binutils)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

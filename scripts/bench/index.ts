@@ -29,6 +29,7 @@ import { benchPackaging } from './packaging';
 import { benchPipeline } from './pipeline';
 import { benchRetro } from './retro';
 import { benchScan } from './scan';
+import { benchSpeed } from './speed';
 
 interface Options {
   quick: boolean;
@@ -47,6 +48,7 @@ const SECTIONS: Record<string, (ctx: BenchContext) => Promise<SectionResult>> = 
   pipeline: benchPipeline,
   retro: benchRetro,
   archives: benchArchives,
+  speed: benchSpeed,
 };
 
 function parseArgs(argv: string[]): Options {
