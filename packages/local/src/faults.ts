@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 
+import type { LambdaRuntime } from './lambda';
+
 /**
  * Faults the local stack injects on purpose, for soak and failure tests. Each rate is the chance
  * (0..1) that one eligible request fails that way. They act at the service boundary, in the
@@ -18,6 +20,8 @@ export interface FaultPlan {
   snsPublishErrorRate?: number;
   /** An object-created notification is delivered twice (S3 delivers at least once). */
   duplicateNotificationRate?: number;
+  /** An analyzer invocation's worker is killed with SIGKILL while it runs. */
+  analyzerKillRate?: number;
   /** GetObject of keys starting with this always answers 500: their messages can never succeed. */
   poisonPrefix?: string;
   /** Random numbers in [0, 1) (default Math.random; a seeded one makes a run repeatable). */
@@ -30,6 +34,7 @@ export type FaultKind =
   | 'dynamoThrottle'
   | 'snsPublishError'
   | 'duplicateNotification'
+  | 'analyzerKill'
   | 'poison';
 
 /** Decides which requests fail, and counts each fault injected. */
@@ -40,6 +45,7 @@ export class FaultInjector {
     dynamoThrottle: 0,
     snsPublishError: 0,
     duplicateNotification: 0,
+    analyzerKill: 0,
     poison: 0,
   };
 
@@ -76,6 +82,32 @@ export class FaultInjector {
 
   duplicateNotification(): boolean {
     return this.roll('duplicateNotification', this.plan.duplicateNotificationRate);
+  }
+
+  /**
+   * Rolls once for each invocation of `fn` as it runs and SIGKILLs the worker of the unlucky
+   * ones, as a crashed container would die. Returns its stop function.
+   */
+  killWorkers(runtime: LambdaRuntime, fn: string): () => Promise<void> {
+    if (!this.plan.analyzerKillRate) return () => Promise.resolve();
+    const rolled = new WeakSet<object>();
+    const timer = setInterval(() => {
+      for (const worker of runtime.workerInfo(fn)) {
+        const event = worker.event;
+        if (!worker.busy || worker.pid === undefined || typeof event !== 'object' || !event)
+          continue;
+        if (rolled.has(event)) continue;
+        rolled.add(event);
+        if (this.roll('analyzerKill', this.plan.analyzerKillRate)) {
+          try {
+            process.kill(worker.pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
+      }
+    }, 100);
+    return () => Promise.resolve(clearInterval(timer));
   }
 }
 

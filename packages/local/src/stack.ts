@@ -13,13 +13,19 @@ import {
   matchTableDefinition,
   verdictTableDefinition,
 } from '@binaryalert/core';
-import { resourceNames, type BinaryAlertConfig, type ResourceNames } from '@binaryalert/deployment';
+import {
+  queueVisibilityTimeoutSeconds,
+  resourceNames,
+  type BinaryAlertConfig,
+  type ResourceNames,
+} from '@binaryalert/deployment';
 
 import { createAlertSinks, type AlertRecord } from './alerts';
 import { createCloudWatchHandler, MetricStore } from './cloudwatch';
 import { DEFAULT_LOCAL_PORT, LOCAL_ACCOUNT_ID, LOCAL_CREDENTIALS } from './constants';
 import { startDynamo, startS3, startSqs } from './emulators';
 import { describeError } from './errors';
+import { startEventSourceMapping } from './eventSourceMapping';
 import { FaultInjector, type FaultPlan } from './faults';
 import { createFrontHandler } from './front';
 import { localFunctions, startFunctionRunner } from './functions';
@@ -60,7 +66,8 @@ export interface LocalStackOptions {
   statusIntervalMs?: number;
   /** Where readable console output goes (alerts, status, worker warnings). Default: stdout. */
   print?: (text: string) => void;
-  /** Start the dispatcher schedule (default true). */
+  /** Start the analyzer's trigger, as `analyzer_trigger` chooses: the dispatcher schedule or the
+   * SQS event source mapping (default true). */
   dispatch?: boolean;
   /** compile-rules output to hot-reload from (releases to the local rules bucket when it changes). */
   compiledRules?: string;
@@ -144,7 +151,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       accountId,
       frontPort: port,
       visibilityTimeoutSeconds:
-        options.visibilityTimeoutSeconds ?? config.lambda_analyze_timeout_sec,
+        options.visibilityTimeoutSeconds ?? queueVisibilityTimeoutSeconds(config),
     });
     stopSteps.push(sqsEmulator.close);
     const notifier = notifyObjectCreated(
@@ -225,20 +232,35 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     await ensureTable(dynamoClient, verdictTableDefinition(names.verdictTable));
     await ensureTable(dynamoClient, dispatchSlotsTableDefinition(names.dispatchSlotsTable));
 
+    stopSteps.push(faults.killWorkers(runtime, names.analyzerFunction));
+
     if (options.dispatch ?? true) {
-      const stopSchedule = startDispatchSchedule({
-        runtime,
-        dispatcherFunction: names.dispatcherFunction,
-        analyzerFunction: names.analyzerFunction,
-        analyzerWorkers,
-        ...(options.dispatchIntervalMs === undefined
-          ? {}
-          : { intervalMs: options.dispatchIntervalMs }),
-        onFailure: runner.reportFailure,
-      });
+      const stopTrigger =
+        config.analyzer_trigger === 'sqs'
+          ? startEventSourceMapping({
+              runtime,
+              sqs,
+              queueUrl,
+              queueArn: `arn:aws:sqs:${region}:${accountId}:${names.queue}`,
+              region,
+              analyzerFunction: names.analyzerFunction,
+              maxConcurrency: analyzerWorkers,
+              onFailure: runner.reportFailure,
+              print,
+            })
+          : startDispatchSchedule({
+              runtime,
+              dispatcherFunction: names.dispatcherFunction,
+              analyzerFunction: names.analyzerFunction,
+              analyzerWorkers,
+              ...(options.dispatchIntervalMs === undefined
+                ? {}
+                : { intervalMs: options.dispatchIntervalMs }),
+              onFailure: runner.reportFailure,
+            });
       stopSteps.push(async () => {
-        const finished = stopSchedule();
-        await runtime.stop(); // ends the dispatcher run in progress
+        const finished = stopTrigger();
+        await runtime.stop(); // ends the invocations in progress
         await finished;
       });
     }

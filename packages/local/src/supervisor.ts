@@ -71,8 +71,22 @@ export async function superviseEmulator(options: SuperviseOptions): Promise<Supe
   let closing = false;
   let restarts = 0;
   let backoff = FIRST_BACKOFF_MS;
+  // The first start is retried a while too: after a crash of the whole stack, the old child
+  // may still hold its files (dynalite's LevelDB lock) for a moment.
   let { child, listening } = startChild(options, 0);
-  let port = await listening;
+  let port = 0;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      port = await listening;
+      break;
+    } catch (error) {
+      if (attempt >= 8) throw error;
+      await new Promise((ok) => setTimeout(ok, backoff));
+      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      ({ child, listening } = startChild(options, 0));
+    }
+  }
+  backoff = FIRST_BACKOFF_MS;
   let startedAt = Date.now();
   let restartTimer: NodeJS.Timeout | undefined;
 
