@@ -321,7 +321,7 @@ async function startUp(ctx: BenchContext): Promise<Row[]> {
       metric: 'manage.ts start-up (--help)',
       value: cli,
       unit: 'ms',
-      note: `node alone ${node.toFixed(0)} ms; every command's modules load at start`,
+      note: `node alone ${node.toFixed(0)} ms`,
     },
   ];
 }
