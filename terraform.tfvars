@@ -49,7 +49,8 @@ lambda_analyze_concurrency_limit = 8
 # when set, it must be at least lambda_analyze_concurrency_limit.
 lambda_analyze_reserved_concurrency = -1
 
-# Dispatcher: polls the queue and invokes analyzers. Memory (MB) and timeout (seconds).
+# Dispatcher (analyzer_trigger = "dispatcher" only): polls the queue and invokes analyzers.
+# Memory (MB) and timeout (seconds).
 lambda_dispatch_memory_mb   = 128
 lambda_dispatch_timeout_sec = 55
 

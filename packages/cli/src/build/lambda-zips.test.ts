@@ -22,6 +22,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import {
   decodeS3Key,
+  dispatchSlotsTableDefinition,
   parseS3Notification,
   s3EventRecord,
   matchTableDefinition,
@@ -307,12 +308,19 @@ describe('buildLambdaZips', () => {
           }),
         );
       }
+      // Each analyzer invocation holds one of the dispatcher's slots.
+      await dynamo.client.send(
+        new CreateTableCommand(dispatchSlotsTableDefinition(names.dispatchSlotsTable)),
+      );
       const lambda = await recorder(() => ({ status: 202 }));
       const dir = await unzipped('dispatcher');
       try {
         const result = await invoke(
           dir,
-          { ...env, ...awsEnv({ SQS: sqs.endpoint, LAMBDA: lambda.endpoint }) },
+          {
+            ...env,
+            ...awsEnv({ SQS: sqs.endpoint, LAMBDA: lambda.endpoint, DYNAMODB: dynamo.endpoint }),
+          },
           {},
           4_000,
         );
@@ -332,12 +340,17 @@ describe('buildLambdaZips', () => {
             JSON.parse(r.body) as {
               Records: { s3: { object: { key: string } } }[];
               SQSReceipts: string[];
+              DispatchSlot: { Slot: number };
             },
         );
         expect(
           payloads.flatMap((p) => p.Records.map((r) => decodeS3Key(r.s3.object.key))).sort(),
         ).toEqual(['a.exe', 'b c.dll']);
         expect(payloads.flatMap((p) => p.SQSReceipts)).toHaveLength(2);
+        // Distinct slots, among the lambda_analyze_concurrency_limit the dispatcher has.
+        const slots = payloads.map((p) => p.DispatchSlot.Slot);
+        expect(new Set(slots).size).toBe(slots.length);
+        expect(Math.max(...slots)).toBeLessThan(config.lambda_analyze_concurrency_limit);
       } finally {
         await lambda.close();
       }
