@@ -7,6 +7,7 @@ import { registerApply } from './commands/apply';
 import { registerDestroy } from './commands/destroy';
 import { registerDeploy } from './commands/deploy';
 import { registerDeployRules } from './commands/deploy-rules';
+import { registerNewRule } from './commands/new-rule';
 import { registerLocal } from './commands/local';
 import { registerBuild } from './commands/build';
 import { registerRetroAnalyze } from './commands/retro-analyze';
@@ -28,6 +29,7 @@ const registrars: CommandRegistrar[] = [
   registerDestroy,
   registerDeploy,
   registerDeployRules,
+  registerNewRule,
   registerLocal,
   registerBuild,
   registerRetroAnalyze,

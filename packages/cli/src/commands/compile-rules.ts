@@ -1,16 +1,28 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { libyaraVersion, RuleCompileError, type CompileMessage } from '@binaryalert/yara';
+import {
+  libyaraVersion,
+  loadRules,
+  RuleCompileError,
+  type CompileMessage,
+} from '@binaryalert/yara';
 import { UsageError, type CommandRegistrar } from '../usage';
 import { compileRulesDirectory } from '../rules/compile';
-import { DEFAULT_COMPILED_RULES, DEFAULT_RULES_DIR, displayPath } from '../rules/paths';
+import {
+  DEFAULT_COMPILED_RULES,
+  DEFAULT_RULES_DIR,
+  displayPath,
+  SAMPLES_DIR_NAME,
+} from '../rules/paths';
+import { testRuleSamples, untestedWarning } from '../rules/samples';
 
 interface CompileRulesFlags {
   rulesDir: string;
   output: string;
   skipBroken?: boolean;
   showWarnings?: boolean;
+  test?: boolean;
 }
 
 /** `file:line: message`, the form editors and CI annotate. */
@@ -36,6 +48,10 @@ export const registerCompileRules: CommandRegistrar = (program: Command) => {
     .option('-o, --output <file>', 'compiled rules file', DEFAULT_COMPILED_RULES)
     .option('--skip-broken', 'leave out rule files that do not compile and list them')
     .option('--show-warnings', 'list compiler warnings, not just their number')
+    .option(
+      '--test',
+      'test each rule against its samples (rules/samples/{positive,negative}/RULE/)',
+    )
     .action(async (flags: CompileRulesFlags) => {
       const rulesDir = path.resolve(flags.rulesDir);
       await requireDirectory(rulesDir, '--rules-dir');
@@ -55,6 +71,18 @@ export const registerCompileRules: CommandRegistrar = (program: Command) => {
           if (flags.showWarnings)
             result.warnings.forEach((w) => err(`warning: ${formatCompileMessage(w)}`));
           else err(`${result.warnings.length} compiler warnings (list them with --show-warnings)`);
+        }
+        if (flags.test) {
+          const report = await testRuleSamples(
+            await loadRules(result.output),
+            Object.keys(result.manifest.fingerprints.rules),
+            path.join(rulesDir, SAMPLES_DIR_NAME),
+          );
+          out(`tested ${report.tested} samples: ${report.failures.length} failed`);
+          report.failures.forEach((failure) => err(`FAIL ${failure}`));
+          const warning = untestedWarning(report);
+          if (warning) err(warning);
+          if (report.failures.length > 0) process.exitCode = 1;
         }
         if (result.skipped.length > 0) {
           err(`left out ${result.skipped.length} rule files that do not compile:`);

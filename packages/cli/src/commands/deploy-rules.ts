@@ -11,6 +11,7 @@ import {
 import { awsClientSettings, createAwsClients, destroyAwsClients, type LocalFlag } from '../aws';
 import { describeRelease, releaseRules, type ReleaseOutcome } from '../rules/release';
 import { DEFAULT_RULES_DIR } from '../rules/paths';
+import { untestedWarning } from '../rules/samples';
 import { requireDirectory } from './compile-rules';
 import { retroAnalyze } from './retro-analyze';
 import { UsageError, type CommandRegistrar } from '../usage';
@@ -68,6 +69,8 @@ export async function deployRules(options: DeployRulesOptions): Promise<ReleaseO
   } finally {
     destroyAwsClients(clients);
   }
+  const warning = untestedWarning(outcome.samples);
+  if (warning) log(warning);
   if (!outcome.published) {
     log(`rules unchanged: v${outcome.release.version} (${outcome.release.ruleCount} rules)`);
     return outcome;

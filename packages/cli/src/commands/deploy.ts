@@ -3,9 +3,11 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import type { Command } from 'commander';
-import { LAMBDA_DIST_DIR, REPO_ROOT, TERRAFORM_DIR, loadTfvars } from '@binaryalert/deployment';
+import { LAMBDA_DIST_DIR, TERRAFORM_DIR, loadTfvars } from '@binaryalert/deployment';
 import type { CommandRegistrar } from '../usage';
-import { runInherited, terraformApply } from './apply';
+import { DEFAULT_RULES_DIR } from '../rules/paths';
+import { runRuleTests, untestedWarning } from '../rules/samples';
+import { terraformApply } from './apply';
 import { COMPILED_RULES_FILE, buildLambdaZips } from '../build';
 import { retroAnalyze } from './retro-analyze';
 
@@ -111,13 +113,19 @@ const DEPLOYED_RULES_RECORD = path.join(
   'binaryalert_deployed_rules_sha256',
 );
 
-/** The real steps: scripts/test.sh, build.ts, apply.ts, retro-analyze.ts. */
+/** The real steps: the rule tests, build.ts, apply.ts, retro-analyze.ts. */
 export function realDeploySteps(
   recordPath = DEPLOYED_RULES_RECORD,
   options: { autoApprove?: boolean } = {},
 ): DeploySteps {
   return {
-    test: () => runInherited('bash', ['scripts/test.sh'], { cwd: REPO_ROOT }),
+    // The rule tests (samples), not the developers' suite (bash scripts/test.sh).
+    test: async () => {
+      const report = await runRuleTests(DEFAULT_RULES_DIR);
+      process.stdout.write(`rule tests: ${report.tested} samples passed\n`);
+      const warning = untestedWarning(report);
+      if (warning) process.stdout.write(`${warning}\n`);
+    },
     build: async () => {
       await buildLambdaZips({ log: (line) => process.stdout.write(`${line}\n`) });
     },
@@ -155,7 +163,7 @@ export const registerDeploy: CommandRegistrar = (program: Command) => {
   program
     .command('deploy')
     .description('test, build and apply; then retro-analyze if the YARA rules changed')
-    .option('--skip-tests', 'do not run scripts/test.sh first')
+    .option('--skip-tests', 'do not run the rule tests (samples) first')
     .option('--no-retro', 'never run retroactive analysis after deploying')
     .option('-y, --yes', 'let terraform apply without asking for confirmation')
     .action(async (flags: { skipTests?: boolean; retro: boolean; yes?: boolean }) => {

@@ -9,7 +9,10 @@ import {
   publishRulesRelease,
   type RulesManifest,
 } from '@binaryalert/core';
+import { loadRules } from '@binaryalert/yara';
 import { compileRulesDirectory, type RuleSetSummary } from './compile';
+import { SAMPLES_DIR_NAME } from './paths';
+import { RuleSampleError, testRuleSamples, type SampleReport } from './samples';
 
 /** What a rules release changed, for the one line users read. */
 export interface ReleaseOutcome {
@@ -21,6 +24,8 @@ export interface ReleaseOutcome {
   changed: string[];
   removed: string[];
   summary: RuleSetSummary;
+  /** The rule tests: samples checked and rules without samples. */
+  samples: SampleReport;
 }
 
 /** `rules v7 loaded: 23 rules (2 new, 1 changed)` and its variants. */
@@ -49,10 +54,24 @@ export async function releaseRules(options: {
       rulesDir: options.rulesDir,
       output: path.join(scratch, COMPILED_RULES_FILE),
     });
-    const current = await currentRelease(options.s3, options.bucket);
     const { manifest, output, ...summary } = compiled;
+    const samples = await testRuleSamples(
+      await loadRules(output),
+      Object.keys(manifest.fingerprints.rules),
+      path.join(options.rulesDir, SAMPLES_DIR_NAME),
+    );
+    if (samples.failures.length > 0) throw new RuleSampleError(samples.failures);
+    const current = await currentRelease(options.s3, options.bucket);
     if (current && current.compiledSha256 === manifest.compiledSha256) {
-      return { release: current, published: false, added: [], changed: [], removed: [], summary };
+      return {
+        release: current,
+        published: false,
+        added: [],
+        changed: [],
+        removed: [],
+        summary,
+        samples,
+      };
     }
     const { release, previous } = await publishRulesRelease(
       options.s3,
@@ -60,7 +79,7 @@ export async function releaseRules(options: {
       await readFile(output),
       manifest,
     );
-    return { release, published: true, ...diffReleases(previous, release), summary };
+    return { release, published: true, ...diffReleases(previous, release), summary, samples };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
