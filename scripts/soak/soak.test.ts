@@ -1,0 +1,22 @@
+import { formatSoakReport, runSoak } from './soak';
+
+// The e2e-sized soak: 200 uploads through the local stack with faults at 3% and one kill of the
+// whole stack. `pnpm soak` runs the full 2,000.
+jest.setTimeout(900_000);
+
+describe('pnpm soak, e2e-sized', () => {
+  it('gives every surviving object a verdict, alerts each EICAR once and dead-letters only poison', async () => {
+    const report = await runSoak({ objects: 200, faultRate: 0.03, seed: 7 });
+    const summary = formatSoakReport(report);
+
+    expect({ failures: report.failures, summary }).toEqual({ failures: [], summary });
+    expect(report.verdicted).toBe(report.verdictsExpected);
+    expect(report.alertsDuplicated).toBe(0);
+    expect(report.alertsMissed).toBe(0);
+    expect(report.deadLetters.otherKeys).toEqual([]);
+    expect(report.outsideDataDir).toEqual([]);
+    expect((report.faults.s3GetError ?? 0) + (report.faults.dynamoThrottle ?? 0)).toBeGreaterThan(
+      0,
+    );
+  });
+});
