@@ -7,6 +7,7 @@ import {
   ResourceNotFoundException,
   type CreateTableCommandInput,
 } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import {
   dispatchSlotsTableDefinition,
@@ -34,6 +35,7 @@ import { createLambdaHandler } from './lambdaApi';
 import { lockDataDir } from './lock';
 import { closeServer, listenLoopback } from './loopback';
 import { notifyObjectCreated } from './notifications';
+import { reconcileVerdicts, type ReconcileOutcome } from './reconcile';
 import { sendJsonError } from './protocol';
 import { startDispatchSchedule } from './scheduler';
 import { createSnsHandler } from './sns';
@@ -93,6 +95,10 @@ export interface LocalStack {
   /** The emulators in child processes (pids for fault injection; restart counts). */
   emulators: { s3: SupervisedEmulator; dynamo: SupervisedEmulator };
   status(): Promise<LocalStatus>;
+  /** The reconciliation run at start: objects queued again because they had no verdict. */
+  reconciled: Promise<ReconcileOutcome | undefined>;
+  /** Queues again every object of the bucket without a verdict for its current content. */
+  reconcile(): Promise<ReconcileOutcome>;
   /** Stops every server and worker and releases the data directory. */
   stop(): Promise<void>;
 }
@@ -283,6 +289,29 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         print,
       }),
     );
+    // Nothing queued before a crash is lost: the queue lives in memory, the ledger on disk.
+    const s3Client = new S3Client({ ...clientConfig, forcePathStyle: true });
+    const reconcile = () =>
+      reconcileVerdicts(
+        { s3: s3Client, dynamo: dynamoClient, sqs },
+        { bucket: names.bucket, verdictTable: names.verdictTable, queueUrl },
+      );
+    const reconciled = reconcile().then(
+      (outcome) => {
+        if (outcome.queued > 0) {
+          print(`[local] queued ${outcome.queued} objects that had no verdict yet`);
+        }
+        return outcome;
+      },
+      (error: unknown) => {
+        if (!stopping) print(`[local] reconciliation failed: ${describeError(error)}`);
+        return undefined;
+      },
+    );
+    stopSteps.push(async () => {
+      await reconciled;
+      s3Client.destroy();
+    });
     const statusIntervalMs = options.statusIntervalMs ?? 10_000;
     if (statusIntervalMs > 0) stopSteps.push(startStatusLine(status, statusIntervalMs, print));
 
@@ -300,6 +329,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       faults: faults.injected,
       emulators: { s3, dynamo },
       status,
+      reconciled,
+      reconcile,
       stop,
     };
   } catch (error) {
