@@ -1,5 +1,6 @@
 # Least privilege: each worker's inline policy names only the actions its code calls, on only
-# the resources it touches (terraform.test.ts keeps these lists in step with the code).
+# the resources it touches (terraform.test.ts keeps these lists equal to the function manifest's
+# `actions` and to the SDK commands the code sends).
 # The base logging policy is added by modules/lambda.
 
 data "aws_iam_policy_document" "analyzer" {

@@ -1,5 +1,6 @@
-# The three workers, one modules/lambda instance each. Their environments are exactly what
-# functionEnvironments() in packages/core/src/config.ts returns (checked by terraform.test.ts).
+# The three workers, one modules/lambda instance each, as the function manifest
+# (packages/deployment/src/functions.ts) describes them: description, settings, environment and
+# IAM actions are checked against it by terraform.test.ts.
 
 module "analyzer" {
   source = "./modules/lambda"

@@ -6,7 +6,7 @@ locals {
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
 
-  # The same names as resourceNames() in packages/core/src/config.ts (checked by terraform.test.ts).
+  # The same names as resourceNames() in packages/deployment/src/names.ts (checked by terraform.test.ts).
   names = {
     bucket              = "${replace(var.name_prefix, "_", ".")}.binaryalert-binaries.${var.aws_region}"
     log_bucket          = var.s3_log_bucket == "" ? "${replace(var.name_prefix, "_", ".")}.binaryalert-s3-access-logs.${var.aws_region}" : var.s3_log_bucket

@@ -4,6 +4,11 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import {
   BinaryAlertConfigSchema,
+  COMMON_SETTINGS,
+  FUNCTION_NAMES,
+  FUNCTIONS as MANIFEST,
+  HANDLER,
+  functionSpec,
   DEFAULT_TFVARS_PATH,
   functionEnvironments,
   parseTfvars,
@@ -21,15 +26,9 @@ import { parseModule, type Block } from './hcl';
 // Parsed HCL is untyped JSON; the assertions below are what checks its shape.
 /* eslint-disable @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call */
 
-/** The part of a zod object schema this test uses (zod itself resolves only inside packages/). */
-interface EnvSchema {
-  shape: Record<string, { safeParse(value: unknown): { success: boolean } }>;
-  safeParse(value: unknown): { success: boolean };
-}
-
 const ROOT = path.resolve(__dirname, '..');
 const MODULE_DIR = path.join(__dirname, 'modules', 'lambda');
-const FUNCTIONS: FunctionName[] = ['analyzer', 'dispatcher', 'batcher'];
+const FUNCTIONS = FUNCTION_NAMES;
 
 /** Every string anywhere in a parsed block (where HCL expressions end up as "${...}"). */
 function strings(value: unknown): string[] {
@@ -134,28 +133,17 @@ function actionsUsedBy(fn: FunctionName): string[] {
     .sort();
 }
 
-/** The zod schema a worker parses its environment with, as its package exports it. */
-async function envSchemaOf(
-  fn: FunctionName,
-  env: Record<string, string>,
-): Promise<EnvSchema | undefined> {
-  for (const file of ['env.ts', 'deps.ts']) {
-    const modulePath = path.join(ROOT, 'packages', fn, 'src', file);
-    if (!existsSync(modulePath)) continue;
-    // deps.ts parses process.env when it loads: give it the environment Terraform sets.
-    const saved = { ...process.env };
-    Object.assign(process.env, { AWS_REGION: 'us-east-1' }, env);
-    try {
-      // `EnvSchema`, or a prefixed name such as `AnalyzerEnvSchema`.
-      const exported = (await import(modulePath)) as Record<string, unknown>;
-      const name = Object.keys(exported).find((key) => key.endsWith('EnvSchema'));
-      if (name) return exported[name] as EnvSchema;
-    } finally {
-      for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
-      Object.assign(process.env, saved);
+/** The tfvars settings a module instance reads, directly or through a local (not the names). */
+function settingsUsedBy(instance: Block): string[] {
+  const locals = Object.assign({}, ...root.locals) as Record<string, unknown>;
+  const expressions = strings(instance);
+  for (const text of [...expressions]) {
+    for (const [, name] of text.matchAll(/\blocal\.(\w+)/g)) {
+      if (name !== 'names' && name !== 'lambda_zip') expressions.push(...strings(locals[name!]));
     }
   }
-  return undefined;
+  const used = expressions.flatMap((text) => [...text.matchAll(/\bvar\.(\w+)/g)].map((m) => m[1]!));
+  return [...new Set(used)].sort();
 }
 
 let root: Block;
@@ -296,8 +284,25 @@ describe('Lambda functions', () => {
     expect(zips[fn]).toBe(`\${path.module}/../dist/lambda/${fn}.zip`);
     expect(instance.filename).toBe(`\${local.lambda_zip.${fn}}`);
     expect(instance.source_code_hash).toBe(`\${filebase64sha256(local.lambda_zip.${fn})}`);
-    expect(instance.handler).toBe('index.handler');
+    expect(instance.handler).toBe(HANDLER);
     expect(instance.function_name).toBe(`\${local.names.${fn}_function}`);
+    expect(instance.description).toBe(functionSpec(fn).description);
+    expect(instance.memory_size_mb).toBe(`\${var.${functionSpec(fn).memoryMbSetting}}`);
+    expect(instance.timeout_sec).toBe(`\${var.${functionSpec(fn).timeoutSecSetting}}`);
+  });
+
+  it.each(FUNCTIONS)('%s uses exactly the settings its manifest entry lists', (fn) => {
+    const used = settingsUsedBy(only(root.module[fn]));
+    const listed = [...functionSpec(fn).settings, ...COMMON_SETTINGS];
+
+    expect({
+      fn,
+      notInManifest: used.filter((setting) => !listed.includes(setting as never)),
+    }).toEqual({ fn, notInManifest: [] });
+    expect({ fn, notInTerraform: listed.filter((setting) => !used.includes(setting)) }).toEqual({
+      fn,
+      notInTerraform: [],
+    });
   });
 
   it('deploys the functions the build writes, on a runtime that runs its bundles', () => {
@@ -305,6 +310,7 @@ describe('Lambda functions', () => {
     const bundleMajor = Number(/^node(\d+)$/.exec(BUNDLE_TARGET)?.[1]);
 
     expect([...LAMBDA_FUNCTIONS].sort()).toEqual([...FUNCTIONS].sort());
+    expect(MANIFEST.map((fn) => fn.packageDir)).toEqual(FUNCTIONS.map((fn) => `packages/${fn}`));
     expect(Object.keys(root.module).sort()).toEqual([...FUNCTIONS].sort());
     expect(runtimeMajor).toBeGreaterThanOrEqual(bundleMajor);
     expect(only(root.module.analyzer).runtime).toBe('${var.lambda_runtime}');
@@ -316,10 +322,9 @@ describe('Lambda functions', () => {
     expect(terraformEnv).toEqual(Object.keys(functionEnvironments(config, ids)[fn]).sort());
   });
 
-  it.each(FUNCTIONS)('%s environment is what its handler env schema reads', async (fn) => {
+  it.each(FUNCTIONS)('%s environment is what its handler env schema reads', (fn) => {
     const env = functionEnvironments(config, ids)[fn];
-    const schema = await envSchemaOf(fn, env);
-    if (!schema) throw new Error(`packages/${fn}/src/{env,deps}.ts export no EnvSchema`);
+    const schema = functionSpec(fn).envSchema;
     const names = Object.keys(schema.shape);
     const required = names.filter((name) => !schema.shape[name]!.safeParse(undefined).success);
 
@@ -363,13 +368,15 @@ describe('IAM', () => {
     return only(root.data.aws_iam_policy_document[fn]).statement as Block[];
   }
 
-  it.each(FUNCTIONS)('%s may do exactly what its code calls', (fn) => {
+  it.each(FUNCTIONS)('%s may do exactly what its manifest entry and its code say', (fn) => {
     const granted = statements(fn)
       .flatMap((statement) => statement.actions as string[])
       .filter((action, i, all) => all.indexOf(action) === i)
       .sort();
+    const listed = [...functionSpec(fn).actions].sort();
 
-    expect(granted).toEqual(actionsUsedBy(fn));
+    expect({ fn, granted }).toEqual({ fn, granted: listed });
+    expect({ fn, called: actionsUsedBy(fn) }).toEqual({ fn, called: listed });
   });
 
   it.each(FUNCTIONS)('%s grants nothing on "*" but namespaced metrics', (fn) => {

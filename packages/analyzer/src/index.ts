@@ -1,6 +1,7 @@
 export * from './alerts';
 export * from './analyze';
 export * from './concurrency';
+export * from './config';
 export * from './deps';
 export * from './download';
 export * from './errors';

@@ -1,5 +1,10 @@
+import { loadConfig } from './config';
+import { createDeps } from './deps';
 import { BatchEventSchema, enqueueBucket } from './enqueue';
-import { config, deps } from './deps';
+
+// Once per container: a missing or malformed variable fails the cold start naming it.
+const config = loadConfig();
+const deps = createDeps();
 
 interface LambdaContext {
   getRemainingTimeInMillis(): number;

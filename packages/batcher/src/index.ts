@@ -1,4 +1,5 @@
-export { EnvSchema, type BatcherEnv } from './env';
+export { EnvSchema, loadConfig } from './config';
+export { createDeps } from './deps';
 export {
   BatchEventSchema,
   ContinuationInvokeError,

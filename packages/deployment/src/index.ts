@@ -1,4 +1,4 @@
-export * from './environments';
+export * from './functions';
 export * from './names';
 export * from './paths';
 export * from './queueing';

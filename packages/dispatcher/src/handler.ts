@@ -1,7 +1,11 @@
 import { z } from 'zod';
-
+import { loadConfig } from './config';
+import { createDeps } from './deps';
 import { dispatch, type DispatchResult } from './dispatch';
-import { config, deps } from './deps';
+
+// Once per container: a missing or malformed variable fails the cold start naming it.
+const config = loadConfig();
+const deps = createDeps(config);
 
 // Scheduled EventBridge events carry nothing the dispatcher needs; accept any object.
 const EventSchema = z.looseObject({});

@@ -1,4 +1,5 @@
-export { EnvSchema, type DispatcherEnv } from './env';
+export { EnvSchema, loadConfig } from './config';
+export { createDeps } from './deps';
 export {
   classifyBody,
   dispatch,

@@ -2,15 +2,15 @@ import { appendFile, mkdir } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import {
+  FUNCTIONS,
+  HANDLER,
   functionEnvironments,
+  type FunctionName,
   type BinaryAlertConfig,
   type ResourceNames,
 } from '@binaryalert/deployment';
 
 import { LambdaRuntime, type InvokeOutcome, type LocalFunction } from './lambda';
-
-/** The handler Terraform configures for every function. */
-const LAMBDA_HANDLER = 'index.handler';
 
 export interface FunctionTableOptions {
   config: BinaryAlertConfig;
@@ -24,7 +24,7 @@ export interface FunctionTableOptions {
   dispatchWaitSeconds?: number;
 }
 
-/** The three functions with Terraform's settings, and how many analyzers run at once. */
+/** The manifest's functions with Terraform's settings, and how many analyzers run at once. */
 export function localFunctions(options: FunctionTableOptions): {
   functions: LocalFunction[];
   analyzerWorkers: number;
@@ -51,40 +51,31 @@ export function localFunctions(options: FunctionTableOptions): {
   // the next run waits for a free worker, so received messages never wait in the local invoke
   // queue until their visibility timeout expires (which would count receives toward the DLQ).
   const dispatchLimit = Math.max(1, Math.min(config.lambda_dispatch_limit, analyzerWorkers * 2));
-  const functions: LocalFunction[] = [
-    {
-      name: names.analyzerFunction,
-      zipPath: join(zipsDir, 'analyzer.zip'),
-      handler: LAMBDA_HANDLER,
-      timeoutSeconds: config.lambda_analyze_timeout_sec,
-      memoryMb: config.lambda_analyze_memory_mb,
-      // Rules releases (deploy-rules --local, hot reload) are picked up within a second.
-      environment: { ...environments.analyzer, RULES_REFRESH_SECONDS: '1' },
+  // Local departures from Terraform's settings, for a laptop's few cores.
+  const local: Record<
+    FunctionName,
+    Pick<LocalFunction, 'concurrency'> & { env?: Record<string, string> }
+  > = {
+    analyzer: {
       concurrency: analyzerWorkers,
+      // Rules releases (deploy-rules --local, hot reload) are picked up within a second.
+      env: { RULES_REFRESH_SECONDS: '1' },
     },
-    {
-      name: names.dispatcherFunction,
-      zipPath: join(zipsDir, 'dispatcher.zip'),
-      handler: LAMBDA_HANDLER,
-      timeoutSeconds: config.lambda_dispatch_timeout_sec,
-      memoryMb: config.lambda_dispatch_memory_mb,
-      environment: {
-        ...environments.dispatcher,
-        SQS_WAIT_TIME_SECONDS: String(waitSeconds),
-        MAX_INVOCATIONS: String(dispatchLimit),
-      },
+    dispatcher: {
       concurrency: 2,
+      env: { SQS_WAIT_TIME_SECONDS: String(waitSeconds), MAX_INVOCATIONS: String(dispatchLimit) },
     },
-    {
-      name: names.batcherFunction,
-      zipPath: join(zipsDir, 'batcher.zip'),
-      handler: LAMBDA_HANDLER,
-      timeoutSeconds: config.lambda_batch_timeout_sec,
-      memoryMb: config.lambda_batch_memory_mb,
-      environment: environments.batcher,
-      concurrency: 2,
-    },
-  ];
+    batcher: { concurrency: 2 },
+  };
+  const functions = FUNCTIONS.map((fn): LocalFunction => ({
+    name: fn.functionName(names),
+    zipPath: join(zipsDir, `${fn.name}.zip`),
+    handler: HANDLER,
+    timeoutSeconds: Number(config[fn.timeoutSecSetting]),
+    memoryMb: Number(config[fn.memoryMbSetting]),
+    environment: { ...environments[fn.name], ...local[fn.name].env },
+    concurrency: local[fn.name].concurrency,
+  }));
   return { functions, analyzerWorkers };
 }
 

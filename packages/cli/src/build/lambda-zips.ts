@@ -6,14 +6,23 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import * as esbuild from 'esbuild';
-import { LAMBDA_DIST_DIR, REPO_ROOT, RULES_DIR } from '@binaryalert/deployment';
+import {
+  FUNCTION_NAMES,
+  LAMBDA_DIST_DIR,
+  REPO_ROOT,
+  RULES_DIR,
+  functionSpec,
+  type FunctionName,
+  type ZipAsset,
+} from '@binaryalert/deployment';
 
 import { COMPILED_RULES_FILE, RULES_MANIFEST_FILE } from '@binaryalert/core';
 import { compileRulesDirectory } from '../rules/compile';
 import { writeReproducibleZip, type ZipEntry } from './zip';
 
-export const LAMBDA_FUNCTIONS = ['analyzer', 'dispatcher', 'batcher'] as const;
-export type LambdaFunctionName = (typeof LAMBDA_FUNCTIONS)[number];
+/** The functions the build writes a zip for: every one of the manifest. */
+export const LAMBDA_FUNCTIONS = FUNCTION_NAMES;
+export type LambdaFunctionName = FunctionName;
 
 /** File names inside the zips (docs/contracts.md "Build output"); handler `index.handler`. */
 export { COMPILED_RULES_FILE, RULES_MANIFEST_FILE };
@@ -51,25 +60,24 @@ export class LambdaBuildError extends Error {
 const addonDir = path.join(REPO_ROOT, 'packages', 'yara', 'build', 'Release');
 
 /**
- * Bundles each worker's `src/handler.ts` with esbuild (AWS SDK v3 included, minified, source
- * map) and writes `<outDir>/<function>.zip` reproducibly. The analyzer zip also carries the yara
- * addon (esbuild copies the `.node` its binding requires and points the require at
- * `./yara.node`), any `lib*.so*` shipped beside the addon, libmagic's `magic.mgc` (the addon
- * uses the one beside it) and the compiled rules.
+ * Bundles each function's `src/handler.ts` (from the function manifest) with esbuild (AWS SDK v3
+ * included, minified, source map) and writes `<outDir>/<function>.zip` reproducibly, with the
+ * zip assets its manifest entry names. A bundle that requires the yara addon carries it (esbuild
+ * copies the `.node` its binding requires and points the require at `./yara.node`).
  */
 export async function buildLambdaZips(options: BuildLambdaZipsOptions = {}): Promise<BuiltZip[]> {
   const outDir = path.resolve(options.outDir ?? LAMBDA_DIST_DIR);
   const functions = options.functions ?? LAMBDA_FUNCTIONS;
   const log = options.log ?? (() => undefined);
 
-  if (functions.includes('analyzer')) await ensureAddon(log);
+  const specs = functions.map(functionSpec);
+  if (specs.some((spec) => spec.zipAssets.includes('native-libraries'))) await ensureAddon(log);
   const built: BuiltZip[] = [];
-  for (const name of functions) {
-    const entries = await bundle(name);
-    if (name === 'analyzer') {
-      entries.push(...(await sharedLibraries()));
-      entries.push({ name: MAGIC_DATABASE_FILE, data: await magicDatabase() });
-      entries.push(...(await compiledRules(options.rulesDir, log)));
+  for (const spec of specs) {
+    const name = spec.name;
+    const entries = await bundle(spec.name, spec.packageDir);
+    for (const asset of spec.zipAssets) {
+      entries.push(...(await zipAsset(asset, options.rulesDir, log)));
     }
     const file = path.join(outDir, `${name}.zip`);
     await writeReproducibleZip(file, entries);
@@ -87,14 +95,30 @@ export async function buildLambdaZips(options: BuildLambdaZipsOptions = {}): Pro
   return built;
 }
 
-async function bundle(name: LambdaFunctionName): Promise<ZipEntry[]> {
+/** The files of one kind of zip asset. */
+async function zipAsset(
+  asset: ZipAsset,
+  rulesDir: string | undefined,
+  log: (line: string) => void,
+): Promise<ZipEntry[]> {
+  switch (asset) {
+    case 'native-libraries':
+      return sharedLibraries();
+    case 'magic-database':
+      return [{ name: MAGIC_DATABASE_FILE, data: await magicDatabase() }];
+    case 'compiled-rules':
+      return compiledRules(rulesDir, log);
+  }
+}
+
+async function bundle(name: LambdaFunctionName, packageDir: string): Promise<ZipEntry[]> {
   // A fixed virtual output directory keeps the source map identical wherever the zip is written.
   const virtualOutDir = path.join(LAMBDA_DIST_DIR, name);
   let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
   try {
     result = await esbuild.build({
       absWorkingDir: REPO_ROOT,
-      entryPoints: { index: path.join(REPO_ROOT, 'packages', name, 'src', 'handler.ts') },
+      entryPoints: { index: path.join(REPO_ROOT, packageDir, 'src', 'handler.ts') },
       outdir: virtualOutDir,
       write: false,
       bundle: true,

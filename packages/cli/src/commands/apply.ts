@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import {
   DEFAULT_TFVARS_PATH,
+  FUNCTION_NAMES,
   LAMBDA_DIST_DIR,
   TERRAFORM_DIR,
   loadTfvars,
@@ -12,9 +13,7 @@ import {
 import type { CommandRegistrar } from '../usage';
 
 /** The zips Terraform deploys (written by `manage.ts build`). */
-export const LAMBDA_ZIPS = ['analyzer', 'dispatcher', 'batcher'].map((name) =>
-  path.join(LAMBDA_DIST_DIR, `${name}.zip`),
-);
+export const LAMBDA_ZIPS = FUNCTION_NAMES.map((name) => path.join(LAMBDA_DIST_DIR, `${name}.zip`));
 
 /** An external command (terraform, the test script) exited unsuccessfully. */
 export class CommandFailedError extends Error {

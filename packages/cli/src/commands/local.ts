@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import {
+  FUNCTIONS,
   LAMBDA_DIST_DIR,
   REPO_ROOT,
   DEFAULT_TFVARS_PATH,
@@ -30,11 +31,10 @@ interface LocalFlags {
   tfvars: string;
 }
 
-/** What a rebuild depends on: the workers' sources, the yara addon and the rules. */
+/** What a rebuild depends on: the functions' sources, the runtime core, the addon and the rules. */
 const BUILD_INPUTS = [
-  ...['core', 'analyzer', 'dispatcher', 'batcher', 'yara'].map((pkg) =>
-    path.join(REPO_ROOT, 'packages', pkg, 'src'),
-  ),
+  ...FUNCTIONS.map((fn) => path.join(REPO_ROOT, fn.packageDir, 'src')),
+  ...['core', 'yara'].map((pkg) => path.join(REPO_ROOT, 'packages', pkg, 'src')),
   path.join(REPO_ROOT, 'packages', 'yara', 'build', 'Release'),
   path.join(REPO_ROOT, 'rules'),
 ];

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '@binaryalert/core';
-import { loadAnalyzerConfig } from './deps';
+import { loadConfig } from './config';
 
 const ENV = {
   YARA_MATCHES_DYNAMO_TABLE_NAME: 'prefix_binaryalert_matches',
@@ -18,9 +18,9 @@ const ENV = {
   ARCHIVE_MAX_RATIO: '250',
 };
 
-describe('loadAnalyzerConfig', () => {
+describe('loadConfig', () => {
   it('reads the environment Terraform sets, with defaults for the optional variables', () => {
-    const config = loadAnalyzerConfig(ENV, '/var/task');
+    const config = loadConfig(ENV, '/var/task');
 
     expect(config).toEqual({
       settings: {
@@ -47,7 +47,7 @@ describe('loadAnalyzerConfig', () => {
   });
 
   it('reads the rules bucket and its refresh interval', () => {
-    const config = loadAnalyzerConfig({
+    const config = loadConfig({
       ...ENV,
       RULES_BUCKET_NAME: 'prefix.binaryalert-rules.us-east-1',
       RULES_REFRESH_SECONDS: '30',
@@ -60,7 +60,7 @@ describe('loadAnalyzerConfig', () => {
   });
 
   it('honours ANALYSIS_CONCURRENCY and COMPILED_RULES_PATH', () => {
-    const config = loadAnalyzerConfig({
+    const config = loadConfig({
       ...ENV,
       ANALYSIS_CONCURRENCY: '6',
       COMPILED_RULES_PATH: '/opt/rules.bin',
@@ -73,10 +73,7 @@ describe('loadAnalyzerConfig', () => {
   });
 
   it('treats empty optional variables as unset', () => {
-    const config = loadAnalyzerConfig(
-      { ...ENV, ANALYSIS_CONCURRENCY: '', COMPILED_RULES_PATH: '' },
-      '/x',
-    );
+    const config = loadConfig({ ...ENV, ANALYSIS_CONCURRENCY: '', COMPILED_RULES_PATH: '' }, '/x');
 
     expect(config.settings.concurrency).toBe(os.availableParallelism());
     expect(config.rulesPath).toBe('/x/compiled_yara_rules.bin');
@@ -94,16 +91,14 @@ describe('loadAnalyzerConfig', () => {
     const env: NodeJS.ProcessEnv = { ...ENV, [name]: value };
     if (value === undefined) delete env[name];
 
-    expect(() => loadAnalyzerConfig(env)).toThrow(ConfigError);
-    expect(() => loadAnalyzerConfig(env)).toThrow(new RegExp(name));
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(new RegExp(name));
   });
 
   it.each([['not json'], ['"infected"'], ['[1, 2]']])(
     'fails naming ARCHIVE_PASSWORDS when it is %p',
     (value) => {
-      expect(() => loadAnalyzerConfig({ ...ENV, ARCHIVE_PASSWORDS: value })).toThrow(
-        /ARCHIVE_PASSWORDS/,
-      );
+      expect(() => loadConfig({ ...ENV, ARCHIVE_PASSWORDS: value })).toThrow(/ARCHIVE_PASSWORDS/);
     },
   );
 });
