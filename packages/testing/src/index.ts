@@ -87,6 +87,15 @@ export async function startS3(): Promise<Emulator<S3Client>> {
   });
 }
 
+/**
+ * The address an unmodified SDK S3 client (no forcePathStyle, as the Lambda bundles create it)
+ * reaches startS3's store at: "<bucket>.localhost:<port>" for dotted bucket names, resolved to
+ * 127.0.0.1 by packages/local/runtime/lambda-preload.cjs.
+ */
+export function s3VirtualHostEndpoint(s3: Emulator<S3Client>): string {
+  return `http://localhost:${new URL(s3.endpoint).port}`;
+}
+
 /** Starts local-aws-sqs. */
 export async function startSqs(): Promise<Emulator<SQSClient>> {
   const server = await createSqsServer({ port: 0, hostname: '127.0.0.1' });

@@ -43,11 +43,13 @@ import {
   TEST_REGION,
   uniqueName,
   type Emulator,
+  s3VirtualHostEndpoint,
 } from '@binaryalert/testing';
 
 import { buildLambdaZips, type BuiltZip, type LambdaFunctionName } from './lambda-zips';
 
 const run = promisify(execFile);
+const LOCAL_PRELOAD = path.join(REPO_ROOT, 'packages/local/runtime/lambda-preload.cjs');
 
 // What Amazon Linux 2023 (the Lambda Node runtimes' base) provides to native code.
 const ALLOWED_NEEDED = /^(lib(c|m|dl|pthread|stdc\+\+|gcc_s)\.so\.\d+|ld-linux-x86-64\.so\.2)$/;
@@ -111,7 +113,9 @@ describe('buildLambdaZips', () => {
         (result) => process.stdout.write('\\n@@RESULT ' + JSON.stringify(result) + '\\n'),
         (error) => { console.error(error); process.exit(1); },
       );`;
-    const { stdout } = await run(process.execPath, ['-e', script], {
+    // The local runtime's preload resolves "*.localhost", where S3 requests for dotted bucket
+    // names go (the bundles' S3 clients are exactly as on AWS: no forcePathStyle).
+    const { stdout } = await run(process.execPath, ['-r', LOCAL_PRELOAD, '-e', script], {
       cwd: dir,
       env,
       timeout: 120_000,
@@ -280,7 +284,7 @@ describe('buildLambdaZips', () => {
 
       const result = await invoke(
         dir,
-        { ...env, ...awsEnv({ S3: s3.endpoint, SQS: sqs.endpoint }) },
+        { ...env, ...awsEnv({ S3: s3VirtualHostEndpoint(s3), SQS: sqs.endpoint }) },
         {},
       );
 
