@@ -97,6 +97,9 @@ describe('local stack hardening', () => {
       statusIntervalMs: 0,
       print: (text) => output.push(text),
     });
+    // The start-up reconciliation lists the bucket in the background; uploads made while it is
+    // still listing could be queued by it as well as by their notification.
+    await stack.reconciled;
     s3 = new S3Client(sdk());
     sqs = new SQSClient(sdk());
   });
