@@ -4,6 +4,7 @@ import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/c
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   SQSClient,
@@ -66,7 +67,23 @@ describe('enqueueBucket', () => {
       const { Messages = [] } = await sqs.client.send(
         new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
       );
-      if (Messages.length === 0) return { keys, messages };
+      // An empty receive proves nothing on a busy machine: stop only when the queue says it is empty.
+      if (Messages.length === 0) {
+        const { Attributes = {} } = await sqs.client.send(
+          new GetQueueAttributesCommand({
+            QueueUrl,
+            AttributeNames: [
+              'ApproximateNumberOfMessages',
+              'ApproximateNumberOfMessagesNotVisible',
+            ],
+          }),
+        );
+        const left =
+          Number(Attributes.ApproximateNumberOfMessages ?? 0) +
+          Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
+        if (left === 0) return { keys, messages };
+        continue;
+      }
       for (const message of Messages) {
         const { records } = parseS3Notification(JSON.parse(message.Body as string));
         keys.push(...records.map((record) => record.key));
