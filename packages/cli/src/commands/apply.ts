@@ -11,6 +11,7 @@ import {
   type BinaryAlertConfig,
 } from '@binaryalert/deployment';
 import type { CommandRegistrar } from '../usage';
+import { runPreflight } from '../preflight';
 
 /** The zips Terraform deploys (written by `manage.ts build`). */
 export const LAMBDA_ZIPS = FUNCTION_NAMES.map((name) => path.join(LAMBDA_DIST_DIR, `${name}.zip`));
@@ -93,6 +94,7 @@ export const registerApply: CommandRegistrar = (program: Command) => {
     .description('terraform init, fmt and apply with terraform.tfvars (needs manage.ts build)')
     .option('-y, --yes', 'apply without asking for confirmation')
     .action(async (flags: { yes?: boolean }) => {
+      await runPreflight((await loadTfvars()).aws_region);
       await terraformApply({ autoApprove: flags.yes === true });
     });
 };

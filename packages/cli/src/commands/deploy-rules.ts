@@ -15,6 +15,7 @@ import { untestedWarning } from '../rules/samples';
 import { requireDirectory } from './compile-rules';
 import { retroAnalyze } from './retro-analyze';
 import { UsageError, type CommandRegistrar } from '../usage';
+import { runPreflight } from '../preflight';
 
 /** How often the local stack's analyzers check for a newer release (packages/local). */
 const LOCAL_REFRESH_SECONDS = 1;
@@ -105,6 +106,8 @@ export const registerDeployRules: CommandRegistrar = (program: Command) => {
       const rulesDir = path.resolve(flags.rulesDir);
       await requireDirectory(rulesDir, '--rules-dir');
       const config = await loadTfvars();
+      // Locally there is no account to check and Terraform is not involved.
+      if (flags.local === undefined || flags.local === false) await runPreflight(config.aws_region);
       const controller = new AbortController();
       const onInterrupt = (): void => controller.abort();
       process.once('SIGINT', onInterrupt);

@@ -5,6 +5,7 @@ import { inflateRawSync } from 'node:zlib';
 import type { Command } from 'commander';
 import { LAMBDA_DIST_DIR, TERRAFORM_DIR, loadTfvars } from '@binaryalert/deployment';
 import type { CommandRegistrar } from '../usage';
+import { runPreflight } from '../preflight';
 import { DEFAULT_RULES_DIR } from '../rules/paths';
 import { runRuleTests, untestedWarning } from '../rules/samples';
 import { terraformApply } from './apply';
@@ -167,8 +168,8 @@ export const registerDeploy: CommandRegistrar = (program: Command) => {
     .option('--no-retro', 'never run retroactive analysis after deploying')
     .option('-y, --yes', 'let terraform apply without asking for confirmation')
     .action(async (flags: { skipTests?: boolean; retro: boolean; yes?: boolean }) => {
-      // Validate terraform.tfvars before spending minutes on tests and the build.
-      await loadTfvars();
+      // Validate terraform.tfvars, credentials and Terraform before minutes of tests and build.
+      await runPreflight((await loadTfvars()).aws_region);
       await deploy(realDeploySteps(DEPLOYED_RULES_RECORD, { autoApprove: flags.yes === true }), {
         skipTests: flags.skipTests === true,
         retro: flags.retro,

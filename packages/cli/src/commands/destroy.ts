@@ -7,6 +7,7 @@ import {
   resourceNames,
 } from '@binaryalert/deployment';
 import type { CommandRegistrar } from '../usage';
+import { runPreflight } from '../preflight';
 import { runInherited, varFileArg, type TerraformOptions } from './apply';
 
 export interface DestroyOptions extends TerraformOptions {
@@ -77,6 +78,7 @@ export const registerDestroy: CommandRegistrar = (program: Command) => {
     .command('destroy')
     .description('tear down every BinaryAlert resource (asks before deleting stored binaries)')
     .action(async () => {
+      await runPreflight((await loadTfvars()).aws_region);
       await destroy();
     });
 };
