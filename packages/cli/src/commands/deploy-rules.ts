@@ -44,6 +44,8 @@ export interface DeployRulesOptions {
   local?: LocalFlag;
   /** false = never re-analyze (--no-retro). */
   retro?: boolean;
+  /** false = the caller ran the rule (sample) tests already (`deploy`). */
+  testSamples?: boolean;
   /** The rules bucket on AWS (default: Terraform's output). */
   bucket?: () => Promise<string>;
   /** Waits before re-analysis (tests pass a fast one). */
@@ -57,7 +59,9 @@ export interface DeployRulesOptions {
  * bucket (none when they are unchanged), and, when rules were added or changed, re-analyzes the
  * bucket once every analyzer has had time to load the release (`rules_refresh_seconds`).
  */
-export async function deployRules(options: DeployRulesOptions): Promise<ReleaseOutcome> {
+export async function deployRules(
+  options: DeployRulesOptions,
+): Promise<ReleaseOutcome & { retroAnalyzed: boolean }> {
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const local = options.local !== undefined && options.local !== false;
   const bucket = local
@@ -66,7 +70,12 @@ export async function deployRules(options: DeployRulesOptions): Promise<ReleaseO
   const clients = createAwsClients(awsClientSettings(options.config, options.local));
   let outcome: ReleaseOutcome;
   try {
-    outcome = await releaseRules({ s3: clients.s3, bucket, rulesDir: options.rulesDir });
+    outcome = await releaseRules({
+      s3: clients.s3,
+      bucket,
+      rulesDir: options.rulesDir,
+      testSamples: options.testSamples !== false,
+    });
   } finally {
     destroyAwsClients(clients);
   }
@@ -74,13 +83,14 @@ export async function deployRules(options: DeployRulesOptions): Promise<ReleaseO
   if (warning) log(warning);
   if (!outcome.published) {
     log(`rules unchanged: v${outcome.release.version} (${outcome.release.ruleCount} rules)`);
-    return outcome;
+    return { ...outcome, retroAnalyzed: false };
   }
   log(`${describeRelease(outcome.release, outcome)} to s3://${bucket}`);
-  if (outcome.added.length + outcome.changed.length === 0) return outcome;
+  if (outcome.added.length + outcome.changed.length === 0)
+    return { ...outcome, retroAnalyzed: false };
   if (options.retro === false) {
     log('skipping retroactive analysis (--no-retro)');
-    return outcome;
+    return { ...outcome, retroAnalyzed: false };
   }
   const refresh = local ? LOCAL_REFRESH_SECONDS : options.config.rules_refresh_seconds;
   // Every analysis that starts after this wait checks for (and loads) the new release first.
@@ -92,7 +102,7 @@ export async function deployRules(options: DeployRulesOptions): Promise<ReleaseO
     local: options.local,
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  return outcome;
+  return { ...outcome, retroAnalyzed: true };
 }
 
 export const registerDeployRules: CommandRegistrar = (program: Command) => {
