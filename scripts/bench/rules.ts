@@ -187,10 +187,17 @@ export function generateRules(seed: string, count: number): GeneratedRules {
         const rare = token(prng, 8, 12);
         strings.push(`$x0 = "${rare}" nocase`);
         const minSize = prng.pick([0, 16, 64, 256]);
-        condition = `uint32(0) == 0x464C457F and filesize > ${minSize}KB and (all of ($e*) or $x0)`;
+        // Real rule sets match few clean binaries: most header rules need their rare string beside
+        // the common ones (whose atoms are still searched); one in 25 matches ordinary ELF files.
+        const matchesCommon = prng.chance(0.04);
+        condition = `uint32(0) == 0x464C457F and filesize > ${minSize}KB and ${
+          matchesCommon ? '(all of ($e*) or $x0)' : '($x0 and any of ($e*))'
+        }`;
         plants.push({
           rule: name,
-          bytes: Buffer.from(rare, 'latin1'),
+          bytes: matchesCommon
+            ? Buffer.from(rare, 'latin1')
+            : joinPlants(prng, [Buffer.from(rare, 'latin1'), Buffer.from([...picks][0] ?? '')]),
           header: 'ELF',
           minFileSize: minSize * 1024,
         });
