@@ -1,23 +1,11 @@
-import {
-  request,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  type ServerResponse,
-} from 'node:http';
-import type { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import { isGetObject, slowStream, type FaultInjector } from './faults';
 import { refusal } from './guard';
+import { sendJsonError, sendQueryError, signingService } from './protocol';
+import { proxy } from './proxy';
 import { s3Target } from './s3/api';
-import {
-  readBody,
-  sendJson,
-  sendJsonError,
-  sendQueryError,
-  sendQueryResult,
-  signingService,
-} from './protocol';
+import { serveSqs } from './sqs-front';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
@@ -36,62 +24,6 @@ export interface FrontRoutes {
   /** Faults to inject (soak and failure tests); none when absent. */
   faults?: FaultInjector;
   onError: (error: unknown, req: IncomingMessage) => void;
-}
-
-const SQS_XMLNS = 'http://queue.amazonaws.com/doc/2012-11-05/';
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'transfer-encoding',
-  'upgrade',
-  'proxy-connection',
-]);
-
-/** Forwards a request to an emulator on 127.0.0.1:port and streams its response back. */
-async function proxy(
-  req: IncomingMessage,
-  res: ServerResponse,
-  port: number,
-  options: {
-    headers?: IncomingHttpHeaders;
-    body?: Buffer | Readable;
-    path?: string;
-    /** Passes the response body through this on its way back (fault injection). */
-    responseThrough?: Transform;
-  } = {},
-): Promise<void> {
-  const headers: IncomingHttpHeaders = { ...(options.headers ?? req.headers) };
-  for (const name of HOP_BY_HOP) delete headers[name];
-  if (Buffer.isBuffer(options.body)) headers['content-length'] = String(options.body.length);
-  const upstream = request({
-    host: '127.0.0.1',
-    port,
-    method: req.method,
-    path: options.path ?? req.url,
-    headers,
-  });
-  const responded = new Promise<void>((resolve, reject) => {
-    upstream.on('response', (upstreamRes) => {
-      const outHeaders: Record<string, string | string[]> = {};
-      for (const [name, value] of Object.entries(upstreamRes.headers)) {
-        if (value !== undefined && !HOP_BY_HOP.has(name)) outHeaders[name] = value;
-      }
-      res.writeHead(upstreamRes.statusCode ?? 502, outHeaders);
-      (options.responseThrough
-        ? pipeline(upstreamRes, options.responseThrough, res)
-        : pipeline(upstreamRes, res)
-      ).then(resolve, reject);
-    });
-    upstream.on('error', reject);
-  });
-  const body = options.body ?? req;
-  if (Buffer.isBuffer(body)) {
-    upstream.end(body);
-    await responded;
-  } else {
-    // Both settle: a refused connection fails the body's pipeline and the response alike.
-    await Promise.all([pipeline(body, upstream), responded]);
-  }
 }
 
 /** S3 through the store; bodies in aws-chunked framing, virtual-hosted names and raw keys are
@@ -147,74 +79,6 @@ async function proxyDynamo(
 }
 
 /**
- * local-aws-sqs honours only the legacy `AttributeNames` for system attributes such as
- * ApproximateReceiveCount: copy `MessageSystemAttributeNames` (what current SDKs send) into it.
- */
-export function withLegacyAttributeNames(body: Buffer, json: boolean): Buffer {
-  if (json) {
-    const parsed = JSON.parse(body.toString('utf8') || '{}') as {
-      AttributeNames?: string[];
-      MessageSystemAttributeNames?: string[];
-    };
-    if (!parsed.MessageSystemAttributeNames?.length) return body;
-    parsed.AttributeNames = [
-      ...new Set([...(parsed.AttributeNames ?? []), ...parsed.MessageSystemAttributeNames]),
-    ];
-    return Buffer.from(JSON.stringify(parsed));
-  }
-  const params = new URLSearchParams(body.toString('utf8'));
-  const system = [...params].filter(([name]) =>
-    /^MessageSystemAttributeName(\.member)?\.\d+$/.test(name),
-  );
-  if (system.length === 0) return body;
-  const legacy = [...params]
-    .filter(([name]) => /^AttributeName(\.member)?\.\d+$/.test(name))
-    .map(([, v]) => v);
-  const names = [...new Set([...legacy, ...system.map(([, value]) => value)])];
-  names.forEach((name, index) => params.set(`AttributeName.${index + 1}`, name));
-  return Buffer.from(params.toString());
-}
-
-/** SQS through local-aws-sqs, with PurgeQueue answered here so it takes effect at once. */
-async function proxySqs(
-  req: IncomingMessage,
-  res: ServerResponse,
-  routes: FrontRoutes,
-): Promise<void> {
-  const target = req.headers['x-amz-target'];
-  const json = typeof target === 'string';
-  const body = await readBody(req);
-  let action: string | undefined;
-  let queueUrl: string | undefined;
-  if (json) {
-    action = target.split('.').pop();
-    if (action === 'PurgeQueue') {
-      const parsed = JSON.parse(body.toString('utf8') || '{}') as { QueueUrl?: string };
-      queueUrl = parsed.QueueUrl;
-    }
-  } else {
-    const params = new URLSearchParams(body.toString('utf8'));
-    action = params.get('Action') ?? undefined;
-    queueUrl = params.get('QueueUrl') ?? undefined;
-  }
-  if (action !== 'PurgeQueue') {
-    const headers = { ...req.headers };
-    delete headers['content-encoding'];
-    const forwarded = action === 'ReceiveMessage' ? withLegacyAttributeNames(body, json) : body;
-    await proxy(req, res, routes.sqsPort, { headers, body: forwarded });
-    return;
-  }
-  if (!queueUrl || !routes.purgeQueue(queueUrl)) {
-    const message = 'The specified queue does not exist.';
-    if (json) sendJsonError(res, 400, 'com.amazonaws.sqs#QueueDoesNotExist', message);
-    else sendQueryError(res, 400, 'AWS.SimpleQueueService.NonExistentQueue', message);
-    return;
-  }
-  if (json) sendJson(res, 200, {});
-  else sendQueryResult(res, SQS_XMLNS, 'PurgeQueue', undefined);
-}
-
-/**
  * The one request handler on the stack's port: JSON-protocol requests by X-Amz-Target, Lambda by
  * its REST path, query-protocol requests by the service in the SigV4 credential scope, the rest
  * to S3.
@@ -232,7 +96,7 @@ export function createFrontHandler(
     const target = req.headers['x-amz-target'];
     if (typeof target === 'string') {
       if (target.startsWith('DynamoDB_')) return proxyDynamo(req, res, routes);
-      if (target.startsWith('AmazonSQS.')) return proxySqs(req, res, routes);
+      if (target.startsWith('AmazonSQS.')) return serveSqs(req, res, routes);
       if (target.startsWith('GraniteServiceVersion20100801.')) return routes.cloudwatch(req, res);
       if (target.startsWith('AmazonSimpleNotificationService.')) return routes.sns(req, res);
       sendJsonError(
@@ -246,7 +110,7 @@ export function createFrontHandler(
     if ((req.url ?? '').startsWith('/2015-03-31/functions')) return routes.lambda(req, res);
     switch (signingService(req)) {
       case 'sqs':
-        return proxySqs(req, res, routes);
+        return serveSqs(req, res, routes);
       case 'sns':
         return routes.sns(req, res);
       case 'monitoring':

@@ -12,6 +12,7 @@ export {
 } from './constants';
 export { DataDirLockedError } from './lock';
 export { startS3Server, type S3Server, type S3ServerOptions } from './s3/server';
+export { startSqsServer, type SqsServer } from './sqs-front';
 export type { LocalStack, LocalStackOptions, LocalStatus } from './stack';
 export type { AlertRecord } from './alerts';
 export type { MetricTotal } from './cloudwatch';

@@ -8,7 +8,6 @@ import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwat
 
 import { alertRecord, formatAlert } from './alerts';
 import { createCloudWatchHandler, MetricStore } from './cloudwatch';
-import { withLegacyAttributeNames } from './front';
 import { DataDirLockedError, lockDataDir } from './lock';
 import { parseQueryParams, signingService } from './protocol';
 
@@ -49,27 +48,6 @@ describe('query protocol parameters', () => {
       ),
     ).toBe('s3');
     expect(signingService(req({}))).toBeUndefined();
-  });
-
-  it('copies MessageSystemAttributeNames into AttributeNames for local-aws-sqs', () => {
-    const json = withLegacyAttributeNames(
-      Buffer.from(
-        JSON.stringify({ QueueUrl: 'q', MessageSystemAttributeNames: ['ApproximateReceiveCount'] }),
-      ),
-      true,
-    );
-    expect(JSON.parse(json.toString())).toEqual(
-      expect.objectContaining({ AttributeNames: ['ApproximateReceiveCount'] }),
-    );
-    const query = withLegacyAttributeNames(
-      Buffer.from(
-        'Action=ReceiveMessage&QueueUrl=q&MessageSystemAttributeName.1=ApproximateReceiveCount',
-      ),
-      false,
-    );
-    expect(new URLSearchParams(query.toString()).get('AttributeName.1')).toBe(
-      'ApproximateReceiveCount',
-    );
   });
 });
 

@@ -13,8 +13,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import dynalite from 'dynalite';
-import { createSqsServer } from 'local-aws-sqs';
-import { startS3Server } from '@binaryalert/local';
+import { startS3Server, startSqsServer } from '@binaryalert/local';
 
 /** Dummy credentials: the emulators accept any pair. */
 export const TEST_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
@@ -96,12 +95,11 @@ export function s3VirtualHostEndpoint(s3: Emulator<S3Client>): string {
   return `http://localhost:${new URL(s3.endpoint).port}`;
 }
 
-/** Starts local-aws-sqs. */
+/** Starts local-aws-sqs behind the local stack's SQS front (which makes it answer as SQS does). */
 export async function startSqs(): Promise<Emulator<SQSClient>> {
-  const server = await createSqsServer({ port: 0, hostname: '127.0.0.1' });
-  if (!server.listening) await once(server, 'listening');
-  const endpoint = endpointOf(server.address());
-  return emulator(endpoint, new SQSClient(clientConfig(endpoint)), () => close(server));
+  const server = await startSqsServer();
+  const { endpoint } = server;
+  return emulator(endpoint, new SQSClient(clientConfig(endpoint)), () => server.close());
 }
 
 /** Starts dynalite in memory, with tables ACTIVE as soon as they are created. */

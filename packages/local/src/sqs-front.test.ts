@@ -1,0 +1,120 @@
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import {
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { createSqsServer } from 'local-aws-sqs';
+
+import { LOCAL_CREDENTIALS } from './constants';
+import { startSqsServer, withLegacyAttributeNames, withoutRepeatedMessages } from './sqs-front';
+
+function sqsClient(endpoint: string): SQSClient {
+  return new SQSClient({ endpoint, region: 'us-east-1', credentials: LOCAL_CREDENTIALS });
+}
+
+/** One message in a queue whose visibility (1 s) runs out twice during a 3 s long poll. */
+async function receiveThroughExpiringVisibility(sqs: SQSClient) {
+  const { QueueUrl } = await sqs.send(
+    new CreateQueueCommand({ QueueName: 'expiring', Attributes: { VisibilityTimeout: '1' } }),
+  );
+  await sqs.send(
+    new SendMessageBatchCommand({ QueueUrl, Entries: [{ Id: '0', MessageBody: 'only one' }] }),
+  );
+  const { Messages = [] } = await sqs.send(
+    new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 3 }),
+  );
+  return { QueueUrl: QueueUrl!, Messages };
+}
+
+describe('the SQS front', () => {
+  it('copies MessageSystemAttributeNames into AttributeNames for local-aws-sqs', () => {
+    const json = withLegacyAttributeNames(
+      Buffer.from(
+        JSON.stringify({ QueueUrl: 'q', MessageSystemAttributeNames: ['ApproximateReceiveCount'] }),
+      ),
+      true,
+    );
+    expect(JSON.parse(json.toString())).toEqual(
+      expect.objectContaining({ AttributeNames: ['ApproximateReceiveCount'] }),
+    );
+    const query = withLegacyAttributeNames(
+      Buffer.from(
+        'Action=ReceiveMessage&QueueUrl=q&MessageSystemAttributeName.1=ApproximateReceiveCount',
+      ),
+      false,
+    );
+    expect(new URLSearchParams(query.toString()).get('AttributeName.1')).toBe(
+      'ApproximateReceiveCount',
+    );
+  });
+
+  it('keeps each message of a receive once, with its latest receipt, in both protocols', () => {
+    const json = withoutRepeatedMessages(
+      Buffer.from(
+        JSON.stringify({
+          Messages: [
+            { MessageId: 'a', ReceiptHandle: 'a1' },
+            { MessageId: 'b', ReceiptHandle: 'b1' },
+            { MessageId: 'a', ReceiptHandle: 'a2' },
+          ],
+        }),
+      ),
+      true,
+    );
+    expect(JSON.parse(json.toString())).toEqual({
+      Messages: [
+        { MessageId: 'a', ReceiptHandle: 'a2' },
+        { MessageId: 'b', ReceiptHandle: 'b1' },
+      ],
+    });
+    const message = (id: string, receipt: string) =>
+      `<Message>\n<MessageId>${id}</MessageId>\n<ReceiptHandle>${receipt}</ReceiptHandle>\n<Body>x</Body>\n</Message>\n`;
+    const xml = withoutRepeatedMessages(
+      Buffer.from(
+        `<ReceiveMessageResponse><ReceiveMessageResult>\n${message('a', 'a1')}${message('b', 'b1')}${message('a', 'a2')}</ReceiveMessageResult></ReceiveMessageResponse>`,
+      ),
+      false,
+    ).toString();
+    expect(xml).toBe(
+      `<ReceiveMessageResponse><ReceiveMessageResult>\n${message('a', 'a2')}${message('b', 'b1')}</ReceiveMessageResult></ReceiveMessageResponse>`,
+    );
+    const garbage = Buffer.from('<html>not SQS</html>');
+    expect(withoutRepeatedMessages(garbage, true)).toBe(garbage);
+  });
+
+  it('returns a message once per receive even when its visibility runs out during the long poll', async () => {
+    // The quirk itself: local-aws-sqs alone returns the message again after each expiry.
+    const raw = await createSqsServer({ port: 0, hostname: '127.0.0.1' });
+    if (!raw.listening) await once(raw, 'listening');
+    const rawSqs = sqsClient(`http://127.0.0.1:${(raw.address() as AddressInfo).port}`);
+    const fronted = await startSqsServer();
+    const sqs = sqsClient(fronted.endpoint);
+    try {
+      const unfixed = await receiveThroughExpiringVisibility(rawSqs);
+      expect(unfixed.Messages.length).toBeGreaterThan(1);
+
+      const { QueueUrl, Messages } = await receiveThroughExpiringVisibility(sqs);
+      expect(Messages.map((m) => m.Body)).toEqual(['only one']);
+      // The receipt kept is one the queue honours: deleting it empties the queue.
+      await sqs.send(
+        new DeleteMessageCommand({ QueueUrl, ReceiptHandle: Messages[0]!.ReceiptHandle }),
+      );
+      const { Attributes } = await sqs.send(
+        new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['All'] }),
+      );
+      expect(Attributes?.ApproximateNumberOfMessages).toBe('0');
+      expect(Attributes?.ApproximateNumberOfMessagesNotVisible).toBe('0');
+    } finally {
+      rawSqs.destroy();
+      sqs.destroy();
+      raw.closeAllConnections();
+      await new Promise((ok) => raw.close(ok));
+      await fronted.close();
+    }
+  }, 20_000);
+});
