@@ -12,6 +12,7 @@ import {
   ruleId,
   releaseSlot,
   summarize,
+  unreachable,
   type ArchiveSettings,
   type FileAnalysis,
   type FileSummary,
@@ -420,33 +421,54 @@ async function handleInput(
   );
   const finished = finishedGroups(input, outcomes);
 
-  if (input.kind === 'dispatcher') {
-    const receipts = [...finished].map((index) => input.groups[index]!.id);
-    const deleted = await deleteReceipts(deps.sqs, settings.queueUrl, receipts, deps.log);
-    deps.log.info('deleted SQS messages of finished objects', {
-      deleted,
-      kept: input.groups.length - finished.size,
-    });
+  switch (input.kind) {
+    case 'dispatcher': {
+      const receipts = [...finished].map((index) => input.groups[index]!.id);
+      const deleted = await deleteReceipts(deps.sqs, settings.queueUrl, receipts, deps.log);
+      deps.log.info('deleted SQS messages of finished objects', {
+        deleted,
+        kept: input.groups.length - finished.size,
+      });
+      break;
+    }
+    case 'sqs': // Lambda's event source mapping deletes what the response does not list
+    case 's3': // no message to delete
+      break;
+    default:
+      unreachable(input);
   }
   if (outcomes.length > 0) {
     const { compiled } = await deps.rules.current();
     await invocationMetrics(outcomes, compiled.ruleCount).flush(deps.cloudwatch, deps.log);
   }
 
-  if (input.kind === 'sqs') {
-    return {
-      batchItemFailures: input.groups
-        .filter((_group, index) => !finished.has(index))
-        .map((group) => ({ itemIdentifier: group.id })),
-    };
+  switch (input.kind) {
+    case 'sqs':
+      return {
+        batchItemFailures: input.groups
+          .filter((_group, index) => !finished.has(index))
+          .map((group) => ({ itemIdentifier: group.id })),
+      };
+    case 's3': {
+      // A direct invocation fails so Lambda's asynchronous retries analyze the object again.
+      const failed = outcomes.filter((outcome) => outcome.status === 'failed');
+      if (failed.length > 0) {
+        throw new AnalysisFailedError(
+          failed.map((outcome) => outcome.id),
+          { cause: failed[0]?.status === 'failed' ? failed[0].error : undefined },
+        );
+      }
+      return analysisResults(outcomes);
+    }
+    case 'dispatcher':
+      return analysisResults(outcomes);
+    default:
+      return unreachable(input);
   }
-  const failed = outcomes.filter((outcome) => outcome.status === 'failed');
-  if (input.kind === 's3' && failed.length > 0) {
-    throw new AnalysisFailedError(
-      failed.map((outcome) => outcome.id),
-      { cause: failed[0]?.status === 'failed' ? failed[0].error : undefined },
-    );
-  }
+}
+
+/** The invocation result: the summary of each object analyzed, by object id. */
+function analysisResults(outcomes: ObjectOutcome[]): AnalysisResults {
   const results: AnalysisResults = {};
   for (const outcome of outcomes) {
     if (outcome.status === 'analyzed') results[outcome.id] = outcome.summary;

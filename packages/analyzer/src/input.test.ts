@@ -121,7 +121,11 @@ describe('parseAnalyzerInput', () => {
     expect(lines.map((line) => line.message)).toEqual([
       'dropping S3 test event',
       'dropping message that is not an S3 event notification',
-      'dropping notification without records',
+      'dropping message that is not an S3 event notification',
+    ]);
+    expect(lines.map((line) => line.reason).filter(Boolean)).toEqual([
+      expect.stringMatching(/^body is not JSON/),
+      'an S3 event notification without records',
     ]);
   });
 
@@ -156,6 +160,11 @@ describe('parseAnalyzerInput', () => {
     ['a string', 'hello'],
     ['records of no known shape', { Records: [{ hello: 'world' }] }],
     ['receipts that are not strings', { Records: [record('a')], SQSReceipts: [1] }],
+    ['an empty record list', { Records: [] }],
+    [
+      'an EventBridge S3 event',
+      { source: 'aws.s3', 'detail-type': 'Object Created', detail: { object: { key: 'a' } } },
+    ],
   ])('rejects %s', (_name, event) => {
     expect(() => parseAnalyzerInput(event, quietLog().log)).toThrow(InvalidEventError);
   });

@@ -5,6 +5,7 @@ import {
   parseS3Notification,
   s3ObjectRef,
   S3EventRecordSchema,
+  unreachable,
   type Logger,
   type S3ObjectRef,
   type SlotLease,
@@ -25,9 +26,6 @@ export const DispatcherPayloadSchema = z.object({
     .object({ Slot: z.number().int().nonnegative(), Holder: z.string().min(1) })
     .optional(),
 });
-
-/** A plain S3 event notification (direct invocation). */
-export const S3EventSchema = z.object({ Records: z.array(S3EventRecordSchema) });
 
 const SqsRecordSchema = z.looseObject({
   messageId: z.string().min(1),
@@ -72,20 +70,27 @@ export function parseAnalyzerInput(event: unknown, log: Logger): AnalyzerInput {
   const sqs = SqsEventSchema.safeParse(event);
   if (sqs.success) return fromSqsEvent(sqs.data, log);
 
-  const s3 = S3EventSchema.safeParse(event);
-  if (s3.success) {
-    const tasks = s3.data.Records.map((record) => ({ ref: s3ObjectRef(record), groups: [] }));
-    return { kind: 's3', tasks: dedupe(tasks), groups: [] };
+  // Anything else must be an S3 event notification invoking the analyzer directly.
+  const notification = parseS3Notification(event);
+  switch (notification.kind) {
+    case 'records': {
+      const tasks = notification.records.map((record) => ({
+        ref: s3ObjectRef(record),
+        groups: [],
+      }));
+      return { kind: 's3', tasks: dedupe(tasks), groups: [] };
+    }
+    case 'test':
+      log.info('dropping S3 test event');
+      return { kind: 's3', tasks: [], groups: [] };
+    case 'invalid':
+      throw new InvalidEventError(
+        `event is neither a dispatcher payload {Records, SQSReceipts}, an SQS batch nor an S3 event (${notification.reason})`,
+        { cause: dispatcher.error },
+      );
+    default:
+      return unreachable(notification);
   }
-
-  if (isTestEvent(event)) {
-    log.info('dropping S3 test event');
-    return { kind: 's3', tasks: [], groups: [] };
-  }
-  throw new InvalidEventError(
-    'event is neither a dispatcher payload {Records, SQSReceipts}, an S3 event nor an SQS batch',
-    { cause: dispatcher.error },
-  );
 }
 
 /** Merges tasks naming the same object, so one invocation analyzes each object once. */
@@ -98,14 +103,6 @@ function dedupe(tasks: ObjectTask[]): ObjectTask[] {
     else byId.set(id, { ref: task.ref, groups: [...task.groups] });
   }
   return [...byId.values()];
-}
-
-function isTestEvent(event: unknown): boolean {
-  try {
-    return parseS3Notification(event).isTestEvent;
-  } catch {
-    return false;
-  }
 }
 
 function fromDispatcher(
@@ -148,18 +145,24 @@ function fromSqsEvent(event: z.infer<typeof SqsEventSchema>, log: Logger): Analy
   const groups: CompletionGroup[] = [];
   event.Records.forEach((message, index) => {
     groups.push({ id: message.messageId });
-    try {
-      const notification = parseS3Notification(message.body);
-      if (notification.isTestEvent)
+    const notification = parseS3Notification(message.body);
+    switch (notification.kind) {
+      case 'records':
+        for (const record of notification.records) {
+          tasks.push({ ref: s3ObjectRef(record), groups: [index] });
+        }
+        break;
+      case 'test':
         log.info('dropping S3 test event', { messageId: message.messageId });
-      else if (notification.records.length === 0)
-        log.warn('dropping notification without records', { messageId: message.messageId });
-      for (const ref of notification.records) tasks.push({ ref, groups: [index] });
-    } catch (error) {
-      log.warn('dropping message that is not an S3 event notification', {
-        messageId: message.messageId,
-        error,
-      });
+        break;
+      case 'invalid':
+        log.warn('dropping message that is not an S3 event notification', {
+          messageId: message.messageId,
+          reason: notification.reason,
+        });
+        break;
+      default:
+        unreachable(notification);
     }
   });
   return { kind: 'sqs', tasks: dedupe(tasks), groups };

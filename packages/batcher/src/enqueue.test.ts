@@ -10,7 +10,7 @@ import {
   SQSClient,
   type SQSClient as SQSClientType,
 } from '@aws-sdk/client-sqs';
-import { createLogger, parseS3Notification } from '@binaryalert/core';
+import { createLogger, objectsOfNotification } from '@binaryalert/core';
 import { startS3, startSqs, uniqueName, type Emulator } from '@binaryalert/testing';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
@@ -85,7 +85,7 @@ describe('enqueueBucket', () => {
         continue;
       }
       for (const message of Messages) {
-        const { records } = parseS3Notification(JSON.parse(message.Body as string));
+        const records = objectsOfNotification(message.Body);
         keys.push(...records.map((record) => record.key));
         // The wire format must be what S3 sends: URL-encoded keys.
         const raw = JSON.parse(message.Body as string) as {
@@ -221,7 +221,7 @@ describe('enqueueBucket', () => {
     const sqsMock = mockClient(sqsFailing);
     let calls = 0;
     const hasKey = (body: string, key: string): boolean =>
-      parseS3Notification(JSON.parse(body)).records.some((record) => record.key === key);
+      objectsOfNotification(body).some((record) => record.key === key);
     sqsMock
       .on(SendMessageBatchCommand)
       .callsFake((input: { Entries: { Id: string; MessageBody: string }[] }) => {

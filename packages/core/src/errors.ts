@@ -13,3 +13,11 @@ export class ConfigError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * The default branch of a switch over a discriminated union: it compiles only when every kind
+ * has its case, so a new kind cannot fall through unhandled.
+ */
+export function unreachable(value: never): never {
+  throw new Error(`unhandled kind: ${JSON.stringify(value)}`);
+}

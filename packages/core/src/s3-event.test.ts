@@ -2,6 +2,7 @@ import { InvalidEventError } from './errors';
 import {
   decodeS3Key,
   encodeS3Key,
+  objectsOfNotification,
   parseS3Notification,
   s3EventRecord,
   S3EventRecordSchema,
@@ -61,17 +62,20 @@ describe('decodeS3Key / encodeS3Key', () => {
 });
 
 describe('parseS3Notification', () => {
-  it('parses a JSON body with records and decodes keys', () => {
+  const notificationOf = (key: string) =>
+    JSON.stringify({ Records: [{ ...realRecord, s3: { ...realRecord.s3, object: { key } } }] });
+
+  it('gives the records of a JSON body as S3 sent them, extra fields kept', () => {
     const body = JSON.stringify({ Records: [realRecord] });
 
-    expect(parseS3Notification(body)).toEqual({
-      isTestEvent: false,
-      records: [{ bucket: 'mybucket', key: 'dir/red floweré+1.jpg', size: 1024 }],
-    });
+    expect(parseS3Notification(body)).toEqual({ kind: 'records', records: [realRecord] });
+    expect(objectsOfNotification(body)).toEqual([
+      { bucket: 'mybucket', key: 'dir/red floweré+1.jpg', size: 1024 },
+    ]);
   });
 
   it('accepts an already parsed object', () => {
-    expect(parseS3Notification({ Records: [realRecord, realRecord] }).records).toHaveLength(2);
+    expect(objectsOfNotification({ Records: [realRecord, realRecord] })).toHaveLength(2);
   });
 
   it('recognizes the s3:TestEvent', () => {
@@ -84,29 +88,93 @@ describe('parseS3Notification', () => {
       HostId: 'y',
     });
 
-    expect(parseS3Notification(body)).toEqual({ records: [], isTestEvent: true });
+    expect(parseS3Notification(body)).toEqual({ kind: 'test' });
+    expect(objectsOfNotification(body)).toEqual([]);
   });
 
-  it('unwraps an SNS envelope', () => {
-    const body = JSON.stringify({
-      Type: 'Notification',
-      MessageId: 'm',
-      Message: JSON.stringify({ Records: [realRecord] }),
-    });
+  it('unwraps SNS envelopes (S3 -> SNS -> SQS), a test event too', () => {
+    const wrap = (message: unknown) =>
+      JSON.stringify({ Type: 'Notification', MessageId: 'm', Message: JSON.stringify(message) });
 
-    expect(parseS3Notification(body).records[0]?.key).toBe('dir/red floweré+1.jpg');
+    expect(objectsOfNotification(wrap({ Records: [realRecord] }))[0]?.key).toBe(
+      'dir/red floweré+1.jpg',
+    );
+    expect(parseS3Notification(wrap({ Event: 's3:TestEvent' }))).toEqual({ kind: 'test' });
+    expect(parseS3Notification(wrap('{not json'))).toMatchObject({ kind: 'invalid' });
+  });
+
+  it('refuses an EventBridge-shaped S3 event by name instead of guessing its key encoding', () => {
+    const eventBridge = {
+      version: '0',
+      'detail-type': 'Object Created',
+      source: 'aws.s3',
+      detail: { bucket: { name: 'mybucket' }, object: { key: 'a.exe', size: 1 } },
+    };
+
+    expect(parseS3Notification(JSON.stringify(eventBridge))).toEqual({
+      kind: 'invalid',
+      reason: 'an EventBridge event ("Object Created"), not an S3 event notification',
+    });
   });
 
   it.each([
-    ['not JSON', '{oops'],
-    ['no records', JSON.stringify({ hello: 'world' })],
+    ['an encoded plus and a space', 'a%2Bb+c', 'a+b c'],
+    [
+      'an encoded slash-dot-dot (kept as a key, never a path)',
+      '..%2F..%2Fetc%2Fpasswd',
+      '../../etc/passwd',
+    ],
+    ['unicode', '%E6%96%87%E4%BB%B6+%F0%9F%9A%80.bin', '文件 🚀.bin'],
+    ['1,024 bytes (the longest key S3 allows)', '%C3%A9'.repeat(512), 'é'.repeat(512)],
+    ['an escaped percent and a lone one', '100%25+sure%', '100% sure%'],
+    ['a NUL byte', 'a%00b', 'a\u0000b'],
+  ])('decodes a hostile key: %s', (_name, encoded, decoded) => {
+    const [ref] = objectsOfNotification(notificationOf(encoded));
+
+    expect(ref?.key).toBe(decoded);
+    if (decoded.startsWith('é')) expect(Buffer.byteLength(ref!.key)).toBe(1024);
+  });
+
+  it.each([
+    ['not JSON', '{oops', /^body is not JSON/],
+    ['an empty body', '', /^body is not JSON/],
+    ['JSON null', 'null', /\(body\)/],
+    ['a JSON array', '[]', /\(body\)/],
+    ['a number', 42, /\(body\)/],
+    ['no records', JSON.stringify({ hello: 'world' }), /Records/],
+    ['records that are not a list', JSON.stringify({ Records: 'x' }), /Records/],
+    ['an empty record list', JSON.stringify({ Records: [] }), /without records/],
     [
       'a record without a key',
       JSON.stringify({ Records: [{ s3: { bucket: { name: 'b' }, object: {} } }] }),
+      /Records\.0\.s3\.object\.key/,
     ],
-    ['null', null],
-  ])('rejects %s with InvalidEventError', (_name, body) => {
-    expect(() => parseS3Notification(body)).toThrow(InvalidEventError);
+    [
+      'an empty key',
+      JSON.stringify({ Records: [{ s3: { bucket: { name: 'b' }, object: { key: '' } } }] }),
+      /key/,
+    ],
+    [
+      'an SQS event source record',
+      JSON.stringify({ Records: [{ messageId: 'm', body: '{}', eventSource: 'aws:sqs' }] }),
+      /s3/,
+    ],
+    [
+      'three nested SNS envelopes',
+      JSON.stringify(
+        [1, 2, 3].reduce<unknown>(
+          (message) => ({ Type: 'Notification', Message: JSON.stringify(message) }),
+          { Records: [realRecord] },
+        ),
+      ),
+      /more than 2 nested SNS envelopes/,
+    ],
+  ])('says why %s is not a notification', (_name, body, reason) => {
+    const notification = parseS3Notification(body);
+
+    expect(notification.kind).toBe('invalid');
+    expect(notification.kind === 'invalid' && notification.reason).toMatch(reason);
+    expect(() => objectsOfNotification(body)).toThrow(InvalidEventError);
   });
 });
 
@@ -116,7 +184,7 @@ describe('s3EventRecord', () => {
 
     expect(S3EventRecordSchema.parse(record)).toEqual(record);
     expect(record.eventName).toBe('ObjectCreated:Put');
-    expect(parseS3Notification({ Records: [record] }).records).toEqual([
+    expect(objectsOfNotification({ Records: [record] })).toEqual([
       { bucket: 'b', key: 'x y/ü+.exe', size: 5 },
     ]);
   });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { InvalidEventError } from './errors';
+import { InvalidEventError, unreachable } from './errors';
 
 /** One record of an S3 event notification, as S3 sends it (key URL-encoded). */
 export interface S3EventRecord {
@@ -110,41 +110,78 @@ export function s3ObjectRef(record: S3EventRecord): S3ObjectRef {
 
 const TestEventSchema = z.looseObject({ Event: z.literal('s3:TestEvent') });
 const NotificationSchema = z.looseObject({ Records: z.array(S3EventRecordSchema) });
-// S3 -> SNS -> SQS wraps the notification in an SNS envelope.
+// S3 -> SNS -> SQS wraps the notification in an SNS envelope (a topic fanned out to another: two).
+const MAX_SNS_ENVELOPES = 2;
 const SnsEnvelopeSchema = z.looseObject({ Type: z.literal('Notification'), Message: z.string() });
+// S3 -> EventBridge events look alike but are not what the bucket sends to the queue.
+const EventBridgeSchema = z.looseObject({ source: z.literal('aws.s3'), 'detail-type': z.string() });
+
+/** What one S3-notification message (an SQS body or a direct invocation event) says. */
+export type S3Notification =
+  /** S3 event records, as S3 sent them (keys still URL-encoded; see s3ObjectRef). */
+  | { kind: 'records'; records: S3EventRecord[] }
+  /** The `s3:TestEvent` S3 sends when a notification is configured: nothing to analyze. */
+  | { kind: 'test' }
+  /** Anything else, with the reason in words. */
+  | { kind: 'invalid'; reason: string };
 
 /**
- * Parses an S3 event notification: an SQS message body (JSON string) or an already parsed object,
- * optionally inside an SNS envelope. `s3:TestEvent` gives no records and `isTestEvent: true`.
- * Throws InvalidEventError for anything else.
+ * The one parser of S3 event notifications: an SQS message body (JSON string) or an already
+ * parsed object, optionally inside SNS envelopes (S3 -> SNS -> SQS). Never throws.
  */
-export function parseS3Notification(body: unknown): {
-  records: S3ObjectRef[];
-  isTestEvent: boolean;
-} {
+export function parseS3Notification(body: unknown): S3Notification {
   let value = body;
-  for (let unwrap = 0; unwrap < 3; unwrap++) {
+  for (let envelopes = 0; ; envelopes++) {
     if (typeof value === 'string') {
       try {
         value = JSON.parse(value) as unknown;
       } catch (error) {
-        throw new InvalidEventError('message body is not JSON', { cause: error });
+        return { kind: 'invalid', reason: `body is not JSON: ${(error as Error).message}` };
       }
     }
     const envelope = SnsEnvelopeSchema.safeParse(value);
     if (!envelope.success) break;
+    if (envelopes === MAX_SNS_ENVELOPES) {
+      return { kind: 'invalid', reason: `more than ${MAX_SNS_ENVELOPES} nested SNS envelopes` };
+    }
     value = envelope.data.Message;
   }
-  if (TestEventSchema.safeParse(value).success) return { records: [], isTestEvent: true };
+  if (TestEventSchema.safeParse(value).success) return { kind: 'test' };
+  const eventBridge = EventBridgeSchema.safeParse(value);
+  if (eventBridge.success) {
+    return {
+      kind: 'invalid',
+      reason: `an EventBridge event ("${eventBridge.data['detail-type']}"), not an S3 event notification`,
+    };
+  }
   const parsed = NotificationSchema.safeParse(value);
   if (!parsed.success) {
-    throw new InvalidEventError(
-      `not an S3 event notification: ${parsed.error.issues
-        .slice(0, 3)
-        .map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`)
-        .join('; ')}`,
-      { cause: parsed.error },
-    );
+    const issues = parsed.error.issues
+      .slice(0, 3)
+      .map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`)
+      .join('; ');
+    return { kind: 'invalid', reason: `not an S3 event notification: ${issues}` };
   }
-  return { records: parsed.data.Records.map(s3ObjectRef), isTestEvent: false };
+  if (parsed.data.Records.length === 0) {
+    return { kind: 'invalid', reason: 'an S3 event notification without records' };
+  }
+  return { kind: 'records', records: parsed.data.Records };
+}
+
+/**
+ * The objects a notification names (none for a test event); InvalidEventError for anything that
+ * is not an S3 event notification.
+ */
+export function objectsOfNotification(body: unknown): S3ObjectRef[] {
+  const notification = parseS3Notification(body);
+  switch (notification.kind) {
+    case 'records':
+      return notification.records.map(s3ObjectRef);
+    case 'test':
+      return [];
+    case 'invalid':
+      throw new InvalidEventError(notification.reason);
+    default:
+      return unreachable(notification);
+  }
 }

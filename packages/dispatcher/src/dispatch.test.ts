@@ -146,20 +146,29 @@ describe('dispatch', () => {
   }
 
   it('deletes test events and invalid bodies and invokes the analyzer with the valid ones', async () => {
+    const longKey = 'é'.repeat(512); // 1,024 bytes, the longest key S3 allows
     const valid = [
       notification(['a.exe', 'dir/with space.bin']),
       notification(['unicodé+plus.dll']),
+      // S3 -> SNS -> SQS: the records inside the envelope are forwarded.
+      JSON.stringify({
+        Type: 'Notification',
+        Message: notification(['../../etc/passwd', longKey]),
+      }),
     ];
-    const queueUrl = await queueWith(
-      [
-        valid[0] as string,
-        TEST_EVENT,
-        'not json at all',
-        JSON.stringify({ hello: 'world' }),
-        valid[1] as string,
-      ],
-      2,
-    );
+    const invalid = [
+      TEST_EVENT,
+      'not json at all',
+      JSON.stringify({ hello: 'world' }),
+      JSON.stringify({ Records: [] }),
+      JSON.stringify({
+        version: '0',
+        'detail-type': 'Object Created',
+        source: 'aws.s3',
+        detail: { bucket: { name: 'binaries' }, object: { key: 'a.exe' } },
+      }),
+    ];
+    const queueUrl = await queueWith([...valid, ...invalid], 2);
     const lambda = new LambdaClient({ region: 'us-east-1' });
     const lambdaMock = mockClient(lambda);
     lambdaMock.on(InvokeCommand).resolves({ StatusCode: 202 });
@@ -168,8 +177,10 @@ describe('dispatch', () => {
 
     const payloads = payloadsOf(lambdaMock);
     const keys = payloads.flatMap((p) => p.Records.map((r) => decodeS3Key(r.s3.object.key)));
-    expect(keys.sort()).toEqual(['a.exe', 'dir/with space.bin', 'unicodé+plus.dll']);
-    expect(payloads.flatMap((p) => p.SQSReceipts)).toHaveLength(2);
+    expect(keys.sort()).toEqual(
+      ['../../etc/passwd', 'a.exe', 'dir/with space.bin', longKey, 'unicodé+plus.dll'].sort(),
+    );
+    expect(payloads.flatMap((p) => p.SQSReceipts)).toHaveLength(3);
     // Each record points at the receipt of the message it came from.
     const keysPerMessage = payloads.flatMap((payload) =>
       payload.SQSReceipts.map((_, receipt) =>
@@ -178,7 +189,9 @@ describe('dispatch', () => {
           .sort(),
       ),
     );
-    expect(keysPerMessage.sort()).toEqual([['a.exe', 'dir/with space.bin'], ['unicodé+plus.dll']]);
+    expect(keysPerMessage.sort()).toEqual(
+      [['../../etc/passwd', longKey], ['a.exe', 'dir/with space.bin'], ['unicodé+plus.dll']].sort(),
+    );
     expect(lambdaMock).toHaveReceivedCommandWith(InvokeCommand, {
       FunctionName: 'prefix_binaryalert_analyzer',
       Qualifier: 'Production',
@@ -186,10 +199,21 @@ describe('dispatch', () => {
     });
     expect(result).toMatchObject({
       invocations: payloads.length,
-      dispatchedMessages: 2,
-      deletedMessages: 3,
+      dispatchedMessages: 3,
+      deletedMessages: 5,
     });
-    expect(lines.filter((line) => line.level === 'warn')).toHaveLength(3);
+    const warnings = lines.filter((line) => line.level === 'warn').map((line) => line.message);
+    expect(warnings.sort()).toEqual([
+      'deleting S3 test event',
+      'deleting message that is not an S3 event notification: an EventBridge event ("Object Created"), not an S3 event notification',
+      'deleting message that is not an S3 event notification: an S3 event notification without records',
+      expect.stringMatching(
+        /^deleting message that is not an S3 event notification: body is not JSON/,
+      ),
+      expect.stringMatching(
+        /^deleting message that is not an S3 event notification: not an S3 event notification: Records/,
+      ),
+    ]);
     // Only the forwarded messages remain (the analyzer deletes them once analyzed).
     expect(await bodiesLeftAfter(queueUrl, 2000)).toEqual([...valid].sort());
   });

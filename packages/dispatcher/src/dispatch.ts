@@ -3,18 +3,15 @@ import {
   DeleteMessageBatchCommand,
   ReceiveMessageCommand,
   type Message,
-  type QueueAttributeName,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import {
   parseS3Notification,
-  s3EventRecord,
-  S3EventRecordSchema,
+  unreachable,
   type Logger,
   type S3EventRecord,
   type SlotLease,
 } from '@binaryalert/core';
-import { z } from 'zod';
 import type { DispatchSlots } from './slots';
 
 export interface DispatchDeps {
@@ -64,38 +61,6 @@ export interface DispatchResult {
   dispatchedMessages: number;
   /** Test events and invalid bodies removed from the queue. */
   deletedMessages: number;
-}
-
-type Classified =
-  | { kind: 'records'; records: S3EventRecord[] }
-  | { kind: 'test' }
-  | { kind: 'invalid'; reason: string };
-
-const RawNotificationSchema = z.object({ Records: z.array(S3EventRecordSchema) });
-
-/** Sorts one SQS body into S3 records to forward, an S3 test event, or something to drop. */
-export function classifyBody(body: string | undefined): Classified {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body ?? '');
-  } catch (error) {
-    return { kind: 'invalid', reason: `body is not JSON: ${(error as Error).message}` };
-  }
-  let refs;
-  try {
-    const notification = parseS3Notification(parsed);
-    if (notification.isTestEvent) return { kind: 'test' };
-    refs = notification.records;
-  } catch (error) {
-    return { kind: 'invalid', reason: error instanceof Error ? error.message : String(error) };
-  }
-  if (refs.length === 0) return { kind: 'invalid', reason: 'notification has no records' };
-  // Forward the records exactly as S3 sent them when they have the standard shape.
-  const raw = RawNotificationSchema.safeParse(parsed);
-  return {
-    kind: 'records',
-    records: raw.success ? raw.data.Records : refs.map((ref) => s3EventRecord(ref)),
-  };
 }
 
 /**
@@ -167,9 +132,6 @@ async function receiveAndInvoke(
         QueueUrl: config.queueUrl,
         MaxNumberOfMessages: 10,
         WaitTimeSeconds: config.waitTimeSeconds,
-        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
-        // local-aws-sqs honours only the legacy AttributeNames for system attributes.
-        AttributeNames: ['ApproximateReceiveCount' as QueueAttributeName],
       }),
     );
     messages = received.Messages ?? [];
@@ -188,24 +150,29 @@ async function receiveAndInvoke(
     DispatchSlot: { Slot: lease.slot, Holder: lease.holder },
   };
   const drop: Message[] = [];
-  const seen = new Set<string | undefined>();
   for (const message of messages) {
-    // An emulator's long poll can return a message twice when its visibility expires mid-poll.
-    if (seen.has(message.MessageId)) continue;
-    seen.add(message.MessageId);
-    const classified = classifyBody(message.Body);
-    if (classified.kind === 'records') {
-      const receiptIndex = payload.SQSReceipts.push(message.ReceiptHandle ?? '') - 1;
-      payload.Records.push(...classified.records);
-      payload.RecordReceipts.push(...classified.records.map(() => receiptIndex));
-    } else {
-      deps.log.warn(
-        classified.kind === 'test'
-          ? 'deleting S3 test event'
-          : `deleting message that is not an S3 event notification: ${classified.reason}`,
-        { messageId: message.MessageId },
-      );
-      drop.push(message);
+    const notification = parseS3Notification(message.Body ?? '');
+    switch (notification.kind) {
+      case 'records': {
+        // Forwarded as S3 sent them (an SNS envelope removed).
+        const receiptIndex = payload.SQSReceipts.push(message.ReceiptHandle ?? '') - 1;
+        payload.Records.push(...notification.records);
+        payload.RecordReceipts.push(...notification.records.map(() => receiptIndex));
+        break;
+      }
+      case 'test':
+        deps.log.warn('deleting S3 test event', { messageId: message.MessageId });
+        drop.push(message);
+        break;
+      case 'invalid':
+        deps.log.warn(
+          `deleting message that is not an S3 event notification: ${notification.reason}`,
+          { messageId: message.MessageId },
+        );
+        drop.push(message);
+        break;
+      default:
+        unreachable(notification);
     }
   }
   if (drop.length > 0) await deleteMessages(deps, config, drop, result);

@@ -1,7 +1,6 @@
 export { EnvSchema, loadConfig } from './config';
 export { createDeps } from './deps';
 export {
-  classifyBody,
   dispatch,
   type AnalyzerPayload,
   type DispatchConfig,

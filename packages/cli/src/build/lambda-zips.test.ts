@@ -23,7 +23,7 @@ import {
 import {
   decodeS3Key,
   dispatchSlotsTableDefinition,
-  parseS3Notification,
+  objectsOfNotification,
   s3EventRecord,
   matchTableDefinition,
   verdictTableDefinition,
@@ -290,7 +290,7 @@ describe('buildLambdaZips', () => {
 
       expect(result).toBe(25);
       const enqueued = (await receiveAll(queueUrl)).flatMap((body) =>
-        parseS3Notification(JSON.parse(body)).records.map((r) => r.key),
+        objectsOfNotification(body).map((r) => r.key),
       );
       expect(enqueued.sort()).toEqual([...keys].sort());
     });
