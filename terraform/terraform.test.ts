@@ -1,6 +1,6 @@
 // The wiring contract between the Terraform, terraform.tfvars, the configuration loader and the
 // workers' code, checked on the parsed HCL (providers cannot be downloaded here, so no validate).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import {
   BinaryAlertConfigSchema,
@@ -22,11 +22,11 @@ import {
 import { BUNDLE_TARGET, LAMBDA_FUNCTIONS } from '../packages/cli/src/build';
 import { matchTableDefinition, verdictTableDefinition } from '../packages/core/src/match-table';
 import { parseModule, type Block } from './hcl';
+import { actionsUsedBy } from './sdk-calls';
 
 // Parsed HCL is untyped JSON; the assertions below are what checks its shape.
 /* eslint-disable @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call */
 
-const ROOT = path.resolve(__dirname, '..');
 const MODULE_DIR = path.join(__dirname, 'modules', 'lambda');
 const FUNCTIONS = FUNCTION_NAMES;
 
@@ -49,88 +49,6 @@ function alarmMetrics(alarm: Block): string[] {
 function only(blocks: unknown): Block {
   expect(Array.isArray(blocks) && blocks.length === 1).toBe(true);
   return (blocks as Block[])[0]!;
-}
-
-// AWS SDK v3 commands the workers send, and the IAM action each one needs.
-const IAM_ACTION_OF_COMMAND: Record<string, string> = {
-  GetObjectCommand: 's3:GetObject',
-  HeadObjectCommand: 's3:GetObject',
-  ListObjectsV2Command: 's3:ListBucket',
-  ReceiveMessageCommand: 'sqs:ReceiveMessage',
-  DeleteMessageCommand: 'sqs:DeleteMessage',
-  DeleteMessageBatchCommand: 'sqs:DeleteMessage',
-  SendMessageCommand: 'sqs:SendMessage',
-  SendMessageBatchCommand: 'sqs:SendMessage',
-  ChangeMessageVisibilityCommand: 'sqs:ChangeMessageVisibility',
-  ChangeMessageVisibilityBatchCommand: 'sqs:ChangeMessageVisibility',
-  GetQueueAttributesCommand: 'sqs:GetQueueAttributes',
-  InvokeCommand: 'lambda:InvokeFunction',
-  PublishCommand: 'sns:Publish',
-  PutMetricDataCommand: 'cloudwatch:PutMetricData',
-  GetItemCommand: 'dynamodb:GetItem',
-  GetCommand: 'dynamodb:GetItem',
-  PutItemCommand: 'dynamodb:PutItem',
-  PutCommand: 'dynamodb:PutItem',
-  UpdateItemCommand: 'dynamodb:UpdateItem',
-  UpdateCommand: 'dynamodb:UpdateItem',
-  QueryCommand: 'dynamodb:Query',
-  ScanCommand: 'dynamodb:Scan',
-  DeleteItemCommand: 'dynamodb:DeleteItem',
-  DeleteCommand: 'dynamodb:DeleteItem',
-};
-
-/** The package's modules a Lambda loads: handler.ts and what it imports, transitively. */
-function handlerModules(fn: FunctionName): string[] {
-  const pending = [path.join(ROOT, 'packages', fn, 'src', 'handler.ts')];
-  const seen = new Set<string>();
-  while (pending.length > 0) {
-    const file = pending.pop()!;
-    if (seen.has(file)) continue;
-    seen.add(file);
-    const code = readFileSync(file, 'utf8');
-    for (const [, specifier] of code.matchAll(/(?:from|import\()\s*'(\.{1,2}\/[^']+)'/g)) {
-      const base = path.resolve(path.dirname(file), specifier!);
-      const resolved = [`${base}.ts`, path.join(base, 'index.ts')].find((f) => existsSync(f));
-      if (resolved) pending.push(resolved);
-    }
-  }
-  return [...seen];
-}
-
-/** For each function and class packages/core exports, the SDK commands its body sends. */
-function coreCommands(): Record<string, string[]> {
-  const dir = path.join(ROOT, 'packages/core/src');
-  const sent: Record<string, string[]> = {};
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))) {
-    const code = readFileSync(path.join(dir, file), 'utf8');
-    // Each exported declaration runs to the next one (or the end of the file).
-    const starts = [...code.matchAll(/^export (?:async )?(?:function|class) (\w+)/gm)];
-    starts.forEach((start, i) => {
-      const body = code.slice(start.index, starts[i + 1]?.index ?? code.length);
-      sent[start[1]!] = [...body.matchAll(/new (\w+Command)\(/g)].map((m) => m[1]!);
-    });
-  }
-  return sent;
-}
-
-/** The IAM actions a worker's code needs: the SDK commands it sends (metrics via core). */
-function actionsUsedBy(fn: FunctionName): string[] {
-  const code = handlerModules(fn)
-    .map((file) => readFileSync(file, 'utf8'))
-    .join('\n');
-  const commands = new Set([...code.matchAll(/new (\w+Command)\(/g)].map((m) => m[1]!));
-  // The shared runtime's functions and classes send commands on the worker's behalf.
-  for (const [name, sent] of Object.entries(coreCommands())) {
-    if (new RegExp(`\\b${name}\\b`).test(code)) for (const command of sent) commands.add(command);
-  }
-  return [...commands]
-    .map((command) => {
-      const action = IAM_ACTION_OF_COMMAND[command];
-      if (!action) throw new Error(`${fn} sends ${command}: add its IAM action to this test`);
-      return action;
-    })
-    .filter((action, i, all) => all.indexOf(action) === i)
-    .sort();
 }
 
 /** The tfvars settings a module instance reads, directly or through a local (not the names). */
@@ -368,7 +286,7 @@ describe('IAM', () => {
     return only(root.data.aws_iam_policy_document[fn]).statement as Block[];
   }
 
-  it.each(FUNCTIONS)('%s may do exactly what its manifest entry and its code say', (fn) => {
+  it.each(FUNCTIONS)('%s may do exactly what its manifest entry and its code say', async (fn) => {
     const granted = statements(fn)
       .flatMap((statement) => statement.actions as string[])
       .filter((action, i, all) => all.indexOf(action) === i)
@@ -376,7 +294,7 @@ describe('IAM', () => {
     const listed = [...functionSpec(fn).actions].sort();
 
     expect({ fn, granted }).toEqual({ fn, granted: listed });
-    expect({ fn, called: actionsUsedBy(fn) }).toEqual({ fn, called: listed });
+    expect({ fn, called: await actionsUsedBy(fn) }).toEqual({ fn, called: listed });
   });
 
   it.each(FUNCTIONS)('%s grants nothing on "*" but namespaced metrics', (fn) => {
