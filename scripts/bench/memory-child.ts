@@ -12,11 +12,10 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import {
   analyzeObject,
   fixedRules,
-  mapConcurrent,
   unreleasedRules,
   type AnalyzerDeps,
 } from '../../packages/analyzer/src';
-import { createLogger, DEFAULT_ARCHIVE_SETTINGS } from '../../packages/core/src';
+import { createLogger, DEFAULT_ARCHIVE_SETTINGS, mapConcurrent } from '../../packages/core/src';
 import { loadRules } from '../../packages/yara/src';
 
 interface ChildArgs {

@@ -5,12 +5,15 @@ import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import {
   analyzeFile,
+  deleteReceipts,
+  mapConcurrent,
   MetricsBatch,
   objectId,
   pathInsideObject,
   ruleFingerprint,
   ruleId,
   releaseSlot,
+  Slots,
   summarize,
   unreachable,
   type ArchiveSettings,
@@ -21,7 +24,6 @@ import {
   type S3ObjectRef,
 } from '@binaryalert/core';
 import { publishMatchAlert, publishNegativeAlert } from './alerts';
-import { mapConcurrent, Slots } from './concurrency';
 import { downloadObject, privateTempDir } from './download';
 import {
   AlertInFlightError,
@@ -33,7 +35,6 @@ import {
 import { parseAnalyzerInput, type AnalyzerInput } from './input';
 import { recordVerdict, verdictRecord, type S3ObjectFacts } from './ledger';
 import { recordMatch, type MatchDecision } from './match-history';
-import { deleteReceipts } from './receipts';
 import type { ActiveRules, RulesProvider } from './rules-release';
 
 /** The clients and rules the analysis uses; built once per container by deps.ts, or by tests. */

@@ -11,7 +11,13 @@ import {
   type SendMessageBatchRequestEntry,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { MetricsBatch, s3EventRecord, type Logger } from '@binaryalert/core';
+import {
+  errorText,
+  forEachConcurrent,
+  MetricsBatch,
+  s3EventRecord,
+  type Logger,
+} from '@binaryalert/core';
 import { z } from 'zod';
 
 export interface BatcherDeps {
@@ -191,19 +197,13 @@ async function sendObjects(
     batches.push(messages.slice(start, start + 10));
 
   const totals = { enqueuedKeys: 0, failedKeys: 0, failedMessages: 0 };
-  let nextBatch = 0;
-  const worker = async (): Promise<void> => {
-    while (nextBatch < batches.length) {
-      const batch = batches[nextBatch++] as Message[];
-      const failed = await sendBatchWithRetries(deps, config, batch);
-      const failedKeys = failed.reduce((sum, message) => sum + message.keys, 0);
-      totals.enqueuedKeys += batch.reduce((sum, message) => sum + message.keys, 0) - failedKeys;
-      totals.failedKeys += failedKeys;
-      totals.failedMessages += failed.length;
-    }
-  };
-  const workers = Math.min(config.sendConcurrency ?? 16, batches.length);
-  await Promise.all(Array.from({ length: workers }, worker));
+  await forEachConcurrent(batches, config.sendConcurrency ?? 16, async (batch) => {
+    const failed = await sendBatchWithRetries(deps, config, batch);
+    const failedKeys = failed.reduce((sum, message) => sum + message.keys, 0);
+    totals.enqueuedKeys += batch.reduce((sum, message) => sum + message.keys, 0) - failedKeys;
+    totals.failedKeys += failedKeys;
+    totals.failedMessages += failed.length;
+  });
   return totals;
 }
 
@@ -233,7 +233,7 @@ async function sendBatchWithRetries(
     } catch (error) {
       deps.log.warn('SendMessageBatch failed', {
         attempt,
-        error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        error: errorText(error),
       });
     }
   }

@@ -3,10 +3,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { REPO_ROOT } from '@binaryalert/deployment';
 
 import { cliBundle } from '../launcher.cjs';
 
-const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 const MANAGE = path.join(REPO_ROOT, 'manage.ts');
 const EICAR_SAMPLE = path.join(REPO_ROOT, 'rules', 'samples', 'positive', 'eicar_test_file');
 const run = promisify(execFile);

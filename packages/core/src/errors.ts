@@ -21,3 +21,13 @@ export class ConfigError extends Error {
 export function unreachable(value: never): never {
   throw new Error(`unhandled kind: ${JSON.stringify(value)}`);
 }
+
+/** One line of text for an error and its causes, for the console and log fields. */
+export function errorText(error: unknown): string {
+  if (error instanceof Error) {
+    return error.cause !== undefined
+      ? `${error.message} (${errorText(error.cause)})`
+      : error.message;
+  }
+  return String(error);
+}

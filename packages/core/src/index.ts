@@ -9,3 +9,5 @@ export * from './dispatch-slots';
 export * from './verdict-ledger';
 export * from './rules-manifest';
 export * from './verdict-coverage';
+export * from './pool';
+export * from './sqs-deletes';

@@ -1,11 +1,8 @@
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import {
-  DeleteMessageBatchCommand,
-  ReceiveMessageCommand,
-  type Message,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
-import {
+  deleteReceipts,
+  errorText,
   parseS3Notification,
   unreachable,
   type Logger,
@@ -111,7 +108,7 @@ async function acquireSlot(deps: DispatchDeps): Promise<SlotLease | undefined> {
     return await deps.slots.acquire();
   } catch (error) {
     // Without the slots table the dispatcher cannot know what runs: it starts nothing.
-    deps.log.error('cannot take a dispatch slot', { error: describe(error) });
+    deps.log.error('cannot take a dispatch slot', { error: errorText(error) });
     return undefined;
   }
 }
@@ -136,7 +133,7 @@ async function receiveAndInvoke(
     );
     messages = received.Messages ?? [];
   } catch (error) {
-    deps.log.error('receive from the analysis queue failed', { error: describe(error) });
+    deps.log.error('receive from the analysis queue failed', { error: errorText(error) });
     // Back off briefly so a broken queue does not turn into a hot loop.
     await new Promise((resolve) => setTimeout(resolve, 1000));
     return 'nothing received';
@@ -149,7 +146,8 @@ async function receiveAndInvoke(
     RecordReceipts: [],
     DispatchSlot: { Slot: lease.slot, Holder: lease.holder },
   };
-  const drop: Message[] = [];
+  // Receipts of test events and invalid bodies: nothing will ever analyze them.
+  const drop: string[] = [];
   for (const message of messages) {
     const notification = parseS3Notification(message.Body ?? '');
     switch (notification.kind) {
@@ -162,20 +160,22 @@ async function receiveAndInvoke(
       }
       case 'test':
         deps.log.warn('deleting S3 test event', { messageId: message.MessageId });
-        drop.push(message);
+        drop.push(message.ReceiptHandle ?? '');
         break;
       case 'invalid':
         deps.log.warn(
           `deleting message that is not an S3 event notification: ${notification.reason}`,
           { messageId: message.MessageId },
         );
-        drop.push(message);
+        drop.push(message.ReceiptHandle ?? '');
         break;
       default:
         unreachable(notification);
     }
   }
-  if (drop.length > 0) await deleteMessages(deps, config, drop, result);
+  if (drop.length > 0) {
+    result.deletedMessages += await deleteReceipts(deps.sqs, config.queueUrl, drop, deps.log);
+  }
   if (payload.SQSReceipts.length === 0) return 'nothing received';
 
   try {
@@ -194,39 +194,11 @@ async function receiveAndInvoke(
   } catch (error) {
     result.failedInvocations += 1;
     deps.log.error('analyzer invocation failed; its messages will become visible again', {
-      error: describe(error),
+      error: errorText(error),
       messages: payload.SQSReceipts.length,
     });
     // A 4xx answer means Lambda did not queue the event; after a timeout or a 5xx it may have.
     const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
     return status !== undefined && status >= 400 && status < 500 ? 'refused' : 'maybe invoked';
   }
-}
-
-async function deleteMessages(
-  deps: DispatchDeps,
-  config: DispatchConfig,
-  messages: Message[],
-  result: DispatchResult,
-): Promise<void> {
-  try {
-    const response = await deps.sqs.send(
-      new DeleteMessageBatchCommand({
-        QueueUrl: config.queueUrl,
-        Entries: messages.map((message, index) => ({
-          Id: String(index),
-          ReceiptHandle: message.ReceiptHandle,
-        })),
-      }),
-    );
-    const failed = response.Failed ?? [];
-    result.deletedMessages += messages.length - failed.length;
-    if (failed.length > 0) deps.log.warn('some invalid messages could not be deleted', { failed });
-  } catch (error) {
-    deps.log.warn('deleting invalid messages failed', { error: describe(error) });
-  }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

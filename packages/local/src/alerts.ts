@@ -1,6 +1,6 @@
 import { appendFile } from 'node:fs/promises';
 
-import { describeError } from './errors';
+import { errorText } from '@binaryalert/core';
 import type { PublishedMessage } from './sns';
 
 /** One alert as stored in alerts.jsonl and sent to webhooks (message parsed when it is JSON). */
@@ -112,11 +112,11 @@ export function createAlertSinks(options: {
       alerts.push(alert);
       print(formatAlert(alert));
       void appendAlert(alertsPath, alert).catch((error: unknown) =>
-        print(`[local] cannot append to ${alertsPath}: ${describeError(error)}`),
+        print(`[local] cannot append to ${alertsPath}: ${errorText(error)}`),
       );
       if (webhooks.length > 0) {
         void postToWebhooks(webhooks, alert, (url, error) =>
-          print(`[local] webhook ${url} failed: ${describeError(error)}`),
+          print(`[local] webhook ${url} failed: ${errorText(error)}`),
         );
       }
     },

@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import dynalite from 'dynalite';
 
-import { describeError } from './errors';
+import { errorText } from '@binaryalert/core';
 import { closeServer, listenLoopback } from './loopback';
 import { startS3Server } from './s3/server';
 import type { ObjectCreatedEvent } from './s3/store';
@@ -33,7 +33,7 @@ async function main(kind: string, settings: Settings): Promise<() => Promise<voi
         buckets: settings.buckets ?? [],
         onCreated: (event) => send({ type: 'objectCreated', event }),
         onError: (error, req) =>
-          process.stderr.write(`${req.method} ${req.url} failed: ${describeError(error)}\n`),
+          process.stderr.write(`${req.method} ${req.url} failed: ${errorText(error)}\n`),
       });
       send({ type: 'listening', port: server.port });
       return server.close;
@@ -64,7 +64,7 @@ main(kind, JSON.parse(settings) as Settings).then(
     process.on('disconnect', stop);
   },
   (error: unknown) => {
-    process.stderr.write(`cannot start: ${describeError(error)}\n`);
+    process.stderr.write(`cannot start: ${errorText(error)}\n`);
     process.exit(1);
   },
 );

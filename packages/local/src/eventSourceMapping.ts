@@ -5,7 +5,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 
-import { describeError } from './errors';
+import { errorText } from '@binaryalert/core';
 import type { InvokeOutcome, LambdaRuntime } from './lambda';
 
 /** terraform/sqs.tf: the mapping hands the analyzer at most this many messages at once. */
@@ -111,14 +111,14 @@ export function startEventSourceMapping(options: EventSourceMappingOptions): () 
         ));
       } catch (error) {
         if (stopped) break;
-        options.print(`[local] event source mapping: receive failed: ${describeError(error)}`);
+        options.print(`[local] event source mapping: receive failed: ${errorText(error)}`);
         await new Promise((ok) => setTimeout(ok, 1000));
         continue;
       }
       if (messages.length === 0) continue;
       const batch: Promise<void> = finish(messages)
         .catch((error: unknown) =>
-          options.print(`[local] event source mapping: ${describeError(error)}`),
+          options.print(`[local] event source mapping: ${errorText(error)}`),
         )
         .finally(() => {
           inFlight.delete(batch);

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { errorText } from '@binaryalert/core';
 
 import { isGetObject, slowStream, type FaultInjector } from './faults';
 import { refusal } from './guard';
@@ -135,12 +136,7 @@ export function createFrontHandler(
     route(req, res).catch((error: unknown) => {
       routes.onError(error, req);
       if (!res.headersSent) {
-        sendJsonError(
-          res,
-          500,
-          'InternalFailure',
-          error instanceof Error ? error.message : String(error),
-        );
+        sendJsonError(res, 500, 'InternalFailure', errorText(error));
       } else {
         res.destroy();
       }

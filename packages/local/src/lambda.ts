@@ -6,6 +6,7 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createInterface } from 'node:readline';
 import yauzl from 'yauzl';
+import { errorText } from '@binaryalert/core';
 
 import { makeWorkerTmp, spawnWorker, workerIsolation, type WorkerIsolation } from './sandbox';
 
@@ -249,7 +250,7 @@ export class LambdaRuntime {
       (deployment) => this.assign(name, deployment),
       (error: unknown) => {
         const failed = queue.splice(0, queue.length);
-        const errorMessage = error instanceof Error ? error.message : String(error);
+        const errorMessage = errorText(error);
         for (const pending of failed) {
           pending.resolve({
             ok: false,

@@ -7,9 +7,9 @@ import {
   publishRulesRelease,
   RulesManifestSchema,
   type RulesManifest,
+  errorText,
 } from '@binaryalert/core';
 import { LOCAL_CREDENTIALS } from './constants';
-import { describeError } from './errors';
 
 export interface RulesReloadOptions {
   /** The stack's own endpoint (the front), where the rules bucket is served. */
@@ -76,7 +76,7 @@ export async function startRulesReload(options: RulesReloadOptions): Promise<() 
         shown = release;
       }
     } catch (error) {
-      options.print(`[local] rules reload failed: ${describeError(error)}`);
+      options.print(`[local] rules reload failed: ${errorText(error)}`);
     }
   }
 

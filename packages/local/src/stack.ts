@@ -13,6 +13,7 @@ import {
   dispatchSlotsTableDefinition,
   matchTableDefinition,
   verdictTableDefinition,
+  errorText,
 } from '@binaryalert/core';
 import {
   queueVisibilityTimeoutSeconds,
@@ -25,7 +26,6 @@ import { createAlertSinks, type AlertRecord } from './alerts';
 import { createCloudWatchHandler, MetricStore } from './cloudwatch';
 import { DEFAULT_LOCAL_PORT, LOCAL_ACCOUNT_ID, LOCAL_CREDENTIALS } from './constants';
 import { startDynamo, startS3, startSqs } from './emulators';
-import { describeError } from './errors';
 import { startEventSourceMapping } from './eventSourceMapping';
 import { FaultInjector, type FaultPlan } from './faults';
 import { createFrontHandler } from './front';
@@ -164,7 +164,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       sqs,
       names.bucket,
       queueUrl,
-      (key, error) => print(`[local] S3 notification for ${key} failed: ${describeError(error)}`),
+      (key, error) => print(`[local] S3 notification for ${key} failed: ${errorText(error)}`),
       () => faults.duplicateNotification(),
     );
     stopSteps.push(notifier.drain);
@@ -228,7 +228,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       faults,
       onError: (error, req) => {
         // Connections cut by stop() (e.g. a dispatcher's long poll) are expected then.
-        if (!stopping) print(`[local] ${req.method} ${req.url} failed: ${describeError(error)}`);
+        if (!stopping) print(`[local] ${req.method} ${req.url} failed: ${errorText(error)}`);
       },
     });
 
@@ -304,7 +304,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         return outcome;
       },
       (error: unknown) => {
-        if (!stopping) print(`[local] reconciliation failed: ${describeError(error)}`);
+        if (!stopping) print(`[local] reconciliation failed: ${errorText(error)}`);
         return undefined;
       },
     );

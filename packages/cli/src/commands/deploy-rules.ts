@@ -16,6 +16,7 @@ import { requireDirectory } from './compile-rules';
 import { retroAnalyze } from './retro-analyze';
 import { UsageError, type CommandRegistrar } from '../usage';
 import { runPreflight } from '../preflight';
+import { abortOnInterrupt } from '../interrupt';
 
 /** How often the local stack's analyzers check for a newer release (packages/local). */
 const LOCAL_REFRESH_SECONDS = 1;
@@ -118,19 +119,8 @@ export const registerDeployRules: CommandRegistrar = (program: Command) => {
       const config = await loadTfvars();
       // Locally there is no account to check and Terraform is not involved.
       if (flags.local === undefined || flags.local === false) await runPreflight(config.aws_region);
-      const controller = new AbortController();
-      const onInterrupt = (): void => controller.abort();
-      process.once('SIGINT', onInterrupt);
-      try {
-        await deployRules({
-          config,
-          rulesDir,
-          local: flags.local,
-          retro: flags.retro,
-          signal: controller.signal,
-        });
-      } finally {
-        process.removeListener('SIGINT', onInterrupt);
-      }
+      await abortOnInterrupt((signal) =>
+        deployRules({ config, rulesDir, local: flags.local, retro: flags.retro, signal }),
+      );
     });
 };

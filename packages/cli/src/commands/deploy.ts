@@ -7,6 +7,7 @@ import { runRuleTests, untestedWarning } from '../rules/samples';
 import { terraformApply } from './apply';
 import { buildLambdaZips } from '../build';
 import { deployRules } from './deploy-rules';
+import { abortOnInterrupt } from '../interrupt';
 
 /** What the rules release at the end of a deployment did. */
 export interface DeployedRules {
@@ -85,28 +86,23 @@ export function realDeploySteps(
     },
     releaseRules: async ({ retro }) => {
       // Ctrl-C stops watching the queue drain, as in `manage.ts retro-analyze`; analysis goes on.
-      const controller = new AbortController();
-      const onInterrupt = (): void => controller.abort();
-      process.once('SIGINT', onInterrupt);
-      try {
-        const outcome = await deployRules({
+      const outcome = await abortOnInterrupt((signal) =>
+        deployRules({
           config,
           rulesDir,
           retro,
           // The deploy ran (or was told to skip) the rule tests already.
           testSamples: false,
-          signal: controller.signal,
-        });
-        return {
-          version: outcome.release.version,
-          published: outcome.published,
-          added: outcome.added.length,
-          changed: outcome.changed.length,
-          retroAnalyzed: outcome.retroAnalyzed,
-        };
-      } finally {
-        process.removeListener('SIGINT', onInterrupt);
-      }
+          signal,
+        }),
+      );
+      return {
+        version: outcome.release.version,
+        published: outcome.published,
+        added: outcome.added.length,
+        changed: outcome.changed.length,
+        retroAnalyzed: outcome.retroAnalyzed,
+      };
     },
     log: (line) => process.stdout.write(`== ${line}\n`),
   };

@@ -17,6 +17,7 @@ import {
   type LocalFlag,
 } from '../aws';
 import type { CommandRegistrar } from '../usage';
+import { abortOnInterrupt } from '../interrupt';
 
 export interface RetroAnalyzeOptions {
   config: BinaryAlertConfig;
@@ -202,19 +203,14 @@ export const registerRetroAnalyze: CommandRegistrar = (program: Command) => {
     .option('--no-wait', 'start the batcher and return without watching the queue')
     .action(async (flags: { local?: LocalFlag; prefix?: string; wait: boolean }) => {
       const config = await loadTfvars();
-      const controller = new AbortController();
-      const onInterrupt = (): void => controller.abort();
-      process.once('SIGINT', onInterrupt);
-      try {
-        await retroAnalyze({
+      await abortOnInterrupt((signal) =>
+        retroAnalyze({
           config,
           local: flags.local,
           prefix: flags.prefix,
           watch: flags.wait,
-          signal: controller.signal,
-        });
-      } finally {
-        process.removeListener('SIGINT', onInterrupt);
-      }
+          signal,
+        }),
+      );
     });
 };

@@ -5,6 +5,8 @@ import type { Command } from 'commander';
 import {
   analyzeFile,
   DEFAULT_ARCHIVE_SETTINGS,
+  errorText,
+  forEachConcurrent,
   summarize,
   type ArchiveSettings,
 } from '@binaryalert/core';
@@ -21,7 +23,7 @@ import { compileRuleSet } from '../rules/compile';
 import { findRuleFiles } from '../rules/discover';
 import { DEFAULT_COMPILED_RULES, DEFAULT_RULES_DIR, displayPath } from '../rules/paths';
 import { formatMb, ScanReport, type ScanEntry } from '../scan/report';
-import { errorText, walkPaths, type FoundFile } from '../scan/walk';
+import { walkPaths, type FoundFile } from '../scan/walk';
 import { formatCompileMessage } from './compile-rules';
 
 export type { ScanEntry };
@@ -49,19 +51,14 @@ export interface ScanPathsOptions {
  * 'skipped' one; the rest go on. Special files are never opened, so nothing blocks.
  */
 export async function scanPaths(inputs: string[], options: ScanPathsOptions): Promise<void> {
-  const found = walkPaths(inputs);
-  async function worker(): Promise<void> {
-    // Workers share one walk: an async generator queues concurrent next() calls.
-    for (let next = await found.next(); !next.done; next = await found.next()) {
-      const item = next.value;
-      const entry =
-        'status' in item
-          ? item
-          : (precheck(item, options.maxSizeBytes) ?? (await scanOne(item, options)));
-      await options.onEntry(entry);
-    }
-  }
-  await Promise.all(Array.from({ length: Math.max(1, options.concurrency) }, () => worker()));
+  // The pool pulls the walk as scans finish, so the tree is never read far ahead.
+  await forEachConcurrent(walkPaths(inputs), options.concurrency, async (item) => {
+    const entry =
+      'status' in item
+        ? item
+        : (precheck(item, options.maxSizeBytes) ?? (await scanOne(item, options)));
+    await options.onEntry(entry);
+  });
 }
 
 function precheck(candidate: FoundFile, maxSizeBytes: number): ScanEntry | undefined {

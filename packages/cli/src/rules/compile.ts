@@ -11,7 +11,12 @@ import {
   type ExternalValue,
   type RuleSource,
 } from '@binaryalert/yara';
-import { manifestPathFor, type RuleFingerprints, type RulesManifest } from '@binaryalert/core';
+import {
+  forEachConcurrent,
+  manifestPathFor,
+  type RuleFingerprints,
+  type RulesManifest,
+} from '@binaryalert/core';
 import { findRuleFiles } from './discover';
 import { fingerprintRuleFiles } from './fingerprint';
 
@@ -140,20 +145,13 @@ async function brokenSourcesOneByOne(
   const results: (SkippedRuleFile | undefined)[] = new Array<SkippedRuleFile | undefined>(
     sources.length,
   );
-  let next = 0;
-  async function worker(): Promise<void> {
-    while (next < sources.length) {
-      const index = next++;
-      const source = sources[index] as RuleSource;
-      try {
-        await compileRules([source], compileOptions);
-      } catch (error) {
-        if (!(error instanceof RuleCompileError)) throw error;
-        results[index] = { ...source, errors: error.errors };
-      }
+  await forEachConcurrent(sources, os.availableParallelism(), async (source, index) => {
+    try {
+      await compileRules([source], compileOptions);
+    } catch (error) {
+      if (!(error instanceof RuleCompileError)) throw error;
+      results[index] = { ...source, errors: error.errors };
     }
-  }
-  const workers = Math.min(os.availableParallelism(), sources.length);
-  await Promise.all(Array.from({ length: workers }, () => worker()));
+  });
   return results.filter((result): result is SkippedRuleFile => result !== undefined);
 }

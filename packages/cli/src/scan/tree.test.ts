@@ -2,12 +2,12 @@ import { execFile } from 'node:child_process';
 import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { REPO_ROOT } from '@binaryalert/deployment';
 import type { FileSummary } from '@binaryalert/core';
 import { compileRules } from '@binaryalert/yara';
 import { cliBundle } from '../../launcher.cjs';
 import { temporaryDirectory } from '../rules/testing';
 
-const REPO_ROOT = path.resolve(__dirname, '..', '..', '..', '..');
 const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*';
 const NOBODY = 65534;
 const run = promisify(execFile);

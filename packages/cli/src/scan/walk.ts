@@ -1,5 +1,6 @@
 import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
+import { errorText } from '@binaryalert/core';
 
 /** A path found below the inputs that may be scanned (its type and size checked by the caller). */
 export interface FoundFile {
@@ -72,8 +73,4 @@ async function describeStatError(target: string, error: unknown): Promise<string
   }
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
   return errorText(error);
-}
-
-export function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -1,13 +1,13 @@
 import { DeleteMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { Logger } from '@binaryalert/core';
+import type { Logger } from './logger';
 
 // DeleteMessageBatch takes at most 10 entries.
 const MAX_BATCH = 10;
 
 /**
- * Deletes the given messages from the queue. Failures are logged, never thrown: an undeleted message
- * is delivered again and re-analyzed, which the match table makes harmless.
- * Returns the number of receipts deleted.
+ * Deletes the given messages from the queue, 10 per DeleteMessageBatch. Failures are logged, never
+ * thrown: an undeleted message is delivered again and re-analyzed, which the match table makes
+ * harmless. Returns the number of receipts deleted.
  */
 export async function deleteReceipts(
   sqs: SQSClient,

@@ -1,4 +1,4 @@
-import { mapConcurrent, Slots } from './concurrency';
+import { forEachConcurrent, mapConcurrent, Slots } from './pool';
 
 describe('mapConcurrent', () => {
   it('keeps at most `limit` calls in flight and the results in input order', async () => {
@@ -33,6 +33,46 @@ describe('mapConcurrent', () => {
 
   it('handles no items', async () => {
     expect(await mapConcurrent([], 4, () => Promise.resolve(1))).toEqual([]);
+  });
+});
+
+describe('forEachConcurrent', () => {
+  it('pulls an async iterable no more than `limit` items ahead of the calls', async () => {
+    let pulled = 0;
+    let finished = 0;
+    let maxAhead = 0;
+    async function* walk() {
+      for (let i = 0; i < 20; i++) {
+        await Promise.resolve(); // a directory read between items
+        pulled += 1;
+        maxAhead = Math.max(maxAhead, pulled - finished);
+        yield i;
+      }
+    }
+    const seen: number[] = [];
+
+    await forEachConcurrent(walk(), 3, async (item, index) => {
+      expect(index).toBe(item);
+      await new Promise((resolve) => setTimeout(resolve, item % 4));
+      seen.push(item);
+      finished += 1;
+    });
+
+    expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(maxAhead).toBe(3);
+  });
+
+  it('rejects with the first failure and starts nothing after it', async () => {
+    const started: number[] = [];
+
+    const run = forEachConcurrent([0, 1, 2, 3, 4, 5, 6, 7], 2, async (item) => {
+      started.push(item);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      if (item === 1) throw new Error('item 1 failed');
+    });
+
+    await expect(run).rejects.toThrow('item 1 failed');
+    expect(started).toEqual([0, 1, 2]);
   });
 });
 
