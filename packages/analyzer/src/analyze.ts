@@ -14,11 +14,11 @@ import {
   ruleId,
   releaseSlot,
   Slots,
-  summarize,
+  objectSummary,
   unreachable,
   type ArchiveSettings,
-  type FileAnalysis,
   type FileSummary,
+  type ObjectAnalysis,
   type Logger,
   type SlotLease,
   type S3ObjectRef,
@@ -75,7 +75,8 @@ export type ObjectOutcome =
   | {
       status: 'analyzed';
       id: string;
-      summary: FileSummary;
+      /** What was found, in which object (the alert and the result are built from it). */
+      result: ObjectAnalysis;
       object: S3ObjectFacts;
       downloadMs: number;
       scanMs: number;
@@ -192,15 +193,19 @@ async function scanObject(
     );
     // The file is no longer needed: free /tmp before the (network-bound) bookkeeping.
     await temp.remove();
-    const summary = summarize(analysis, {
-      S3Location: id,
-      S3LastModified: download.lastModified,
-      S3Metadata: download.metadata,
-    });
+    const result: ObjectAnalysis = {
+      object: {
+        bucket: ref.bucket,
+        key: ref.key,
+        lastModified: download.lastModified,
+        metadata: download.metadata,
+      },
+      analysis,
+    };
     const outcome = {
       status: 'analyzed' as const,
       id,
-      summary,
+      result,
       object: {
         size: analysis.size,
         lastModified: download.lastModified,
@@ -226,11 +231,15 @@ async function scanObject(
     });
     if (analysis.matches.length === 0) {
       if (settings.negativeAlertsTopicArn) {
-        await publishNegativeAlert(deps.sns, settings.negativeAlertsTopicArn, summary);
+        await publishNegativeAlert(
+          deps.sns,
+          settings.negativeAlertsTopicArn,
+          objectSummary(result),
+        );
       }
       return outcome;
     }
-    const decision = await recordAndAlert(deps, settings, ref, analysis, summary, rules, log);
+    const decision = await recordAndAlert(deps, settings, result, rules, log);
     return { ...outcome, decision };
   } catch (error) {
     if (error instanceof ObjectMissingError || error instanceof ObjectAccessDeniedError) {
@@ -253,14 +262,13 @@ async function scanObject(
 async function recordAndAlert(
   deps: AnalyzerDeps,
   settings: AnalyzerSettings,
-  ref: S3ObjectRef,
-  analysis: FileAnalysis,
-  summary: FileSummary,
+  result: ObjectAnalysis,
   rules: ActiveRules,
   log: Logger,
 ): Promise<MatchDecision> {
+  const { object: ref, analysis } = result;
   if (analysis.md5 === undefined) {
-    throw new TypeError(`no MD5 for the matched object ${summary.FileInfo.S3Location}`);
+    throw new TypeError(`no MD5 for the matched object ${objectId(ref.bucket, ref.key)}`);
   }
   const record = {
     sha256: analysis.sha256,
@@ -291,7 +299,7 @@ async function recordAndAlert(
   let decision: MatchDecision;
   try {
     decision = await recordMatch(deps.dynamo, tables, record, async () => {
-      await publishMatchAlert(deps.sns, settings.alertsTopicArn, summary);
+      await publishMatchAlert(deps.sns, settings.alertsTopicArn, objectSummary(result));
       published = true;
     });
   } catch (error) {
@@ -321,7 +329,7 @@ export function invocationMetrics(outcomes: ObjectOutcome[], ruleCount: number):
   metrics.add('AnalyzedBinaries', analyzed.length);
   metrics.add(
     'MatchedBinaries',
-    analyzed.filter((outcome) => outcome.summary.NumMatchedRules > 0).length,
+    analyzed.filter((outcome) => outcome.result.analysis.matches.length > 0).length,
   );
   metrics.add('YaraRules', ruleCount);
   metrics.addStatistics(
@@ -340,7 +348,7 @@ export function invocationMetrics(outcomes: ObjectOutcome[], ruleCount: number):
   // Content inside objects that a bound, a password or damage kept from being scanned.
   metrics.add(
     'UnscannedContent',
-    analyzed.reduce((sum, outcome) => sum + outcome.summary.Unscanned.length, 0),
+    analyzed.reduce((sum, outcome) => sum + outcome.result.analysis.unscanned.length, 0),
   );
   return metrics;
 }
@@ -472,7 +480,7 @@ async function handleInput(
 function analysisResults(outcomes: ObjectOutcome[]): AnalysisResults {
   const results: AnalysisResults = {};
   for (const outcome of outcomes) {
-    if (outcome.status === 'analyzed') results[outcome.id] = outcome.summary;
+    if (outcome.status === 'analyzed') results[outcome.id] = objectSummary(outcome.result);
   }
   return results;
 }

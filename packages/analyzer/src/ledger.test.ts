@@ -1,5 +1,5 @@
 import { ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { FileSummary, VerdictRecord } from '@binaryalert/core';
+import type { FileAnalysis, VerdictRecord } from '@binaryalert/core';
 import { startDynamo, uniqueName, type Emulator } from '@binaryalert/testing';
 import { ScanTimeoutError } from '@binaryalert/yara';
 import { DownloadError } from './errors';
@@ -8,31 +8,34 @@ import { createVerdictTable } from './test-helpers';
 
 const BUCKET = 'binaries';
 
-function summary(sha256: string, rules: string[] = []): FileSummary {
-  const MatchedRules: FileSummary['MatchedRules'] = {};
-  rules.forEach((rule, index) => {
-    const [file, name] = rule.split(':');
-    MatchedRules[`Rule${index + 1}`] = {
-      RuleFile: file!,
-      RuleName: name!,
-      RuleTags: ['tag'],
-      Meta: { score: 7, description: 'd', active: true },
-      MatchedStrings: ['$a', '$b'],
+function summary(sha256: string, rules: string[] = []): { analysis: FileAnalysis } {
+  const matches = rules.map((rule) => {
+    const [namespace, name] = rule.split(':');
+    return {
+      namespace: namespace!,
+      rule: name!,
+      tags: ['tag'],
+      meta: { score: 7, description: 'd', active: true },
+      strings: [
+        { identifier: '$b', offsets: [0] },
+        { identifier: '$a', offsets: [1] },
+        { identifier: '$b', offsets: [2] },
+      ],
     };
   });
   return {
-    FileInfo: {
-      MD5: 'm'.repeat(32),
-      SHA256: sha256,
-      S3LastModified: '2026-01-01T00:00:00.000Z',
-      S3Location: `S3:${BUCKET}:k`,
-      S3Metadata: {},
+    analysis: {
+      sha256,
+      md5: 'm'.repeat(32),
+      size: 10,
+      label: 'k',
+      matches,
+      members: [],
+      unscanned: [],
+      coverage: 'complete',
+      expandedBytes: 0,
+      scanMs: 1,
     },
-    MatchedRules,
-    NumMatchedRules: rules.length,
-    Coverage: 'complete',
-    NumMembersScanned: 0,
-    Unscanned: [],
   };
 }
 
@@ -42,7 +45,7 @@ const facts = { size: 10, lastModified: '2026-01-01T00:00:00.000Z', etag: '"e"' 
 function analyzed(key: string, at: number, sha256: string, rules: string[] = [], version = 1) {
   return verdictRecord(
     { bucket: BUCKET, key },
-    { status: 'analyzed', summary: summary(sha256, rules), object: facts },
+    { status: 'analyzed', result: summary(sha256, rules), object: facts },
     { analyzedAt: new Date(at), analyzerVersion: version, ttlDays: 0 },
   );
 }
@@ -71,19 +74,19 @@ describe('verdict ledger', () => {
     expect(
       verdictRecord(
         ref,
-        { status: 'analyzed', summary: summary('a', ['r.yar:evil']), object: facts },
+        { status: 'analyzed', result: summary('a', ['r.yar:evil']), object: facts },
         context,
       ),
     ).toMatchObject({ verdict: 'matched', rules: ['r.yar:evil'], sha256: 'a', etag: '"e"' });
     expect(
-      verdictRecord(ref, { status: 'analyzed', summary: summary('a'), object: facts }, context),
+      verdictRecord(ref, { status: 'analyzed', result: summary('a'), object: facts }, context),
     ).toMatchObject({ verdict: 'clean', rules: [] });
     expect(
       verdictRecord(
         ref,
         {
           status: 'analyzed',
-          summary: summary('a', ['r.yar:evil']),
+          result: summary('a', ['r.yar:evil']),
           object: facts,
           unscanned: 'archive-too-deep',
         },

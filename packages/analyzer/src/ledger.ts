@@ -9,7 +9,9 @@ import {
   hasVerdict,
   verdictAttributes,
   verdictFromItem,
-  type FileSummary,
+  matchedStringIds,
+  ruleId,
+  type FileAnalysis,
   type LedgerRuleMatch,
   type S3ObjectRef,
   type VerdictReason,
@@ -22,7 +24,7 @@ import { DownloadError, MatchBookkeepingError, VerdictLedgerError } from './erro
 export type LedgerOutcome =
   | {
       status: 'analyzed';
-      summary: FileSummary;
+      result: { analysis: FileAnalysis };
       object: S3ObjectFacts;
       /** Set when some content could not be scanned (the verdict is then `partial`). */
       unscanned?: VerdictReason;
@@ -50,14 +52,13 @@ export function failureReason(error: unknown): VerdictReason {
   return 'internal-error';
 }
 
-function ledgerMatches(summary: FileSummary): LedgerRuleMatch[] {
-  return Object.values(summary.MatchedRules).map((rule) => ({
-    id: `${rule.RuleFile}:${rule.RuleName}`,
-    tags: rule.RuleTags,
-    meta: rule.Meta,
-    strings: rule.MatchedStrings,
-    ...(rule.MemberPath ? { memberPath: rule.MemberPath } : {}),
-    ...(rule.MemberSHA256 ? { memberSha256: rule.MemberSHA256 } : {}),
+function ledgerMatches(analysis: FileAnalysis): LedgerRuleMatch[] {
+  return analysis.matches.map((match) => ({
+    id: ruleId(match),
+    tags: [...match.tags],
+    meta: { ...match.meta },
+    strings: matchedStringIds(match),
+    ...(match.member ? { memberPath: match.member.path, memberSha256: match.member.sha256 } : {}),
   }));
 }
 
@@ -84,14 +85,15 @@ export function verdictRecord(
   };
   switch (outcome.status) {
     case 'analyzed': {
-      const matches = ledgerMatches(outcome.summary);
+      const { analysis } = outcome.result;
+      const matches = ledgerMatches(analysis);
       const verdict = outcome.unscanned ? 'partial' : matches.length > 0 ? 'matched' : 'clean';
       return {
         ...base,
         verdict,
         ...(outcome.unscanned ? { reason: outcome.unscanned } : {}),
-        sha256: outcome.summary.FileInfo.SHA256,
-        md5: outcome.summary.FileInfo.MD5,
+        sha256: analysis.sha256,
+        md5: analysis.md5,
         ...outcome.object,
         rules: matches.map((match) => match.id),
         matches,

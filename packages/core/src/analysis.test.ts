@@ -10,7 +10,8 @@ import {
   externalsForPath,
   pathInsideObject,
   ruleId,
-  summarize,
+  localFileSummary,
+  objectSummary,
   type FileAnalysis,
 } from './analysis';
 
@@ -52,7 +53,7 @@ function match(rule: string, namespace: string, identifiers: string[]): RuleMatc
   };
 }
 
-describe('summarize', () => {
+describe('objectSummary and localFileSummary', () => {
   it('shapes the analysis like the original BinaryAlert summary', () => {
     const analysis = analysisOf({
       sha256: 'a'.repeat(64),
@@ -62,10 +63,14 @@ describe('summarize', () => {
       matches: [match('first', 'ns/one.yar', ['$b', '$a', '$b']), match('second', 'two.yar', [])],
     });
 
-    const summary = summarize(analysis, {
-      S3Location: 'S3:bucket:key',
-      S3LastModified: '2026-01-01T00:00:00.000Z',
-      S3Metadata: { filepath: '/x' },
+    const summary = objectSummary({
+      object: {
+        bucket: 'bucket',
+        key: 'key',
+        lastModified: '2026-01-01T00:00:00.000Z',
+        metadata: { filepath: '/x' },
+      },
+      analysis,
     });
 
     expect(summary).toEqual({
@@ -114,7 +119,10 @@ describe('summarize', () => {
       coverage: 'partial',
     });
 
-    const summary = summarize(analysis, { S3Location: 'S3:b:key' });
+    const summary = objectSummary({
+      object: { bucket: 'b', key: 'key', lastModified: '', metadata: {} },
+      analysis,
+    });
 
     expect(summary.MatchedRules.Rule1).toMatchObject({
       RuleName: 'evil',
@@ -129,15 +137,19 @@ describe('summarize', () => {
     expect(pathInsideObject(analysis, 'key!x.zip!e.exe')).toBe('x.zip!e.exe');
   });
 
-  it('defaults the S3 fields for local files', () => {
-    const summary = summarize(analysisOf({}), { S3Location: '/tmp/x' });
+  it('says Path for a local file, with the old S3 names kept as deprecated copies', () => {
+    const summary = localFileSummary(analysisOf({}), {
+      path: 'samples/x.exe',
+      lastModified: '2026-01-01T00:00:00.000Z',
+    });
 
     expect(summary.FileInfo).toEqual({
       MD5: 'm',
       SHA256: 's',
-      S3LastModified: '',
-      S3Location: '/tmp/x',
-      S3Metadata: {},
+      Path: 'samples/x.exe',
+      LastModified: '2026-01-01T00:00:00.000Z',
+      S3Location: 'samples/x.exe',
+      S3LastModified: '2026-01-01T00:00:00.000Z',
     });
     expect(summary).toMatchObject({ MatchedRules: {}, NumMatchedRules: 0 });
   });
@@ -191,7 +203,9 @@ describe('analyzeFile', () => {
     expect(byDefault.sha256).toBe(createHash('sha256').update(content).digest('hex'));
     expect(byDefault).not.toHaveProperty('md5');
     expect(always.md5).toBe(createHash('md5').update(content).digest('hex'));
-    expect(summarize(byDefault, { S3Location: 'x' }).FileInfo).not.toHaveProperty('MD5');
+    expect(
+      localFileSummary(byDefault, { path: 'x', lastModified: '' }).FileInfo,
+    ).not.toHaveProperty('MD5');
   });
 
   it('passes externals derived from the original file path to the rules', async () => {

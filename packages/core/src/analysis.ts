@@ -6,6 +6,7 @@ import type {
   RuleMatch,
   UnscannedContent,
 } from '@binaryalert/yara';
+import { objectId } from './logger';
 
 /**
  * How the members of containers are opened: terraform.tfvars' archive_* settings (defaults there
@@ -62,7 +63,10 @@ export interface UnscannedSummary {
   Detail: string;
 }
 
-/** The per-file result the analyzer returns, alerts with, and `manage.ts scan --json` prints. */
+/**
+ * The wire format of one object's analysis (original BinaryAlert's layout): the SNS alert payload
+ * and the analyzer's invocation result. Built only there, by objectSummary.
+ */
 export interface FileSummary {
   FileInfo: {
     /** Only where it is stored or sent: files a rule matched (and every file with negative-match alerts on). */
@@ -201,11 +205,39 @@ export function ruleId(match: Pick<RuleMatch, 'namespace' | 'rule'>): string {
   return `${match.namespace}:${match.rule}`;
 }
 
-/** Shapes an analysis into the per-file summary (original BinaryAlert's layout). */
-export function summarize(
-  analysis: FileAnalysis,
-  location: { S3Location: string; S3LastModified?: string; S3Metadata?: Record<string, string> },
-): FileSummary {
+/** An S3 object as the analyzer read it. */
+export interface AnalyzedObject {
+  bucket: string;
+  key: string;
+  lastModified: string;
+  /** The object's user metadata (x-amz-meta-*). */
+  metadata: Record<string, string>;
+}
+
+/** The internal model of one object's analysis: what was found, in which object. */
+export interface ObjectAnalysis {
+  object: AnalyzedObject;
+  analysis: FileAnalysis;
+}
+
+/** `manage.ts scan --json`: the same layout as FileSummary, for a local file. */
+export interface LocalFileSummary extends Omit<FileSummary, 'FileInfo'> {
+  FileInfo: {
+    MD5?: string;
+    SHA256: string;
+    /** The path as given on the command line (or found below it). */
+    Path: string;
+    /** The file's modification time. */
+    LastModified: string;
+    /** @deprecated The same as Path; kept for scripts written against older `scan --json`. */
+    S3Location: string;
+    /** @deprecated The same as LastModified; kept for the same reason. */
+    S3LastModified: string;
+  };
+}
+
+/** The fields of a summary that describe the analysis itself, whatever was analyzed. */
+function analysisFields(analysis: FileAnalysis): Omit<FileSummary, 'FileInfo'> {
   const MatchedRules: Record<string, MatchedRuleSummary> = {};
   analysis.matches.forEach((match, index) => {
     MatchedRules[`Rule${index + 1}`] = {
@@ -213,18 +245,11 @@ export function summarize(
       RuleFile: match.namespace,
       RuleTags: [...match.tags],
       Meta: { ...match.meta },
-      MatchedStrings: [...new Set(match.strings.map((s) => s.identifier))].sort(),
+      MatchedStrings: matchedStringIds(match),
       ...(match.member ? { MemberPath: match.member.path, MemberSHA256: match.member.sha256 } : {}),
     };
   });
   return {
-    FileInfo: {
-      ...(analysis.md5 === undefined ? {} : { MD5: analysis.md5 }),
-      SHA256: analysis.sha256,
-      S3LastModified: location.S3LastModified ?? '',
-      S3Location: location.S3Location,
-      S3Metadata: { ...(location.S3Metadata ?? {}) },
-    },
     MatchedRules,
     NumMatchedRules: analysis.matches.length,
     Coverage: analysis.coverage,
@@ -234,5 +259,42 @@ export function summarize(
       Reason: reason,
       Detail: detail,
     })),
+  };
+}
+
+/** The identifiers of the strings a rule matched, once each, sorted. */
+export function matchedStringIds(match: Pick<RuleMatch, 'strings'>): string[] {
+  return [...new Set(match.strings.map((s) => s.identifier))].sort();
+}
+
+/** The wire format (alert payload, invocation result) of an object's analysis. */
+export function objectSummary({ object, analysis }: ObjectAnalysis): FileSummary {
+  return {
+    FileInfo: {
+      ...(analysis.md5 === undefined ? {} : { MD5: analysis.md5 }),
+      SHA256: analysis.sha256,
+      S3LastModified: object.lastModified,
+      S3Location: objectId(object.bucket, object.key),
+      S3Metadata: { ...object.metadata },
+    },
+    ...analysisFields(analysis),
+  };
+}
+
+/** What `scan --json` prints for a local file. */
+export function localFileSummary(
+  analysis: FileAnalysis,
+  file: { path: string; lastModified: string },
+): LocalFileSummary {
+  return {
+    FileInfo: {
+      ...(analysis.md5 === undefined ? {} : { MD5: analysis.md5 }),
+      SHA256: analysis.sha256,
+      Path: file.path,
+      LastModified: file.lastModified,
+      S3Location: file.path,
+      S3LastModified: file.lastModified,
+    },
+    ...analysisFields(analysis),
   };
 }

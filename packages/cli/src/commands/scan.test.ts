@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { FileSummary } from '@binaryalert/core';
+import type { LocalFileSummary } from '@binaryalert/core';
 import { compileRules } from '@binaryalert/yara';
 import { ArchiveKit } from '@binaryalert/testing';
 import { runCaptured, temporaryDirectory } from '../rules/testing';
@@ -84,17 +84,20 @@ describe('manage.ts scan', () => {
     ]);
 
     expect(run.code).toBe(1);
-    const summaries = JSON.parse(run.stdout) as FileSummary[];
+    const summaries = JSON.parse(run.stdout) as LocalFileSummary[];
     expect(summaries).toHaveLength(2);
-    const matched = summaries.find((s) => s.NumMatchedRules > 0) as FileSummary;
-    const clean = summaries.find((s) => s.NumMatchedRules === 0) as FileSummary;
+    const matched = summaries.find((s) => s.NumMatchedRules > 0) as LocalFileSummary;
+    const clean = summaries.find((s) => s.NumMatchedRules === 0) as LocalFileSummary;
     expect(matched.FileInfo).toMatchObject({
       SHA256: createHash('sha256').update(EICAR).digest('hex'),
       MD5: createHash('md5').update(EICAR).digest('hex'),
+      Path: renamed,
+      // Deprecated copies for scripts written against older versions.
       S3Location: renamed,
-      S3Metadata: {},
     });
-    expect(matched.FileInfo.S3LastModified).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(matched.FileInfo).not.toHaveProperty('S3Metadata');
+    expect(matched.FileInfo.LastModified).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(matched.FileInfo.S3LastModified).toBe(matched.FileInfo.LastModified);
     expect(matched.NumMatchedRules).toBe(2);
     expect(
       Object.values(matched.MatchedRules)
@@ -122,7 +125,7 @@ describe('manage.ts scan', () => {
     const lines = jsonl.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(2);
     expect(
-      lines.map((line) => (JSON.parse(line) as FileSummary).FileInfo.S3Location).sort(),
+      lines.map((line) => (JSON.parse(line) as LocalFileSummary).FileInfo.Path).sort(),
     ).toEqual([path.join(data, 'clean.txt'), path.join(data, 'sub', 'eicar.com')]);
     expect(jsonl.stderr).toMatch(/^scanned 2 files .*: 1 matched, 1 clean\n$/);
     expect(matchesOnly.stdout).not.toContain('clean.txt');
@@ -293,7 +296,7 @@ describe('manage.ts scan inside containers', () => {
       `own/test.yara:eicar_test_file in ${archive}!bin/invoice.pdf.exe, ` +
         `own/test.yara:double_extension in ${archive}!bin/invoice.pdf.exe`,
     );
-    const [summary] = JSON.parse(json.stdout) as FileSummary[];
+    const [summary] = JSON.parse(json.stdout) as LocalFileSummary[];
     expect(Object.values(summary!.MatchedRules)).toEqual([
       expect.objectContaining({
         RuleName: 'eicar_test_file',

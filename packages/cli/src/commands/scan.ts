@@ -7,7 +7,6 @@ import {
   DEFAULT_ARCHIVE_SETTINGS,
   errorText,
   forEachConcurrent,
-  summarize,
   type ArchiveSettings,
 } from '@binaryalert/core';
 import {
@@ -99,11 +98,8 @@ async function scanOne(candidate: FoundFile, options: ScanPathsOptions): Promise
         ? { archives: options.archives, budgetMs: options.timeoutSeconds * 1000 }
         : {}),
     });
-    const summary = summarize(analysis, {
-      S3Location: candidate.path,
-      S3LastModified: candidate.stats.mtime.toISOString(),
-    });
-    return { path: candidate.path, status: 'scanned', analysis, summary };
+    const lastModified = candidate.stats.mtime.toISOString();
+    return { path: candidate.path, status: 'scanned', analysis, lastModified };
   } catch (error) {
     let message: string;
     if (error instanceof ScanTimeoutError)

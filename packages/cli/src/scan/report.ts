@@ -1,10 +1,10 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { ruleId, type FileAnalysis, type FileSummary } from '@binaryalert/core';
+import { localFileSummary, ruleId, type FileAnalysis } from '@binaryalert/core';
 
 /** One input file's outcome. */
 export type ScanEntry =
-  | { path: string; status: 'scanned'; analysis: FileAnalysis; summary: FileSummary }
+  | { path: string; status: 'scanned'; analysis: FileAnalysis; lastModified: string }
   | { path: string; status: 'error'; message: string }
   | { path: string; status: 'skipped'; message: string };
 
@@ -97,7 +97,7 @@ class ProgressLine {
 
 /**
  * Prints each file's outcome as soon as it is known, and nothing of it is kept afterwards: table
- * rows (`MATCH  path  rules`), JSON Lines (one FileSummary per line), or one JSON array written
+ * rows (`MATCH  path  rules`), JSON Lines (one LocalFileSummary per line), or one JSON array written
  * element by element. Files that could not be scanned go to stderr as `error: PATH: reason`. The
  * summary closes the table on stdout; with JSON output it goes to stderr, so stdout stays JSON.
  */
@@ -146,9 +146,12 @@ export class ScanReport {
   #format(entry: Extract<ScanEntry, { status: 'scanned' }>): string {
     switch (this.format) {
       case 'jsonl':
-        return `${JSON.stringify(entry.summary)}\n`;
+        return `${JSON.stringify(localFileSummary(entry.analysis, entry))}\n`;
       case 'json': {
-        const element = JSON.stringify(entry.summary, null, 2).replace(/\n/g, '\n  ');
+        const element = JSON.stringify(localFileSummary(entry.analysis, entry), null, 2).replace(
+          /\n/g,
+          '\n  ',
+        );
         return `${this.#rows > 0 ? ',' : ''}\n  ${element}`;
       }
       case 'table': {

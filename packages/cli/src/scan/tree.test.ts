@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { REPO_ROOT } from '@binaryalert/deployment';
-import type { FileSummary } from '@binaryalert/core';
+import type { LocalFileSummary } from '@binaryalert/core';
 import { compileRules } from '@binaryalert/yara';
 import { cliBundle } from '../../launcher.cjs';
 import { temporaryDirectory } from '../rules/testing';
@@ -77,7 +77,7 @@ describe('manage.ts scan on a large hostile tree', () => {
     const matches = result.stdout
       .trimEnd()
       .split('\n')
-      .map((line) => (JSON.parse(line) as FileSummary).FileInfo.S3Location);
+      .map((line) => (JSON.parse(line) as LocalFileSummary).FileInfo.Path);
     expect(matches.sort()).toEqual([...planted].sort());
     const errors = result.stderr.trimEnd().split('\n');
     expect(errors).toEqual(
