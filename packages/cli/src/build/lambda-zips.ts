@@ -24,7 +24,7 @@ import { writeReproducibleZip, type ZipEntry } from './zip';
 export const LAMBDA_FUNCTIONS = FUNCTION_NAMES;
 export type LambdaFunctionName = FunctionName;
 
-/** File names inside the zips (docs/contracts.md "Build output"); handler `index.handler`. */
+/** File names inside the zips (what each one holds: the manifest's zipAssets); handler `index.handler`. */
 export { COMPILED_RULES_FILE, RULES_MANIFEST_FILE };
 export const ADDON_FILE = 'yara.node';
 /** libmagic's database, which rules that `import "magic"` need and Lambda images lack. */

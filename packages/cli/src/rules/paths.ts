@@ -5,7 +5,7 @@ import { REPO_ROOT, RULES_DIR } from '@binaryalert/deployment';
 export const DEFAULT_RULES_DIR = RULES_DIR;
 /** The remote rule repositories `clone-rules` copies from. */
 export const DEFAULT_RULE_SOURCES = path.join(DEFAULT_RULES_DIR, 'rule_sources.json');
-/** `compile-rules` output, and the rules `scan` uses by default (see docs/contracts.md "Build output"). */
+/** `compile-rules` output, and the rules `scan` uses by default. */
 export const DEFAULT_COMPILED_RULES = path.join(REPO_ROOT, 'dist', 'compiled_yara_rules.bin');
 /** Sample files for the starter rules: under rules/ but never compiled or copied over. */
 export const SAMPLES_DIR_NAME = 'samples';
