@@ -3,6 +3,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSBatchResponse } from 'aws-lambda';
 import {
   analyzeFile,
   deleteReceipts,
@@ -97,9 +98,7 @@ export type ObjectOutcome =
 /** Analysis results keyed `S3:<bucket>:<key>` (dispatcher payloads and direct S3 events). */
 export type AnalysisResults = Record<string, FileSummary>;
 /** The partial batch response of an SQS event source mapping. */
-export interface SqsBatchResponse {
-  batchItemFailures: { itemIdentifier: string }[];
-}
+export type SqsBatchResponse = SQSBatchResponse;
 
 /** `$LATEST` (or anything unversioned) counts as version 0 in the verdict ledger. */
 export function analyzerVersion(functionVersion: string | undefined): number {

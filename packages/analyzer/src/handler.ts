@@ -1,3 +1,4 @@
+import type { Context } from 'aws-lambda';
 import { createLogger } from '@binaryalert/core';
 import {
   analyzerVersion,
@@ -20,7 +21,8 @@ deps.catch(() => undefined); // reported by the first invocation that awaits it
 /** Lambda entry point. */
 export async function handler(
   event: unknown,
-  context: { functionVersion?: string; getRemainingTimeInMillis?: () => number },
+  // Tests and the local runtime may pass only part of Lambda's context.
+  context: Partial<Pick<Context, 'functionVersion' | 'getRemainingTimeInMillis'>>,
 ): Promise<AnalysisResults | SqsBatchResponse> {
   return handleInvocation(
     await deps,

@@ -1,3 +1,4 @@
+import type { Context } from 'aws-lambda';
 import { loadConfig } from './config';
 import { createDeps } from './deps';
 import { BatchEventSchema, enqueueBucket } from './enqueue';
@@ -6,12 +7,11 @@ import { BatchEventSchema, enqueueBucket } from './enqueue';
 const config = loadConfig();
 const deps = createDeps();
 
-interface LambdaContext {
-  getRemainingTimeInMillis(): number;
-}
-
 /** Lambda entry point: enqueues the bucket (or the event's prefix) and returns the number of keys enqueued. */
-export async function handler(event: unknown, context: LambdaContext): Promise<number> {
+export async function handler(
+  event: unknown,
+  context: Pick<Context, 'getRemainingTimeInMillis'>,
+): Promise<number> {
   const request = BatchEventSchema.parse(event ?? {});
   const result = await enqueueBucket(deps, config, request, () =>
     context.getRemainingTimeInMillis(),

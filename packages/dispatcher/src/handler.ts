@@ -1,3 +1,4 @@
+import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { loadConfig } from './config';
 import { createDeps } from './deps';
@@ -10,12 +11,11 @@ const deps = createDeps(config);
 // Scheduled EventBridge events carry nothing the dispatcher needs; accept any object.
 const EventSchema = z.looseObject({});
 
-interface LambdaContext {
-  getRemainingTimeInMillis(): number;
-}
-
 /** Lambda entry point: dispatches analyzer invocations until time or the invocation limit runs out. */
-export async function handler(event: unknown, context: LambdaContext): Promise<DispatchResult> {
+export async function handler(
+  event: unknown,
+  context: Pick<Context, 'getRemainingTimeInMillis'>,
+): Promise<DispatchResult> {
   EventSchema.parse(event ?? {});
   return dispatch(deps, config, () => context.getRemainingTimeInMillis());
 }
