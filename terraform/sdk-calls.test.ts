@@ -1,4 +1,5 @@
-import { actionsUsedBy, type Plant } from './sdk-calls';
+import { FUNCTION_NAMES } from '../packages/deployment/src';
+import { actionsUsedBy, workspaceModulesOf, type Plant } from './sdk-calls';
 
 // A call planted two modules deep in another workspace package: the analyzer reaches
 // decodeS3Key only through core's s3ObjectRef, never by name.
@@ -35,5 +36,18 @@ describe('the SDK calls a function makes', () => {
     await expect(actionsUsedBy('analyzer', plant)).rejects.toThrow(
       'analyzer sends PutBucketPolicyCommand: add its IAM action to sdk-calls.ts',
     );
+  });
+
+  // The Lambda code is exactly what runs on AWS: emulator quirks are fixed in packages/local.
+  it.each(FUNCTION_NAMES)('%s bundles no workaround for a local emulator', async (fn) => {
+    const mentions = (await workspaceModulesOf(fn)).flatMap(({ file, code }) =>
+      [
+        ...code.matchAll(
+          /forcePathStyle|s3rver|local-aws-sqs|dynalite|\bAttributeNames:\s*\[\s*['"]ApproximateReceiveCount/g,
+        ),
+      ].map((match) => `${file}: ${match[0]}`),
+    );
+
+    expect(mentions).toEqual([]);
   });
 });

@@ -64,8 +64,11 @@ function plantPlugin(plant: Plant): esbuild.Plugin {
   };
 }
 
-/** The SDK commands sent by the workspace code bundled into `fn`'s zip. */
-export async function commandsSentBy(fn: FunctionName, plant?: Plant): Promise<string[]> {
+/** The workspace modules bundled into `fn`'s zip (path and code, after tree shaking). */
+export async function workspaceModulesOf(
+  fn: FunctionName,
+  plant?: Plant,
+): Promise<{ file: string; code: string }[]> {
   const result = await esbuild.build({
     absWorkingDir: ROOT,
     entryPoints: [path.join(ROOT, 'packages', fn, 'src', 'handler.ts')],
@@ -80,14 +83,23 @@ export async function commandsSentBy(fn: FunctionName, plant?: Plant): Promise<s
     plugins: plant ? [plantPlugin(plant)] : [],
     logLevel: 'silent',
   });
-  const code = result.outputFiles[0]!.text;
-  const commands = new Set<string>();
-  const modules = code.split(/^\/\/ (\S+\.[cm]?[jt]s)$/m);
   // split with a capture group: [preamble, path1, code1, path2, code2, ...]
-  for (let i = 1; i < modules.length; i += 2) {
-    const file = modules[i]!;
-    if (!file.startsWith('packages/') || file.includes('node_modules')) continue;
-    for (const [, command] of modules[i + 1]!.matchAll(/new (?:[\w$]+\.)?(\w+?Command)\d*\(/g)) {
+  const parts = result.outputFiles[0]!.text.split(/^\/\/ (\S+\.[cm]?[jt]s)$/m);
+  const modules: { file: string; code: string }[] = [];
+  for (let i = 1; i < parts.length; i += 2) {
+    const file = parts[i]!;
+    if (file.startsWith('packages/') && !file.includes('node_modules')) {
+      modules.push({ file, code: parts[i + 1]! });
+    }
+  }
+  return modules;
+}
+
+/** The SDK commands sent by the workspace code bundled into `fn`'s zip. */
+export async function commandsSentBy(fn: FunctionName, plant?: Plant): Promise<string[]> {
+  const commands = new Set<string>();
+  for (const { code } of await workspaceModulesOf(fn, plant)) {
+    for (const [, command] of code.matchAll(/new (?:[\w$]+\.)?(\w+?Command)\d*\(/g)) {
       commands.add(command!);
     }
   }
