@@ -63,8 +63,10 @@ data "aws_iam_policy_document" "analyzer" {
   }
 
   statement {
-    sid       = "FinishQueueMessages"
-    actions   = ["sqs:DeleteMessage"]
+    sid = "FinishQueueMessages"
+    # ChangeMessageVisibility: a message whose alert another analysis holds is retried when that
+    # claim expires, not after the whole visibility timeout.
+    actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage"]
     resources = [aws_sqs_queue.analyzer.arn]
   }
 

@@ -3,7 +3,12 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { CreateTableCommand, GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  GetItemCommand,
+  UpdateItemCommand,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import {
@@ -605,6 +610,81 @@ describe('handleInvocation', () => {
       // The retry alerts.
       await invoke(event('evil.bin'));
       expect(publishes()).toHaveLength(2);
+    });
+
+    describe.each([
+      ['a dispatcher payload', 'dispatcher'],
+      ['an SQS event-source batch', 'sqs'],
+    ] as const)('an alert claimed by an analysis that died (%s)', (_shape, shape) => {
+      it('is retried when the claim expires, not after the visibility timeout, and alerts once', async () => {
+        // A visibility timeout far beyond the test: only the analyzer's shorter retry brings
+        // the message back in time.
+        queueUrl = (
+          await sqs.client.send(
+            new CreateQueueCommand({
+              QueueName: uniqueName('long-visibility'),
+              Attributes: { VisibilityTimeout: '300' },
+            }),
+          )
+        ).QueueUrl!;
+        settings.queueUrl = queueUrl;
+        await put('evil.bin', EVIL);
+        // What a killed analysis leaves behind: its claim on the object's alert, 2 s to live.
+        await dynamo.client.send(
+          new UpdateItemCommand({
+            TableName: settings.verdictTable,
+            Key: { Bucket: { S: bucket }, Key: { S: 'evil.bin' } },
+            UpdateExpression: 'SET AlertClaimToken = :token, AlertClaimExpiresAt = :expires',
+            ExpressionAttributeValues: {
+              ':token': { S: 'killed-holder' },
+              ':expires': { N: String(Date.now() + 2000) },
+            },
+          }),
+        );
+        await sqs.client.send(
+          new SendMessageCommand({
+            QueueUrl: queueUrl,
+            MessageBody: JSON.stringify(event('evil.bin')),
+          }),
+        );
+        const deliver = async (): Promise<unknown> => {
+          const [message] = await receiveAll(1);
+          return shape === 'dispatcher'
+            ? { Records: bodyRecords(message!), SQSReceipts: [message!.ReceiptHandle!] }
+            : {
+                Records: [
+                  {
+                    messageId: message!.MessageId!,
+                    receiptHandle: message!.ReceiptHandle!,
+                    body: message!.Body!,
+                    attributes: {},
+                    messageAttributes: {},
+                    md5OfBody: message!.MD5OfBody!,
+                    eventSource: 'aws:sqs',
+                    eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:queue',
+                    awsRegion: 'us-east-1',
+                  },
+                ],
+              };
+        };
+
+        const refused = await invoke(await deliver());
+        const refusedAt = Date.now();
+
+        expect(publishes()).toEqual([]);
+        // Waiting for a claim is no failed verdict; the retry writes the real one.
+        expect(await verdictOf('evil.bin')).toBeUndefined();
+        if (shape === 'sqs') expect(refused).toMatchObject({ batchItemFailures: [{}] });
+        else expect(refused).toEqual({});
+        const retried = await invoke(await deliver());
+        // Back after the claim's ~2 s (rounded up to whole seconds), not after 300 s.
+        expect(Date.now() - refusedAt).toBeLessThan(5000);
+        expect(publishes()).toHaveLength(1);
+        expect(await verdictOf('evil.bin')).toEqual(
+          expect.objectContaining({ verdict: 'matched', alerted: true }),
+        );
+        if (shape === 'sqs') expect(retried).toEqual({ batchItemFailures: [] });
+      });
     });
 
     it('publishes files without matches to the negative topic when configured', async () => {

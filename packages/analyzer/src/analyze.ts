@@ -7,6 +7,7 @@ import type { SQSBatchResponse } from 'aws-lambda';
 import {
   analyzeFile,
   deleteReceipts,
+  retryReceiptsAfter,
   mapConcurrent,
   MetricsBatch,
   objectId,
@@ -93,7 +94,13 @@ export type ObjectOutcome =
       reason: 'too-large' | 'missing' | 'access-denied';
       object?: Partial<S3ObjectFacts>;
     }
-  | { status: 'failed'; id: string; error: unknown };
+  | {
+      status: 'failed';
+      id: string;
+      error: unknown;
+      /** Retry no sooner than this (another analysis holds the object's alert claim). */
+      retryAfterMs?: number;
+    };
 
 /** Analysis results keyed `S3:<bucket>:<key>` (dispatcher payloads and direct S3 events). */
 export type AnalysisResults = Record<string, FileSummary>;
@@ -136,6 +143,8 @@ export async function analyzeObject(
   const id = objectId(ref.bucket, ref.key);
   const log = deps.log.child({ object: id });
   const outcome = await scanObject(deps, settings, ref, log, remainingMs, scanSlots);
+  // Only waiting for another analysis's alert: the retry records the verdict, not "failed".
+  if (outcome.status === 'failed' && outcome.retryAfterMs !== undefined) return outcome;
   const record = verdictRecord(ref, outcome, {
     analyzedAt,
     analyzerVersion: version,
@@ -248,6 +257,12 @@ async function scanObject(
         id,
         reason: error instanceof ObjectMissingError ? 'missing' : 'access-denied',
       };
+    }
+    if (error instanceof AlertInFlightError) {
+      log.info('alert claimed by another analysis; retrying when the claim expires', {
+        retryAfterMs: error.retryAfterMs,
+      });
+      return { status: 'failed', id, error, retryAfterMs: error.retryAfterMs };
     }
     log.error('analysis failed; the object will be retried', { error });
     return { status: 'failed', id, error };
@@ -374,6 +389,25 @@ async function releaseDispatchSlot(
   }
 }
 
+/**
+ * Messages to retry sooner than the visibility timeout: those whose every failed object only
+ * waits for an alert claim to expire, with the longest of those waits (group index -> ms).
+ */
+function earlyRetries(input: AnalyzerInput, outcomes: ObjectOutcome[]): Map<number, number> {
+  const waits = new Map<number, number>();
+  const mustWait = new Set<number>();
+  input.tasks.forEach((task, index) => {
+    const outcome = outcomes[index];
+    if (outcome?.status !== 'failed') return;
+    for (const group of task.groups) {
+      if (outcome.retryAfterMs === undefined) mustWait.add(group);
+      else waits.set(group, Math.max(waits.get(group) ?? 0, outcome.retryAfterMs));
+    }
+  });
+  for (const group of mustWait) waits.delete(group);
+  return waits;
+}
+
 /** Indexes of the groups (messages) all of whose objects finished (analyzed or skipped). */
 function finishedGroups(input: AnalyzerInput, outcomes: ObjectOutcome[]): Set<number> {
   const finished = new Set(input.groups.map((_group, index) => index));
@@ -428,6 +462,11 @@ async function handleInput(
     analyzeObject(deps, settings, task.ref, version, remainingMs, scanSlots),
   );
   const finished = finishedGroups(input, outcomes);
+  const retries = [...earlyRetries(input, outcomes)].flatMap(([index, ms]) => {
+    const receipt = input.groups[index]!.receipt;
+    return receipt ? [{ receipt, seconds: Math.ceil(ms / 1000) }] : [];
+  });
+  if (retries.length > 0) await retryReceiptsAfter(deps.sqs, settings.queueUrl, retries, deps.log);
 
   switch (input.kind) {
     case 'dispatcher': {

@@ -61,7 +61,17 @@ export class AnalysisFailedError extends Error {
   }
 }
 
-/** Another delivery of the same alert holds its claim right now. Retried after the visibility timeout. */
+/**
+ * Another analysis holds the claim on the same alert right now. Its message is retried once the
+ * claim expires (`retryAfterMs`), not after the whole visibility timeout: the holder may have died.
+ */
 export class AlertInFlightError extends Error {
   override readonly name = 'AlertInFlightError';
+  constructor(
+    message: string,
+    /** Milliseconds until the claim expires (at least 1 s). */
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
 }

@@ -22,7 +22,10 @@ describe('parseAnalyzerInput', () => {
     );
 
     expect(input.kind).toBe('dispatcher');
-    expect(input.groups).toEqual([{ id: 'r1' }, { id: 'r2' }]);
+    expect(input.groups).toEqual([
+      { id: 'r1', receipt: 'r1' },
+      { id: 'r2', receipt: 'r2' },
+    ]);
     expect(input.tasks).toEqual([
       { ref: { bucket: 'bucket', key: 'a.exe', size: 3 }, groups: [0] },
       { ref: { bucket: 'bucket', key: 'b.exe' }, groups: [1] },

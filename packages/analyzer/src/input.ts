@@ -48,6 +48,8 @@ export interface ObjectTask {
 export interface CompletionGroup {
   /** The receipt handle (dispatcher payload) or message id (SQS event source). */
   id: string;
+  /** The message's receipt handle, to delete it or change its visibility. */
+  receipt?: string;
 }
 
 export type AnalyzerInput =
@@ -109,7 +111,7 @@ function fromDispatcher(
   payload: z.infer<typeof DispatcherPayloadSchema>,
   log: Logger,
 ): AnalyzerInput {
-  const groups = payload.SQSReceipts.map((id) => ({ id }));
+  const groups = payload.SQSReceipts.map((id) => ({ id, receipt: id }));
   const everyGroup = groups.map((_group, index) => index);
   let receiptOf: (recordIndex: number) => number[];
   const mapping = payload.RecordReceipts;
@@ -144,7 +146,10 @@ function fromSqsEvent(event: z.infer<typeof SqsEventSchema>, log: Logger): Analy
   const tasks: ObjectTask[] = [];
   const groups: CompletionGroup[] = [];
   event.Records.forEach((message, index) => {
-    groups.push({ id: message.messageId });
+    groups.push({
+      id: message.messageId,
+      ...(message.receiptHandle ? { receipt: message.receiptHandle } : {}),
+    });
     const notification = parseS3Notification(message.body);
     switch (notification.kind) {
       case 'records':

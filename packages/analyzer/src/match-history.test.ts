@@ -146,8 +146,14 @@ describe('recordMatch', () => {
       void record(attempt, dies);
       await new Promise((resolve) => setTimeout(resolve, 50)); // the claim is taken
 
-      await expect(record(attempt)).rejects.toThrow(AlertInFlightError);
-      clock += 61_000;
+      // The retry is told to come back when the claim expires, however long that is.
+      await expect(record(attempt)).rejects.toMatchObject({
+        name: 'AlertInFlightError',
+        retryAfterMs: 60_000,
+      });
+      clock += 45_000;
+      await expect(record(attempt)).rejects.toMatchObject({ retryAfterMs: 15_000 });
+      clock += 16_000;
       const retry = await record(attempt);
 
       expect(retry.alert).toBe(true);

@@ -24,8 +24,11 @@ import { AlertInFlightError } from './errors';
  * or when a (rule, fingerprint) pair is new for the binary (a new or changed rule). Exactly one
  * analyzer claims the alert (a conditional write with an expiry), publishes, and only then
  * records it as sent; a failed publish releases the claim, and a process that dies while holding
- * it loses it when it expires, so the retried message alerts. A duplicate delivery that finds a
- * live claim fails with AlertInFlightError and is retried after its visibility timeout.
+ * it loses it when it expires, so the retried message alerts. A delivery that finds a live claim
+ * fails with AlertInFlightError carrying the time left on the claim: its message is retried right
+ * after the expiry. Nobody can tell a dead holder from a slow one before that (on AWS or locally),
+ * so taking a live claim over could alert twice; waiting for the expiry cannot, and a holder that
+ * died (a killed worker, a killed stack) delays its object's alert by at most the claim time.
  */
 
 export interface MatchTables {
@@ -76,6 +79,20 @@ interface BinaryState {
 
 interface ObjectState {
   alertedSha256?: string;
+}
+
+/** When the claim on an item expires (epoch ms), if it holds one. */
+async function claimExpiry(dynamo: DynamoDBClient, claim: Claim): Promise<number | undefined> {
+  const { Item } = await dynamo.send(
+    new GetItemCommand({
+      TableName: claim.table,
+      Key: claim.key,
+      ProjectionExpression: 'AlertClaimExpiresAt',
+      ConsistentRead: true,
+    }),
+  );
+  const expires = Number(Item?.AlertClaimExpiresAt?.N);
+  return Number.isFinite(expires) ? expires : undefined;
 }
 
 const ledgerKey = (object: S3ObjectRef): Record<string, AttributeValue> => ({
@@ -297,15 +314,19 @@ export async function recordMatch(
   );
   if (!claimed) {
     // Someone else finished this alert meanwhile, or holds it right now.
-    const [binaryNow, objectNow] = await Promise.all([
+    const [binaryNow, objectNow, expiresAt] = await Promise.all([
       readBinary(dynamo, tables.matches, record.sha256),
       readObject(dynamo, tables.ledger, record.object),
+      claimExpiry(dynamo, claim),
     ]);
     if (!decide(record, binaryNow, objectNow).alert) {
       return { alert: false, reason: 'alerted by a duplicate delivery', newRules: [] };
     }
+    // Without a readable expiry (released meanwhile), retry soon; a claim lives at most claimMs.
+    const retryAfterMs = Math.min(claimMs, Math.max(1000, (expiresAt ?? 0) - now()));
     throw new AlertInFlightError(
-      `another analysis holds the alert for ${record.sha256} right now; retrying later`,
+      `another analysis holds the alert for ${record.sha256} for ${Math.ceil(retryAfterMs / 1000)} s more; retrying then`,
+      retryAfterMs,
     );
   }
   try {

@@ -1,4 +1,8 @@
-import { DeleteMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import type { Logger } from './logger';
 
 // DeleteMessageBatch takes at most 10 entries.
@@ -40,4 +44,46 @@ export async function deleteReceipts(
     }
   }
   return deleted;
+}
+
+/**
+ * Makes messages visible again after the given seconds instead of the queue's visibility timeout
+ * (0: at once; or when an alert claim expires). Failures are logged, never thrown: such a message
+ * waits out the visibility timeout, which is slower but loses nothing. Returns how many changed.
+ */
+export async function retryReceiptsAfter(
+  sqs: SQSClient,
+  queueUrl: string,
+  retries: { receipt: string; seconds: number }[],
+  log: Logger,
+): Promise<number> {
+  let changed = 0;
+  for (let start = 0; start < retries.length; start += MAX_BATCH) {
+    const chunk = retries.slice(start, start + MAX_BATCH);
+    try {
+      const response = await sqs.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: chunk.map((retry, index) => ({
+            Id: String(index),
+            ReceiptHandle: retry.receipt,
+            VisibilityTimeout: retry.seconds,
+          })),
+        }),
+      );
+      changed += response.Successful?.length ?? 0;
+      for (const failure of response.Failed ?? []) {
+        log.warn('could not change the visibility of an SQS message', {
+          code: failure.Code,
+          reason: failure.Message,
+        });
+      }
+    } catch (error) {
+      log.warn('ChangeMessageVisibilityBatch failed; the messages wait the visibility timeout', {
+        error,
+        receipts: chunk.length,
+      });
+    }
+  }
+  return changed;
 }

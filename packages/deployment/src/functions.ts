@@ -134,6 +134,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       'dynamodb:UpdateItem',
       's3:GetObject',
       'sns:Publish',
+      'sqs:ChangeMessageVisibility',
       'sqs:DeleteMessage',
     ],
   },

@@ -35,6 +35,51 @@ export interface SqsSettings {
   visibilityTimeoutSeconds: number;
 }
 
+type SqsQueue = ReturnType<typeof createRequestHandler>['service']['Queues'][number];
+interface SqsRecord {
+  MessageId: string;
+  ReceiptHandle: string;
+  attributes: { ApproximateReceiveCount: string };
+}
+
+/**
+ * On AWS, ChangeMessageVisibility is no receive; local-aws-sqs counts it as one, so a message
+ * made visible again (a dead worker's, one waiting for an alert claim) would reach the
+ * dead-letter queue a receive early. Gives the count back after each change.
+ */
+function changingVisibilityIsNoReceive(queue: SqsQueue): void {
+  const records = new Map<string, SqsRecord>();
+  const newRecord = queue.newRecord;
+  queue.newRecord = (record, delay) => {
+    records.set((record as SqsRecord).MessageId, record as SqsRecord);
+    return newRecord(record, delay) as unknown;
+  };
+  const byReceipt = (receipt: string): SqsRecord | undefined =>
+    [...records.values()].find((record) => record.ReceiptHandle === receipt);
+  const deleteMessage = queue.delete.bind(queue);
+  queue.delete = (receipt) => {
+    const record = byReceipt(receipt);
+    const deleted = deleteMessage(receipt);
+    if (deleted && record) records.delete(record.MessageId);
+    return deleted;
+  };
+  const clearRecords = queue.clearRecords.bind(queue);
+  queue.clearRecords = () => {
+    records.clear();
+    clearRecords();
+  };
+  const changeVisibility = queue.changeVisibility.bind(queue);
+  queue.changeVisibility = (receipt, timeout) => {
+    const record = byReceipt(receipt);
+    const changed = changeVisibility(receipt, timeout);
+    if (changed && record) {
+      const count = Number(record.attributes.ApproximateReceiveCount);
+      record.attributes.ApproximateReceiveCount = String(Math.max(0, count - 1));
+    }
+    return changed;
+  };
+}
+
 /** SQS (local-aws-sqs): the analysis queue and its dead-letter queue, as terraform/sqs.tf configures them. */
 export async function startSqs(settings: SqsSettings): Promise<SqsEmulator> {
   const { config, names, region, accountId } = settings;
@@ -79,6 +124,7 @@ export async function startSqs(settings: SqsSettings): Promise<SqsEmulator> {
       return attributes;
     };
   }
+  for (const queue of service.Queues) changingVisibilityIsNoReceive(queue);
   const server = createServer((req, res) => void requestHandler(req, res));
   const port = await listenLoopback(server, 0);
   return {

@@ -96,6 +96,8 @@ export interface FunctionRunnerOptions {
   /** AWS_ENDPOINT_URL, credentials: what every worker gets to reach the local stack. */
   baseEnvironment: Record<string, string>;
   print: (text: string) => void;
+  /** A worker died in the middle of an invocation (see LambdaRuntimeOptions.onWorkerDeath). */
+  onWorkerDeath?: (functionName: string, event: unknown) => void;
 }
 
 /**
@@ -113,6 +115,7 @@ export async function startFunctionRunner(options: FunctionRunnerOptions): Promi
     region: options.region,
     accountId: options.accountId,
     baseEnvironment: options.baseEnvironment,
+    ...(options.onWorkerDeath ? { onWorkerDeath: options.onWorkerDeath } : {}),
     onLog: (fn, line) => {
       void appendFile(join(logsDir, `${shortName(fn)}.log`), `${line}\n`).catch(() => undefined);
       try {

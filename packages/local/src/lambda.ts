@@ -48,6 +48,8 @@ export interface LambdaRuntimeOptions {
   baseEnvironment: Record<string, string>;
   /** Each line a worker writes to stdout/stderr. */
   onLog: (functionName: string, line: string) => void;
+  /** A worker process died in the middle of an invocation (not when the runtime stops). */
+  onWorkerDeath?: (functionName: string, event: unknown) => void;
 }
 
 /** A function name this runtime does not know. */
@@ -358,6 +360,8 @@ export class LambdaRuntime {
       const index = list.indexOf(worker);
       if (index !== -1) list.splice(index, 1);
       void rm(tmpDir, { recursive: true, force: true });
+      if (worker.current && !this.stopped)
+        this.options.onWorkerDeath?.(fn.name, worker.current.event);
       worker.current?.finish({
         ok: false,
         version: String(worker.deployment.version),

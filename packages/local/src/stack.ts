@@ -13,6 +13,7 @@ import {
   dispatchSlotsTableDefinition,
   matchTableDefinition,
   verdictTableDefinition,
+  createLogger,
   errorText,
 } from '@binaryalert/core';
 import {
@@ -26,6 +27,7 @@ import { createAlertSinks, type AlertRecord } from './alerts';
 import { createCloudWatchHandler, MetricStore } from './cloudwatch';
 import { DEFAULT_LOCAL_PORT, LOCAL_ACCOUNT_ID, LOCAL_CREDENTIALS } from './constants';
 import { startDynamo, startS3, startSqs } from './emulators';
+import { releaseReceipts } from './dead-worker';
 import { startEventSourceMapping } from './eventSourceMapping';
 import { FaultInjector, type FaultPlan } from './faults';
 import { createFrontHandler } from './front';
@@ -205,6 +207,18 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
       },
       print,
+      // Its messages are retried at once, not after the visibility timeout.
+      onWorkerDeath: (fn, event) => {
+        if (fn !== names.analyzerFunction) return;
+        const log = createLogger('local', (line) => {
+          const entry = JSON.parse(line) as { message?: string; code?: string };
+          print(`[local] ${entry.message ?? ''}${entry.code ? ` (${entry.code})` : ''}`);
+        });
+        void releaseReceipts(sqs, queueUrl, event, log).then((released) => {
+          if (released > 0)
+            print(`[local] a dead analyzer's ${released} message(s) are queued again`);
+        });
+      },
     });
     const { runtime } = runner;
     stopSteps.push(() => runtime.stop());
