@@ -1,7 +1,7 @@
 import { appendFile } from 'node:fs/promises';
 
 import { errorText } from '@binaryalert/core';
-import type { PublishedMessage } from './sns';
+import type { DeliveredAttribute, PublishedMessage } from './sns';
 
 /** One alert as stored in alerts.jsonl and sent to webhooks (message parsed when it is JSON). */
 export interface AlertRecord {
@@ -9,6 +9,8 @@ export interface AlertRecord {
   topicArn: string;
   subject?: string;
   message: unknown;
+  /** SNS message attributes as HTTP/S subscribers get them (`rules`, `rule_files`, `sha256`). */
+  messageAttributes: Record<string, DeliveredAttribute>;
 }
 
 export function alertRecord(published: PublishedMessage): AlertRecord {
@@ -23,6 +25,7 @@ export function alertRecord(published: PublishedMessage): AlertRecord {
     topicArn: published.topicArn,
     ...(published.subject === undefined ? {} : { subject: published.subject }),
     message,
+    messageAttributes: published.messageAttributes,
   };
 }
 
@@ -93,8 +96,9 @@ export async function postToWebhooks(
 export interface AlertSinks {
   /** Every alert delivered so far in this run. */
   alerts: AlertRecord[];
-  /** Delivers one SNS message: console, `alertsPath` and the webhooks. */
-  deliver: (published: PublishedMessage) => void;
+  /** Delivers one SNS message: console, `alertsPath` and the webhooks; resolves once the alert
+   * is in `alertsPath` (so a publish that was answered survives a kill -9 of the stack). */
+  deliver: (published: PublishedMessage) => Promise<void>;
 }
 
 /** Where local SNS alerts go: the console, a JSON-lines file and webhooks; failures are printed. */
@@ -107,18 +111,18 @@ export function createAlertSinks(options: {
   const alerts: AlertRecord[] = [];
   return {
     alerts,
-    deliver: (published) => {
+    deliver: async (published) => {
       const alert = alertRecord(published);
       alerts.push(alert);
       print(formatAlert(alert));
-      void appendAlert(alertsPath, alert).catch((error: unknown) =>
-        print(`[local] cannot append to ${alertsPath}: ${errorText(error)}`),
-      );
       if (webhooks.length > 0) {
         void postToWebhooks(webhooks, alert, (url, error) =>
           print(`[local] webhook ${url} failed: ${errorText(error)}`),
         );
       }
+      await appendAlert(alertsPath, alert).catch((error: unknown) =>
+        print(`[local] cannot append to ${alertsPath}: ${errorText(error)}`),
+      );
     },
   };
 }

@@ -129,6 +129,7 @@ describe('alerts on the console', () => {
         time: '2026-01-01T00:00:00.000Z',
         topicArn: 'arn:aws:sns:us-east-1:1:p_binaryalert_yara_match_alerts',
         subject: 'match',
+        messageAttributes: {},
         message: JSON.stringify({
           FileInfo: { S3Location: 'S3:b:k', SHA256: 'ab', S3Metadata: { filepath: 'C:/x.exe' } },
           MatchedRules: {
@@ -149,7 +150,13 @@ describe('alerts on the console', () => {
 
   it('prints any other message as sent', () => {
     const text = formatAlert(
-      alertRecord({ messageId: 'm', time: 't', topicArn: 'arn:a:b:c:d:topic', message: 'plain' }),
+      alertRecord({
+        messageId: 'm',
+        time: 't',
+        topicArn: 'arn:a:b:c:d:topic',
+        message: 'plain',
+        messageAttributes: {},
+      }),
     );
     expect(text).toBe('ALERT t topic\n  plain');
   });

@@ -12,6 +12,12 @@ import {
 
 const SNS_XMLNS = 'http://sns.amazonaws.com/doc/2010-03-31/';
 
+/** A message attribute as SNS delivers it to HTTP/S subscribers (`{Type, Value}`). */
+export interface DeliveredAttribute {
+  Type: string;
+  Value: string;
+}
+
 /** One SNS Publish received by the local stack. */
 export interface PublishedMessage {
   messageId: string;
@@ -19,6 +25,35 @@ export interface PublishedMessage {
   topicArn: string;
   subject?: string;
   message: string;
+  /** The message attributes (what subscription filter policies match), by name. */
+  messageAttributes: Record<string, DeliveredAttribute>;
+}
+
+/**
+ * Message attributes of a Publish: query protocol `MessageAttributes.entry.N.{Name,Value.*}`
+ * (parsed into a list) or JSON protocol `{name: {DataType, StringValue|BinaryValue}}`.
+ */
+export function messageAttributesOf(
+  params: Record<string, unknown>,
+): Record<string, DeliveredAttribute> {
+  const raw = params.MessageAttributes;
+  const entries: [unknown, unknown][] = Array.isArray(raw)
+    ? raw.map((entry) => [
+        (entry as { Name?: unknown } | null)?.Name,
+        (entry as { Value?: unknown } | null)?.Value,
+      ])
+    : raw !== null && typeof raw === 'object'
+      ? Object.entries(raw)
+      : [];
+  const attributes: Record<string, DeliveredAttribute> = {};
+  for (const [name, value] of entries) {
+    const v = value as { DataType?: unknown; StringValue?: unknown; BinaryValue?: unknown } | null;
+    const text = typeof v?.StringValue === 'string' ? v.StringValue : v?.BinaryValue;
+    if (typeof name !== 'string' || typeof v?.DataType !== 'string' || typeof text !== 'string')
+      continue;
+    attributes[name] = { Type: v.DataType, Value: text };
+  }
+  return attributes;
 }
 
 /**
@@ -27,7 +62,8 @@ export interface PublishedMessage {
  */
 export function createSnsHandler(
   topicArns: string[],
-  onPublish: (message: PublishedMessage) => void,
+  /** Resolves once the message is stored; the Publish is answered only then. */
+  onPublish: (message: PublishedMessage) => Promise<void> | void,
   /** Fault injection: when it answers true, the Publish fails with 500 InternalError. */
   failPublish: () => boolean = () => false,
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
@@ -80,8 +116,9 @@ export function createSnsHandler(
       topicArn,
       ...(typeof params.Subject === 'string' ? { subject: params.Subject } : {}),
       message: params.Message,
+      messageAttributes: messageAttributesOf(params),
     };
-    onPublish(published);
+    await onPublish(published);
     if (json) sendJson(res, 200, { MessageId: published.messageId });
     else
       sendQueryResult(res, SNS_XMLNS, 'Publish', `<MessageId>${published.messageId}</MessageId>`);

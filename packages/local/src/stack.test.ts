@@ -319,7 +319,7 @@ describe('local stack services', () => {
     expect(Table?.KeySchema).toEqual([{ AttributeName: 'SHA256', KeyType: 'HASH' }]);
   });
 
-  it('prints published alerts, appends them to alerts.jsonl and posts them to webhooks', async () => {
+  it('prints published alerts, appends them to alerts.jsonl before answering and posts them with their message attributes to webhooks', async () => {
     const sns = client(() => new SNSClient(sdk()));
     const topic = `arn:aws:sns:${stack.region}:${stack.accountId}:${stack.names.matchesTopic}`;
     const summary = {
@@ -331,25 +331,41 @@ describe('local stack services', () => {
       MatchedRules: { Rule1: { RuleName: 'eicar', RuleFile: 'eicar.yara' } },
       NumMatchedRules: 1,
     };
+    // The attributes the analyzer sets for subscription filter policies (hostile text included).
+    const hostileRule = 'r\u00e9gle "quoted" & <tag> \u{1F600}';
     await sns.send(
       new PublishCommand({
         TopicArn: topic,
         Subject: 'BinaryAlert: match',
         Message: JSON.stringify(summary),
+        MessageAttributes: {
+          rules: { DataType: 'String.Array', StringValue: JSON.stringify(['eicar', hostileRule]) },
+          rule_files: { DataType: 'String.Array', StringValue: '["eicar.yara"]' },
+          sha256: { DataType: 'String', StringValue: 'ab'.repeat(32) },
+        },
       }),
     );
-    expect(stack.alerts).toEqual([expect.objectContaining({ topicArn: topic, message: summary })]);
+    const attributes = {
+      rules: { Type: 'String.Array', Value: JSON.stringify(['eicar', hostileRule]) },
+      rule_files: { Type: 'String.Array', Value: '["eicar.yara"]' },
+      sha256: { Type: 'String', Value: 'ab'.repeat(32) },
+    };
+    expect(stack.alerts).toEqual([
+      expect.objectContaining({ topicArn: topic, message: summary, messageAttributes: attributes }),
+    ]);
     expect(output.join('\n')).toContain('S3:b:evil.exe');
     expect(output.join('\n')).toContain('eicar.yara:eicar');
-    await waitFor(
-      async () =>
-        (await readJsonLines(join(dataDir, 'alerts.jsonl'))).length === 1 ? true : undefined,
-      5000,
-      'alerts.jsonl',
-    );
+    // Stored before the Publish was answered: a kill -9 right after it loses no alert.
+    expect(await readJsonLines(join(dataDir, 'alerts.jsonl'))).toEqual([
+      expect.objectContaining({ messageAttributes: attributes }),
+    ]);
     await waitFor(() => (webhookBodies.length === 1 ? true : undefined), 5000, 'webhook');
     expect(webhookBodies[0]).toEqual(
-      expect.objectContaining({ subject: 'BinaryAlert: match', message: summary }),
+      expect.objectContaining({
+        subject: 'BinaryAlert: match',
+        message: summary,
+        messageAttributes: attributes,
+      }),
     );
     await expect(
       sns.send(
