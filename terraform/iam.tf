@@ -65,8 +65,9 @@ data "aws_iam_policy_document" "analyzer" {
   statement {
     sid = "FinishQueueMessages"
     # ChangeMessageVisibility: a message whose alert another analysis holds is retried when that
-    # claim expires, not after the whole visibility timeout.
-    actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage"]
+    # claim expires, not after the whole visibility timeout. SendMessage: the failed objects of a
+    # partly finished message go back on their own (requeue.ts).
+    actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:SendMessage"]
     resources = [aws_sqs_queue.analyzer.arn]
   }
 

@@ -13,10 +13,11 @@ import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/c
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import {
   CreateQueueCommand,
+  GetQueueAttributesCommand,
   type Message,
   ReceiveMessageCommand,
   SendMessageCommand,
-  type SQSClient,
+  SQSClient,
 } from '@aws-sdk/client-sqs';
 import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -32,7 +33,14 @@ import {
   type FileSummary,
   type S3EventRecord,
 } from '@binaryalert/core';
-import { startDynamo, startS3, startSqs, uniqueName, type Emulator } from '@binaryalert/testing';
+import {
+  clientConfig,
+  startDynamo,
+  startS3,
+  startSqs,
+  uniqueName,
+  type Emulator,
+} from '@binaryalert/testing';
 import { compileRules, type CompiledRules } from '@binaryalert/yara';
 import {
   handleInvocation,
@@ -344,7 +352,7 @@ describe('handleInvocation', () => {
     );
   });
 
-  it('keeps the receipt of a multi-object message until all its objects finished', async () => {
+  it('finishes a multi-object message whose other objects finished and queues its failed object again alone', async () => {
     await put('a.bin', CLEAN);
     await put('slow.bin', SLOW);
     await put('b.bin', EVIL);
@@ -370,7 +378,168 @@ describe('handleInvocation', () => {
       RecordReceipts: messages.flatMap((message, index) => bodyRecords(message).map(() => index)),
     });
 
-    expect(await keysLeftInQueue()).toEqual(['a.bin']);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const left = await receiveAll(0);
+    expect(
+      left.map((message) => bodyRecords(message).map((r) => decodeS3Key(r.s3.object.key))),
+    ).toEqual([['slow.bin']]);
+    expect(messages.map((message) => message.MessageId)).not.toContain(left[0]!.MessageId);
+    expect(await verdictOf('a.bin')).toEqual(expect.objectContaining({ verdict: 'clean' }));
+    expect(await verdictOf('slow.bin')).toEqual(
+      expect.objectContaining({ verdict: 'failed', reason: 'scan-timeout' }),
+    );
+  });
+
+  /** Receives and invokes as the dispatcher does, until the queue stays empty. */
+  async function dispatchUntilEmpty(queue: string, invokeWith = invoke): Promise<number> {
+    let rounds = 0;
+    for (;;) {
+      const { Messages = [] } = await sqs.client.send(
+        new ReceiveMessageCommand({ QueueUrl: queue, MaxNumberOfMessages: 10 }),
+      );
+      const messages = [...new Map(Messages.map((m) => [m.MessageId, m])).values()];
+      if (messages.length === 0) {
+        const { Attributes = {} } = await sqs.client.send(
+          new GetQueueAttributesCommand({
+            QueueUrl: queue,
+            AttributeNames: [
+              'ApproximateNumberOfMessages',
+              'ApproximateNumberOfMessagesNotVisible',
+            ],
+          }),
+        );
+        if (
+          Number(Attributes.ApproximateNumberOfMessages) +
+            Number(Attributes.ApproximateNumberOfMessagesNotVisible) ===
+          0
+        ) {
+          return rounds;
+        }
+        // In flight: it shows up again after the visibility timeout.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        continue;
+      }
+      rounds += 1;
+      await invokeWith({
+        Records: messages.flatMap(bodyRecords),
+        SQSReceipts: messages.map((message) => message.ReceiptHandle!),
+        RecordReceipts: messages.flatMap((message, index) => bodyRecords(message).map(() => index)),
+      }).catch(() => undefined);
+    }
+  }
+
+  /** A queue with a dead-letter queue after `maxReceives` receives; 3 s visibility, longer than
+   * an invocation with a 1 s scan timeout, so a receipt is still current when it is deleted. */
+  async function queueWithDeadLetters(maxReceives: number) {
+    const dlq = await sqs.client.send(new CreateQueueCommand({ QueueName: uniqueName('dlq') }));
+    const { Attributes } = await sqs.client.send(
+      new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl!, AttributeNames: ['QueueArn'] }),
+    );
+    const queue = await sqs.client.send(
+      new CreateQueueCommand({
+        QueueName: uniqueName('analysis'),
+        Attributes: {
+          VisibilityTimeout: '3',
+          RedrivePolicy: JSON.stringify({
+            deadLetterTargetArn: Attributes!.QueueArn,
+            maxReceiveCount: maxReceives,
+          }),
+        },
+      }),
+    );
+    return { queueUrl: queue.QueueUrl!, deadLetterQueueUrl: dlq.QueueUrl! };
+  }
+
+  const analyzedKeys = () =>
+    logLines
+      .filter((line) => line.message === 'analyzed object')
+      .map((line) => String(line.object).slice(`S3:${bucket}:`.length))
+      .sort();
+
+  it('dead-letters only the poison object of a retro message; the healthy ones are analyzed once', async () => {
+    const healthy = ['r/1.bin', 'r/2 ü.bin', 'r/../3.bin', 'r/evil.bin'];
+    for (const key of healthy) await put(key, key.endsWith('evil.bin') ? EVIL : CLEAN);
+    await put('r/poison.bin', SLOW);
+    const queues = await queueWithDeadLetters(3);
+    settings = { ...settings, queueUrl: queues.queueUrl };
+    await sqs.client.send(
+      new SendMessageCommand({
+        QueueUrl: queues.queueUrl,
+        MessageBody: JSON.stringify({
+          Records: [healthy[0]!, 'r/poison.bin', ...healthy.slice(1)].map((key) =>
+            s3EventRecord({ bucket, key }),
+          ),
+        }),
+      }),
+    );
+
+    await dispatchUntilEmpty(queues.queueUrl);
+
+    const dead = await sqs.client.send(
+      new ReceiveMessageCommand({ QueueUrl: queues.deadLetterQueueUrl, MaxNumberOfMessages: 10 }),
+    );
+    expect(
+      (dead.Messages ?? []).map((m) => bodyRecords(m).map((r) => decodeS3Key(r.s3.object.key))),
+    ).toEqual([['r/poison.bin']]);
+    expect(analyzedKeys()).toEqual([...healthy].sort());
+    expect(publishes()).toHaveLength(1);
+    for (const key of healthy) {
+      expect(await verdictOf(key)).toEqual(
+        expect.objectContaining({ verdict: key.endsWith('evil.bin') ? 'matched' : 'clean' }),
+      );
+    }
+    expect(await verdictOf('r/poison.bin')).toEqual(
+      expect.objectContaining({ verdict: 'failed', reason: 'scan-timeout' }),
+    );
+  });
+
+  it('loses nothing and alerts once when the analyzer dies between queueing the failed object and deleting the message', async () => {
+    const keys = ['c/1.bin', 'c/evil.bin', 'c/poison.bin'];
+    await put('c/1.bin', CLEAN);
+    await put('c/evil.bin', EVIL);
+    await put('c/poison.bin', SLOW);
+    const queues = await queueWithDeadLetters(2);
+    settings = { ...settings, queueUrl: queues.queueUrl };
+    await sqs.client.send(
+      new SendMessageCommand({
+        QueueUrl: queues.queueUrl,
+        MessageBody: JSON.stringify({
+          Records: keys.map((key) => s3EventRecord({ bucket, key })),
+        }),
+      }),
+    );
+    // The first invocation dies right after its new message went out: its deletes never happen.
+    let dieBeforeDeleting = true;
+    const dying = new SQSClient({ ...clientConfig(sqs.endpoint), maxAttempts: 1 });
+    dying.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'DeleteMessageBatchCommand' && dieBeforeDeleting) {
+          dieBeforeDeleting = false;
+          throw new Error('the analyzer died');
+        }
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+    const crashingDeps = { ...deps, sqs: dying };
+
+    await dispatchUntilEmpty(queues.queueUrl, (event) =>
+      handleInvocation(crashingDeps, settings, event, 1),
+    );
+    dying.destroy();
+
+    expect(dieBeforeDeleting).toBe(false);
+    const dead = await sqs.client.send(
+      new ReceiveMessageCommand({ QueueUrl: queues.deadLetterQueueUrl, MaxNumberOfMessages: 10 }),
+    );
+    // Nothing lost: the original came back and was split again; only the poison object is dead.
+    const deadKeys = (dead.Messages ?? []).flatMap((m) =>
+      bodyRecords(m).map((r) => decodeS3Key(r.s3.object.key)),
+    );
+    expect(new Set(deadKeys)).toEqual(new Set(['c/poison.bin']));
+    expect(analyzedKeys()).toEqual(['c/1.bin', 'c/1.bin', 'c/evil.bin', 'c/evil.bin']);
+    expect(publishes()).toHaveLength(1);
+    expect(await verdictOf('c/evil.bin')).toEqual(expect.objectContaining({ verdict: 'matched' }));
   });
 
   it('analyzes a plain S3 event with URL-encoded keys holding spaces, unicode and +', async () => {
@@ -475,16 +644,22 @@ describe('handleInvocation', () => {
 
     const response = (await invoke(event)) as SqsBatchResponse;
 
-    // A retro message with one slow object fails as a whole; so does every message naming it.
-    expect(response.batchItemFailures.map((failure) => failure.itemIdentifier).sort()).toEqual(
-      [idOf(bodies.retro), idOf(bodies.again)].sort(),
-    );
+    // A retro message whose other object finished is done once its slow object is queued again
+    // alone; a message naming only the slow object fails.
+    expect(response.batchItemFailures.map((failure) => failure.itemIdentifier)).toEqual([
+      idOf(bodies.again),
+    ]);
     expect(publishes()).toHaveLength(1);
-    // The mapping deletes the messages not listed: the analyzer itself deletes none of them.
+    // The mapping deletes the messages not listed: the analyzer itself deletes none of them, and
+    // adds one message naming the slow object.
     await new Promise((resolve) => setTimeout(resolve, 1100));
-    expect((await receiveAll(5)).map((message) => message.MessageId).sort()).toEqual(
-      received.map((message) => message.MessageId).sort(),
-    );
+    const after = await receiveAll(6);
+    expect(
+      after
+        .filter((message) => !received.some((r) => r.MessageId === message.MessageId))
+        .map((message) => bodyRecords(message).map((r) => decodeS3Key(r.s3.object.key))),
+    ).toEqual([['slow.bin']]);
+    expect(after).toHaveLength(6);
   });
 
   it('gives back its dispatch slot when it ends, even when its objects failed, but never a slot taken again', async () => {

@@ -37,6 +37,7 @@ import {
 import { parseAnalyzerInput, type AnalyzerInput } from './input';
 import { recordVerdict, verdictRecord, type S3ObjectFacts } from './ledger';
 import { recordMatch, type MatchDecision } from './match-history';
+import { requeueFailedObjects } from './requeue';
 import type { ActiveRules, RulesProvider } from './rules-release';
 
 /** The clients and rules the analysis uses; built once per container by deps.ts, or by tests. */
@@ -420,7 +421,8 @@ function finishedGroups(input: AnalyzerInput, outcomes: ObjectOutcome[]): Set<nu
 
 /**
  * Handles one invocation: parses the event (dispatcher payload, S3 event or SQS batch), analyzes
- * its objects concurrently, deletes the dispatcher's receipts of finished messages, publishes the
+ * its objects concurrently, queues again on their own the failed objects of messages whose other
+ * objects finished (requeue.ts), deletes the dispatcher's receipts of finished messages, publishes the
  * metrics, and returns the results (or the SQS partial batch response). For a direct S3 event with
  * failed objects it throws AnalysisFailedError, so Lambda retries the invocation.
  */
@@ -462,10 +464,23 @@ async function handleInput(
     analyzeObject(deps, settings, task.ref, version, remainingMs, scanSlots),
   );
   const finished = finishedGroups(input, outcomes);
-  const retries = [...earlyRetries(input, outcomes)].flatMap(([index, ms]) => {
-    const receipt = input.groups[index]!.receipt;
-    return receipt ? [{ receipt, seconds: Math.ceil(ms / 1000) }] : [];
-  });
+  if (input.kind !== 's3') {
+    const requeued = await requeueFailedObjects(
+      deps.sqs,
+      settings.queueUrl,
+      input,
+      outcomes,
+      deps.log,
+    );
+    for (const group of requeued) finished.add(group);
+  }
+  // A message finished by queueing its failed objects again is deleted, not retried.
+  const retries = [...earlyRetries(input, outcomes)]
+    .filter(([index]) => !finished.has(index))
+    .flatMap(([index, ms]) => {
+      const receipt = input.groups[index]!.receipt;
+      return receipt ? [{ receipt, seconds: Math.ceil(ms / 1000) }] : [];
+    });
   if (retries.length > 0) await retryReceiptsAfter(deps.sqs, settings.queueUrl, retries, deps.log);
 
   switch (input.kind) {

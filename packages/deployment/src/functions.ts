@@ -136,6 +136,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       'sns:Publish',
       'sqs:ChangeMessageVisibility',
       'sqs:DeleteMessage',
+      'sqs:SendMessage',
     ],
   },
   {
