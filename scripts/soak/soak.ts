@@ -1,8 +1,12 @@
 /**
  * `pnpm soak`: uploads through the local stack while faults are injected at a set rate, kills the
- * whole stack once and starts it again, then checks the outcome an operator relies on: every
- * object that still exists has a verdict, every EICAR upload alerted exactly once, the dead-letter
- * queue holds only the poison messages, and nothing was written outside the data directory.
+ * whole stack once with SIGKILL and starts it again, then checks the outcome an operator relies on
+ * without stepping in: every healthy object that still exists has its content's verdict (the
+ * restarted stack's reconciliation queues what the killed one's in-memory queue lost), every EICAR
+ * upload alerted exactly once, the poison objects are `failed` and alone in the dead-letter queue,
+ * and nothing was written outside the data directory. A retro-analysis of the whole bucket follows
+ * (its messages group several objects): every object analyzed again, no alert again, still only
+ * the poison objects dead-lettered.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -50,8 +54,11 @@ export interface SoakReport {
   deletedAfterUpload: number;
   poisonObjects: number;
   verdictsExpected: number;
+  /** Healthy objects whose final verdict is their content's (matched for EICAR, else clean). */
   verdicted: number;
   missingVerdicts: string[];
+  /** Poison objects whose verdict in the ledger is `failed`. */
+  poisonFailed: number;
   alertsExpected: number;
   alertsDelivered: number;
   alertsDuplicated: number;
@@ -64,9 +71,13 @@ export interface SoakReport {
   faults: Record<string, number>;
   stackKills: number;
   emulatorRestarts: number;
-  /** Objects without a verdict when the queue ran dry after the kill: lost with the killed
-   * stack's in-memory queue, recovered by a retro-analysis (what an operator runs). */
-  lostWithQueue: number;
+  /** Messages the restarted stack's reconciliation queued again (objects whose message died with
+   * the killed stack's in-memory queue); nobody runs a retro-analysis. */
+  requeuedAtRestart: number;
+  /** Seconds until every object had its verdict after the uploads began. */
+  settledSeconds: number;
+  /** Seconds of the retro-analysis of the whole bucket that follows. */
+  retroSeconds: number;
   wallSeconds: number;
   failures: string[];
 }
@@ -257,24 +268,39 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     );
 
     const expectVerdict = objects.filter((o) => o.kind === 'eicar' || o.kind === 'clean');
-    const verdictKeys = async (): Promise<Set<string>> => {
-      const keys = new Set<string>();
+    /** Verdict and analysis time per key, from the ledger. */
+    const ledgerVerdicts = async (): Promise<
+      Map<string, { verdict: string; analyzedAt: string }>
+    > => {
+      const verdicts = new Map<string, { verdict: string; analyzedAt: string }>();
       let start: Record<string, import('@aws-sdk/client-dynamodb').AttributeValue> | undefined;
       do {
         const page = await dynamo.send(
           new QueryCommand({
             TableName: names.verdictTable,
             KeyConditionExpression: '#b = :b',
-            ExpressionAttributeNames: { '#b': 'Bucket', '#k': 'Key' },
+            ExpressionAttributeNames: {
+              '#b': 'Bucket',
+              '#k': 'Key',
+              '#v': 'Verdict',
+              '#a': 'AnalyzedAt',
+            },
             ExpressionAttributeValues: { ':b': { S: names.bucket } },
-            ProjectionExpression: '#k',
+            ProjectionExpression: '#k, #v, #a',
             ExclusiveStartKey: start,
           }),
         );
-        for (const item of page.Items ?? []) if (item.Key?.S !== undefined) keys.add(item.Key.S);
+        for (const item of page.Items ?? []) {
+          if (item.Key?.S !== undefined && item.Verdict?.S !== undefined) {
+            verdicts.set(item.Key.S, {
+              verdict: item.Verdict.S,
+              analyzedAt: item.AnalyzedAt?.S ?? '',
+            });
+          }
+        }
         start = page.LastEvaluatedKey;
       } while (start);
-      return keys;
+      return verdicts;
     };
     const queueDepth = async (url: string): Promise<number> => {
       const { Attributes = {} } = await sqs.send(
@@ -288,42 +314,68 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         Number(Attributes.ApproximateNumberOfMessagesNotVisible)
       );
     };
-    const poisonCount = objects.filter((o) => o.kind === 'poison').length;
-    let lostWithQueue = 0;
+    const poisonKeys = objects.filter((o) => o.kind === 'poison').map((o) => o.key);
+    const poisonCount = poisonKeys.length;
+    let poisonFailed = 0;
     let missing: string[] = [];
-    let idleChecks = 0;
     const deadline = Date.now() + (options.timeoutMs ?? 30 * 60_000);
+    /**
+     * Waits until every healthy object has its content's verdict and every poison object a
+     * `failed` one (analyzed at or after `since` when given), with nothing left in the queue.
+     * Nothing else steps in: no operator, no retro-analysis.
+     */
+    const settle = async (since?: string): Promise<void> => {
+      let idleSince: number | undefined;
+      for (;;) {
+        const verdicts = await ledgerVerdicts();
+        const has = (key: string, verdict: string): boolean => {
+          const entry = verdicts.get(key);
+          return entry?.verdict === verdict && (since === undefined || entry.analyzedAt >= since);
+        };
+        // A healthy object's final verdict is its content's; `failed` is only the poison's.
+        missing = expectVerdict
+          .filter((o) => !has(o.key, o.kind === 'eicar' ? 'matched' : 'clean'))
+          .map((o) => `${o.key} (${verdicts.get(o.key)?.verdict ?? 'no verdict'})`);
+        poisonFailed = poisonKeys.filter((key) => has(key, 'failed')).length;
+        const queued = await queueDepth(stack!.ready!.queueUrl);
+        if (missing.length === 0 && queued === 0 && poisonFailed === poisonCount) return;
+        // Nothing left to deliver: the restarted stack's reconciliation should have queued the
+        // objects whose messages died with it.
+        idleSince = queued === 0 ? (idleSince ?? Date.now()) : undefined;
+        if (idleSince !== undefined && Date.now() - idleSince > 2 * VISIBILITY_SECONDS * 1000) {
+          failures.push(
+            `${missing.length} objects without their verdict, ${poisonCount - poisonFailed} poison objects not failed, and nothing queued for ${2 * VISIBILITY_SECONDS} s`,
+          );
+          return;
+        }
+        if (Date.now() > deadline) {
+          failures.push(
+            `timed out: ${missing.length} objects without their verdict, ${queued} queued`,
+          );
+          return;
+        }
+        await new Promise((ok) => setTimeout(ok, 2000));
+      }
+    };
     log('waiting for every object to get a verdict and the poison messages to reach the DLQ ...');
-    for (;;) {
-      const verdicts = await verdictKeys();
-      missing = expectVerdict.filter((o) => !verdicts.has(o.key)).map((o) => o.key);
-      const queued = await queueDepth(stack.ready!.queueUrl);
-      const dead = await queueDepth(stack.ready!.deadLetterQueueUrl);
-      if (missing.length === 0 && queued === 0 && dead >= poisonCount) break;
-      idleChecks = queued === 0 ? idleChecks + 1 : 0;
-      if (idleChecks >= 5 && missing.length > 0 && lostWithQueue === 0) {
-        // Nothing left to deliver, objects still without a verdict: their messages died with the
-        // killed stack's in-memory queue. Recover as an operator would: a retro-analysis.
-        lostWithQueue = missing.length;
-        log(
-          `${missing.length} objects lost their message with the killed stack; running a retro-analysis`,
-        );
-        await lambda.send(
-          new InvokeCommand({
-            FunctionName: names.batcherFunction,
-            InvocationType: 'Event',
-            Payload: Buffer.from('{}'),
-          }),
-        );
-        idleChecks = 0;
-      }
-      if (Date.now() > deadline) {
-        failures.push(
-          `timed out: ${missing.length} objects without a verdict, ${queued} queued, ${dead}/${poisonCount} dead letters`,
-        );
-        break;
-      }
-      await new Promise((ok) => setTimeout(ok, 2000));
+    await settle();
+    const settledSeconds = (performance.now() - started) / 1000;
+    // A retro-analysis groups objects_per_retro_message keys per message: a poison object must
+    // dead-letter alone, the healthy objects batched with it analyzed once, none alerted again.
+    let retroSeconds = 0;
+    if (failures.length === 0) {
+      log('running a retro-analysis of the whole bucket ...');
+      const retroStart = new Date().toISOString();
+      const retroStarted = performance.now();
+      await lambda.send(
+        new InvokeCommand({
+          FunctionName: names.batcherFunction,
+          InvocationType: 'Event',
+          Payload: Buffer.from('{}'),
+        }),
+      );
+      await settle(retroStart);
+      retroSeconds = (performance.now() - retroStarted) / 1000;
     }
 
     // Alerts: alerts.jsonl survives the kill, unlike the stack's memory.
@@ -397,6 +449,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       verdictsExpected: expectVerdict.length,
       verdicted: expectVerdict.length - missing.length,
       missingVerdicts: missing.slice(0, 20),
+      poisonFailed,
       alertsExpected: eicarIds.size,
       alertsDelivered: delivered,
       alertsDuplicated: duplicated,
@@ -412,17 +465,23 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       faults: processReport.faults,
       stackKills: 1,
       emulatorRestarts: processReport.emulatorRestarts,
-      lostWithQueue,
+      requeuedAtRestart: processReport.requeuedAtStart,
+      settledSeconds,
+      retroSeconds,
       wallSeconds: (performance.now() - started) / 1000,
       failures,
     };
     if (report.uploaded !== objects.length)
       failures.push(`uploaded ${report.uploaded} of ${objects.length}`);
-    if (missing.length > 0) failures.push(`${missing.length} objects without a verdict`);
+    if (missing.length > 0) failures.push(`${missing.length} objects without their verdict`);
+    if (poisonFailed !== poisonCount)
+      failures.push(`${poisonFailed} of ${poisonCount} poison objects recorded as failed`);
     if (duplicated > 0) failures.push(`${duplicated} duplicate alerts`);
     if (report.alertsMissed > 0) failures.push(`${report.alertsMissed} missed alerts`);
     if (unexpected > 0) failures.push(`${unexpected} alerts for objects that are not EICAR`);
     if (otherDead.length > 0) failures.push(`${otherDead.length} dead letters that are not poison`);
+    if (coTravellers.length > 0)
+      failures.push(`${coTravellers.length} healthy objects dead-lettered with a poison object`);
     if (report.deadLetters.poisonKeys !== poisonCount)
       failures.push(`${report.deadLetters.poisonKeys} of ${poisonCount} poison objects in the DLQ`);
     if (outside.length > 0) failures.push(`${outside.length} files outside the data directory`);
@@ -442,13 +501,13 @@ export function formatSoakReport(r: SoakReport): string {
     .join(', ');
   return [
     `uploaded                 ${r.uploaded} (deleted after upload ${r.deletedAfterUpload}, poison ${r.poisonObjects})`,
-    `verdicts                 ${r.verdicted} of ${r.verdictsExpected} expected (all but deleted and poison)${r.missingVerdicts.length ? `; missing e.g. ${r.missingVerdicts.slice(0, 3).join(', ')}` : ''}`,
+    `verdicts                 ${r.verdicted} of ${r.verdictsExpected} healthy objects matched/clean as their content; poison ${r.poisonFailed} of ${r.poisonObjects} failed${r.missingVerdicts.length ? `; missing e.g. ${r.missingVerdicts.slice(0, 3).join(', ')}` : ''}`,
     `alerts                   expected ${r.alertsExpected}, delivered ${r.alertsDelivered}, duplicated ${r.alertsDuplicated}, missed ${r.alertsMissed}, unexpected ${r.alertsUnexpected}`,
     `dead-letter queue        ${r.deadLetters.messages} messages, ${r.deadLetters.poisonKeys} poison objects (+${r.deadLetters.coTravellers} objects batched with them), ${r.deadLetters.otherKeys.length} without poison${r.deadLetters.otherKeys.length ? ` (${r.deadLetters.otherKeys.slice(0, 3).join(', ')})` : ''}`,
     `outside the data dir     ${r.outsideDataDir.length} files${r.outsideDataDir.length ? ` (${r.outsideDataDir.slice(0, 3).join(', ')})` : ''}`,
     `faults injected          ${faults}; whole stack killed ${r.stackKills}x; emulator restarts ${r.emulatorRestarts}`,
-    `lost with the queue      ${r.lostWithQueue} (recovered by retro-analysis)`,
-    `wall time                ${r.wallSeconds.toFixed(1)} s`,
+    `requeued at restart      ${r.requeuedAtRestart} (objects without a verdict, found by the restarted stack's reconciliation)`,
+    `wall time                ${r.wallSeconds.toFixed(1)} s (every verdict after ${r.settledSeconds.toFixed(1)} s; retro-analysis of the bucket ${r.retroSeconds.toFixed(1)} s)`,
     r.failures.length === 0 ? 'PASSED' : `FAILED: ${r.failures.join('; ')}`,
   ].join('\n');
 }

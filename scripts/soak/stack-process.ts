@@ -27,6 +27,8 @@ export type StackProcessMessage =
       type: 'report';
       faults: Record<string, number>;
       emulatorRestarts: number;
+      /** Messages this stack's start-up reconciliation queued. */
+      requeuedAtStart: number;
     };
 
 /** mulberry32: a small seeded generator, so a soak's faults can be replayed. */
@@ -62,11 +64,14 @@ async function main(): Promise<void> {
   });
   process.on('message', (message: { type?: string }) => {
     if (message.type === 'report') {
-      send({
-        type: 'report',
-        faults: { ...stack.faults },
-        emulatorRestarts: stack.emulators.s3.restarts + stack.emulators.dynamo.restarts,
-      });
+      void stack.reconciled.then((outcome) =>
+        send({
+          type: 'report',
+          faults: { ...stack.faults },
+          emulatorRestarts: stack.emulators.s3.restarts + stack.emulators.dynamo.restarts,
+          requeuedAtStart: outcome?.queued ?? 0,
+        }),
+      );
     } else if (message.type === 'stop') {
       void stack.stop().finally(() => process.exit(0));
     }

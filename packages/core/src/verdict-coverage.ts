@@ -98,7 +98,8 @@ export async function* ledgerEntries(
 }
 
 /** Why a listed object counts as not covered. */
-export type GapReason = 'no verdict' | 'content changed' | 'older analyzer' | 'before start';
+export type GapReason =
+  'no verdict' | 'content changed' | 'older analyzer' | 'before start' | 'failed';
 
 export interface CoverageOptions {
   bucket: string;
@@ -108,6 +109,8 @@ export interface CoverageOptions {
   minAnalyzerVersion?: number;
   /** Verdicts from before this time (ISO 8601) count as gaps. */
   since?: string;
+  /** `failed` verdicts count as gaps: their analysis is to be tried again. */
+  retryFailed?: boolean;
   /** Called for each listed object that lacks a current verdict, as the listing reaches it. */
   onGap?: (object: ListedObject, reason: GapReason) => void | Promise<void>;
 }
@@ -156,7 +159,13 @@ export async function verdictCoverage(
   const coverage: VerdictCoverage = {
     listed: 0,
     covered: 0,
-    gaps: { 'no verdict': 0, 'content changed': 0, 'older analyzer': 0, 'before start': 0 },
+    gaps: {
+      'no verdict': 0,
+      'content changed': 0,
+      'older analyzer': 0,
+      'before start': 0,
+      failed: 0,
+    },
     gone: 0,
   };
   const seen = new Set<string>();
@@ -174,6 +183,8 @@ export async function verdictCoverage(
       gap = 'older analyzer';
     } else if (options.since !== undefined && entry.analyzedAt < options.since) {
       gap = 'before start';
+    } else if (options.retryFailed && entry.verdict === 'failed') {
+      gap = 'failed';
     }
     if (gap) {
       coverage.gaps[gap] += 1;

@@ -22,7 +22,7 @@ export interface ReconcileTarget {
 
 /**
  * Queues again every object of the bucket that has no verdict for its current content (never
- * analyzed, or replaced since), as an S3 notification would. After a crash of the local stack its
+ * analyzed, replaced since, or whose last analysis failed), as an S3 notification would. After a crash of the local stack its
  * in-memory queue is gone: this is how the objects uploaded (or queued) before the crash still
  * reach a verdict. An object queued twice is analyzed twice, never alerted twice (the alert
  * decision is per binary and rule). Returns the comparison; `queued` counts the messages sent.
@@ -66,6 +66,8 @@ export async function reconcileVerdicts(
   const coverage = await verdictCoverage(clients, {
     bucket: target.bucket,
     table: target.verdictTable,
+    // A failure's retries lived in the lost queue: the object would keep `failed` for good.
+    retryFailed: true,
     onGap: async (object) => {
       pending.push(object);
       if (pending.length >= BATCH) await flush();
