@@ -911,6 +911,7 @@ describe('handleInvocation', () => {
       'PartialBinaries',
       'AnalysisErrors',
       'UnscannedContent',
+      'CarriedOverVerdicts',
     ]);
     expect(data.MetricData).toEqual(
       expect.arrayContaining([

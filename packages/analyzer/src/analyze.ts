@@ -37,6 +37,7 @@ import {
 import { parseAnalyzerInput, type AnalyzerInput } from './input';
 import { recordVerdict, verdictRecord, type S3ObjectFacts } from './ledger';
 import { recordMatch, type MatchDecision } from './match-history';
+import { analyzeAfterRelease, type CarriedOutcome } from './delta';
 import { requeueFailedObjects } from './requeue';
 import type { ActiveRules, RulesProvider } from './rules-release';
 
@@ -102,6 +103,9 @@ export type ObjectOutcome =
       /** Retry no sooner than this (another analysis holds the object's alert claim). */
       retryAfterMs?: number;
     };
+
+/** What became of one object of an invocation: analyzed (or not), or carried over (delta.ts). */
+export type InvocationOutcome = ObjectOutcome | CarriedOutcome;
 
 /** Analysis results keyed `S3:<bucket>:<key>` (dispatcher payloads and direct S3 events). */
 export type AnalysisResults = Record<string, FileSummary>;
@@ -338,7 +342,7 @@ async function recordAndAlert(
 }
 
 /** Sums up an invocation in one MetricsBatch. */
-export function invocationMetrics(outcomes: ObjectOutcome[], ruleCount: number): MetricsBatch {
+export function invocationMetrics(outcomes: InvocationOutcome[], ruleCount: number): MetricsBatch {
   const metrics = new MetricsBatch();
   const analyzed = outcomes.filter((outcome) => outcome.status === 'analyzed');
   metrics.add('AnalyzedBinaries', analyzed.length);
@@ -364,6 +368,11 @@ export function invocationMetrics(outcomes: ObjectOutcome[], ruleCount: number):
   metrics.add(
     'UnscannedContent',
     analyzed.reduce((sum, outcome) => sum + outcome.result.analysis.unscanned.length, 0),
+  );
+  // Re-scans after a rules release settled from the ledger, without a full analysis.
+  metrics.add(
+    'CarriedOverVerdicts',
+    outcomes.filter((outcome) => outcome.status === 'carried').length,
   );
   return metrics;
 }
@@ -394,7 +403,7 @@ async function releaseDispatchSlot(
  * Messages to retry sooner than the visibility timeout: those whose every failed object only
  * waits for an alert claim to expire, with the longest of those waits (group index -> ms).
  */
-function earlyRetries(input: AnalyzerInput, outcomes: ObjectOutcome[]): Map<number, number> {
+function earlyRetries(input: AnalyzerInput, outcomes: InvocationOutcome[]): Map<number, number> {
   const waits = new Map<number, number>();
   const mustWait = new Set<number>();
   input.tasks.forEach((task, index) => {
@@ -410,7 +419,7 @@ function earlyRetries(input: AnalyzerInput, outcomes: ObjectOutcome[]): Map<numb
 }
 
 /** Indexes of the groups (messages) all of whose objects finished (analyzed or skipped). */
-function finishedGroups(input: AnalyzerInput, outcomes: ObjectOutcome[]): Set<number> {
+function finishedGroups(input: AnalyzerInput, outcomes: InvocationOutcome[]): Set<number> {
   const finished = new Set(input.groups.map((_group, index) => index));
   input.tasks.forEach((task, index) => {
     if (outcomes[index]?.status === 'failed')
@@ -461,7 +470,9 @@ async function handleInput(
   // scan slot never waits on the network (and /tmp holds at most one extra object).
   const scanSlots = new Slots(settings.concurrency);
   const outcomes = await mapConcurrent(input.tasks, settings.concurrency + 1, (task) =>
-    analyzeObject(deps, settings, task.ref, version, remainingMs, scanSlots),
+    task.ref.retro === 'delta'
+      ? analyzeAfterRelease(deps, settings, task.ref, version, remainingMs, scanSlots)
+      : analyzeObject(deps, settings, task.ref, version, remainingMs, scanSlots),
   );
   const finished = finishedGroups(input, outcomes);
   if (input.kind !== 's3') {
@@ -530,7 +541,7 @@ async function handleInput(
 }
 
 /** The invocation result: the summary of each object analyzed, by object id. */
-function analysisResults(outcomes: ObjectOutcome[]): AnalysisResults {
+function analysisResults(outcomes: InvocationOutcome[]): AnalysisResults {
   const results: AnalysisResults = {};
   for (const outcome of outcomes) {
     if (outcome.status === 'analyzed') results[outcome.id] = objectSummary(outcome.result);

@@ -1,4 +1,10 @@
-import { createLogger, encodeS3Key, InvalidEventError, s3EventRecord } from '@binaryalert/core';
+import {
+  createLogger,
+  encodeS3Key,
+  InvalidEventError,
+  RETRO_DELTA_EVENT,
+  s3EventRecord,
+} from '@binaryalert/core';
 import { parseAnalyzerInput } from './input';
 
 function quietLog() {
@@ -146,6 +152,22 @@ describe('parseAnalyzerInput', () => {
     expect(input.tasks).toEqual([
       { ref: { bucket: 'bucket', key: 'same' }, groups: [0, 2] },
       { ref: { bucket: 'bucket', key: 'other' }, groups: [1] },
+    ]);
+  });
+
+  it('analyzes an object in full when one of its messages asks for it and another for a delta re-scan', () => {
+    const { log } = quietLog();
+    const delta = s3EventRecord({ bucket: 'bucket', key: 'same' }, RETRO_DELTA_EVENT);
+
+    const input = parseAnalyzerInput(
+      { Records: [delta, record('same'), delta], SQSReceipts: ['r1', 'r2', 'r3'] },
+      log,
+    );
+    const onlyDelta = parseAnalyzerInput({ Records: [delta] }, log);
+
+    expect(input.tasks).toEqual([{ ref: { bucket: 'bucket', key: 'same' }, groups: [0, 1, 2] }]);
+    expect(onlyDelta.tasks).toEqual([
+      { ref: { bucket: 'bucket', key: 'same', retro: 'delta' }, groups: [] },
     ]);
   });
 

@@ -101,8 +101,11 @@ function dedupe(tasks: ObjectTask[]): ObjectTask[] {
   for (const task of tasks) {
     const id = objectId(task.ref.bucket, task.ref.key);
     const seen = byId.get(id);
-    if (seen) seen.groups = [...new Set([...seen.groups, ...task.groups])];
-    else byId.set(id, { ref: task.ref, groups: [...task.groups] });
+    if (seen) {
+      seen.groups = [...new Set([...seen.groups, ...task.groups])];
+      // One request for a full analysis makes the whole task full.
+      if (seen.ref.retro && !task.ref.retro) seen.ref = task.ref;
+    } else byId.set(id, { ref: task.ref, groups: [...task.groups] });
   }
   return [...byId.values()];
 }

@@ -62,6 +62,11 @@ function ledgerMatches(analysis: FileAnalysis): LedgerRuleMatch[] {
   }));
 }
 
+/** When DynamoDB's TTL may delete a verdict written at `analyzedAt` (none with ttlDays 0). */
+export function ledgerExpiry(analyzedAt: Date, ttlDays: number): number | undefined {
+  return ttlDays > 0 ? Math.floor(analyzedAt.getTime() / 1000) + ttlDays * 86_400 : undefined;
+}
+
 /**
  * The ledger record of one finished object. `analyzedAt` is when the analyzer began reading it:
  * a later read saw content at least as new, so it orders the writes.
@@ -78,7 +83,7 @@ export function verdictRecord(
     analyzerVersion: context.analyzerVersion,
     ...(context.rulesVersion ? { rulesVersion: context.rulesVersion } : {}),
     ...(context.ttlDays > 0
-      ? { expiresAt: Math.floor(context.analyzedAt.getTime() / 1000) + context.ttlDays * 86_400 }
+      ? { expiresAt: ledgerExpiry(context.analyzedAt, context.ttlDays) }
       : {}),
     rules: [] as string[],
     matches: [] as LedgerRuleMatch[],

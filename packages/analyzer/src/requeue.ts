@@ -1,6 +1,6 @@
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { objectId, s3EventRecord, type Logger, type S3ObjectRef } from '@binaryalert/core';
-import type { ObjectOutcome } from './analyze';
+import type { InvocationOutcome } from './analyze';
 import type { AnalyzerInput } from './input';
 
 // SendMessageBatch takes at most 10 entries.
@@ -25,7 +25,7 @@ export async function requeueFailedObjects(
   sqs: SQSClient,
   queueUrl: string,
   input: AnalyzerInput,
-  outcomes: ObjectOutcome[],
+  outcomes: InvocationOutcome[],
   log: Logger,
 ): Promise<Set<number>> {
   const failed = (index: number): boolean => outcomes[index]?.status === 'failed';

@@ -102,6 +102,50 @@ describe('rulesFromBucket', () => {
     );
   });
 
+  it('loads the delta rules of a release beside it, and none whose file does not match its hash', async () => {
+    const first = await compiled('first_rule', 'FIRST');
+    await publishRulesRelease(s3.client, bucket, first.bytes, first.manifest);
+    const second = await compiled('second_rule', 'SECOND');
+    const delta = (sha: string) => ({
+      baseVersion: 1,
+      namespaces: ['own.yar'],
+      compiledSha256: sha,
+      ruleCount: 1,
+      usesExternals: false,
+    });
+    const sha = createHash('sha256').update(second.bytes).digest('hex');
+    await publishRulesRelease(
+      s3.client,
+      bucket,
+      second.bytes,
+      { ...second.manifest, delta: delta(sha) },
+      new Date(),
+      { compiled: second.bytes, against: 1 },
+    );
+    const withDelta = await provider().current();
+    await publishRulesRelease(
+      s3.client,
+      bucket,
+      second.bytes,
+      { ...second.manifest, delta: delta('e'.repeat(64)) },
+      new Date(),
+      { compiled: second.bytes, against: 2 },
+    );
+    const badDelta = await provider().current();
+
+    expect(withDelta.manifest.version).toBe(2);
+    expect((await withDelta.delta!.scanBuffer(Buffer.from('SECOND'))).matches).toHaveLength(1);
+    // Its rules still load; only the delta is refused (re-scans then use every rule).
+    expect(badDelta.manifest.version).toBe(3);
+    expect(badDelta.delta).toBeUndefined();
+    expect(logLines).toContainEqual(
+      expect.objectContaining({
+        message: 'could not load the delta rules of a release; re-scans use every rule',
+        rulesVersion: 3,
+      }),
+    );
+  });
+
   it('keeps what it has when the same release is checked again', async () => {
     const first = await compiled('first_rule', 'FIRST');
     await publishRulesRelease(s3.client, bucket, first.bytes, first.manifest);

@@ -5,6 +5,7 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   COMPILED_RULES_FILE,
   CURRENT_RULES_MANIFEST_KEY,
+  DELTA_RULES_FILE,
   releaseObjectKey,
   RulesManifestSchema,
   type Logger,
@@ -17,6 +18,8 @@ import { downloadObject, privateTempDir } from './download';
 export interface ActiveRules {
   compiled: CompiledRules;
   manifest: RulesManifest;
+  /** The release's delta rules (manifest.delta), when it has any and they loaded. */
+  delta?: CompiledRules;
 }
 
 /** The rules to scan with now; a scan takes them once, so a swap never changes a running scan. */
@@ -153,14 +156,46 @@ export function rulesFromBucket(
         return;
       }
       const compiled = await loadRules(file);
+      const delta = await loadDelta(manifest);
       const previous = active.manifest.version;
-      active = { compiled, manifest };
+      active = { compiled, manifest, ...(delta ? { delta } : {}) };
       settle();
       log.info('loaded a rules release', {
         rulesVersion: manifest.version,
         previousRulesVersion: previous,
         ruleCount: compiled.ruleCount,
       });
+    } finally {
+      await temp.remove();
+    }
+  }
+
+  /** The delta rules of a release; on any failure none (re-scans then use every rule). */
+  async function loadDelta(manifest: RulesManifest): Promise<CompiledRules | undefined> {
+    const expected = manifest.delta?.compiledSha256;
+    if (!expected) return undefined;
+    const key = releaseObjectKey(manifest.version, DELTA_RULES_FILE);
+    // A directory of its own: a download is always written to `<dir>/object`.
+    const temp = await privateTempDir(settings.tempRoot);
+    try {
+      const download = await downloadObject(
+        s3,
+        { bucket: settings.bucket, key },
+        temp.dir,
+        2 ** 31,
+      );
+      if (download.kind !== 'downloaded') throw new RangeError(`${key} is larger than 2 GiB`);
+      const actual = await sha256File(download.file);
+      if (actual !== expected) {
+        throw new RangeError(`${key} has SHA-256 ${actual}, the manifest says ${expected}`);
+      }
+      return await loadRules(download.file);
+    } catch (error) {
+      log.error('could not load the delta rules of a release; re-scans use every rule', {
+        rulesVersion: manifest.version,
+        error,
+      });
+      return undefined;
     } finally {
       await temp.remove();
     }

@@ -60,8 +60,11 @@ describe('enqueueBucket', () => {
   }
 
   /** Receives and deletes everything in the queue; returns the decoded keys of all records. */
-  async function drain(QueueUrl: string): Promise<{ keys: string[]; messages: number }> {
+  async function drain(
+    QueueUrl: string,
+  ): Promise<{ keys: string[]; messages: number; deltaKeys: string[] }> {
     const keys: string[] = [];
+    const deltaKeys: string[] = [];
     let messages = 0;
     for (;;) {
       const { Messages = [] } = await sqs.client.send(
@@ -81,12 +84,13 @@ describe('enqueueBucket', () => {
         const left =
           Number(Attributes.ApproximateNumberOfMessages ?? 0) +
           Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
-        if (left === 0) return { keys, messages };
+        if (left === 0) return { keys, messages, deltaKeys };
         continue;
       }
       for (const message of Messages) {
         const records = objectsOfNotification(message.Body);
         keys.push(...records.map((record) => record.key));
+        deltaKeys.push(...records.filter((r) => r.retro === 'delta').map((r) => r.key));
         // The wire format must be what S3 sends: URL-encoded keys.
         const raw = JSON.parse(message.Body as string) as {
           Records: { s3: { object: { key: string } } }[];
@@ -197,6 +201,38 @@ describe('enqueueBucket', () => {
     ]);
     const { keys } = await drain(queueUrl);
     expect(keys.sort()).toEqual([...KEYS].sort());
+  });
+
+  it('marks every record of a delta re-scan, also after handing over, and no record of a full one', async () => {
+    const queueUrl = await newQueue();
+    const { deps, lambdaMock } = mocks();
+    const functionConfig = config(queueUrl, { objectsPerMessage: 10 });
+
+    await enqueueBucket(
+      { ...deps, sqs: sqs.client },
+      functionConfig,
+      { Mode: 'delta' },
+      () => 1000,
+    );
+    const handedOver = JSON.parse(
+      Buffer.from(
+        lambdaMock.commandCalls(InvokeCommand)[0]?.args[0].input.Payload as Uint8Array,
+      ).toString(),
+    ) as BatchEvent;
+    await enqueueBucket({ ...deps, sqs: sqs.client }, functionConfig, handedOver, () => 900_000);
+    const delta = await drain(queueUrl);
+    await enqueueBucket(
+      { ...deps, sqs: sqs.client },
+      functionConfig,
+      { Prefix: 'plain/' },
+      () => 900_000,
+    );
+    const full = await drain(queueUrl);
+
+    expect(handedOver.Mode).toBe('delta');
+    expect(delta.deltaKeys.sort()).toEqual([...KEYS].sort());
+    expect(full.keys.length).toBeGreaterThan(0);
+    expect(full.deltaKeys).toEqual([]);
   });
 
   it('enqueues only the keys under the prefix', async () => {

@@ -49,6 +49,12 @@ export interface BatcherConfig {
 export const BatchEventSchema = z.object({
   Prefix: z.string().optional(),
   ContinuationToken: z.string().optional(),
+  /**
+   * `delta` (after a rules release): the analyzer may scan with the release's new and changed
+   * rules only, or carry verdicts over. `full` (default, and `retro-analyze --full`): every object
+   * is downloaded and scanned with every rule.
+   */
+  Mode: z.enum(['full', 'delta']).optional(),
 });
 export type BatchEvent = z.infer<typeof BatchEventSchema>;
 
@@ -116,14 +122,18 @@ export async function enqueueBucket(
       next = listPage(nextToken);
       next.catch(() => undefined); // awaited below, or abandoned when handing over
     }
-    const sent = await sendObjects(deps, config, listed.Contents ?? []);
+    const sent = await sendObjects(deps, config, listed.Contents ?? [], event.Mode);
     result.enqueuedKeys += sent.enqueuedKeys;
     result.failedKeys += sent.failedKeys;
     result.failedMessages += sent.failedMessages;
 
     if (nextToken === undefined || next === undefined) break;
     if (remainingMs() < marginMs) {
-      await continueLater(deps, config, { Prefix: event.Prefix, ContinuationToken: nextToken });
+      await continueLater(deps, config, {
+        Prefix: event.Prefix,
+        ContinuationToken: nextToken,
+        ...(event.Mode ? { Mode: event.Mode } : {}),
+      });
       result.continued = true;
       break;
     }
@@ -171,6 +181,7 @@ export function packMessages(
   bucket: string,
   objects: _Object[],
   objectsPerMessage: number,
+  mode: BatchEvent['Mode'] = 'full',
 ): Message[] {
   const messages: Message[] = [];
   for (let start = 0; start < objects.length; start += objectsPerMessage) {
@@ -179,7 +190,12 @@ export function packMessages(
       .filter((o) => o.Key !== undefined);
     if (chunk.length === 0) continue;
     const Records = chunk.map((object) =>
-      s3EventRecord({ bucket, key: object.Key as string, size: object.Size }),
+      s3EventRecord({
+        bucket,
+        key: object.Key as string,
+        size: object.Size,
+        ...(mode === 'delta' ? { retro: 'delta' as const } : {}),
+      }),
     );
     messages.push({ body: JSON.stringify({ Records }), keys: chunk.length });
   }
@@ -190,8 +206,9 @@ async function sendObjects(
   deps: BatcherDeps,
   config: BatcherConfig,
   objects: _Object[],
+  mode: BatchEvent['Mode'],
 ): Promise<Omit<BatchResult, 'continued'>> {
-  const messages = packMessages(config.bucket, objects, config.objectsPerMessage);
+  const messages = packMessages(config.bucket, objects, config.objectsPerMessage, mode);
   const batches: Message[][] = [];
   for (let start = 0; start < messages.length; start += 10)
     batches.push(messages.slice(start, start + 10));

@@ -5,6 +5,8 @@ import { z } from 'zod';
 
 /** The compiled rules file inside the analyzer zip, `dist/` and each rules release. */
 export const COMPILED_RULES_FILE = 'compiled_yara_rules.bin';
+/** The delta rule set of a release: only the files with new or changed rules. */
+export const DELTA_RULES_FILE = 'delta_yara_rules.bin';
 /** The manifest beside it (fingerprints, count, libyara version). */
 export const RULES_MANIFEST_FILE = 'rules_manifest.json';
 
@@ -34,6 +36,26 @@ export const RulesManifestSchema = z.object({
   /** SHA-256 (hex) of the compiled rules file. */
   compiledSha256: z.string().regex(/^[0-9a-f]{64}$/),
   fingerprints: RuleFingerprintsSchema,
+  /**
+   * What a re-scan after this release needs (absent: re-scan with everything). An object whose
+   * bytes were analyzed with a release from `baseVersion` to `version - 1` needs only the rule
+   * files in `namespaces` (DELTA_RULES_FILE, compiled alone); its other matches carry over, less
+   * those of rules this release no longer has.
+   */
+  delta: z
+    .object({
+      baseVersion: z.number().int().nonnegative(),
+      namespaces: z.array(z.string()),
+      /** Of DELTA_RULES_FILE; absent when no namespace needs a scan (the release only removed). */
+      compiledSha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/)
+        .optional(),
+      ruleCount: z.number().int().nonnegative(),
+      /** The delta rules read per-object externals (filename, filepath, ...): no sharing by SHA-256. */
+      usesExternals: z.boolean(),
+    })
+    .optional(),
 });
 export type RulesManifest = z.infer<typeof RulesManifestSchema>;
 
@@ -61,6 +83,60 @@ export function diffReleases(
   }
   const removed = Object.keys(before).filter((id) => !(id in after));
   return { added: added.sort(), changed: changed.sort(), removed: removed.sort() };
+}
+
+/** The namespace (rule file) of a rule id `namespace:rule` (namespaces may hold ':'). */
+function namespaceOf(id: string): string {
+  return id.slice(0, id.lastIndexOf(':'));
+}
+
+/**
+ * The rule files (namespaces) a re-scan after `next` needs: new files, and files where a rule
+ * was added or changed (files whose rules cannot be isolated: whenever their fingerprint moved).
+ * A file that only lost rules, or changed only in comments or `meta:`, is not among them.
+ */
+export function deltaNamespaces(
+  previous: Pick<RulesManifest, 'fingerprints'>,
+  next: Pick<RulesManifest, 'fingerprints'>,
+): string[] {
+  const { added, changed } = diffReleases(previous, next);
+  const namespaces = new Set([...added, ...changed].map(namespaceOf));
+  const isolated = new Set(Object.keys(next.fingerprints.rules).map(namespaceOf));
+  for (const [namespace, fingerprint] of Object.entries(next.fingerprints.files)) {
+    if (!(namespace in previous.fingerprints.files)) namespaces.add(namespace);
+    else if (!isolated.has(namespace) && previous.fingerprints.files[namespace] !== fingerprint) {
+      namespaces.add(namespace);
+    }
+  }
+  return [...namespaces].sort();
+}
+
+/**
+ * The oldest release whose analyses a re-scan after a release following `previous` can build on:
+ * `previous`, or further back across releases that added and changed nothing.
+ */
+export function deltaBaseVersion(previous: Pick<RulesManifest, 'version' | 'delta'>): number {
+  return previous.delta && previous.delta.namespaces.length === 0
+    ? previous.delta.baseVersion
+    : previous.version;
+}
+
+/**
+ * Whether a match recorded before `release` still stands after it without a new scan: its rule
+ * file is not in the release's delta, and the release still has the rule.
+ */
+export function matchCarriesOver(
+  release: Pick<RulesManifest, 'fingerprints' | 'delta'>,
+  ruleId: string,
+): boolean {
+  const namespace = namespaceOf(ruleId);
+  if (release.delta?.namespaces.includes(namespace)) return false;
+  if (ruleId in release.fingerprints.rules) return true;
+  // Rules of a file that cannot be isolated are known by their file only.
+  const isolated = Object.keys(release.fingerprints.rules).some(
+    (id) => namespaceOf(id) === namespace,
+  );
+  return !isolated && namespace in release.fingerprints.files;
 }
 
 /**
@@ -103,6 +179,8 @@ export async function publishRulesRelease(
   compiled: Buffer,
   unreleased: RulesManifest,
   now: Date = new Date(),
+  /** The delta rules of `unreleased.delta` (none when it names no namespace) and the release version they were computed against. */
+  deltaRules?: { compiled?: Buffer; against: number },
 ): Promise<{ release: RulesManifest; previous: RulesManifest | undefined }> {
   const actual = createHash('sha256').update(compiled).digest('hex');
   if (actual !== unreleased.compiledSha256) {
@@ -111,10 +189,14 @@ export async function publishRulesRelease(
     );
   }
   const previous = await currentRelease(s3, bucket);
+  const { delta, ...rest } = unreleased;
   const release: RulesManifest = {
-    ...unreleased,
+    ...rest,
     version: (previous?.version ?? 0) + 1,
     releasedAt: now.toISOString(),
+    // A delta computed against a release that is no longer the current one (another release was
+    // published meanwhile) would miss that release's changes: then the re-scan uses everything.
+    ...(delta && deltaRules && previous?.version === deltaRules.against ? { delta } : {}),
   };
   const manifestBody = `${JSON.stringify(release, null, 2)}\n`;
   const put = (Key: string, Body: Buffer | string, ContentType: string) =>
@@ -124,6 +206,13 @@ export async function publishRulesRelease(
     compiled,
     'application/octet-stream',
   );
+  if (release.delta?.compiledSha256 && deltaRules) {
+    await put(
+      releaseObjectKey(release.version, DELTA_RULES_FILE),
+      deltaRules.compiled ?? Buffer.alloc(0),
+      'application/octet-stream',
+    );
+  }
   await put(
     releaseObjectKey(release.version, RULES_MANIFEST_FILE),
     manifestBody,

@@ -4,8 +4,10 @@ import {
   encodeS3Key,
   objectsOfNotification,
   parseS3Notification,
+  RETRO_DELTA_EVENT,
   s3EventRecord,
   S3EventRecordSchema,
+  s3ObjectRef,
 } from './s3-event';
 
 // A record as S3 really sends it (documentation example, key with a space and unicode).
@@ -58,6 +60,21 @@ describe('decodeS3Key / encodeS3Key', () => {
 
   it('encodes the way S3 notifications do', () => {
     expect(encodeS3Key('year=2020/red flower+é.jpg')).toBe('year%3D2020/red+flower%2B%C3%A9.jpg');
+  });
+});
+
+describe('s3EventRecord / s3ObjectRef', () => {
+  it('keeps a delta re-scan a delta re-scan through a record (re-queued objects too), and nothing else', () => {
+    const delta = { bucket: 'b', key: 'dir/a b.exe', size: 3, retro: 'delta' as const };
+
+    const record = s3EventRecord(delta);
+    const plain = s3EventRecord({ bucket: 'b', key: 'k' });
+
+    expect(record.eventName).toBe(RETRO_DELTA_EVENT);
+    expect(s3ObjectRef(record)).toEqual(delta);
+    expect(plain.eventName).toBe('ObjectCreated:Put');
+    expect(s3ObjectRef(plain)).toEqual({ bucket: 'b', key: 'k' });
+    expect(s3ObjectRef({ ...realRecord, eventName: 'ObjectCreated:Put' }).retro).toBeUndefined();
   });
 });
 

@@ -50,7 +50,16 @@ export interface S3ObjectRef {
   bucket: string;
   key: string;
   size?: number;
+  /** Named by a re-scan after a rules release that may build on the object's last verdict. */
+  retro?: 'delta';
 }
+
+/**
+ * The eventName of the batcher's records for a re-scan after a rules release (not `--full`): the
+ * analyzer may then scan with the release's delta only, or carry the verdict over (analyzer
+ * delta.ts). Anything else, including S3's own notifications, is analyzed in full.
+ */
+export const RETRO_DELTA_EVENT = 'BinaryAlert:RetroDelta';
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -80,10 +89,13 @@ export function encodeS3Key(key: string): string {
   return out;
 }
 
-/** Builds one S3 event record (used by the batcher and the local stack). */
+/**
+ * Builds one S3 event record (used by the batcher, the analyzer's re-queue and the local stack);
+ * a ref of a delta re-scan gives a RETRO_DELTA_EVENT record, so s3ObjectRef reads it back as is.
+ */
 export function s3EventRecord(
-  ref: { bucket: string; key: string; size?: number },
-  eventName = 'ObjectCreated:Put',
+  ref: { bucket: string; key: string; size?: number; retro?: 'delta' },
+  eventName = ref.retro === 'delta' ? RETRO_DELTA_EVENT : 'ObjectCreated:Put',
 ): S3EventRecord {
   return {
     eventVersion: '2.1',
@@ -105,7 +117,12 @@ export function s3EventRecord(
 export function s3ObjectRef(record: S3EventRecord): S3ObjectRef {
   const { name } = record.s3.bucket;
   const { key, size } = record.s3.object;
-  return { bucket: name, key: decodeS3Key(key), ...(size === undefined ? {} : { size }) };
+  return {
+    bucket: name,
+    key: decodeS3Key(key),
+    ...(size === undefined ? {} : { size }),
+    ...(record.eventName === RETRO_DELTA_EVENT ? { retro: 'delta' as const } : {}),
+  };
 }
 
 const TestEventSchema = z.looseObject({ Event: z.literal('s3:TestEvent') });

@@ -108,6 +108,10 @@ describe('deploy-rules --local: a new rule, an edited rule and an unchanged rele
 
     expect(outcome.changed).toEqual(['ux/marker.yara:ux_planted_marker']);
     expect(outcome.added).toEqual([]);
+    // The delta re-scan: only ux/marker.yara was scanned, and every other object's verdict was
+    // carried over to v2 (the first release had nothing to build on: it re-scanned in full).
+    expect(outcome.release.delta).toMatchObject({ baseVersion: 1, namespaces: ['ux/marker.yara'] });
+    expect(e2e.stack.metrics.sum('CarriedOverVerdicts')).toBe(OBJECTS - 1);
     expect(alerts()).toHaveLength(2);
     expect(e2e.alertsFor(MARKED_KEY)).toHaveLength(2);
     await waitFor(

@@ -101,6 +101,7 @@ export async function deployRules(
   await retroAnalyze({
     config: options.config,
     local: options.local,
+    mode: 'delta',
     ...(options.signal ? { signal: options.signal } : {}),
   });
   return { ...outcome, retroAnalyzed: true };

@@ -123,7 +123,7 @@ describe('retroAnalyze', () => {
     }
   });
 
-  it('passes the prefix to the batcher', async () => {
+  it('passes the prefix and the mode to the batcher', async () => {
     const { config, queueUrl } = await deployment('retrob', 1);
     const { lambda, mock } = batcherThatEnqueues(queueUrl, 0);
     const { out } = output();
@@ -131,14 +131,26 @@ describe('retroAnalyze', () => {
     const result = await retroAnalyze({
       config,
       prefix: 'f0',
+      mode: 'delta',
+      clients: { s3: s3.client, sqs: sqs.client, lambda },
+      watch: false,
+      out,
+    });
+    await retroAnalyze({
+      config,
       clients: { s3: s3.client, sqs: sqs.client, lambda },
       watch: false,
       out,
     });
 
     expect(result).toMatchObject({ batcherInvoked: true, drained: false });
-    const payload = mock.commandCalls(InvokeCommand)[0]?.args[0].input.Payload as Uint8Array;
-    expect(JSON.parse(Buffer.from(payload).toString())).toEqual({ Prefix: 'f0' });
+    const payloads = mock
+      .commandCalls(InvokeCommand)
+      .map(
+        (call) =>
+          JSON.parse(Buffer.from(call.args[0].input.Payload as Uint8Array).toString()) as unknown,
+      );
+    expect(payloads).toEqual([{ Prefix: 'f0', Mode: 'delta' }, { Mode: 'full' }]);
   });
 
   it('stops watching on Ctrl-C and leaves the analysis running', async () => {

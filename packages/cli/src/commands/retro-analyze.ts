@@ -25,6 +25,11 @@ export interface RetroAnalyzeOptions {
   local?: LocalFlag;
   /** Only objects under this key prefix. */
   prefix?: string;
+  /**
+   * `delta`: scan with the current release's new and changed rules only, each SHA-256 once,
+   * carrying other verdicts over (analyzer delta.ts); `full` (default here; `--full`): everything.
+   */
+  mode?: 'full' | 'delta';
   /** Injected clients (tests); otherwise built for AWS or the local stack. */
   clients?: Pick<AwsClients, 's3' | 'sqs' | 'lambda'>;
   /** Show the queue draining until it is empty (default true). */
@@ -87,7 +92,12 @@ export async function retroAnalyze(options: RetroAnalyzeOptions): Promise<RetroA
           FunctionName: names.batcherFunction,
           Qualifier: PRODUCTION_ALIAS,
           InvocationType: 'Event',
-          Payload: Buffer.from(JSON.stringify(options.prefix ? { Prefix: options.prefix } : {})),
+          Payload: Buffer.from(
+            JSON.stringify({
+              ...(options.prefix ? { Prefix: options.prefix } : {}),
+              Mode: options.mode ?? 'full',
+            }),
+          ),
         }),
       );
       if (response.StatusCode !== 202) throw new Error(`unexpected status ${response.StatusCode}`);
@@ -201,16 +211,23 @@ export const registerRetroAnalyze: CommandRegistrar = (program: Command) => {
     .option('--local [endpoint]', 'use the local stack (default http://127.0.0.1:4566)')
     .option('--prefix <prefix>', 'only objects whose key starts with this prefix')
     .option('--no-wait', 'start the batcher and return without watching the queue')
-    .action(async (flags: { local?: LocalFlag; prefix?: string; wait: boolean }) => {
-      const config = await loadTfvars();
-      await abortOnInterrupt((signal) =>
-        retroAnalyze({
-          config,
-          local: flags.local,
-          prefix: flags.prefix,
-          watch: flags.wait,
-          signal,
-        }),
-      );
-    });
+    .option(
+      '--full',
+      'download and scan every object with every rule (default: only what the last rules release changed)',
+    )
+    .action(
+      async (flags: { local?: LocalFlag; prefix?: string; wait: boolean; full?: boolean }) => {
+        const config = await loadTfvars();
+        await abortOnInterrupt((signal) =>
+          retroAnalyze({
+            config,
+            local: flags.local,
+            prefix: flags.prefix,
+            mode: flags.full ? 'full' : 'delta',
+            watch: flags.wait,
+            signal,
+          }),
+        );
+      },
+    );
 };

@@ -1,16 +1,22 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import {
   COMPILED_RULES_FILE,
+  DELTA_RULES_FILE,
   currentRelease,
+  deltaBaseVersion,
+  deltaNamespaces,
   diffReleases,
   publishRulesRelease,
   type RulesManifest,
 } from '@binaryalert/core';
-import { loadRules } from '@binaryalert/yara';
+import { compileRules, DEFAULT_EXTERNALS, loadRules } from '@binaryalert/yara';
 import { compileRulesDirectory, type RuleSetSummary } from './compile';
+import { findRuleFiles } from './discover';
+import { tokenize } from './fingerprint';
 import { SAMPLES_DIR_NAME } from './paths';
 import { RuleSampleError, testRuleSamples, type SampleReport } from './samples';
 
@@ -37,6 +43,54 @@ export function describeRelease(
   const parts = [`${diff.added.length} new`, `${diff.changed.length} changed`];
   if (diff.removed && diff.removed.length > 0) parts.push(`${diff.removed.length} removed`);
   return `rules v${manifest.version} ${verb}: ${manifest.ruleCount} rules (${parts.join(', ')})`;
+}
+
+/**
+ * The delta of a release: the rule files with new or changed rules since `current`, compiled alone
+ * (each in its own namespace, as in the full set, so rule ids agree).
+ */
+async function compileDelta(
+  rulesDir: string,
+  current: RulesManifest,
+  next: RulesManifest,
+  scratch: string,
+): Promise<{ delta: NonNullable<RulesManifest['delta']>; compiled?: Buffer }> {
+  const namespaces = deltaNamespaces(current, next);
+  const base = { baseVersion: deltaBaseVersion(current), namespaces };
+  if (namespaces.length === 0) return { delta: { ...base, ruleCount: 0, usesExternals: false } };
+  const sources = (await findRuleFiles(rulesDir)).filter((source) =>
+    namespaces.includes(source.namespace),
+  );
+  const { rules } = await compileRules(sources);
+  const output = path.join(scratch, DELTA_RULES_FILE);
+  await rules.save(output);
+  const compiled = await readFile(output);
+  return {
+    delta: {
+      ...base,
+      compiledSha256: createHash('sha256').update(compiled).digest('hex'),
+      ruleCount: rules.ruleCount,
+      usesExternals: await anyReadsExternals(sources.map((source) => source.path)),
+    },
+    compiled,
+  };
+}
+
+/**
+ * Whether rule files use a per-object external (filename, filepath, ...): their verdict then
+ * depends on the key, not only on the bytes. A file that includes others counts as using them.
+ */
+async function anyReadsExternals(files: string[]): Promise<boolean> {
+  for (const file of files) {
+    let tokens: string[];
+    try {
+      tokens = tokenize(await readFile(file, 'utf8'));
+    } catch {
+      return true;
+    }
+    if (tokens.some((token) => token === 'include' || token in DEFAULT_EXTERNALS)) return true;
+  }
+  return false;
 }
 
 /**
@@ -78,11 +132,18 @@ export async function releaseRules(options: {
         samples,
       };
     }
+    const delta = current
+      ? await compileDelta(options.rulesDir, current, manifest, scratch)
+      : undefined;
     const { release, previous } = await publishRulesRelease(
       options.s3,
       options.bucket,
       await readFile(output),
-      manifest,
+      delta ? { ...manifest, delta: delta.delta } : manifest,
+      new Date(),
+      delta
+        ? { ...(delta.compiled ? { compiled: delta.compiled } : {}), against: current!.version }
+        : undefined,
     );
     return { release, published: true, ...diffReleases(previous, release), summary, samples };
   } finally {

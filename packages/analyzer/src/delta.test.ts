@@ -1,0 +1,317 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import 'aws-sdk-client-mock-jest';
+import { mockClient } from 'aws-sdk-client-mock';
+import {
+  createLogger,
+  DEFAULT_ARCHIVE_SETTINGS,
+  RETRO_DELTA_EVENT,
+  s3EventRecord,
+  s3ObjectRef,
+  type RulesManifest,
+} from '@binaryalert/core';
+import { startDynamo, startS3, uniqueName, type Emulator } from '@binaryalert/testing';
+import { compileRules, libyaraVersion, type CompiledRules } from '@binaryalert/yara';
+import { analyzeObject, type AnalyzerDeps, type AnalyzerSettings } from './analyze';
+import { analyzeAfterRelease } from './delta';
+import { readVerdict } from './ledger';
+import type { ActiveRules } from './rules-release';
+import { createMatchTable, createVerdictTable } from './test-helpers';
+
+// Real S3 store, dynalite and libyara; SNS and CloudWatch (no local implementation) mocked at the
+// client boundary. Releases are built by hand: v1 = base.yar, v2 = v1 + new.yar (one new rule),
+// v3 = v2 with base.yar's old rule removed.
+const BASE = 'rule old_rule { strings: $a = "OLD_MARKER" condition: $a }\n';
+const NEW = 'rule new_rule { strings: $a = "NEW_MARKER" condition: $a }\n';
+const BY_NAME = 'rule by_name { condition: filename == "evil.exe" }\n';
+const TOPIC = 'arn:aws:sns:us-east-1:123456789012:matches';
+
+describe('analyzeAfterRelease (delta re-scan)', () => {
+  let s3: Emulator<S3Client>;
+  let dynamo: Emulator<DynamoDBClient>;
+  let dir: string;
+  const snsMock = mockClient(SNSClient);
+  const cloudwatchMock = mockClient(CloudWatchClient);
+  let compiled: Record<string, CompiledRules>;
+  let active: ActiveRules;
+  let settings: AnalyzerSettings;
+  let deps: AnalyzerDeps;
+  let bucket: string;
+  let downloads: string[];
+
+  async function compile(files: Record<string, string>): Promise<CompiledRules> {
+    const sources = [];
+    for (const [namespace, text] of Object.entries(files)) {
+      const file = path.join(dir, `${namespace}-${Object.keys(files).join('+')}`);
+      await writeFile(file, text);
+      sources.push({ path: file, namespace });
+    }
+    return (await compileRules(sources)).rules;
+  }
+
+  const manifest = (
+    version: number,
+    rules: Record<string, string>,
+    delta?: RulesManifest['delta'],
+  ): RulesManifest => ({
+    version,
+    ruleCount: Object.keys(rules).length,
+    libyaraVersion,
+    compiledSha256: '0'.repeat(64),
+    fingerprints: {
+      rules,
+      files: Object.fromEntries(Object.keys(rules).map((id) => [id.split(':')[0], id])),
+    },
+    ...(delta ? { delta } : {}),
+  });
+  const v1 = () => ({
+    compiled: compiled.v1!,
+    manifest: manifest(1, { 'base.yar:old_rule': 'a1' }),
+  });
+  const v2 = (usesExternals = false): ActiveRules => ({
+    compiled: compiled.v2!,
+    delta: usesExternals ? compiled.byName! : compiled.delta2!,
+    manifest: manifest(
+      2,
+      { 'base.yar:old_rule': 'a1', 'new.yar:new_rule': 'b1' },
+      {
+        baseVersion: 1,
+        namespaces: ['new.yar'],
+        compiledSha256: '1'.repeat(64),
+        ruleCount: 1,
+        usesExternals,
+      },
+    ),
+  });
+
+  beforeAll(async () => {
+    [s3, dynamo] = await Promise.all([startS3(), startDynamo()]);
+    dir = await mkdtemp(path.join(os.tmpdir(), 'delta-test-'));
+    compiled = {
+      v1: await compile({ 'base.yar': BASE }),
+      v2: await compile({ 'base.yar': BASE, 'new.yar': NEW }),
+      delta2: await compile({ 'new.yar': NEW }),
+      byName: await compile({ 'new.yar': BY_NAME }),
+      v3: await compile({ 'base.yar': 'rule other { condition: false }\n', 'new.yar': NEW }),
+    };
+    // Every GetObject the analyzer sends: what "downloaded" means below.
+    s3.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'GetObjectCommand') {
+          downloads.push((args.input as { Key: string }).Key);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'countDownloads' },
+    );
+  });
+
+  afterAll(async () => {
+    await Promise.all([s3.stop(), dynamo.stop()]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  beforeEach(async () => {
+    snsMock.reset();
+    cloudwatchMock.reset();
+    downloads = [];
+    bucket = uniqueName('binaries');
+    settings = {
+      matchesTable: uniqueName('matches'),
+      verdictTable: uniqueName('verdicts'),
+      verdictTtlDays: 0,
+      alertsTopicArn: TOPIC,
+      queueUrl: 'unused',
+      maxFileBytes: 1_000_000,
+      scanTimeoutSeconds: 5,
+      archives: DEFAULT_ARCHIVE_SETTINGS,
+      concurrency: 1,
+      tempRoot: dir,
+    };
+    await s3.client.send(new CreateBucketCommand({ Bucket: bucket }));
+    await createMatchTable(dynamo.client, settings.matchesTable);
+    await createVerdictTable(dynamo.client, settings.verdictTable);
+    active = v1();
+    deps = {
+      s3: s3.client,
+      dynamo: dynamo.client,
+      sqs: undefined as unknown as SQSClient,
+      sns: new SNSClient({ region: 'us-east-1' }),
+      cloudwatch: new CloudWatchClient({ region: 'us-east-1' }),
+      rules: { current: () => Promise.resolve(active) },
+      log: createLogger('analyzer', () => undefined),
+    };
+  });
+
+  const put = (key: string, body: string) =>
+    s3.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+  /** The object as the batcher names it in a delta re-scan. */
+  const deltaRef = (key: string) => s3ObjectRef(s3EventRecord({ bucket, key }, RETRO_DELTA_EVENT));
+  /** Analyzes every key in full with the current rules (what happened before the release). */
+  const analyzeAll = async (keys: string[]) => {
+    for (const key of keys) await analyzeObject(deps, settings, { bucket, key }, 1);
+  };
+  const retro = async (keys: string[]) => {
+    const outcomes = [];
+    for (const key of keys) {
+      const outcome = await analyzeAfterRelease(deps, settings, deltaRef(key), 1);
+      outcomes.push([key, outcome.status === 'carried' ? outcome.how : outcome.status]);
+    }
+    return Object.fromEntries(outcomes) as Record<string, string>;
+  };
+  const verdictOf = (key: string) =>
+    readVerdict(dynamo.client, settings.verdictTable, { bucket, key });
+
+  it('scans each distinct file once with the new rule and carries the other copies over without a download', async () => {
+    const keys: string[] = [];
+    for (let copy = 0; copy < 3; copy++) {
+      for (let file = 0; file < 3; file++) {
+        keys.push(`copy${copy}/file${file}`);
+        await put(`copy${copy}/file${file}`, `ordinary file number ${file}`);
+      }
+    }
+    await analyzeAll(keys);
+    active = v2();
+    downloads = [];
+
+    const how = await retro(keys);
+
+    // copy0 is scanned with the delta (new_rule only); copy1 and copy2 are decided from the
+    // binary's recorded delta outcome.
+    expect(how).toEqual(
+      Object.fromEntries(keys.map((key) => [key, key.startsWith('copy0/') ? 'scanned' : 'known'])),
+    );
+    expect(downloads.sort()).toEqual(['copy0/file0', 'copy0/file1', 'copy0/file2']);
+    for (const key of keys) {
+      expect(await verdictOf(key)).toMatchObject({ verdict: 'clean', rulesVersion: '2' });
+    }
+    expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 0);
+  });
+
+  it('analyzes a file the new rule matches in full and alerts once per key, then settles', async () => {
+    await put('a/marked', 'x NEW_MARKER y OLD_MARKER');
+    await put('b/marked', 'x NEW_MARKER y OLD_MARKER');
+    await put('a/plain', 'nothing');
+    await analyzeAll(['a/marked', 'b/marked', 'a/plain']);
+    expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 2); // old_rule, one per key
+    active = v2();
+    downloads = [];
+
+    const how = await retro(['a/marked', 'b/marked', 'a/plain']);
+
+    expect(how).toEqual({ 'a/marked': 'analyzed', 'b/marked': 'analyzed', 'a/plain': 'scanned' });
+    // New rule: the first key alerts ('new rule'); the second is a copy whose pair is known, and
+    // that key already alerted for these bytes: no further alert.
+    expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 3);
+    expect(await verdictOf('b/marked')).toMatchObject({
+      verdict: 'matched',
+      rulesVersion: '2',
+      rules: ['base.yar:old_rule', 'new.yar:new_rule'],
+    });
+
+    // A re-scan cut off and started again, or run twice: everything is already current.
+    downloads = [];
+    expect(await retro(['a/marked', 'b/marked', 'a/plain'])).toEqual({
+      'a/marked': 'current',
+      'b/marked': 'current',
+      'a/plain': 'current',
+    });
+    expect(downloads).toEqual([]);
+    expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 3);
+  });
+
+  it('downloads an object whose bytes changed since its ledger entry', async () => {
+    await put('changed', 'harmless at first');
+    await put('twin', 'harmless at first');
+    await analyzeAll(['changed', 'twin']);
+    active = v2();
+    await retro(['twin']); // the old bytes' delta outcome is now known
+    await put('changed', 'now with NEW_MARKER inside'); // its notification was lost
+    downloads = [];
+
+    const how = await retro(['changed']);
+
+    expect(how).toEqual({ changed: 'analyzed' });
+    expect(downloads).toEqual(['changed']);
+    expect(await verdictOf('changed')).toMatchObject({
+      verdict: 'matched',
+      rules: ['new.yar:new_rule'],
+    });
+  });
+
+  it('analyzes in full when the verdict is older than what the delta builds on (a release during the re-scan)', async () => {
+    await put('late', 'nothing here');
+    await analyzeAll(['late']);
+    // v3's delta builds on v2 only: a verdict made with v1 cannot take it.
+    active = {
+      compiled: compiled.v3!,
+      delta: compiled.delta2!,
+      manifest: manifest(
+        3,
+        { 'base.yar:other': 'c1', 'new.yar:new_rule': 'b1' },
+        {
+          baseVersion: 2,
+          namespaces: ['base.yar'],
+          compiledSha256: '2'.repeat(64),
+          ruleCount: 1,
+          usesExternals: false,
+        },
+      ),
+    };
+
+    expect(await retro(['late'])).toEqual({ late: 'analyzed' });
+    expect(await verdictOf('late')).toMatchObject({ verdict: 'clean', rulesVersion: '3' });
+  });
+
+  it('drops the match of a removed rule when it carries a verdict over', async () => {
+    await put('old', 'has OLD_MARKER');
+    await analyzeAll(['old']);
+    // v2 removed old_rule (base.yar kept only what matches nothing) and added nothing.
+    active = {
+      compiled: compiled.v3!,
+      manifest: manifest(
+        2,
+        { 'base.yar:other': 'c1' },
+        { baseVersion: 1, namespaces: [], ruleCount: 0, usesExternals: false },
+      ),
+    };
+    downloads = [];
+
+    expect(await retro(['old'])).toEqual({ old: 'known' });
+    expect(downloads).toEqual([]);
+    expect(await verdictOf('old')).toMatchObject({
+      verdict: 'clean',
+      rules: [],
+      rulesVersion: '2',
+    });
+  });
+
+  it('scans every key when the new rules read the file name (the same bytes may match under one name only)', async () => {
+    await put('dir/evil.exe', 'same bytes');
+    await put('dir/fine.txt', 'same bytes');
+    await analyzeAll(['dir/evil.exe', 'dir/fine.txt']);
+    active = v2(true);
+    downloads = [];
+
+    const how = await retro(['dir/fine.txt', 'dir/evil.exe']);
+
+    // No filepath metadata: filename is empty for both, so by_name matches neither, but each key
+    // had to be scanned on its own.
+    expect(how).toEqual({ 'dir/fine.txt': 'scanned', 'dir/evil.exe': 'scanned' });
+    expect(downloads.sort()).toEqual(['dir/evil.exe', 'dir/fine.txt']);
+  });
+
+  it('analyzes in full when the release carries no delta rules (e.g. they failed to load)', async () => {
+    await put('k', 'nothing');
+    await analyzeAll(['k']);
+    active = { ...v2(), delta: undefined };
+
+    expect(await retro(['k'])).toEqual({ k: 'analyzed' });
+  });
+});
