@@ -1,5 +1,5 @@
 import { compileRules, DEFAULT_EXTERNALS, libyaraVersion, RuleCompileError } from './index';
-import { makeTempDir, type TempDir } from './test-utils';
+import { makeTempDir, type TempDir } from './testing';
 
 describe('compileRules', () => {
   let dir: TempDir;

@@ -1,7 +1,7 @@
 // Scans must run on the libuv thread pool: the event loop stays free and two scans overlap.
 // These tests check behaviour (interleaving), never absolute speed.
 import { native, type NativeScanResult } from './binding';
-import { makeTempDir, SLOW_RULE, type TempDir } from './test-utils';
+import { makeTempDir, SLOW_RULE, type TempDir } from './testing';
 
 // About 9 million loop iterations: long enough to observe, short enough for a busy machine.
 const SLOW_INPUT = Buffer.alloc(3000);

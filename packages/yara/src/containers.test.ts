@@ -10,7 +10,7 @@ import {
   type ContainerOptions,
   type ScanResult,
 } from './index';
-import { compileTexts, makeTempDir, type TempDir } from './test-utils';
+import { compileTexts, makeTempDir, type TempDir } from './testing';
 
 const RULES = {
   eicar: 'rule eicar { strings: $a = "EICAR-STANDARD-ANTIVIRUS-TEST-FILE" condition: $a }',

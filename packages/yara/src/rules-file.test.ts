@@ -2,7 +2,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { loadRules, RulesLoadError, YaraError } from './index';
-import { compileTexts, makeTempDir, type TempDir } from './test-utils';
+import { compileTexts, makeTempDir, type TempDir } from './testing';
 
 const RULES = {
   'a.yar': 'rule alpha : t { meta: n = 1 strings: $a = "alpha" condition: $a }',

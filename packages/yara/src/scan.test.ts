@@ -12,7 +12,7 @@ import {
   type CompiledRules,
   type RuleMatch,
 } from './index';
-import { compileTexts, makeTempDir, SLOW_RULE, type TempDir } from './test-utils';
+import { compileTexts, makeTempDir, SLOW_RULE, type TempDir } from './testing';
 
 const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*';
 
