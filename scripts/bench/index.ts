@@ -23,6 +23,7 @@ import {
   type TargetCheck,
 } from './report';
 import { benchRules, writeRulesDir } from './rules-section';
+import { benchS3Store } from './s3-store';
 import { benchArchives } from './archives';
 import { benchMemory } from './memory';
 import { benchPackaging } from './packaging';
@@ -46,6 +47,7 @@ const SECTIONS: Record<string, (ctx: BenchContext) => Promise<SectionResult>> = 
   packaging: benchPackaging,
   memory: benchMemory,
   pipeline: benchPipeline,
+  s3: benchS3Store,
   retro: benchRetro,
   archives: benchArchives,
   speed: benchSpeed,
