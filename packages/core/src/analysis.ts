@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, rmSync } from 'node:fs';
 import path from 'node:path';
 import type {
   CompiledRules,
@@ -6,14 +8,16 @@ import type {
   RuleMatch,
   UnscannedContent,
 } from '@binaryalert/yara';
+import { errorText } from './errors';
 import { objectId } from './logger';
+import { extractEncryptedSevenZip, isSevenZip } from './sevenzip';
 
 /**
  * How the members of containers are opened: terraform.tfvars' archive_* settings (defaults there
  * equal these; terraform.test.ts checks it). `manage.ts scan` uses these unless flags say otherwise.
  */
 export interface ArchiveSettings {
-  /** Tried in turn on encrypted zip members. */
+  /** Tried in turn on encrypted zip and 7z members. */
   passwords: string[];
   maxDepth: number;
   maxMembers: number;
@@ -177,7 +181,7 @@ export async function analyzeFile(
   const memberMatches = members.flatMap(({ matches, path, sha256 }) =>
     (matches ?? []).map((match) => ({ ...match, member: { path, sha256: sha256 ?? '' } })),
   );
-  return {
+  const analysis: FileAnalysis = {
     sha256: result.sha256,
     ...(result.md5 === undefined ? {} : { md5: result.md5 }),
     size: result.size,
@@ -189,6 +193,165 @@ export async function analyzeFile(
     expandedBytes: result.containers?.expandedBytes ?? 0,
     scanMs,
   };
+  if (
+    archives &&
+    archives.passwords.length > 0 &&
+    unscanned.some((entry) => entry.reason === 'encrypted' && isDirectMember(entry.path, label)) &&
+    isSevenZip(filePath)
+  ) {
+    const opened = await withEncryptedSevenZip(
+      rules,
+      filePath,
+      analysis,
+      archives,
+      options,
+      started,
+    );
+    return { ...opened, scanMs: performance.now() - started };
+  }
+  return analysis;
+}
+
+/** The object itself (`label`) or one of its own members (`label!name`, not deeper). */
+function isDirectMember(memberPath: string, label: string): boolean {
+  if (memberPath === label) return true;
+  return memberPath.startsWith(`${label}!`) && !memberPath.slice(label.length + 1).includes('!');
+}
+
+/**
+ * libarchive cannot decrypt 7z: an object that is a 7z with encrypted members (or headers) is
+ * opened again with 7-Zip in WebAssembly and the passwords (sevenzip.ts); each member it yields is
+ * analyzed like any file (containers inside it too, within what the bounds have left) and takes
+ * the place of its `encrypted` entry. With no password that fits, the entries stay `encrypted`.
+ */
+async function withEncryptedSevenZip(
+  rules: CompiledRules,
+  filePath: string,
+  analysis: FileAnalysis,
+  archives: ArchiveSettings,
+  options: AnalyzeOptions,
+  started: number,
+): Promise<FileAnalysis> {
+  const { label } = analysis;
+  const deadline =
+    options.budgetMs === undefined ? Number.POSITIVE_INFINITY : started + options.budgetMs;
+  let extraction: Awaited<ReturnType<typeof extractEncryptedSevenZip>>;
+  try {
+    extraction = await extractEncryptedSevenZip(filePath, analysis.size, {
+      passwords: archives.passwords,
+      maxMembers: Math.max(0, archives.maxMembers - analysis.members.length),
+      maxExpandedBytes: Math.max(0, archives.maxExpandedBytes - analysis.expandedBytes),
+      maxRatio: archives.maxRatio,
+      deadline,
+      ...(options.tempDir === undefined ? {} : { tempDir: options.tempDir }),
+      // Members libarchive read (not encrypted) were scanned already.
+      skip: new Set(
+        analysis.members
+          .filter((member) => isDirectMember(member.path, label))
+          .map((member) => member.path.slice(label.length + 1)),
+      ),
+    });
+  } catch (error) {
+    // 7-Zip could not run (e.g. its .wasm missing): the entries stay `encrypted`, saying why.
+    const detail = `7-Zip (WebAssembly) failed: ${errorText(error)}`;
+    return {
+      ...analysis,
+      unscanned: analysis.unscanned.map((entry) =>
+        entry.reason === 'encrypted' && isDirectMember(entry.path, label)
+          ? { ...entry, detail }
+          : entry,
+      ),
+    };
+  }
+  if (!extraction?.password) {
+    if (!extraction?.outOfTime) return analysis;
+    return {
+      ...analysis,
+      unscanned: analysis.unscanned.map((entry) =>
+        entry.reason === 'encrypted' && isDirectMember(entry.path, label)
+          ? {
+              ...entry,
+              reason: 'time-limit',
+              detail: 'time budget spent before a password was tried',
+            }
+          : entry,
+      ),
+    };
+  }
+  const opened = {
+    ...analysis,
+    matches: [...analysis.matches],
+    members: [...analysis.members],
+    unscanned: analysis.unscanned.filter(
+      (entry) => !(entry.reason === 'encrypted' && isDirectMember(entry.path, label)),
+    ),
+    expandedBytes: analysis.expandedBytes,
+  };
+  try {
+    for (const member of extraction.members) {
+      const memberPath = `${label}!${member.name}`;
+      try {
+        const inner = await analyzeFile(rules, member.file, {
+          filepath: memberPath,
+          label: memberPath,
+          ...(options.timeoutSeconds === undefined
+            ? {}
+            : { timeoutSeconds: options.timeoutSeconds }),
+          archives: {
+            ...archives,
+            maxDepth: archives.maxDepth - 1,
+            maxMembers: Math.max(0, archives.maxMembers - opened.members.length - 1),
+            maxExpandedBytes: Math.max(
+              0,
+              archives.maxExpandedBytes - opened.expandedBytes - member.size,
+            ),
+          },
+          ...(deadline === Number.POSITIVE_INFINITY
+            ? {}
+            : { budgetMs: Math.max(1, deadline - performance.now()) }),
+          ...(options.tempDir === undefined ? {} : { tempDir: options.tempDir }),
+        });
+        opened.members.push(
+          { path: memberPath, type: 'file', depth: 1, size: inner.size, sha256: inner.sha256 },
+          ...inner.members.map((nested) => ({ ...nested, depth: nested.depth + 1 })),
+        );
+        opened.matches.push(
+          ...inner.matches.map((match) =>
+            match.member ? match : { ...match, member: { path: memberPath, sha256: inner.sha256 } },
+          ),
+        );
+        opened.unscanned.push(...inner.unscanned);
+        opened.expandedBytes += member.size + inner.expandedBytes;
+      } catch (error) {
+        opened.unscanned.push({
+          path: memberPath,
+          reason: 'scan-error',
+          detail: errorText(error),
+        });
+      } finally {
+        rmSync(member.file, { force: true });
+      }
+    }
+  } finally {
+    for (const member of extraction.members) rmSync(member.file, { force: true });
+  }
+  opened.unscanned.push(
+    ...extraction.unscanned.map(({ name, ...entry }) => ({ ...entry, path: `${label}!${name}` })),
+  );
+  // A match inside needs the object's MD5 (it is stored and alerted with the object).
+  const md5 =
+    opened.md5 ?? (opened.matches.length > 0 ? await fileDigest(filePath, 'md5') : undefined);
+  return {
+    ...opened,
+    ...(md5 === undefined ? {} : { md5 }),
+    coverage: opened.unscanned.length > 0 ? 'partial' : 'complete',
+  };
+}
+
+async function fileDigest(filePath: string, algorithm: string): Promise<string> {
+  const hash = createHash(algorithm);
+  for await (const chunk of createReadStream(filePath)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
 /** A member's path inside the object (`dir/a.zip!x.exe`): its display path without the label. */

@@ -42,7 +42,9 @@ export type ZipAsset =
   /** libmagic's database, for rules that `import "magic"`. */
   | 'magic-database'
   /** The repository's rules, compiled. */
-  | 'compiled-rules';
+  | 'compiled-rules'
+  /** 7-Zip in WebAssembly (`7zz.wasm`), which opens encrypted 7z archives; loaded from beside index.js. */
+  | 'seven-zip-wasm';
 
 /** One Lambda function: everything the build, `apply`, the local stack and the contract tests need. */
 export interface FunctionSpec {
@@ -127,7 +129,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     }),
     envSchema: AnalyzerEnvSchema,
     loadConfig: (env) => loadAnalyzerConfig(env),
-    zipAssets: ['native-libraries', 'magic-database', 'compiled-rules'],
+    zipAssets: ['native-libraries', 'magic-database', 'compiled-rules', 'seven-zip-wasm'],
     actions: [
       'cloudwatch:PutMetricData',
       'dynamodb:GetItem',

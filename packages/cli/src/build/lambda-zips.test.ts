@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -176,6 +176,7 @@ describe('buildLambdaZips', () => {
         'index.js.map',
         'magic.mgc',
         'yara.node',
+        '7zz.wasm',
       ]),
     );
     expect(zips.get('dispatcher')?.entries).toEqual(['index.js', 'index.js.map']);
@@ -382,6 +383,20 @@ describe('buildLambdaZips', () => {
       await s3.client.send(
         new PutObjectCommand({ Bucket: bucket, Key: 'clean.txt', Body: 'nothing to see here' }),
       );
+      // EICAR in a 7z with encrypted names (`7z -p -mhe=on`): the zip's 7zz.wasm must open it.
+      const sevenZipDir = await mkdtemp(path.join(os.tmpdir(), 'ba-7z-'));
+      await writeFile(path.join(sevenZipDir, 'eicar.com'), eicar);
+      await run('7z', ['a', '-bd', '-pinfected', '-mhe=on', 'locked.7z', 'eicar.com'], {
+        cwd: sevenZipDir,
+      });
+      await s3.client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: 'locked.7z',
+          Body: await readFile(path.join(sevenZipDir, 'locked.7z')),
+        }),
+      );
+      await rm(sevenZipDir, { recursive: true, force: true });
       await dynamo.client.send(new CreateTableCommand(matchTableDefinition(names.table)));
       await dynamo.client.send(new CreateTableCommand(verdictTableDefinition(names.verdictTable)));
       const sns = await recorder(() => ({
@@ -392,14 +407,23 @@ describe('buildLambdaZips', () => {
       const dir = await unzipped('analyzer');
       try {
         const event = {
-          Records: ['dir/eicar test.com', 'clean.txt'].map((key) => s3EventRecord({ bucket, key })),
+          Records: ['dir/eicar test.com', 'clean.txt', 'locked.7z'].map((key) =>
+            s3EventRecord({ bucket, key }),
+          ),
         };
 
         const result = (await invoke(
           dir,
           { ...env, ...awsEnv({ S3: s3.endpoint, DYNAMODB: dynamo.endpoint, SNS: sns.endpoint }) },
           event,
-        )) as Record<string, { FileInfo: { SHA256: string }; NumMatchedRules: number }>;
+        )) as Record<
+          string,
+          {
+            FileInfo: { SHA256: string };
+            NumMatchedRules: number;
+            MatchedRules: Record<string, { MemberPath?: string }>;
+          }
+        >;
 
         const sha256 = createHash('sha256').update(eicar).digest('hex');
         expect(result[`S3:${bucket}:dir/eicar test.com`]).toMatchObject({
@@ -414,7 +438,13 @@ describe('buildLambdaZips', () => {
           }),
         );
         expect(Item?.MatchAlertSha256).toEqual({ S: sha256 });
-        expect(sns.requests).toHaveLength(1);
+        expect(
+          Object.values(result[`S3:${bucket}:locked.7z`]?.MatchedRules ?? {}).map(
+            (rule) => rule.MemberPath,
+          ),
+        ).toContain('locked.7z!eicar.com');
+        // One alert per binary: EICAR itself and the 7z holding it.
+        expect(sns.requests).toHaveLength(2);
         const verdicts = await dynamo.client.send(
           new ScanCommand({ TableName: names.verdictTable }),
         );
@@ -422,6 +452,7 @@ describe('buildLambdaZips', () => {
           [
             ['clean.txt', 'clean'],
             ['dir/eicar test.com', 'matched'],
+            ['locked.7z', 'matched'],
           ],
         );
       } finally {

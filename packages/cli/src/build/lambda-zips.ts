@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,6 +28,8 @@ export type LambdaFunctionName = FunctionName;
 /** File names inside the zips (what each one holds: the manifest's zipAssets); handler `index.handler`. */
 export { COMPILED_RULES_FILE, RULES_MANIFEST_FILE };
 export const ADDON_FILE = 'yara.node';
+/** The bundled 7z-wasm loads its module from beside index.js under this name. */
+export const SEVEN_ZIP_WASM_FILE = '7zz.wasm';
 /** libmagic's database, which rules that `import "magic"` need and Lambda images lack. */
 export const MAGIC_DATABASE_FILE = 'magic.mgc';
 const SYSTEM_MAGIC_DATABASE = '/usr/lib/file/magic.mgc';
@@ -108,6 +111,8 @@ async function zipAsset(
       return [{ name: MAGIC_DATABASE_FILE, data: await magicDatabase() }];
     case 'compiled-rules':
       return compiledRules(rulesDir, log);
+    case 'seven-zip-wasm':
+      return [{ name: SEVEN_ZIP_WASM_FILE, data: await readFile(sevenZipWasm()) }];
   }
 }
 
@@ -163,6 +168,13 @@ async function ensureAddon(log: (line: string) => void): Promise<void> {
 }
 
 /** The magic database of the libmagic the addon links (Debian's libmagic-mgc, a libyara-dev dependency). */
+/** The 7z-wasm package's module, as installed for packages/core (which uses it). */
+function sevenZipWasm(): string {
+  return createRequire(path.join(REPO_ROOT, 'packages', 'core', 'package.json')).resolve(
+    `7z-wasm/${SEVEN_ZIP_WASM_FILE}`,
+  );
+}
+
 async function magicDatabase(): Promise<Buffer> {
   try {
     return await readFile(SYSTEM_MAGIC_DATABASE);
