@@ -42,17 +42,12 @@ import {
   type Emulator,
 } from '@binaryalert/testing';
 import { compileRules, type CompiledRules } from '@binaryalert/yara';
-import {
-  handleInvocation,
-  type AnalysisResults,
-  type AnalyzerDeps,
-  type AnalyzerSettings,
-  type SqsBatchResponse,
-} from './analyze';
+import { type AnalyzerDeps, type AnalyzerSettings } from './analyze';
+import { handleInvocation, type AnalysisResults, type SqsBatchResponse } from './invocation';
 import { AnalysisFailedError } from './errors';
 import { readVerdict } from './ledger';
 import { fixedRules, unreleasedRules } from './rules-release';
-import { createMatchTable, createVerdictTable } from './test-helpers';
+import { createMatchTable, createVerdictTable } from './testing';
 
 const RULES = `
 rule evil_marker : malware {

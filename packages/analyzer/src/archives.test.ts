@@ -27,16 +27,11 @@ import {
   type Emulator,
 } from '@binaryalert/testing';
 import { compileRules, type CompiledRules } from '@binaryalert/yara';
-import {
-  handleInvocation,
-  scanBudgetMs,
-  type AnalysisResults,
-  type AnalyzerDeps,
-  type AnalyzerSettings,
-} from './analyze';
+import { scanBudgetMs, type AnalyzerDeps, type AnalyzerSettings } from './analyze';
+import { handleInvocation, type AnalysisResults } from './invocation';
 import { readVerdict } from './ledger';
 import { fixedRules, unreleasedRules } from './rules-release';
-import { createMatchTable, createVerdictTable } from './test-helpers';
+import { createMatchTable, createVerdictTable } from './testing';
 
 const RULES =
   'rule eicar : test { strings: $a = "EICAR-STANDARD-ANTIVIRUS-TEST-FILE" condition: $a }';

@@ -22,7 +22,7 @@ import { analyzeObject, type AnalyzerDeps, type AnalyzerSettings } from './analy
 import { analyzeAfterRelease } from './delta';
 import { readVerdict } from './ledger';
 import type { ActiveRules } from './rules-release';
-import { createMatchTable, createVerdictTable } from './test-helpers';
+import { createMatchTable, createVerdictTable } from './testing';
 
 // Real S3 store, dynalite and libyara; SNS and CloudWatch (no local implementation) mocked at the
 // client boundary. Releases are built by hand: v1 = base.yar, v2 = v1 + new.yar (one new rule),

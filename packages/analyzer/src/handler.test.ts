@@ -16,7 +16,7 @@ import {
 } from '@binaryalert/testing';
 import { compileRules } from '@binaryalert/yara';
 import { readVerdict } from './ledger';
-import { createMatchTable, createVerdictTable } from './test-helpers';
+import { createMatchTable, createVerdictTable } from './testing';
 
 type HandlerModule = typeof import('./handler');
 interface Stub {

@@ -1,11 +1,7 @@
 import type { Context } from 'aws-lambda';
 import { createLogger } from '@binaryalert/core';
-import {
-  analyzerVersion,
-  handleInvocation,
-  type AnalysisResults,
-  type SqsBatchResponse,
-} from './analyze';
+import { analyzerVersion } from './analyze';
+import { handleInvocation, type AnalysisResults, type SqsBatchResponse } from './invocation';
 import { loadConfig } from './config';
 import { createDeps } from './deps';
 

@@ -5,6 +5,7 @@ export * from './deps';
 export * from './download';
 export * from './errors';
 export * from './input';
+export * from './invocation';
 export * from './match-history';
 export * from './ledger';
 export * from './rules-release';

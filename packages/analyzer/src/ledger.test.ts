@@ -4,7 +4,7 @@ import { startDynamo, uniqueName, type Emulator } from '@binaryalert/testing';
 import { ScanTimeoutError } from '@binaryalert/yara';
 import { DownloadError } from './errors';
 import { failureReason, readVerdict, recordVerdict, verdictRecord } from './ledger';
-import { createVerdictTable } from './test-helpers';
+import { createVerdictTable } from './testing';
 
 const BUCKET = 'binaries';
 

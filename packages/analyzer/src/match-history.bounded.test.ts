@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { startDynamo, type Emulator } from '@binaryalert/testing';
 import { recordMatch, type MatchDecision, type MatchRecord } from './match-history';
-import { createMatchTables } from './test-helpers';
+import { createMatchTables } from './testing';
 
 // Issue #13: one binary under 3,328 keys once broke DynamoDB's 400 KB item limit.
 const COPIES = 10_000;

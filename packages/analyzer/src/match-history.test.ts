@@ -9,7 +9,7 @@ import {
   type MatchTables,
   type RecordMatchOptions,
 } from './match-history';
-import { createMatchTables } from './test-helpers';
+import { createMatchTables } from './testing';
 
 const SHA = 'a'.repeat(64);
 const EVIL = { id: 'rules/evil.yar:evil', fingerprint: '1111111111111111' };

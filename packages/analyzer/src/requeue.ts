@@ -1,6 +1,6 @@
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { objectId, s3EventRecord, type Logger, type S3ObjectRef } from '@binaryalert/core';
-import type { InvocationOutcome } from './analyze';
+import type { InvocationOutcome } from './invocation';
 import type { AnalyzerInput } from './input';
 
 // SendMessageBatch takes at most 10 entries.
