@@ -120,6 +120,8 @@ export interface VerdictCoverage {
   listed: number;
   /** Listed objects with a current verdict. */
   covered: number;
+  /** The current verdicts of the covered objects, by verdict. */
+  verdicts: Record<Verdict, number>;
   /** Listed objects without one, by reason. */
   gaps: Record<GapReason, number>;
   /** Ledger entries whose object is no longer in the bucket. */
@@ -159,6 +161,7 @@ export async function verdictCoverage(
   const coverage: VerdictCoverage = {
     listed: 0,
     covered: 0,
+    verdicts: { matched: 0, clean: 0, skipped: 0, failed: 0, partial: 0 },
     gaps: {
       'no verdict': 0,
       'content changed': 0,
@@ -186,10 +189,14 @@ export async function verdictCoverage(
     } else if (options.retryFailed && entry.verdict === 'failed') {
       gap = 'failed';
     }
-    if (gap) {
-      coverage.gaps[gap] += 1;
-      await options.onGap?.(object, gap);
-    } else coverage.covered += 1;
+    if (!entry || gap) {
+      const reason = gap ?? 'no verdict';
+      coverage.gaps[reason] += 1;
+      await options.onGap?.(object, reason);
+    } else {
+      coverage.covered += 1;
+      coverage.verdicts[entry.verdict] += 1;
+    }
   }
   for (const key of entries.keys()) if (!seen.has(key)) coverage.gone += 1;
   return coverage;

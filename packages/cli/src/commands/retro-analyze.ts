@@ -1,8 +1,10 @@
 import { InvokeCommand } from '@aws-sdk/client-lambda';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { GetQueueAttributesCommand, GetQueueUrlCommand } from '@aws-sdk/client-sqs';
+import { GetQueueUrlCommand } from '@aws-sdk/client-sqs';
 import type { Command } from 'commander';
+import path from 'node:path';
 import {
+  DEFAULT_TFVARS_PATH,
   loadTfvars,
   PRODUCTION_ALIAS,
   resourceNames,
@@ -18,6 +20,12 @@ import {
 } from '../aws';
 import type { CommandRegistrar } from '../usage';
 import { abortOnInterrupt } from '../interrupt';
+import {
+  formatDuration,
+  verdictCounts,
+  watchRetroProgress,
+  type RetroWatchOutcome,
+} from './retro-progress';
 
 export interface RetroAnalyzeOptions {
   config: BinaryAlertConfig;
@@ -31,26 +39,24 @@ export interface RetroAnalyzeOptions {
    */
   mode?: 'full' | 'delta';
   /** Injected clients (tests); otherwise built for AWS or the local stack. */
-  clients?: Pick<AwsClients, 's3' | 'sqs' | 'lambda'>;
-  /** Show the queue draining until it is empty (default true). */
+  clients?: Pick<AwsClients, 's3' | 'sqs' | 'lambda' | 'dynamodb'>;
+  /** Watch the objects get their verdicts until every one has a new one (default true). */
   watch?: boolean;
   pollIntervalMs?: number;
-  /** How long an empty queue may just mean that the batcher has not enqueued anything yet. */
-  startGraceMs?: number;
+  /** Give up watching when the queue is empty and no verdict arrived for this long. */
+  stallMs?: number;
   /** Stops watching (Ctrl-C); the analysis itself goes on. */
   signal?: AbortSignal;
   out?: { write(text: string): unknown; isTTY?: boolean };
 }
 
-export interface RetroAnalyzeResult {
+export interface RetroAnalyzeResult extends Partial<RetroWatchOutcome> {
   bucketEmpty: boolean;
   batcherInvoked: boolean;
-  /** The queue was seen empty after the batcher's work (or the start grace passed). */
-  drained: boolean;
-  /** Watching stopped by the signal before the queue drained. */
+  /** Every listed object has a verdict newer than the start. */
+  finished: boolean;
+  /** Watching stopped by the signal before that. */
   interrupted: boolean;
-  /** Most messages seen in the queue at once. */
-  peakMessages: number;
 }
 
 /** Starting the batcher failed. */
@@ -60,8 +66,9 @@ export class RetroAnalyzeError extends Error {
 
 /**
  * Retroactive analysis: invokes the batcher asynchronously (on AWS, or the local stack with
- * `local`), which enqueues every object of the bucket, then shows a progress bar of the analysis
- * queue draining until it is empty or `signal` aborts.
+ * `local`), which enqueues every object of the bucket, then shows the objects getting their
+ * verdicts (from the ledger) until every listed object has one newer than the start, or `signal`
+ * aborts (the analysis goes on), and prints the verdict counts.
  */
 export async function retroAnalyze(options: RetroAnalyzeOptions): Promise<RetroAnalyzeResult> {
   const names = resourceNames(options.config);
@@ -71,9 +78,8 @@ export async function retroAnalyze(options: RetroAnalyzeOptions): Promise<RetroA
   const result: RetroAnalyzeResult = {
     bucketEmpty: false,
     batcherInvoked: false,
-    drained: false,
+    finished: false,
     interrupted: false,
-    peakMessages: 0,
   };
   try {
     const listed = await clients.s3.send(
@@ -83,8 +89,12 @@ export async function retroAnalyze(options: RetroAnalyzeOptions): Promise<RetroA
       out.write(
         `Nothing to analyze: s3://${names.bucket}/${options.prefix ?? ''} holds no objects.\n`,
       );
-      return { ...result, bucketEmpty: true, drained: true };
+      return { ...result, bucketEmpty: true, finished: true };
     }
+    // Verdicts from here on are the retro-analysis's (the ledger's AnalyzedAt is when an
+    // analyzer began reading; AWS and local clocks are assumed in step within a second).
+    const since = new Date().toISOString();
+    const startedAt = Date.now();
 
     try {
       const response = await clients.lambda.send(
@@ -114,92 +124,44 @@ export async function retroAnalyze(options: RetroAnalyzeOptions): Promise<RetroA
     if (options.watch === false) return result;
 
     const { QueueUrl } = await clients.sqs.send(new GetQueueUrlCommand({ QueueName: names.queue }));
-    const progress = progressBar(out);
-    const started = Date.now();
-    let seenMessages = false;
-    for (;;) {
-      const left = await queueDepth(clients, QueueUrl as string);
-      result.peakMessages = Math.max(result.peakMessages, left);
-      if (left > 0) seenMessages = true;
-      const graceOver = Date.now() - started >= (options.startGraceMs ?? 60_000);
-      progress.update(left, result.peakMessages, seenMessages || graceOver);
-      if (left === 0 && (seenMessages || graceOver)) {
-        result.drained = true;
-        progress.done('Retroactive analysis finished: the queue is empty.');
-        break;
-      }
-      if (!(await sleep(options.pollIntervalMs ?? 2000, options.signal))) {
-        result.interrupted = true;
-        progress.done(
-          `Stopped watching with ${left} messages left; the analysis goes on in the background.`,
-        );
-        break;
-      }
+    const watched = await watchRetroProgress({
+      clients,
+      bucket: names.bucket,
+      verdictTable: names.verdictTable,
+      queueUrl: QueueUrl as string,
+      ...(options.prefix ? { prefix: options.prefix } : {}),
+      since,
+      ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
+      ...(options.stallMs === undefined ? {} : { stallMs: options.stallMs }),
+      ...(options.signal ? { signal: options.signal } : {}),
+      out,
+    });
+    Object.assign(result, watched);
+    const took = formatDuration((Date.now() - startedAt) / 1000);
+    const counts = verdictCounts(watched.verdicts);
+    if (watched.finished) {
+      out.write(
+        `Retroactive analysis finished: ${watched.analyzed} objects analyzed in ${took} (${counts}).\n`,
+      );
+    } else if (watched.interrupted) {
+      out.write(
+        `Stopped watching at ${watched.analyzed} of ${watched.listed} objects (${counts}); the analysis goes on in the background.\n`,
+      );
+    } else {
+      out.write(
+        `No new verdict for a while and the queue is empty: ${watched.listed - watched.analyzed} of ${watched.listed} objects have no verdict from this run (${counts}). ` +
+          `The batcher may have failed to queue them (see its logs); \`manage.ts results summary\` lists objects without a verdict.\n`,
+      );
+    }
+    if (watched.verdicts.skipped + watched.verdicts.failed + watched.verdicts.partial > 0) {
+      out.write(
+        `See them with: manage.ts results --verdict skipped|failed|partial --since ${since}${options.local ? ' --local' : ''}\n`,
+      );
     }
     return result;
   } finally {
     if (!options.clients) destroyAwsClients(clients);
   }
-}
-
-/** Messages not yet finished: waiting, being analyzed, or delayed. */
-async function queueDepth(clients: Pick<AwsClients, 'sqs'>, QueueUrl: string): Promise<number> {
-  const { Attributes = {} } = await clients.sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl,
-      AttributeNames: [
-        'ApproximateNumberOfMessages',
-        'ApproximateNumberOfMessagesNotVisible',
-        'ApproximateNumberOfMessagesDelayed',
-      ],
-    }),
-  );
-  return (
-    Number(Attributes.ApproximateNumberOfMessages ?? 0) +
-    Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0) +
-    Number(Attributes.ApproximateNumberOfMessagesDelayed ?? 0)
-  );
-}
-
-/** Resolves true after `ms`, or false as soon as the signal aborts. */
-function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
-  if (signal?.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-/** A one-line bar on a terminal; plain lines when the depth changes otherwise. */
-function progressBar(out: { write(text: string): unknown; isTTY?: boolean }) {
-  const width = 30;
-  let last = '';
-  return {
-    update(left: number, peak: number, started: boolean): void {
-      let line: string;
-      if (!started) line = 'Waiting for the batcher to queue the objects...';
-      else {
-        const fraction = peak === 0 ? 1 : (peak - left) / peak;
-        const filled = Math.round(fraction * width);
-        line = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${Math.floor(fraction * 100)
-          .toString()
-          .padStart(3)}%  ${left} messages left`;
-      }
-      if (line === last) return;
-      last = line;
-      out.write(out.isTTY ? `\r\x1b[2K${line}` : `${line}\n`);
-    },
-    done(message: string): void {
-      out.write(out.isTTY ? `\r\x1b[2K${message}\n` : `${message}\n`);
-    },
-  };
 }
 
 export const registerRetroAnalyze: CommandRegistrar = (program: Command) => {
@@ -210,14 +172,25 @@ export const registerRetroAnalyze: CommandRegistrar = (program: Command) => {
     )
     .option('--local [endpoint]', 'use the local stack (default http://127.0.0.1:4566)')
     .option('--prefix <prefix>', 'only objects whose key starts with this prefix')
-    .option('--no-wait', 'start the batcher and return without watching the queue')
+    .option('--no-wait', 'start the batcher and return without watching the progress')
     .option(
       '--full',
       'download and scan every object with every rule (default: only what the last rules release changed)',
     )
+    .option(
+      '--tfvars <file>',
+      'settings file (names the bucket, queue and ledger)',
+      DEFAULT_TFVARS_PATH,
+    )
     .action(
-      async (flags: { local?: LocalFlag; prefix?: string; wait: boolean; full?: boolean }) => {
-        const config = await loadTfvars();
+      async (flags: {
+        local?: LocalFlag;
+        prefix?: string;
+        wait: boolean;
+        full?: boolean;
+        tfvars: string;
+      }) => {
+        const config = await loadTfvars(path.resolve(flags.tfvars));
         await abortOnInterrupt((signal) =>
           retroAnalyze({
             config,
