@@ -20,6 +20,9 @@ const UPLOAD_CONCURRENCY = 4;
 /** A pause after each put: a load that lasts longer than the analysis takes to warm up. */
 const UPLOAD_PAUSE_MS = 60;
 const isEicar = (i: number) => i % 10 === 3;
+/** How long before the kill an alert cut off from its bookkeeping can have gone out (generous:
+ * the publish-to-record step takes milliseconds, seconds on a loaded 2-core machine). */
+const CUT_OFF_WINDOW_MS = 5000;
 const keyOf = (i: number) => (isEicar(i) ? `load/eicar-${i}.com` : `load/clean ${i}.txt`);
 const bodyOf = (i: number) => (isEicar(i) ? EICAR : `clean file ${i}\n`);
 
@@ -93,7 +96,7 @@ describe('the local stack after kill -9 in the middle of a 500-upload load', () 
     await work?.remove();
   });
 
-  it('gives every uploaded object a verdict after a restart, with no retro-analysis and no duplicate alert', async () => {
+  it('gives every uploaded object a verdict after a restart, with no retro-analysis and no duplicate alert beyond the publish cut off by the kill', async () => {
     const zipsDir = join(work.path, 'zips');
     const dataDir = join(work.path, 'data');
     await buildZips(zipsDir);
@@ -154,6 +157,7 @@ describe('the local stack after kill -9 in the middle of a 500-upload load', () 
 
     // Act: kill -9 of the whole stack in the middle of the load: objects in the queue, in the
     // analyzers, and uploads in flight.
+    const killedAt = Date.now();
     await first.killAll();
     await firstLoad; // the puts after the kill fail
     Object.values(firstClients).forEach((client) => client.destroy());
@@ -186,17 +190,34 @@ describe('the local stack after kill -9 in the middle of a 500-upload load', () 
     // No retro-analysis: the batcher never ran.
     await expect(readFile(join(dataDir, 'logs', 'batcher.log'))).rejects.toThrow(/ENOENT/);
     expect(final).toMatchObject({ listed: OBJECTS, covered: OBJECTS, gone: 0 });
-    // Each EICAR alerted exactly once over both runs; nothing else alerted.
+    // Each EICAR alerted, nothing else. A second alert for one object is allowed only where SNS
+    // offers nothing better than at-least-once: an analysis killed after SNS accepted its alert
+    // and before it could record it as sent. Its first alert then went out just before the kill;
+    // anything else is a duplicate.
     await new Promise((ok) => setTimeout(ok, 2000)); // a late duplicate would show by now
     const alerts = (await readJsonLines(join(dataDir, 'alerts.jsonl'))) as {
+      time: string;
       message?: { FileInfo?: { S3Location?: string } };
     }[];
-    const alertedKeys = alerts.map((alert) => alert.message?.FileInfo?.S3Location).sort();
+    const byKey = new Map<string, number[]>();
+    for (const alert of alerts) {
+      const key = alert.message?.FileInfo?.S3Location ?? '';
+      byKey.set(key, [...(byKey.get(key) ?? []), Date.parse(alert.time)]);
+    }
     const eicarKeys = Array.from({ length: OBJECTS }, (_v, i) => i)
       .filter(isEicar)
       .map((i) => objectId(bucket, keyOf(i)))
       .sort();
-    expect(alertedKeys).toEqual(eicarKeys);
+    expect([...byKey.keys()].sort()).toEqual(eicarKeys);
+    const duplicated = [...byKey].filter(([, times]) => times.length > 1);
+    for (const [key, times] of duplicated) {
+      const [firstAlert] = times.sort((a, b) => a - b);
+      expect([key, times.length, killedAt - firstAlert! < CUT_OFF_WINDOW_MS]).toEqual([
+        key,
+        2,
+        true,
+      ]);
+    }
     Object.values(secondClients).forEach((client) => client.destroy());
   });
 });
