@@ -25,6 +25,7 @@ import {
 import { benchRules, writeRulesDir } from './rules-section';
 import { benchS3Store } from './s3-store';
 import { benchArchives } from './archives';
+import { benchDelta } from './delta';
 import { benchMemory } from './memory';
 import { benchPackaging } from './packaging';
 import { benchPipeline } from './pipeline';
@@ -49,6 +50,7 @@ const SECTIONS: Record<string, (ctx: BenchContext) => Promise<SectionResult>> = 
   pipeline: benchPipeline,
   s3: benchS3Store,
   retro: benchRetro,
+  delta: benchDelta,
   archives: benchArchives,
   speed: benchSpeed,
 };

@@ -4,7 +4,7 @@ import {
   UpdateItemCommand,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import {
   analyzeFile,
   matchCarriesOver,
@@ -75,14 +75,19 @@ export async function analyzeAfterRelease(
 
   let previous: VerdictRecord | undefined;
   try {
-    previous = await readVerdict(deps.dynamo, settings.verdictTable, ref);
+    // Both at once: the HEAD (no download) tells whether the ledger's bytes are still there.
+    const [verdict, head] = await Promise.all([
+      readVerdict(deps.dynamo, settings.verdictTable, ref),
+      deps.s3.send(new HeadObjectCommand({ Bucket: ref.bucket, Key: ref.key })),
+    ]);
+    previous = verdict;
     if (!previous || !previous.sha256 || !CARRIED_VERDICTS.has(previous.verdict)) return full();
     const previousVersion = Number(previous.rulesVersion);
     const current = previousVersion === rules.manifest.version;
     const buildsOn =
       previousVersion >= delta.baseVersion && previousVersion < rules.manifest.version;
     if (!current && !buildsOn) return full();
-    if (!(await sameBytes(deps, ref, previous))) return full();
+    if (!sameBytes(head, previous)) return full();
     if (current) {
       return {
         status: 'carried',
@@ -100,6 +105,7 @@ export async function analyzeAfterRelease(
   const sha256 = previous.sha256;
   let how: CarriedOutcome['how'] = 'known';
   let matched: boolean | undefined;
+  let remembered: Promise<void> = Promise.resolve();
   if (delta.namespaces.length === 0) matched = false;
   else if (!delta.usesExternals) {
     matched = await knownDeltaOutcome(
@@ -124,7 +130,8 @@ export async function analyzeAfterRelease(
     matched = scanned.matched;
     how = 'scanned';
     if (!delta.usesExternals) {
-      await rememberDeltaOutcome(
+      // Written while the verdict is (an optimization: a lost write only costs another scan).
+      remembered = rememberDeltaOutcome(
         deps.dynamo,
         settings.matchesTable,
         sha256,
@@ -133,11 +140,14 @@ export async function analyzeAfterRelease(
       ).catch((error: unknown) => log.warn('could not remember the delta outcome', { error }));
     }
   }
-  if (matched) return full();
+  if (matched) {
+    await remembered;
+    return full();
+  }
 
   const record = carriedRecord(previous, rules, version, analyzedAt, settings.verdictTtlDays);
   try {
-    await recordVerdict(deps.dynamo, settings.verdictTable, record);
+    await Promise.all([recordVerdict(deps.dynamo, settings.verdictTable, record), remembered]);
   } catch (error) {
     log.error('could not record the carried-over verdict; the object will be retried', { error });
     return { status: 'failed', id, error };
@@ -158,13 +168,8 @@ export async function analyzeAfterRelease(
   };
 }
 
-/** Whether the object still holds the bytes its ledger entry was made from (one HEAD). */
-async function sameBytes(
-  deps: AnalyzerDeps,
-  ref: S3ObjectRef,
-  previous: VerdictRecord,
-): Promise<boolean> {
-  const head = await deps.s3.send(new HeadObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
+/** Whether the object still holds the bytes its ledger entry was made from. */
+function sameBytes(head: HeadObjectCommandOutput, previous: VerdictRecord): boolean {
   return (
     previous.etag !== undefined &&
     head.ETag === previous.etag &&

@@ -1,0 +1,219 @@
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { ListTopicsCommand, SNSClient } from '@aws-sdk/client-sns';
+
+import { releaseRules } from '../../packages/cli/src/rules/release';
+import { matchTableDefinition, verdictTableDefinition } from '../../packages/core/src';
+import { bundleEntry } from './bundle';
+import type { BenchContext } from './context';
+import { copyElfCorpus } from './corpus';
+import { MB, runTimed } from './measure';
+import { resultLine } from './packaging';
+import type { Row, SectionResult } from './report';
+import { writeRulesDir } from './rules-section';
+import { localStack } from './stack';
+
+const SECTION = 'delta';
+const TARGET_RATIO = 0.1;
+const KEYS_PER_FILE = 5;
+
+interface ChildResult {
+  wallMs: number;
+  cpuMs: number;
+  rulesVersion: number;
+  ruleCount: number;
+  deltaRules: number | null;
+  getObject: number;
+  headObject: number;
+}
+
+/**
+ * Re-scan after a rules release (#12 item 5): a bucket analyzed with 5,000 generated + the
+ * project's rules (release v1); one rule file is added (release v2, its delta = that file); then
+ * the analyzer (handleInvocation, in a process of its own like a Lambda worker, against the local
+ * stack's S3 and DynamoDB) re-analyzes the bucket with the delta re-scan and, after it, in full
+ * (`--full`). Same objects, same process set-up, measured one after the other in this run:
+ * their wall and CPU ratios are the figures. A second bucket holds every file under 5 keys: the
+ * delta re-scan's downloads per distinct file.
+ */
+export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
+  const stack = await localStack(ctx);
+  const clientConfig = {
+    endpoint: stack.endpoint,
+    region: stack.region,
+    credentials: stack.credentials,
+  };
+  const s3 = new S3Client({ ...clientConfig, forcePathStyle: true });
+  const dynamo = new DynamoDBClient(clientConfig);
+  const sns = new SNSClient(clientConfig);
+  const run = `${process.pid}`;
+  const rulesBucket = `bench-delta-rules-${run}`;
+  await s3.send(new CreateBucketCommand({ Bucket: rulesBucket }));
+  // The stack's own alerts topic (its SNS has no CreateTopic); nothing here is expected to alert.
+  const { Topics = [] } = await sns.send(new ListTopicsCommand({}));
+  const TopicArn = Topics.map((topic) => topic.TopicArn).find((arn) =>
+    arn?.endsWith(`:${stack.names.matchesTopic}`),
+  );
+
+  // v1: 5,000 generated rules + the project's; v2: v1 + one new rule in a file of its own (what
+  // `manage.ts new-rule` makes), matching nothing in the corpus.
+  const rulesDir = path.join(ctx.workDir, 'rules-delta');
+  await writeRulesDir(rulesDir, ctx.repoRoot, ctx.seed, 5000);
+  ctx.log('delta: releasing v1 (5,000 generated + project rules)');
+  await releaseRules({ s3, bucket: rulesBucket, rulesDir, testSamples: false });
+  const corpus = await copyElfCorpus(path.join(ctx.workDir, 'elf-delta'), {
+    roots: ['/usr/bin', '/usr/lib'],
+    maxBytes: (ctx.quick ? 12 : 96) * MB,
+  });
+  const copied = corpus.files.slice(0, Math.max(1, Math.floor(corpus.files.length / 4)));
+  // /usr/bin holds some identical files: "each file once" means each distinct SHA-256 once.
+  const distinctCopied = new Set(
+    await Promise.all(
+      copied.map(async (file) =>
+        createHash('sha256')
+          .update(await fs.readFile(file.path))
+          .digest('hex'),
+      ),
+    ),
+  ).size;
+  const child = await bundleEntry(path.join(__dirname, 'delta-child.ts'), 'delta-child');
+  const tempRoot = path.join(ctx.workDir, 'delta-tmp');
+  await fs.mkdir(tempRoot, { recursive: true });
+
+  async function bucketOf(name: string, files: string[], keysPerFile: number) {
+    const bucket = `bench-delta-${name}-${run}`;
+    const tables = { matchesTable: `${bucket}-matches`, verdictTable: `${bucket}-verdicts` };
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    await dynamo.send(new CreateTableCommand(matchTableDefinition(tables.matchesTable)));
+    await dynamo.send(new CreateTableCommand(verdictTableDefinition(tables.verdictTable)));
+    const keys: string[] = [];
+    for (let copy = 0; copy < keysPerFile; copy++) {
+      for (const [index, file] of files.entries()) {
+        const Key = `copy-${copy}/${index}-${path.basename(file)}`;
+        await s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: await fs.readFile(file) }));
+        keys.push(Key);
+      }
+    }
+    return { bucket, keys, ...tables };
+  }
+  const analyze = async (
+    target: Awaited<ReturnType<typeof bucketOf>>,
+    mode: 'full' | 'delta',
+  ): Promise<ChildResult> => {
+    const result = await runTimed(process.execPath, [
+      child,
+      JSON.stringify({
+        endpoint: stack.endpoint,
+        region: stack.region,
+        rulesBucket,
+        bakedRules: ctx.compiledRules,
+        alertsTopicArn: TopicArn,
+        mode,
+        concurrency: ctx.cores,
+        tempRoot,
+        ...target,
+      }),
+    ]);
+    return resultLine<ChildResult>(result.stdout);
+  };
+
+  ctx.log(`delta: ${corpus.files.length} ELF files (${(corpus.totalBytes / MB).toFixed(0)} MB)`);
+  const distinct = await bucketOf(
+    'one-key',
+    corpus.files.map((file) => file.path),
+    1,
+  );
+  const copies = await bucketOf(
+    'five-keys',
+    copied.map((file) => file.path),
+    KEYS_PER_FILE,
+  );
+  ctx.log('delta: analyzing both buckets with v1 (set-up)');
+  const setup = [await analyze(distinct, 'full'), await analyze(copies, 'full')];
+
+  await fs.mkdir(path.join(rulesDir, 'custom'), { recursive: true });
+  await fs.writeFile(
+    path.join(rulesDir, 'custom', 'bench_added_rule.yara'),
+    'rule bench_added_rule { strings: $a = "BENCH_ADDED_RULE_MARKER_7f3a" condition: $a }\n',
+  );
+  const v2 = await releaseRules({ s3, bucket: rulesBucket, rulesDir, testSamples: false });
+  ctx.log(`delta: released v${v2.release.version} (+${v2.added.length} rule)`);
+
+  const delta = await analyze(distinct, 'delta');
+  const full = await analyze(distinct, 'full');
+  const copiesDelta = await analyze(copies, 'delta');
+  const copiesFull = await analyze(copies, 'full');
+  s3.destroy();
+  dynamo.destroy();
+  sns.destroy();
+
+  const wallRatio = delta.wallMs / full.wallMs;
+  const cpuRatio = delta.cpuMs / full.cpuMs;
+  const downloadsPerFile = copiesDelta.getObject / distinctCopied;
+  const mb = corpus.totalBytes / MB;
+  const rows: Row[] = [
+    {
+      section: SECTION,
+      metric: `full re-analysis, ${corpus.files.length} ELF files (${mb.toFixed(0)} MB), ${full.ruleCount} rules`,
+      value: full.wallMs / 1000,
+      unit: 's',
+      note: `analyzer CPU ${(full.cpuMs / 1000).toFixed(2)} s, ${full.getObject} downloads`,
+    },
+    {
+      section: SECTION,
+      metric: `delta re-analysis after adding 1 rule (delta: ${delta.deltaRules} rule)`,
+      value: delta.wallMs / 1000,
+      unit: 's',
+      note: `analyzer CPU ${(delta.cpuMs / 1000).toFixed(2)} s, ${delta.getObject} downloads, ${delta.headObject} HEADs`,
+    },
+    { section: SECTION, metric: 'delta / full, wall time', value: wallRatio, unit: 'x' },
+    { section: SECTION, metric: 'delta / full, analyzer CPU', value: cpuRatio, unit: 'x' },
+    {
+      section: SECTION,
+      metric: `${copied.length} files (${distinctCopied} distinct) x ${KEYS_PER_FILE} keys: delta re-scan downloads per distinct file`,
+      value: downloadsPerFile,
+      unit: 'x',
+      note: `${copiesDelta.getObject} downloads (each followed by one scan with the delta), ${copiesDelta.headObject} HEADs for ${copied.length * KEYS_PER_FILE} keys`,
+    },
+    {
+      section: SECTION,
+      metric: `${copied.length} files x ${KEYS_PER_FILE} keys: delta / full, wall time`,
+      value: copiesDelta.wallMs / copiesFull.wallMs,
+      unit: 'x',
+      note: `analyzer CPU ${(copiesDelta.cpuMs / copiesFull.cpuMs).toFixed(3)} x`,
+    },
+  ];
+  return {
+    rows,
+    targets: [
+      {
+        target: `delta re-analysis wall time <= ${TARGET_RATIO * 100}% of full`,
+        actual: `${(wallRatio * 100).toFixed(1)}%`,
+        met: wallRatio <= TARGET_RATIO,
+      },
+      {
+        target: `delta re-analysis analyzer CPU <= ${TARGET_RATIO * 100}% of full`,
+        actual: `${(cpuRatio * 100).toFixed(1)}%`,
+        met: cpuRatio <= TARGET_RATIO,
+      },
+      {
+        target: `every file under ${KEYS_PER_FILE} keys downloaded and scanned once`,
+        actual: `${downloadsPerFile.toFixed(2)} downloads per file`,
+        met: copiesDelta.getObject === distinctCopied,
+      },
+    ],
+    details: {
+      setup,
+      delta,
+      full,
+      copiesDelta,
+      copiesFull,
+      files: corpus.files.length,
+      copied: copied.length,
+    },
+  };
+}
