@@ -225,8 +225,16 @@ describe('local stack hardening', () => {
       15_000,
       'S3 back',
     );
+    // DynamoDB too: `restarts` counts a restart begun, not the new process listening yet.
     const dynamo = new DynamoDBClient(sdk());
-    const table = await dynamo.send(new DescribeTableCommand({ TableName: stack.names.table }));
+    const table = await waitFor(
+      () =>
+        dynamo
+          .send(new DescribeTableCommand({ TableName: stack.names.table }))
+          .catch(() => undefined),
+      15_000,
+      'DynamoDB back',
+    );
     dynamo.destroy();
     expect(table.Table?.TableStatus).toBe('ACTIVE');
     expect(stack.emulators.s3.pid).not.toBe(s3Pid);
