@@ -73,6 +73,8 @@ describe('the local stack end to end: failures', () => {
     expect(await count(e2e.stack.queueUrl)).toBe(0);
     expect(await count(e2e.stack.deadLetterQueueUrl)).toBe(0);
     expect(e2e.stack.metrics.sum('SkippedBinaries')).toBe(skippedBefore + 1);
+    // The status line counts it too.
+    expect((await e2e.stack.status()).skipped).toBe(skippedBefore + 1);
     const log = await readFile(join(e2e.dataDir, 'logs', 'analyzer.log'), 'utf8');
     expect(log).toContain(key);
   });

@@ -9,6 +9,12 @@ export interface LocalStatus {
   analyzed: number;
   matched: number;
   alerts: number;
+  /** Objects not scanned (too large, missing, access denied). */
+  skipped: number;
+  /** Objects whose analysis failed (each attempt; retried). */
+  failed: number;
+  /** Objects some content of which could not be scanned. */
+  partial: number;
   errors: number;
 }
 
@@ -52,14 +58,19 @@ export async function readStatus(sources: StatusSources): Promise<LocalStatus> {
     analyzed: sources.metrics.sum('AnalyzedBinaries'),
     matched: sources.metrics.sum('MatchedBinaries'),
     alerts: sources.alerts(),
+    skipped: sources.metrics.sum('SkippedBinaries'),
+    failed: sources.metrics.sum('AnalysisErrors'),
+    partial: sources.metrics.sum('PartialBinaries'),
     errors: sources.errors(),
   };
 }
 
-export function formatStatus(s: LocalStatus): string {
+/** The status line; `perSecond` is the analysis rate since the previous line. */
+export function formatStatus(s: LocalStatus, perSecond: number): string {
   return (
-    `[local] queue ${s.queued} (in flight ${s.inFlight}), dead letters ${s.deadLetters} | ` +
-    `analyzed ${s.analyzed}, matched ${s.matched}, alerts ${s.alerts} | errors ${s.errors}`
+    `[local] ${perSecond.toFixed(1)} analyzed/s | analyzed ${s.analyzed}, matched ${s.matched}, ` +
+    `alerts ${s.alerts}, skipped ${s.skipped}, failed ${s.failed}, partial ${s.partial} | ` +
+    `queue ${s.queued} (in flight ${s.inFlight}), dead letters ${s.deadLetters} | errors ${s.errors}`
   );
 }
 
@@ -70,10 +81,15 @@ export function startStatusLine(
   print: (text: string) => void,
 ): () => Promise<void> {
   let last = '';
+  let previous = { at: Date.now(), analyzed: 0 };
   const timer = setInterval(() => {
     status().then(
       (s) => {
-        const line = formatStatus(s);
+        const at = Date.now();
+        const perSecond = ((s.analyzed - previous.analyzed) * 1000) / Math.max(1, at - previous.at);
+        previous = { at, analyzed: s.analyzed };
+        const line = formatStatus(s, perSecond);
+        // An idle stack prints nothing new (the rate is 0 and nothing else moved).
         if (line !== last) print(line);
         last = line;
       },
