@@ -24,6 +24,7 @@ import {
 } from './report';
 import { benchRules, writeRulesDir } from './rules-section';
 import { benchS3Store } from './s3-store';
+import { benchArchiveBounds } from './archive-bounds';
 import { benchArchives } from './archives';
 import { benchDelta } from './delta';
 import { benchMemory } from './memory';
@@ -52,6 +53,7 @@ const SECTIONS: Record<string, (ctx: BenchContext) => Promise<SectionResult>> = 
   retro: benchRetro,
   delta: benchDelta,
   archives: benchArchives,
+  'archive-bounds': benchArchiveBounds,
   speed: benchSpeed,
 };
 

@@ -290,13 +290,25 @@ async function withEncryptedSevenZip(
   try {
     for (const member of extraction.members) {
       const memberPath = `${label}!${member.name}`;
+      const leftMs = deadline - performance.now();
+      if (leftMs <= 0) {
+        opened.unscanned.push({
+          path: memberPath,
+          reason: 'time-limit',
+          detail: 'time budget spent before this member was scanned',
+        });
+        continue;
+      }
+      const memberTimeout = Math.max(
+        1,
+        Math.min(options.timeoutSeconds ?? Number.POSITIVE_INFINITY, Math.ceil(leftMs / 1000)),
+      );
       try {
         const inner = await analyzeFile(rules, member.file, {
           filepath: memberPath,
           label: memberPath,
-          ...(options.timeoutSeconds === undefined
-            ? {}
-            : { timeoutSeconds: options.timeoutSeconds }),
+          // A member's scan ends with the budget too.
+          ...(Number.isFinite(memberTimeout) ? { timeoutSeconds: memberTimeout } : {}),
           archives: {
             ...archives,
             maxDepth: archives.maxDepth - 1,
@@ -306,9 +318,7 @@ async function withEncryptedSevenZip(
               archives.maxExpandedBytes - opened.expandedBytes - member.size,
             ),
           },
-          ...(deadline === Number.POSITIVE_INFINITY
-            ? {}
-            : { budgetMs: Math.max(1, deadline - performance.now()) }),
+          ...(deadline === Number.POSITIVE_INFINITY ? {} : { budgetMs: Math.max(1, leftMs) }),
           ...(options.tempDir === undefined ? {} : { tempDir: options.tempDir }),
         });
         opened.members.push(

@@ -145,6 +145,7 @@ describe('analyzeFile on encrypted 7z', () => {
       'infected',
     );
 
+    const exitCode = process.exitCode;
     const byMembers = await analyze(archive, { maxMembers: 1 });
     const bySize = await analyze(archive, { maxExpandedBytes: 1500 });
 
@@ -156,6 +157,8 @@ describe('analyzeFile on encrypted 7z', () => {
     expect(bySize.members.map((m) => m.path)).toEqual(['up/sample.7z!a.bin']);
     expect(bySize.unscanned.map((u) => u.reason)).toEqual(['size-limit', 'size-limit']);
     expect(bySize.coverage).toBe('partial');
+    // Stopping 7-Zip leaves the process's exit code alone (manage.ts scan's must stay its own).
+    expect(process.exitCode).toBe(exitCode);
   });
 
   it('stops an encrypted bomb at the ratio ceiling and at the time budget', async () => {

@@ -102,7 +102,19 @@ async function sevenZip(archive: string): Promise<{
           return length;
         },
       };
-      return module.callMain([...args, '-bso0', '-bsp0', '-sccUTF-8', target]) as unknown as number;
+      // Emscripten's runtime sets process.exitCode when 7-Zip exits or is stopped: keep ours.
+      const exitCode = process.exitCode;
+      try {
+        return module.callMain([
+          ...args,
+          '-bso0',
+          '-bsp0',
+          '-sccUTF-8',
+          target,
+        ]) as unknown as number;
+      } finally {
+        process.exitCode = exitCode;
+      }
     },
   };
 }
