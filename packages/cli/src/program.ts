@@ -14,6 +14,7 @@ import { registerRetroAnalyze } from './commands/retro-analyze';
 import { registerPurgeQueue } from './commands/purge-queue';
 import { registerLiveTest } from './commands/live-test';
 import { registerResults } from './commands/results';
+import { registerReconcile } from './commands/reconcile';
 
 import { UsageError, type CommandRegistrar } from './usage';
 
@@ -36,6 +37,7 @@ const registrars: CommandRegistrar[] = [
   registerPurgeQueue,
   registerLiveTest,
   registerResults,
+  registerReconcile,
 ];
 
 /** Builds the manage.ts program with every command registered. */

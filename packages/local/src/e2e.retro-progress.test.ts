@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DeleteItemCommand } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { verdictCoverage } from '@binaryalert/core';
 import { loadTfvars, REPO_ROOT } from '@binaryalert/deployment';
@@ -10,17 +11,16 @@ import { REPO_TFVARS, waitFor } from './testing/fixtures';
 
 jest.setTimeout(240_000);
 
-/** `manage.ts retro-analyze` as a user runs it; `interruptWhen` sends Ctrl-C once it matches. */
-function retroAnalyze(
+/** `manage.ts <args>` as a user runs it; `interruptWhen` sends Ctrl-C once the output matches. */
+function manage(
   args: string[],
   interruptWhen?: RegExp,
 ): Promise<{ code: number | null; output: string; seconds: number }> {
   const started = Date.now();
-  const child = spawn(
-    process.execPath,
-    [require.resolve('tsx/cli'), 'manage.ts', 'retro-analyze', ...args],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn(process.execPath, [require.resolve('tsx/cli'), 'manage.ts', ...args], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   let interrupted = false;
   const collect = (chunk: Buffer): void => {
@@ -37,7 +37,7 @@ function retroAnalyze(
   );
 }
 
-describe('manage.ts retro-analyze --local: progress in objects', () => {
+describe('manage.ts retro-analyze and reconcile against a running local stack', () => {
   let e2e: E2E;
   let tfvars: string;
 
@@ -68,7 +68,8 @@ describe('manage.ts retro-analyze --local: progress in objects', () => {
     const alertsBefore = e2e.stack.alerts.length;
 
     for (let run = 0; run < 5; run += 1) {
-      const { code, output, seconds } = await retroAnalyze([
+      const { code, output, seconds } = await manage([
+        'retro-analyze',
         '--local',
         e2e.stack.endpoint,
         '--tfvars',
@@ -93,8 +94,8 @@ describe('manage.ts retro-analyze --local: progress in objects', () => {
     await e2e.drained();
     const since = new Date().toISOString();
 
-    const { code, output } = await retroAnalyze(
-      ['--local', e2e.stack.endpoint, '--tfvars', tfvars, '--prefix', 'many/'],
+    const { code, output } = await manage(
+      ['retro-analyze', '--local', e2e.stack.endpoint, '--tfvars', tfvars, '--prefix', 'many/'],
       /objects analyzed/,
     );
 
@@ -120,5 +121,50 @@ describe('manage.ts retro-analyze --local: progress in objects', () => {
       'every object re-analyzed after Ctrl-C',
       500,
     );
+  });
+
+  it('reconcile --local queues again, on demand, every object without a verdict', async () => {
+    const keys = Array.from({ length: 12 }, (_v, i) => `lost/clean ${i}.txt`);
+    for (const key of keys) await put(key, `clean ${key}`);
+    await e2e.drained();
+    // Work lost while the stack runs: the verdicts of five objects are gone.
+    const lost = keys.slice(0, 5);
+    for (const key of lost) {
+      await e2e.dynamo.send(
+        new DeleteItemCommand({
+          TableName: e2e.stack.names.verdictTable,
+          Key: { Bucket: { S: e2e.stack.names.bucket }, Key: { S: key } },
+        }),
+      );
+    }
+    const coverage = () =>
+      verdictCoverage(
+        { s3: e2e.s3, dynamo: e2e.dynamo },
+        { bucket: e2e.stack.names.bucket, table: e2e.stack.names.verdictTable, prefix: 'lost/' },
+      );
+    expect((await coverage()).covered).toBe(keys.length - lost.length);
+
+    const { code, output } = await manage([
+      'reconcile',
+      '--local',
+      e2e.stack.endpoint,
+      '--tfvars',
+      tfvars,
+    ]);
+
+    expect(code).toBe(0);
+    expect(output).toMatch(
+      /queued 5 again \(no verdict 5, content changed 0, last analysis failed 0\)/,
+    );
+    await waitFor(
+      async () => ((await coverage()).covered === keys.length ? true : undefined),
+      60_000,
+      'the lost verdicts back',
+      500,
+    );
+    // Nothing left to do: a second run queues nothing.
+    await e2e.drained();
+    const again = await manage(['reconcile', '--local', e2e.stack.endpoint, '--tfvars', tfvars]);
+    expect(again.output).toMatch(/queued 0 again/);
   });
 });

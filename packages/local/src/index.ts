@@ -18,6 +18,7 @@ export type { AlertRecord } from './alerts';
 export type { MetricTotal } from './cloudwatch';
 export type { InvokeOutcome } from './lambda';
 export type { FaultPlan } from './faults';
+export { reconcileVerdicts, type ReconcileOutcome } from './reconcile';
 
 /** Starts the local stack (see `./stack`); the emulators load here, not on import. */
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
