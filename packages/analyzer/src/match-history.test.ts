@@ -1,4 +1,4 @@
-import { GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { startDynamo, type Emulator } from '@binaryalert/testing';
 import { AlertInFlightError } from './errors';
 import { parseAlertedRule } from '@binaryalert/core';
@@ -157,6 +157,37 @@ describe('recordMatch', () => {
       const retry = await record(attempt);
 
       expect(retry.alert).toBe(true);
+      expect(published).toHaveLength(1);
+    });
+
+    it('a write failing after the publish is tried again, so the retried message does not alert twice', async () => {
+      // DynamoDB throttles the first writes after SNS accepted the alert (the SDK's own retries
+      // spent), as the soak's fault injection does.
+      let failuresLeft = 0;
+      const flaky = {
+        send: (command: Parameters<DynamoDBClient['send']>[0]) => {
+          if (failuresLeft > 0 && command instanceof UpdateItemCommand) {
+            failuresLeft -= 1;
+            return Promise.reject(
+              Object.assign(new Error('Rate of requests exceeds the allowed throughput'), {
+                name: 'ThrottlingException',
+              }),
+            );
+          }
+          return dynamo.client.send(command as never);
+        },
+      } as unknown as DynamoDBClient;
+      const publishThenThrottle = async (decision: MatchDecision) => {
+        await publishOk(decision);
+        failuresLeft = 3;
+      };
+
+      const first = await recordMatch(flaky, tables, attempt, publishThenThrottle, options);
+      const redelivered = await record(attempt);
+
+      expect(first.alert).toBe(true);
+      expect(failuresLeft).toBe(0);
+      expect(redelivered.alert).toBe(false);
       expect(published).toHaveLength(1);
     });
 

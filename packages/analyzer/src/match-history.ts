@@ -335,6 +335,23 @@ export async function recordMatch(
     await releaseClaim(dynamo, claim).catch(() => undefined); // else it expires
     throw error;
   }
-  await commitAlert(dynamo, tables, record, decision, claim, now());
+  await recordSent(() => commitAlert(dynamo, tables, record, decision, claim, now()), claimMs / 2);
   return decision;
+}
+
+/**
+ * Records an alert SNS already accepted. Giving up here would make the retried message alert
+ * again once the claim expires, so a throttled or failing write is tried again for up to
+ * `withinMs` (half the claim) before the error goes up.
+ */
+async function recordSent(write: () => Promise<void>, withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  for (let delayMs = 200; ; delayMs = Math.min(delayMs * 2, 5000)) {
+    try {
+      return await write();
+    } catch (error) {
+      if (Date.now() + delayMs > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
 }
