@@ -18,7 +18,7 @@ export type { AlertRecord } from './alerts';
 export type { MetricTotal } from './cloudwatch';
 export type { InvokeOutcome } from './lambda';
 export type { FaultPlan } from './faults';
-export { reconcileVerdicts, type ReconcileOutcome } from './reconcile';
+export type { ReconcileOutcome, ReconcileTarget } from './reconcile';
 
 /** Starts the local stack (see `./stack`); the emulators load here, not on import. */
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
@@ -27,4 +27,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const stack = require('./stack') as typeof import('./stack');
   return stack.startLocalStack(options);
+}
+
+/** Queues again the objects without a current verdict (see `./reconcile`); the SDK clients it
+ * needs load on the first call, not on import. */
+export async function reconcileVerdicts(
+  ...args: Parameters<(typeof import('./reconcile'))['reconcileVerdicts']>
+): ReturnType<(typeof import('./reconcile'))['reconcileVerdicts']> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const reconcile = require('./reconcile') as typeof import('./reconcile');
+  return reconcile.reconcileVerdicts(...args);
 }
