@@ -1,4 +1,9 @@
-import { GetItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  GetItemCommand,
+  PutItemCommand,
+  UpdateItemCommand,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
 import { startDynamo, type Emulator } from '@binaryalert/testing';
 import { AlertInFlightError } from './errors';
 import { parseAlertedRule } from '@binaryalert/core';
@@ -71,6 +76,20 @@ describe('recordMatch', () => {
     expect(item?.AlertedRules?.SS?.map(parseAlertedRule)).toEqual([EVIL]);
     expect(item?.MD5).toEqual({ S: 'b'.repeat(32) });
     expect(item?.AlertClaimToken).toBeUndefined();
+  });
+
+  it('calls the first alert of a binary whose item holds only a delta re-scan result a first match', async () => {
+    await dynamo.client.send(
+      new PutItemCommand({
+        TableName: tables.matches,
+        Item: { SHA256: { S: SHA }, DeltaScannedAt: { S: '2026-01-01T00:00:00Z' } },
+      }),
+    );
+
+    const decision = await record(match('x.exe'));
+
+    expect(decision).toMatchObject({ alert: true, reason: 'first match' });
+    expect(published).toHaveLength(1);
   });
 
   it('does not alert when the same object is analyzed again', async () => {

@@ -73,7 +73,8 @@ export interface RecordMatchOptions {
 const DEFAULT_CLAIM_MS = 60_000;
 
 interface BinaryState {
-  exists: boolean;
+  /** Whether any rule alerted on this binary (its item can exist without: delta results). */
+  alertedBefore: boolean;
   alerted: Set<string>;
 }
 
@@ -114,7 +115,8 @@ async function readBinary(
       ConsistentRead: true,
     }),
   );
-  return { exists: Item !== undefined, alerted: new Set(Item?.AlertedRules?.SS ?? []) };
+  const alerted = new Set(Item?.AlertedRules?.SS ?? []);
+  return { alertedBefore: alerted.size > 0, alerted };
 }
 
 async function readObject(
@@ -137,7 +139,7 @@ function decide(record: MatchRecord, binary: BinaryState, object: ObjectState): 
   const pairs = record.rules.map(alertedRule);
   const newRules = [...new Set(pairs.filter((pair) => !binary.alerted.has(pair)))].sort();
   const objectKnown = object.alertedSha256 === record.sha256;
-  if (!binary.exists) return { alert: true, reason: 'first match', newRules };
+  if (!binary.alertedBefore) return { alert: true, reason: 'first match', newRules };
   if (newRules.length > 0) {
     const knownIds = new Set([...binary.alerted].map((pair) => parseAlertedRule(pair).id));
     const changed = newRules.some((pair) => knownIds.has(parseAlertedRule(pair).id));
