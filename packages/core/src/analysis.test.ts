@@ -208,6 +208,18 @@ describe('analyzeFile', () => {
     ).not.toHaveProperty('MD5');
   });
 
+  it("computes no MD5 with md5 'never', even for a file a rule matched", async () => {
+    const content = Buffer.from('xxMARKERxx');
+    const file = path.join(dir, 'matched.bin');
+    await writeFile(file, content);
+
+    const analysis = await analyzeFile(rules, file, { md5: 'never' });
+
+    expect(analysis.matches.map((m) => m.rule)).toEqual(['has_marker']);
+    expect(analysis.sha256).toBe(createHash('sha256').update(content).digest('hex'));
+    expect(analysis).not.toHaveProperty('md5');
+  });
+
   it('passes externals derived from the original file path to the rules', async () => {
     const file = path.join(dir, 'plain.bin');
     await writeFile(file, 'nothing here');

@@ -103,7 +103,7 @@ export type MemberInfo = Omit<MemberScan, 'matches'>;
 
 export interface FileAnalysis {
   sha256: string;
-  /** Present when computed: always with `md5: 'always'`, else only for a file a rule matched. */
+  /** Present when computed: with `md5: 'always'`, or 'if-matched' and a rule matched; never with 'never'. */
   md5?: string;
   size: number;
   /** The object's display path: the root of member paths (`label!dir/member`). */
@@ -118,6 +118,9 @@ export interface FileAnalysis {
   scanMs: number;
 }
 
+/** When the analysis computes a file's MD5 (SHA-256 is always computed: it keys the match table). */
+export type Md5Policy = 'always' | 'if-matched' | 'never';
+
 export interface AnalyzeOptions {
   /** The file's original path, from which the externals come (default: none, empty strings). */
   filepath?: string;
@@ -130,16 +133,20 @@ export interface AnalyzeOptions {
   budgetMs?: number;
   /** Where members too large for memory are spilled (anonymous files; default the OS temp dir). */
   tempDir?: string;
-  /** 'if-matched' (default): MD5 only when a rule matched the object or a member inside it. */
-  md5?: 'always' | 'if-matched';
+  /**
+   * 'if-matched' (default): MD5 only when a rule matched the object or a member inside it, where
+   * the analyzer stores and alerts it; 'always': every file; 'never': not at all (`scan` without
+   * `--md5`, whose output is the only consumer).
+   */
+  md5?: Md5Policy;
 }
 
 /**
  * Hashes and scans one local file with the given rules and, with `archives`, every member of every
  * container inside it, recursively, in one pass of the addon's worker thread (never on the event
  * loop). SHA-256 always (it keys the match table); MD5 only for a file a rule matched (inside or
- * out), where it is stored and alerted, unless `md5: 'always'` (negative-match alerts carry it
- * too). `filepath` is the file's original path (e.g. the S3 `filepath` metadata, or the path given
+ * out), where it is stored and alerted, unless `md5` says 'always' (negative-match alerts carry
+ * it too) or 'never'. `filepath` is the file's original path (e.g. the S3 `filepath` metadata, or the path given
  * to `manage.ts scan`) from which the externals come; without it they are empty strings. Errors
  * are the addon's typed errors for the object itself (FileOpenError, FileTypeError,
  * ScanTimeoutError, ScanError); trouble inside containers becomes `unscanned` entries instead.
@@ -152,10 +159,11 @@ export async function analyzeFile(
   const started = performance.now();
   const label = options.label ?? (options.filepath || path.basename(filePath));
   const archives = options.archives;
+  const md5 = options.md5 ?? 'if-matched';
   const result = await rules.scanFile(filePath, {
     externals: externalsForPath(options.filepath ?? ''),
     sha256: true,
-    md5: options.md5 ?? 'if-matched',
+    ...(md5 === 'never' ? {} : { md5 }),
     ...(options.timeoutSeconds === undefined ? {} : { timeoutSeconds: options.timeoutSeconds }),
     ...(archives
       ? {
@@ -307,6 +315,7 @@ async function withEncryptedSevenZip(
         const inner = await analyzeFile(rules, member.file, {
           filepath: memberPath,
           label: memberPath,
+          md5: 'never', // a member is recorded by its SHA-256 only
           // A member's scan ends with the budget too.
           ...(Number.isFinite(memberTimeout) ? { timeoutSeconds: memberTimeout } : {}),
           archives: {
@@ -350,7 +359,10 @@ async function withEncryptedSevenZip(
   );
   // A match inside needs the object's MD5 (it is stored and alerted with the object).
   const md5 =
-    opened.md5 ?? (opened.matches.length > 0 ? await fileDigest(filePath, 'md5') : undefined);
+    opened.md5 ??
+    (opened.matches.length > 0 && options.md5 !== 'never'
+      ? await fileDigest(filePath, 'md5')
+      : undefined);
   return {
     ...opened,
     ...(md5 === undefined ? {} : { md5 }),

@@ -118,6 +118,20 @@ describe('analyzeFile on encrypted 7z', () => {
     },
   );
 
+  it("computes no MD5 for an encrypted 7z with a match inside when md5 is 'never'", async () => {
+    const archive = kit.sevenZip('locked-no-md5.7z', { 'evil.exe': payload }, 'virus');
+
+    const analysis = await analyzeFile(rules, archive, {
+      label: 'up/sample.7z',
+      archives: DEFAULT_ARCHIVE_SETTINGS,
+      tempDir,
+      md5: 'never',
+    });
+
+    expect(located(analysis)).toEqual([['up/sample.7z!evil.exe', sha256(payload)]]);
+    expect(analysis).not.toHaveProperty('md5');
+  });
+
   it.each([false, true])(
     'reports the members as encrypted when no password fits (-mhe=on: %s)',
     async (encryptHeaders) => {

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { LocalFileSummary } from '@binaryalert/core';
@@ -90,7 +90,6 @@ describe('manage.ts scan', () => {
     const clean = summaries.find((s) => s.NumMatchedRules === 0) as LocalFileSummary;
     expect(matched.FileInfo).toMatchObject({
       SHA256: createHash('sha256').update(EICAR).digest('hex'),
-      MD5: createHash('md5').update(EICAR).digest('hex'),
       Path: renamed,
       // Deprecated copies for scripts written against older versions.
       S3Location: renamed,
@@ -106,8 +105,29 @@ describe('manage.ts scan', () => {
     ).toEqual(['double_extension', 'eicar_test_file']);
     expect(matched.MatchedRules.Rule1).toMatchObject({ RuleFile: 'own/test.yara' });
     expect(clean).toMatchObject({ NumMatchedRules: 0, MatchedRules: {} });
-    expect(clean.FileInfo).not.toHaveProperty('MD5'); // computed only where it is stored or sent
+    // MD5 costs a second pass over every byte and only the output would use it: asked with --md5.
+    expect(matched.FileInfo).not.toHaveProperty('MD5');
+    expect(clean.FileInfo).not.toHaveProperty('MD5');
     expect(run.stderr).toMatch(/^scanned 2 files .*: 1 matched, 1 clean\n$/);
+  });
+
+  it("prints every file's MD5, matched or clean, with --md5", async () => {
+    const clean = path.join(data, 'clean.txt');
+
+    const run = await runCaptured(['scan', '--jsonl', '--md5', '--rules', compiled, data]);
+
+    expect(run.code).toBe(1);
+    const md5ByPath = Object.fromEntries(
+      run.stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line) as LocalFileSummary)
+        .map((summary) => [summary.FileInfo.Path, summary.FileInfo.MD5]),
+    );
+    expect(md5ByPath).toEqual({
+      [clean]: createHash('md5').update(readFileSync(clean)).digest('hex'),
+      [path.join(data, 'sub', 'eicar.com')]: createHash('md5').update(EICAR).digest('hex'),
+    });
   });
 
   it('prints JSON Lines with --jsonl and only matched files with --matches-only', async () => {

@@ -34,6 +34,8 @@ export interface ScanPathsOptions {
   concurrency: number;
   /** How containers inside the files are opened (absent: only the files' own bytes). */
   archives?: ArchiveSettings;
+  /** Compute every file's MD5 (`--md5`); otherwise none: only the output would use it. */
+  md5?: boolean;
   /**
    * Receives each file's outcome as soon as it is known (completion order); the scan waits for the
    * promise it returns, so a slow consumer slows the scan instead of piling results up.
@@ -94,6 +96,7 @@ async function scanOne(candidate: FoundFile, options: ScanPathsOptions): Promise
       // Member paths start from the path as given: `samples/a.zip!payload.exe`.
       label: candidate.path,
       timeoutSeconds: options.timeoutSeconds,
+      md5: options.md5 ? 'always' : 'never',
       ...(options.archives
         ? { archives: options.archives, budgetMs: options.timeoutSeconds * 1000 }
         : {}),
@@ -124,6 +127,7 @@ interface ScanFlags {
   password: string[];
   /** false with --no-archives. */
   archives: boolean;
+  md5?: boolean;
 }
 
 /** The archive settings for a scan: terraform.tfvars' defaults, plus any --password given. */
@@ -229,6 +233,7 @@ export const registerScan: CommandRegistrar = (program: Command) => {
       [] as string[],
     )
     .option('--no-archives', "scan only the files' own bytes, not the members of containers")
+    .option('--md5', "also compute each file's MD5 (in the JSON output; SHA-256 is always there)")
     .option(
       '--concurrency <n>',
       'files scanned at once (two per core keeps every core busy)',
@@ -254,6 +259,7 @@ export const registerScan: CommandRegistrar = (program: Command) => {
         timeoutSeconds,
         concurrency,
         ...(archives ? { archives } : {}),
+        md5: flags.md5 === true,
         onEntry: (entry) => report.add(entry),
       });
       await report.finish();
