@@ -91,7 +91,7 @@ describe('benchmark generators', () => {
   });
 
   it('plants bytes that make their rule match', async () => {
-    const generated = generateRules('plant-test', 40);
+    const generated = generateRules('plant-test', 300);
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bench-plant-test-'));
     try {
       const file = path.join(dir, 'synthetic.yara');
@@ -108,6 +108,48 @@ describe('benchmark generators', () => {
 
         expect(result.matches.map((m) => m.rule)).toContain(plant.rule);
       }
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('matches clean executables only through the header rules meant to, and few of them', async () => {
+    const generated = generateRules('binaryalert-bench-1', 5000);
+    // The rules meant to match ordinary ELF files (large ones with three common strings).
+    const meantToMatch = new Set(
+      [...generated.source.matchAll(/rule (\w+)\n\{[^}]*?\(all of \(\$e\*\) or \$x0\)/g)].map(
+        (m) => m[1],
+      ),
+    );
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bench-clean-test-'));
+    try {
+      const file = path.join(dir, 'synthetic.yara');
+      await fs.writeFile(file, generated.source);
+      const { rules } = await compileRules([{ path: file, namespace: 'bench' }]);
+      const elf = Buffer.from('7f454c46', 'hex');
+      const executables: string[] = [];
+      for (const name of (await fs.readdir('/usr/bin')).sort()) {
+        const target = path.join('/usr/bin', name);
+        const head = await fs.readFile(target).then(
+          (b) => b.subarray(0, 4),
+          () => undefined,
+        );
+        if (head?.equals(elf)) executables.push(target);
+        if (executables.length === 150) break;
+      }
+
+      const matched = await Promise.all(
+        executables.map(async (target) =>
+          (await rules.scanFile(target)).matches.map((m) => m.rule),
+        ),
+      );
+
+      expect(executables.length).toBeGreaterThanOrEqual(50);
+      expect(meantToMatch.size).toBeGreaterThan(0);
+      expect(matched.flat().filter((rule) => !meantToMatch.has(rule))).toEqual([]);
+      expect(matched.filter((rules) => rules.length > 0).length).toBeLessThan(
+        executables.length * 0.1,
+      );
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
