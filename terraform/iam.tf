@@ -34,8 +34,9 @@ data "aws_iam_policy_document" "analyzer" {
   statement {
     sid = "AlertDecisions"
     # GetItem reads a binary's alerted rules and an object's alert state; UpdateItem claims and
-    # records alerts (packages/analyzer/src/match-history.ts).
-    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    # records alerts (packages/analyzer/src/match-history.ts); BatchGetItem reads the delta re-scan
+    # outcomes of an invocation's binaries and its objects' verdicts (delta.ts).
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.matches.arn, aws_dynamodb_table.verdicts.arn]
   }
 

@@ -24,6 +24,7 @@ export const IAM_ACTION_OF_COMMAND: Record<string, string> = {
   InvokeCommand: 'lambda:InvokeFunction',
   PublishCommand: 'sns:Publish',
   PutMetricDataCommand: 'cloudwatch:PutMetricData',
+  BatchGetItemCommand: 'dynamodb:BatchGetItem',
   GetItemCommand: 'dynamodb:GetItem',
   GetCommand: 'dynamodb:GetItem',
   PutItemCommand: 'dynamodb:PutItem',

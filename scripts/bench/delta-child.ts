@@ -1,15 +1,22 @@
 /**
  * Run by the delta section in its own process (bundled, plain node), as the analyzer runs in a
  * Lambda worker apart from the local stack's emulators: loads the rules bucket's current release,
- * then analyzes the given keys with handleInvocation, 10 records per invocation (`full`: S3's own
- * records; `delta`: the batcher's delta re-scan records). Its own wall and CPU time exclude the
- * rules' loading. Prints one line "BENCH {json}".
+ * lists the bucket and packs the records as the batcher does (its packMessages: `full` records, or
+ * `delta` records carrying the listing's ETag, size and Last-Modified), then analyzes them with
+ * handleInvocation, one 10-record message per invocation. Its own wall and CPU time exclude the
+ * rules' loading and the listing (the batcher's work, the same in both modes). `parts` instead
+ * measures the parts of one object's cost one after the other over the whole bucket: download
+ * (GetObject into a temp file), hash + scan with the delta rules, hash + scan with every rule.
+ * Prints one line "BENCH {json}".
  */
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, S3Client, type _Object } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
+
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 
 import {
   handleInvocation,
@@ -17,7 +24,15 @@ import {
   rulesFromBucket,
   type AnalyzerSettings,
 } from '../../packages/analyzer/src';
-import { createLogger, DEFAULT_ARCHIVE_SETTINGS, s3EventRecord } from '../../packages/core/src';
+import { downloadObject, privateTempDir } from '../../packages/analyzer/src/download';
+import { packMessages } from '../../packages/batcher/src';
+import {
+  analyzeFile,
+  createLogger,
+  DEFAULT_ARCHIVE_SETTINGS,
+  s3ObjectRef,
+  type S3EventRecord,
+} from '../../packages/core/src';
 
 interface ChildArgs {
   endpoint: string;
@@ -29,8 +44,7 @@ interface ChildArgs {
   matchesTable: string;
   verdictTable: string;
   alertsTopicArn: string;
-  keys: string[];
-  mode: 'full' | 'delta';
+  mode: 'full' | 'delta' | 'parts';
   concurrency: number;
   tempRoot: string;
 }
@@ -45,15 +59,19 @@ async function main(): Promise<void> {
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
   };
   const s3 = new S3Client({ ...clientConfig, forcePathStyle: true });
-  const counts = { getObject: 0, headObject: 0 };
-  s3.middlewareStack.add(
-    (next, context) => async (input) => {
-      if (context.commandName === 'GetObjectCommand') counts.getObject++;
-      if (context.commandName === 'HeadObjectCommand') counts.headObject++;
-      return next(input);
-    },
-    { step: 'initialize', name: 'benchCounts' },
-  );
+  const dynamo = new DynamoDBClient(clientConfig);
+  // Requests the analysis sends, by command (GetObject, HeadObject, GetItem, BatchGetItem, ...).
+  const requests: Record<string, number> = {};
+  for (const client of [s3, dynamo] as const) {
+    (client as S3Client).middlewareStack.add(
+      (next, context) => async (input) => {
+        const name = (context.commandName ?? '?').replace(/Command$/, '');
+        requests[name] = (requests[name] ?? 0) + 1;
+        return next(input);
+      },
+      { step: 'initialize', name: 'benchCounts' },
+    );
+  }
   const log = createLogger('analyzer', () => undefined);
   const baked = await loadBakedRules(args.bakedRules, `${args.bakedRules}.no-manifest`);
   const rules = rulesFromBucket(
@@ -65,7 +83,7 @@ async function main(): Promise<void> {
   const loaded = await rules.current();
   const deps = {
     s3,
-    dynamo: new DynamoDBClient(clientConfig),
+    dynamo,
     sns: new SNSClient(clientConfig),
     sqs: new SQSClient(clientConfig),
     cloudwatch: new CloudWatchClient(clientConfig),
@@ -85,33 +103,91 @@ async function main(): Promise<void> {
     tempRoot: args.tempRoot,
   };
 
-  // Only the analysis counts: not the release's own downloads above.
-  counts.getObject = 0;
-  counts.headObject = 0;
-  const cpu0 = process.cpuUsage();
-  const started = performance.now();
-  for (let start = 0; start < args.keys.length; start += RECORDS_PER_INVOCATION) {
-    const Records = args.keys.slice(start, start + RECORDS_PER_INVOCATION).map((key) =>
-      s3EventRecord({
-        bucket: args.bucket,
-        key,
-        ...(args.mode === 'delta' ? { retro: 'delta' } : {}),
-      }),
+  // The batcher's listing and messages (not measured: its own Lambda, the same in both modes).
+  const listedAt = new Date();
+  const objects: _Object[] = [];
+  let ContinuationToken: string | undefined;
+  do {
+    const page = await s3.send(
+      new ListObjectsV2Command({ Bucket: args.bucket, ContinuationToken }),
     );
-    await handleInvocation(deps, settings, { Records }, 1);
-  }
-  const wallMs = performance.now() - started;
-  const cpu = process.cpuUsage(cpu0);
+    objects.push(...(page.Contents ?? []));
+    ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (ContinuationToken);
+  const invocations = packMessages(
+    args.bucket,
+    objects,
+    RECORDS_PER_INVOCATION,
+    args.mode === 'delta' ? 'delta' : 'full',
+    listedAt,
+  ).map((message) => (JSON.parse(message.body) as { Records: S3EventRecord[] }).Records);
+
+  // Only the analysis counts: not the release's own downloads above, nor the listing.
+  for (const name of Object.keys(requests)) delete requests[name];
+  const result =
+    args.mode === 'parts'
+      ? await measureParts(deps, settings, loaded, invocations.flat())
+      : await measure(async () => {
+          for (const Records of invocations) await handleInvocation(deps, settings, { Records }, 1);
+        });
   process.stdout.write(
     `\nBENCH ${JSON.stringify({
-      wallMs,
-      cpuMs: (cpu.user + cpu.system) / 1000,
+      ...result,
+      objects: objects.length,
       rulesVersion: loaded.manifest.version,
       ruleCount: loaded.compiled.ruleCount,
       deltaRules: loaded.manifest.delta?.ruleCount ?? null,
-      ...counts,
+      getObject: requests.GetObject ?? 0,
+      headObject: requests.HeadObject ?? 0,
+      requests,
     })}\n`,
   );
+}
+
+/** Wall and CPU time (user + system, all threads) of `work`. */
+async function measure(work: () => Promise<void>): Promise<{ wallMs: number; cpuMs: number }> {
+  const cpu0 = process.cpuUsage();
+  const started = performance.now();
+  await work();
+  const wallMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpu0);
+  return { wallMs, cpuMs: (cpu.user + cpu.system) / 1000 };
+}
+
+/**
+ * The parts of an object's analysis, each over every object, one after the other: the download
+ * alone (GetObject streamed into a temp file, as the analyzer does), then the hash + scan of those
+ * files with the delta rules, then with every rule (libyara in the thread pool, counted in CPU).
+ */
+async function measureParts(
+  deps: { s3: S3Client },
+  settings: AnalyzerSettings,
+  rules: { compiled: Parameters<typeof analyzeFile>[0]; delta?: Parameters<typeof analyzeFile>[0] },
+  records: S3EventRecord[],
+): Promise<Record<'download' | 'deltaScan' | 'fullScan', { wallMs: number; cpuMs: number }>> {
+  const temp = await privateTempDir(settings.tempRoot);
+  const files: string[] = [];
+  try {
+    const download = await measure(async () => {
+      for (const [index, record] of records.entries()) {
+        const dir = path.join(temp.dir, String(index));
+        await mkdir(dir);
+        const got = await downloadObject(deps.s3, s3ObjectRef(record), dir, settings.maxFileBytes);
+        if (got.kind === 'downloaded') files.push(got.file);
+      }
+    });
+    const scanWith = (compiled: Parameters<typeof analyzeFile>[0]) =>
+      measure(async () => {
+        for (const file of files) {
+          await analyzeFile(compiled, file, { timeoutSeconds: settings.scanTimeoutSeconds });
+        }
+      });
+    const deltaScan = rules.delta ? await scanWith(rules.delta) : { wallMs: 0, cpuMs: 0 };
+    const fullScan = await scanWith(rules.compiled);
+    return { download, deltaScan, fullScan };
+  } finally {
+    await temp.remove();
+  }
 }
 
 main().catch((error: unknown) => {

@@ -21,14 +21,34 @@ const SECTION = 'delta';
 const TARGET_RATIO = 0.1;
 const KEYS_PER_FILE = 5;
 
-interface ChildResult {
+interface Timing {
   wallMs: number;
   cpuMs: number;
+}
+
+interface ChildResult extends Timing {
+  objects: number;
   rulesVersion: number;
   ruleCount: number;
   deltaRules: number | null;
   getObject: number;
   headObject: number;
+  /** Requests the analysis sent, by command. */
+  requests: Record<string, number>;
+}
+
+interface PartsResult extends Omit<ChildResult, 'wallMs' | 'cpuMs'> {
+  download: Timing;
+  deltaScan: Timing;
+  fullScan: Timing;
+}
+
+/** Requests per object, e.g. "GetObject 1.00, UpdateItem 2.00, BatchGetItem 0.20". */
+function requestsPerObject(result: ChildResult): string {
+  return Object.entries(result.requests)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, n]) => `${name} ${(n / result.objects).toFixed(2)}`)
+    .join(', ');
 }
 
 /**
@@ -90,20 +110,18 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
     await dynamo.send(new CreateTableCommand(matchTableDefinition(tables.matchesTable)));
     await dynamo.send(new CreateTableCommand(verdictTableDefinition(tables.verdictTable)));
-    const keys: string[] = [];
     for (let copy = 0; copy < keysPerFile; copy++) {
       for (const [index, file] of files.entries()) {
         const Key = `copy-${copy}/${index}-${path.basename(file)}`;
         await s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: await fs.readFile(file) }));
-        keys.push(Key);
       }
     }
-    return { bucket, keys, ...tables };
+    return { bucket, ...tables };
   }
-  const analyze = async (
+  const analyze = async <Result = ChildResult>(
     target: Awaited<ReturnType<typeof bucketOf>>,
-    mode: 'full' | 'delta',
-  ): Promise<ChildResult> => {
+    mode: 'full' | 'delta' | 'parts',
+  ): Promise<Result> => {
     const result = await runTimed(process.execPath, [
       child,
       JSON.stringify({
@@ -118,7 +136,7 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
         ...target,
       }),
     ]);
-    return resultLine<ChildResult>(result.stdout);
+    return resultLine<Result>(result.stdout);
   };
 
   ctx.log(`delta: ${corpus.files.length} ELF files (${(corpus.totalBytes / MB).toFixed(0)} MB)`);
@@ -147,6 +165,7 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
   const full = await analyze(distinct, 'full');
   const copiesDelta = await analyze(copies, 'delta');
   const copiesFull = await analyze(copies, 'full');
+  const parts = await analyze<PartsResult>(distinct, 'parts');
   s3.destroy();
   dynamo.destroy();
   sns.destroy();
@@ -155,23 +174,50 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
   const cpuRatio = delta.cpuMs / full.cpuMs;
   const downloadsPerFile = copiesDelta.getObject / distinctCopied;
   const mb = corpus.totalBytes / MB;
+  const n = corpus.files.length;
+  const perObject = (timing: Timing) => timing.cpuMs / n;
+  // While a new rule must read each distinct file, the delta costs at least its download and its
+  // scan with the delta rules; a full analysis at least its download and its scan with all.
+  const floor =
+    (parts.download.cpuMs + parts.deltaScan.cpuMs) / (parts.download.cpuMs + parts.fullScan.cpuMs);
   const rows: Row[] = [
     {
       section: SECTION,
       metric: `full re-analysis, ${corpus.files.length} ELF files (${mb.toFixed(0)} MB), ${full.ruleCount} rules`,
       value: full.wallMs / 1000,
       unit: 's',
-      note: `analyzer CPU ${(full.cpuMs / 1000).toFixed(2)} s, ${full.getObject} downloads`,
+      note: `analyzer CPU ${(full.cpuMs / 1000).toFixed(2)} s; per object: ${requestsPerObject(full)}`,
     },
     {
       section: SECTION,
       metric: `delta re-analysis after adding 1 rule (delta: ${delta.deltaRules} rule)`,
       value: delta.wallMs / 1000,
       unit: 's',
-      note: `analyzer CPU ${(delta.cpuMs / 1000).toFixed(2)} s, ${delta.getObject} downloads, ${delta.headObject} HEADs`,
+      note: `analyzer CPU ${(delta.cpuMs / 1000).toFixed(2)} s; per object: ${requestsPerObject(delta)}`,
     },
     { section: SECTION, metric: 'delta / full, wall time', value: wallRatio, unit: 'x' },
     { section: SECTION, metric: 'delta / full, analyzer CPU', value: cpuRatio, unit: 'x' },
+    {
+      section: SECTION,
+      metric: 'analyzer CPU per object: full re-analysis',
+      value: perObject(full),
+      unit: 'ms',
+      note: `download ${perObject(parts.download).toFixed(2)} ms + hash and scan with ${full.ruleCount} rules ${perObject(parts.fullScan).toFixed(2)} ms + the rest (ledger, temp dirs, invocation) ${(perObject(full) - perObject(parts.download) - perObject(parts.fullScan)).toFixed(2)} ms`,
+    },
+    {
+      section: SECTION,
+      metric: 'analyzer CPU per object: delta re-analysis',
+      value: perObject(delta),
+      unit: 'ms',
+      note: `download ${perObject(parts.download).toFixed(2)} ms + hash and scan with the delta ${perObject(parts.deltaScan).toFixed(2)} ms + the rest ${(perObject(delta) - perObject(parts.download) - perObject(parts.deltaScan)).toFixed(2)} ms (for ${delta.getObject} downloads of ${n})`,
+    },
+    {
+      section: SECTION,
+      metric: 'floor of delta / full while each distinct file is read (CPU)',
+      value: floor,
+      unit: 'x',
+      note: '(download + delta scan) / (download + full scan), measured apart in the same run',
+    },
     {
       section: SECTION,
       metric: `${copied.length} files (${distinctCopied} distinct) x ${KEYS_PER_FILE} keys: delta re-scan downloads per distinct file`,
@@ -210,6 +256,7 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
       setup,
       delta,
       full,
+      parts,
       copiesDelta,
       copiesFull,
       files: corpus.files.length,

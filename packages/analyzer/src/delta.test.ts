@@ -3,7 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import 'aws-sdk-client-mock-jest';
@@ -15,11 +20,19 @@ import {
   s3EventRecord,
   s3ObjectRef,
   type RulesManifest,
+  type S3ObjectRef,
 } from '@binaryalert/core';
-import { startDynamo, startS3, uniqueName, type Emulator } from '@binaryalert/testing';
+import {
+  leaveKeysUnprocessed,
+  startDynamo,
+  startS3,
+  uniqueName,
+  type Emulator,
+} from '@binaryalert/testing';
 import { compileRules, libyaraVersion, type CompiledRules } from '@binaryalert/yara';
 import { analyzeObject, type AnalyzerDeps, type AnalyzerSettings } from './analyze';
 import { analyzeAfterRelease } from './delta';
+import { handleInvocation } from './invocation';
 import { readVerdict } from './ledger';
 import type { ActiveRules } from './rules-release';
 import { createMatchTable, createVerdictTable } from './testing';
@@ -44,6 +57,9 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
   let deps: AnalyzerDeps;
   let bucket: string;
   let downloads: string[];
+  /** Every command the analyzer sends to S3 and DynamoDB, by name. */
+  let sent: string[];
+  const count = (command: string) => sent.filter((name) => name === command).length;
 
   async function compile(files: Record<string, string>): Promise<CompiledRules> {
     const sources = [];
@@ -110,6 +126,15 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
       },
       { step: 'initialize', name: 'countDownloads' },
     );
+    for (const client of [s3.client, dynamo.client] as const) {
+      (client as DynamoDBClient).middlewareStack.add(
+        (next, context) => async (args) => {
+          sent.push(context.commandName!.replace(/Command$/, ''));
+          return next(args);
+        },
+        { step: 'initialize', name: 'countCommands' },
+      );
+    }
   });
 
   afterAll(async () => {
@@ -121,6 +146,7 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
     snsMock.reset();
     cloudwatchMock.reset();
     downloads = [];
+    sent = [];
     bucket = uniqueName('binaries');
     settings = {
       matchesTable: uniqueName('matches'),
@@ -313,5 +339,166 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
     active = { ...v2(), delta: undefined };
 
     expect(await retro(['k'])).toEqual({ k: 'analyzed' });
+  });
+
+  /** The keys as the batcher names them in a delta re-scan: with the listing's facts. */
+  const listedRefs = async (keys: string[]): Promise<S3ObjectRef[]> => {
+    const listedAt = new Date().toISOString();
+    const { Contents = [] } = await s3.client.send(new ListObjectsV2Command({ Bucket: bucket }));
+    return keys.map((key) => {
+      const object = Contents.find((listed) => listed.Key === key)!;
+      const record = s3EventRecord({
+        bucket,
+        key,
+        retro: 'delta',
+        listed: {
+          etag: object.ETag!,
+          size: object.Size!,
+          lastModified: object.LastModified!.toISOString(),
+          listedAt,
+        },
+      });
+      return s3ObjectRef(JSON.parse(JSON.stringify(record)) as typeof record);
+    });
+  };
+  /** One analyzer invocation of these records (a direct S3-event invocation). */
+  const invoke = (records: ReturnType<typeof s3EventRecord>[]) =>
+    handleInvocation(deps, settings, { Records: records }, 1);
+
+  it('decides from the listing and batch reads: no HEAD, no GetItem, each distinct file downloaded once in one invocation', async () => {
+    const keys = ['a/one', 'a/two', 'a/three', 'b/one', 'b/two', 'b/three'];
+    for (const key of keys) await put(key, `the file called ${key.split('/')[1]}`);
+    await analyzeAll(keys);
+    active = v2();
+    const refs = await listedRefs(keys);
+    sent = [];
+    downloads = [];
+
+    await invoke(refs.map((ref) => s3EventRecord(ref)));
+
+    expect(count('HeadObject')).toBe(0);
+    expect(count('GetItem')).toBe(0);
+    // The ledger entries, then the binaries' delta outcomes.
+    expect(count('BatchGetItem')).toBe(2);
+    expect(downloads).toHaveLength(3);
+    expect(new Set(downloads.map((key) => key.split('/')[1])).size).toBe(3);
+    for (const key of keys) {
+      expect(await verdictOf(key)).toMatchObject({ verdict: 'clean', rulesVersion: '2' });
+    }
+
+    // Again (a re-scan cut off and started over): nothing to download, nothing to write.
+    sent = [];
+    await invoke(refs.map((ref) => s3EventRecord(ref)));
+    expect(count('GetObject') + count('HeadObject') + count('UpdateItem')).toBe(0);
+  });
+
+  it('analyzes in full an object replaced between the listing and the analysis', async () => {
+    await put('swapped', 'harmless at first');
+    await analyzeAll(['swapped']);
+    active = v2();
+    const [listed] = await listedRefs(['swapped']);
+    await put('swapped', 'now with NEW_MARKER inside'); // its own notification is still queued
+    downloads = [];
+
+    await invoke([s3EventRecord(listed!)]);
+
+    // The delta scan asked for the listed bytes (If-Match), S3 had others: a full analysis.
+    expect(downloads).toEqual(['swapped', 'swapped']);
+    expect(await verdictOf('swapped')).toMatchObject({
+      verdict: 'matched',
+      rules: ['new.yar:new_rule'],
+      rulesVersion: '2',
+    });
+    expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 1);
+  });
+
+  it('never lets a verdict carried from an older listing replace the analysis of a newer upload, in either order', async () => {
+    for (const key of ['twin', 'first', 'second']) await put(key, 'harmless at first');
+    await analyzeAll(['twin', 'first', 'second']);
+    active = v2();
+    await invoke((await listedRefs(['twin'])).map((ref) => s3EventRecord(ref))); // outcome known
+    const refs = await listedRefs(['first', 'second']);
+    await put('first', 'replaced by NEW_MARKER');
+    await put('second', 'replaced by NEW_MARKER');
+    // first: the upload's own analysis begins, the stale delta record is carried over (no
+    // download: the outcome of the old bytes is known) while that analysis still downloads, then
+    // the analysis writes its verdict.
+    let release!: () => void;
+    const downloading = new Promise<void>((resolve) => (release = resolve));
+    s3.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const key = (args.input as { Key?: string }).Key;
+        if (context.commandName === 'GetObjectCommand' && key === 'first') await downloading;
+        return next(args);
+      },
+      { step: 'initialize', name: 'holdFirstDownload' },
+    );
+    try {
+      const analysis = analyzeObject(deps, settings, { bucket, key: 'first' }, 1);
+      await invoke([s3EventRecord(refs[0]!)]);
+      release();
+      await analysis;
+    } finally {
+      s3.client.middlewareStack.remove('holdFirstDownload');
+    }
+    // second: the upload's analysis first, then the stale delta record.
+    await analyzeObject(deps, settings, { bucket, key: 'second' }, 1);
+    await invoke([s3EventRecord(refs[1]!)]);
+
+    for (const key of ['first', 'second']) {
+      expect(await verdictOf(key)).toMatchObject({
+        verdict: 'matched',
+        rules: ['new.yar:new_rule'],
+      });
+    }
+  });
+
+  it.each([
+    ['every answer leaves every key unprocessed', () => 100, 'GetItem'],
+    ['the first answer leaves some keys unprocessed', (call: number) => (call === 0 ? 2 : 0), ''],
+  ])('reaches the same verdicts when %s', async (_label, leave, perObjectRead) => {
+    const keys = ['x/one', 'x/two', 'y/one', 'y/two'];
+    for (const key of keys) await put(key, `the file called ${key.split('/')[1]}`);
+    await analyzeAll(keys);
+    active = v2();
+    const refs = await listedRefs(keys);
+    sent = [];
+    downloads = [];
+    const remove = leaveKeysUnprocessed(dynamo.client, leave);
+    try {
+      await invoke(refs.map((ref) => s3EventRecord(ref)));
+    } finally {
+      remove();
+    }
+
+    // What the batch could not read is read per object; what it re-read needs nothing more.
+    if (perObjectRead) expect(count(perObjectRead)).toBeGreaterThan(0);
+    else expect(count('GetItem')).toBe(0);
+    // Each distinct file once, either way.
+    expect(downloads).toHaveLength(2);
+    expect(new Set(downloads.map((key) => key.split('/')[1])).size).toBe(2);
+    for (const key of keys) {
+      expect(await verdictOf(key)).toMatchObject({ verdict: 'clean', rulesVersion: '2' });
+    }
+  });
+
+  it('checks an object with a HEAD when its record carries garbage listing facts, and analyzes in full when they are wrong', async () => {
+    for (const key of ['garbage', 'wrong']) await put(key, `plain ${key}`);
+    await analyzeAll(['garbage', 'wrong']);
+    active = v2();
+    const [garbage, wrong] = (await listedRefs(['garbage', 'wrong'])).map((ref) =>
+      s3EventRecord(ref),
+    );
+    garbage!.s3.object.lastModified = 'not a date';
+    wrong!.s3.object.eTag = '0123456789abcdef0123456789abcdef';
+    sent = [];
+    downloads = [];
+
+    await invoke([garbage!, wrong!]);
+
+    expect(count('HeadObject')).toBe(1);
+    expect(downloads.sort()).toEqual(['garbage', 'wrong']);
+    expect(await verdictOf('garbage')).toMatchObject({ verdict: 'clean', rulesVersion: '2' });
+    expect(await verdictOf('wrong')).toMatchObject({ verdict: 'clean', rulesVersion: '2' });
   });
 });

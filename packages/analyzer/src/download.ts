@@ -53,6 +53,13 @@ export function downloadError(id: string, error: unknown): Error {
   if (name === 'AccessDenied' || name === 'Forbidden' || status === 403) {
     return new ObjectAccessDeniedError(id, { cause: error });
   }
+  if (name === 'PreconditionFailed' || status === 412) {
+    return new DownloadError(id, {
+      cause: new Error('the object no longer has the ETag it was expected to have', {
+        cause: error,
+      }),
+    });
+  }
   return new DownloadError(id, { cause: error });
 }
 
@@ -85,6 +92,8 @@ export async function downloadObject(
   dir: string,
   maxBytes: number,
   ranged: RangedDownloadSettings = DEFAULT_RANGED_DOWNLOAD,
+  /** Only these bytes (an ETag): another object under the key fails with a DownloadError. */
+  ifMatch?: string,
 ): Promise<DownloadResult> {
   if (ref.size !== undefined && ref.size > maxBytes) return { kind: 'too-large', size: ref.size };
   const id = objectId(ref.bucket, ref.key);
@@ -97,6 +106,7 @@ export async function downloadObject(
         Bucket: ref.bucket,
         Key: ref.key,
         ...(inParts ? { Range: `bytes=0-${ranged.partBytes - 1}` } : {}),
+        ...(ifMatch ? { IfMatch: ifMatch } : {}),
       }),
     );
   } catch (error) {

@@ -15,7 +15,7 @@ import {
 } from '@binaryalert/core';
 import { AnalysisFailedError } from './errors';
 import { parseAnalyzerInput, type AnalyzerInput } from './input';
-import { analyzeAfterRelease, type CarriedOutcome } from './delta';
+import { analyzeAfterRelease, prepareDeltaRescans, type CarriedOutcome } from './delta';
 import { requeueFailedObjects } from './requeue';
 import {
   type AnalyzerDeps,
@@ -161,9 +161,11 @@ async function handleInput(
   // One object more than the scans in flight: its download overlaps the others' scans, so a
   // scan slot never waits on the network (and /tmp holds at most one extra object).
   const scanSlots = new Slots(settings.concurrency);
+  const deltaRefs = input.tasks.flatMap((task) => (task.ref.retro === 'delta' ? [task.ref] : []));
+  const rescans = await prepareDeltaRescans(deps, settings, deltaRefs);
   const outcomes = await mapConcurrent(input.tasks, settings.concurrency + 1, (task) =>
     task.ref.retro === 'delta'
-      ? analyzeAfterRelease(deps, settings, task.ref, version, remainingMs, scanSlots)
+      ? analyzeAfterRelease(deps, settings, task.ref, version, remainingMs, scanSlots, rescans)
       : analyzeObject(deps, settings, task.ref, version, remainingMs, scanSlots),
   );
   const finished = finishedGroups(input, outcomes);

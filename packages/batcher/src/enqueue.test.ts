@@ -1,6 +1,11 @@
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
@@ -10,7 +15,7 @@ import {
   SQSClient,
   type SQSClient as SQSClientType,
 } from '@aws-sdk/client-sqs';
-import { createLogger, objectsOfNotification } from '@binaryalert/core';
+import { createLogger, objectsOfNotification, type S3ObjectRef } from '@binaryalert/core';
 import { startS3, startSqs, uniqueName, type Emulator } from '@binaryalert/testing';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
@@ -62,9 +67,10 @@ describe('enqueueBucket', () => {
   /** Receives and deletes everything in the queue; returns the decoded keys of all records. */
   async function drain(
     QueueUrl: string,
-  ): Promise<{ keys: string[]; messages: number; deltaKeys: string[] }> {
+  ): Promise<{ keys: string[]; messages: number; deltaKeys: string[]; refs: S3ObjectRef[] }> {
     const keys: string[] = [];
     const deltaKeys: string[] = [];
+    const refs: S3ObjectRef[] = [];
     let messages = 0;
     for (;;) {
       const { Messages = [] } = await sqs.client.send(
@@ -84,12 +90,13 @@ describe('enqueueBucket', () => {
         const left =
           Number(Attributes.ApproximateNumberOfMessages ?? 0) +
           Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
-        if (left === 0) return { keys, messages, deltaKeys };
+        if (left === 0) return { keys, messages, deltaKeys, refs };
         continue;
       }
       for (const message of Messages) {
         const records = objectsOfNotification(message.Body);
         keys.push(...records.map((record) => record.key));
+        refs.push(...records);
         deltaKeys.push(...records.filter((r) => r.retro === 'delta').map((r) => r.key));
         // The wire format must be what S3 sends: URL-encoded keys.
         const raw = JSON.parse(message.Body as string) as {
@@ -233,6 +240,53 @@ describe('enqueueBucket', () => {
     expect(delta.deltaKeys.sort()).toEqual([...KEYS].sort());
     expect(full.keys.length).toBeGreaterThan(0);
     expect(full.deltaKeys).toEqual([]);
+  });
+
+  it("gives each delta record the listing's ETag, size and Last-Modified and when it was listed, so the analyzer needs no HEAD", async () => {
+    const queueUrl = await newQueue();
+    const { deps } = mocks();
+    const before = new Date();
+
+    await enqueueBucket(
+      { ...deps, sqs: sqs.client },
+      config(queueUrl),
+      { Prefix: 'unicodé/', Mode: 'delta' },
+      () => 900_000,
+    );
+    const after = new Date();
+    const { refs } = await drain(queueUrl);
+    await enqueueBucket(
+      { ...deps, sqs: sqs.client },
+      config(queueUrl),
+      { Prefix: 'unicodé/' },
+      () => 900_000,
+    );
+    const full = await drain(queueUrl);
+
+    const { Contents = [] } = await s3.client.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: 'unicodé/' }),
+    );
+    expect(refs).toHaveLength(Contents.length);
+    const listedAt = refs[0]!.listed!.listedAt;
+    expect(Date.parse(listedAt)).toBeGreaterThanOrEqual(before.getTime());
+    expect(Date.parse(listedAt)).toBeLessThanOrEqual(after.getTime());
+    const byKey = new Map(refs.map((ref) => [ref.key, ref]));
+    for (const object of Contents) {
+      expect(byKey.get(object.Key!)).toEqual({
+        bucket,
+        key: object.Key,
+        size: object.Size,
+        retro: 'delta',
+        listed: {
+          etag: object.ETag,
+          size: object.Size,
+          lastModified: object.LastModified!.toISOString(),
+          listedAt,
+        },
+      });
+    }
+    // A full re-scan needs none of it.
+    expect(full.refs.filter((ref) => ref.listed !== undefined)).toEqual([]);
   });
 
   it('enqueues only the keys under the prefix', async () => {

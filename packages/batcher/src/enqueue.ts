@@ -16,6 +16,7 @@ import {
   forEachConcurrent,
   MetricsBatch,
   s3EventRecord,
+  type ListingFacts,
   type Logger,
 } from '@binaryalert/core';
 import { z } from 'zod';
@@ -78,6 +79,11 @@ interface Message {
   keys: number;
 }
 
+interface ListedPage {
+  output: ListObjectsV2CommandOutput;
+  listedAt: Date;
+}
+
 /**
  * Enqueues every object of the bucket (under the event's prefix, from its continuation token) as
  * S3-event-shaped SQS messages of `objectsPerMessage` keys; when time runs short, re-invokes this
@@ -97,8 +103,10 @@ export async function enqueueBucket(
     continued: false,
   };
   const marginMs = config.marginMs ?? 15_000;
-  const listPage = async (token: string | undefined): Promise<ListObjectsV2CommandOutput> =>
-    deps.s3.send(
+  const listPage = async (token: string | undefined): Promise<ListedPage> => {
+    // Taken before the request: every fact in the answer is at least this new.
+    const listedAt = new Date();
+    const output = await deps.s3.send(
       new ListObjectsV2Command({
         Bucket: config.bucket,
         Prefix: event.Prefix,
@@ -106,6 +114,8 @@ export async function enqueueBucket(
         MaxKeys: config.pageSize ?? 1000,
       }),
     );
+    return { output, listedAt };
+  };
   deps.log.info('enqueueing bucket', {
     bucket: config.bucket,
     prefix: event.Prefix,
@@ -114,15 +124,15 @@ export async function enqueueBucket(
 
   let page = listPage(event.ContinuationToken);
   for (;;) {
-    const listed = await page;
+    const { output: listed, listedAt } = await page;
     const nextToken = listed.IsTruncated ? listed.NextContinuationToken : undefined;
     // List the next page while this one is being sent.
-    let next: Promise<ListObjectsV2CommandOutput> | undefined;
+    let next: Promise<ListedPage> | undefined;
     if (nextToken !== undefined) {
       next = listPage(nextToken);
       next.catch(() => undefined); // awaited below, or abandoned when handing over
     }
-    const sent = await sendObjects(deps, config, listed.Contents ?? [], event.Mode);
+    const sent = await sendObjects(deps, config, listed.Contents ?? [], event.Mode, listedAt);
     result.enqueuedKeys += sent.enqueuedKeys;
     result.failedKeys += sent.failedKeys;
     result.failedMessages += sent.failedMessages;
@@ -176,12 +186,18 @@ async function continueLater(
   }
 }
 
-/** Packs objects into messages (S3 notification shape, keys URL-encoded by s3EventRecord). */
+/**
+ * Packs objects into messages (S3 notification shape, keys URL-encoded by s3EventRecord). In a
+ * delta re-scan each record also carries what the listing said (ETag, size, LastModified, and
+ * `listedAt`, when it was asked for), so the analyzer can tell whether the object still holds the
+ * bytes its ledger verdict was made from without a HEAD per object.
+ */
 export function packMessages(
   bucket: string,
   objects: _Object[],
   objectsPerMessage: number,
   mode: BatchEvent['Mode'] = 'full',
+  listedAt?: Date,
 ): Message[] {
   const messages: Message[] = [];
   for (let start = 0; start < objects.length; start += objectsPerMessage) {
@@ -195,6 +211,7 @@ export function packMessages(
         key: object.Key as string,
         size: object.Size,
         ...(mode === 'delta' ? { retro: 'delta' as const } : {}),
+        ...(mode === 'delta' ? listingFacts(object, listedAt) : {}),
       }),
     );
     messages.push({ body: JSON.stringify({ Records }), keys: chunk.length });
@@ -202,13 +219,27 @@ export function packMessages(
   return messages;
 }
 
+/** The listing's facts of one object, when the listing gave them all. */
+function listingFacts(object: _Object, listedAt: Date | undefined): { listed?: ListingFacts } {
+  if (!listedAt || !object.ETag || object.Size === undefined || !object.LastModified) return {};
+  return {
+    listed: {
+      etag: object.ETag,
+      size: object.Size,
+      lastModified: object.LastModified.toISOString(),
+      listedAt: listedAt.toISOString(),
+    },
+  };
+}
+
 async function sendObjects(
   deps: BatcherDeps,
   config: BatcherConfig,
   objects: _Object[],
   mode: BatchEvent['Mode'],
+  listedAt: Date,
 ): Promise<Omit<BatchResult, 'continued'>> {
-  const messages = packMessages(config.bucket, objects, config.objectsPerMessage, mode);
+  const messages = packMessages(config.bucket, objects, config.objectsPerMessage, mode, listedAt);
   const batches: Message[][] = [];
   for (let start = 0; start < messages.length; start += 10)
     batches.push(messages.slice(start, start + 10));

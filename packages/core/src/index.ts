@@ -7,6 +7,7 @@ export * from './metrics';
 export * from './match-table';
 export * from './dispatch-slots';
 export * from './verdict-ledger';
+export * from './dynamo-batch';
 export * from './rules-manifest';
 export * from './verdict-coverage';
 export * from './pool';

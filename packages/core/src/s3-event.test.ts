@@ -8,6 +8,7 @@ import {
   s3EventRecord,
   S3EventRecordSchema,
   s3ObjectRef,
+  type S3EventRecord,
 } from './s3-event';
 
 // A record as S3 really sends it (documentation example, key with a space and unicode).
@@ -75,6 +76,58 @@ describe('s3EventRecord / s3ObjectRef', () => {
     expect(plain.eventName).toBe('ObjectCreated:Put');
     expect(s3ObjectRef(plain)).toEqual({ bucket: 'b', key: 'k' });
     expect(s3ObjectRef({ ...realRecord, eventName: 'ObjectCreated:Put' }).retro).toBeUndefined();
+  });
+
+  const listed = {
+    etag: '"9e107d9d372bb6826bd81d3542a419d6"',
+    size: 3,
+    lastModified: '2026-11-30T10:00:00.123Z',
+    listedAt: '2026-12-01T03:00:00.000Z',
+  };
+
+  it("carries a delta re-scan's listing facts in S3's own fields (unquoted eTag, size, eventTime) and reads them back", () => {
+    const ref = { bucket: 'b', key: 'k', size: 3, retro: 'delta' as const, listed };
+
+    const record = s3EventRecord(ref);
+
+    expect(record.eventTime).toBe(listed.listedAt);
+    expect(record.s3.object).toMatchObject({
+      eTag: '9e107d9d372bb6826bd81d3542a419d6',
+      size: 3,
+      lastModified: listed.lastModified,
+    });
+    expect(s3ObjectRef(JSON.parse(JSON.stringify(record)) as S3EventRecord)).toEqual(ref);
+    // A full request never carries them.
+    expect(s3EventRecord({ ...ref, retro: undefined }).s3.object.eTag).toBeUndefined();
+  });
+
+  it.each([
+    ['an eTag with a quote in it', { eTag: 'abc"def' }],
+    ['an empty eTag', { eTag: '' }],
+    ['a Last-Modified that is no date', { lastModified: 'yesterday' }],
+    ['a Last-Modified that is a number', { lastModified: 5 }],
+    ['no size', { size: undefined }],
+  ])(
+    'drops the listing facts of a record with %s (the object is then checked with a HEAD)',
+    (_label, change) => {
+      const record = s3EventRecord({ bucket: 'b', key: 'k', retro: 'delta', listed });
+      const garbage = {
+        ...record,
+        s3: { ...record.s3, object: { ...record.s3.object, ...change } },
+      };
+
+      const ref = s3ObjectRef(garbage);
+
+      expect(ref.retro).toBe('delta');
+      expect(ref.listed).toBeUndefined();
+    },
+  );
+
+  it('drops the listing facts when the listing time is no date', () => {
+    const record = s3EventRecord({ bucket: 'b', key: 'k', retro: 'delta', listed });
+
+    expect(s3ObjectRef({ ...record, eventTime: 'soon' }).listed).toBeUndefined();
+    expect(s3ObjectRef({ ...record, eventName: 'ObjectCreated:Put' }).listed).toBeUndefined();
   });
 });
 

@@ -52,6 +52,40 @@ export interface S3ObjectRef {
   size?: number;
   /** Named by a re-scan after a rules release that may build on the object's last verdict. */
   retro?: 'delta';
+  /** What the batcher's listing said of the object (delta re-scans only): no HEAD needed. */
+  listed?: ListingFacts;
+}
+
+/** One object as ListObjectsV2 described it, and when the listing was asked for. */
+export interface ListingFacts {
+  /** As S3 sends it in a listing (quoted). */
+  etag: string;
+  size: number;
+  /** ISO 8601 (a listing has millisecond precision, a GET's Last-Modified header seconds). */
+  lastModified: string;
+  /** ISO 8601: before the ListObjectsV2 request was sent (so the facts are at least this new). */
+  listedAt: string;
+}
+
+/** An ETag without its quotes: listings and GETs quote it, S3 event records do not. */
+export function unquotedEtag(etag: string): string {
+  return etag.replace(/^"(.*)"$/, '$1');
+}
+
+function isoDate(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value === '') return undefined;
+  const time = Date.parse(value);
+  return Number.isNaN(time) ? undefined : new Date(time).toISOString();
+}
+
+/** The listing facts of a delta re-scan record; undefined when any is missing or malformed. */
+function listedObject(record: S3EventRecord): ListingFacts | undefined {
+  const { eTag, size, lastModified } = record.s3.object;
+  const modified = isoDate(lastModified);
+  const listedAt = isoDate(record.eventTime);
+  if (typeof eTag !== 'string' || !/^[0-9A-Za-z-]+$/.test(eTag)) return undefined;
+  if (size === undefined || modified === undefined || listedAt === undefined) return undefined;
+  return { etag: `"${eTag}"`, size, lastModified: modified, listedAt };
 }
 
 /**
@@ -92,22 +126,27 @@ export function encodeS3Key(key: string): string {
 /**
  * Builds one S3 event record (used by the batcher, the analyzer's re-queue and the local stack);
  * a ref of a delta re-scan gives a RETRO_DELTA_EVENT record, so s3ObjectRef reads it back as is.
+ * A delta ref's listing facts travel as S3's own fields (eTag, size, eventTime = when it was
+ * listed) plus `lastModified`.
  */
 export function s3EventRecord(
-  ref: { bucket: string; key: string; size?: number; retro?: 'delta' },
+  ref: { bucket: string; key: string; size?: number; retro?: 'delta'; listed?: ListingFacts },
   eventName = ref.retro === 'delta' ? RETRO_DELTA_EVENT : 'ObjectCreated:Put',
 ): S3EventRecord {
+  const listed = eventName === RETRO_DELTA_EVENT ? ref.listed : undefined;
+  const size = listed?.size ?? ref.size;
   return {
     eventVersion: '2.1',
     eventSource: 'aws:s3',
-    eventTime: new Date().toISOString(),
+    eventTime: listed?.listedAt ?? new Date().toISOString(),
     eventName,
     s3: {
       s3SchemaVersion: '1.0',
       bucket: { name: ref.bucket, arn: `arn:aws:s3:::${ref.bucket}` },
       object: {
         key: encodeS3Key(ref.key),
-        ...(ref.size === undefined ? {} : { size: ref.size }),
+        ...(size === undefined ? {} : { size }),
+        ...(listed ? { eTag: unquotedEtag(listed.etag), lastModified: listed.lastModified } : {}),
       },
     },
   };
@@ -117,11 +156,14 @@ export function s3EventRecord(
 export function s3ObjectRef(record: S3EventRecord): S3ObjectRef {
   const { name } = record.s3.bucket;
   const { key, size } = record.s3.object;
+  const delta = record.eventName === RETRO_DELTA_EVENT;
+  const listed = delta ? listedObject(record) : undefined;
   return {
     bucket: name,
     key: decodeS3Key(key),
     ...(size === undefined ? {} : { size }),
-    ...(record.eventName === RETRO_DELTA_EVENT ? { retro: 'delta' as const } : {}),
+    ...(delta ? { retro: 'delta' as const } : {}),
+    ...(listed ? { listed } : {}),
   };
 }
 

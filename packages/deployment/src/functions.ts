@@ -132,6 +132,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     zipAssets: ['native-libraries', 'magic-database', 'compiled-rules', 'seven-zip-wasm'],
     actions: [
       'cloudwatch:PutMetricData',
+      'dynamodb:BatchGetItem',
       'dynamodb:GetItem',
       'dynamodb:UpdateItem',
       's3:GetObject',

@@ -109,3 +109,4 @@ export async function startDynamo(): Promise<Emulator<DynamoDBClient>> {
   return emulator(endpoint, new DynamoDBClient(clientConfig(endpoint)), () => close(server));
 }
 export * from './archives';
+export * from './dynamo-faults';

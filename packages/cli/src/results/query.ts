@@ -1,5 +1,4 @@
 import {
-  BatchGetItemCommand,
   GetItemCommand,
   QueryCommand,
   ScanCommand,
@@ -7,6 +6,7 @@ import {
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import {
+  batchGetItems,
   hasVerdict,
   NOTABLE_VERDICTS_INDEX,
   parseAlertedRule,
@@ -241,20 +241,8 @@ export async function verdictsBySha256(
     start = page.LastEvaluatedKey;
   } while (start);
 
-  const records: VerdictRecord[] = [];
-  for (let offset = 0; offset < keys.length; offset += 100) {
-    let pending: Record<string, AttributeValue>[] = keys.slice(offset, offset + 100);
-    for (let attempt = 0; pending.length > 0; attempt += 1) {
-      if (attempt > 0) await new Promise((ok) => setTimeout(ok, Math.min(2000, 50 * 2 ** attempt)));
-      const response = await dynamo.send(
-        new BatchGetItemCommand({ RequestItems: { [table]: { Keys: pending } } }),
-      );
-      for (const item of response.Responses?.[table] ?? []) {
-        if (hasVerdict(item)) records.push(verdictFromItem(item));
-      }
-      pending = response.UnprocessedKeys?.[table]?.Keys ?? [];
-    }
-  }
+  const { items } = await batchGetItems(dynamo, table, keys, { maxAttempts: Infinity });
+  const records = items.filter(hasVerdict).map((item) => verdictFromItem(item));
   // The index is eventually consistent: keep only items that still hold these bytes.
   return records
     .filter((record) => record.sha256 === sha256.toLowerCase())
