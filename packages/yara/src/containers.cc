@@ -286,8 +286,13 @@ class Walker {
     }
     if (detected.kind == Kind::kPdf) {
       WalkPdf(data, size, path, depth);
+    } else if (strcmp(detected.name, "7z") == 0 && limits_.handOffEncryptedSevenZip && !limits_.passwords.empty()) {
+      // libarchive 3.6 cannot decrypt 7z AES: what it could not open goes to the caller's 7-Zip.
+      SealedSevenZip sealed;
+      WalkArchive(data, size, path, depth, detected, &sealed);
+      if (!sealed.encrypted.empty()) HandOff(data, size, path, depth, std::move(sealed));
     } else {
-      WalkArchive(data, size, path, depth, detected);
+      WalkArchive(data, size, path, depth, detected, nullptr);
     }
   }
 
@@ -323,6 +328,56 @@ class Walker {
       return Stop::kAll;
     }
     return Stop::kNo;
+  }
+
+  // Gives the caller an encrypted 7z (see SealedSevenZip): the object's own file at depth 0, else a
+  // copy of its bytes under a generated name (never one derived from a member name), mode 0600.
+  void HandOff(const uint8_t* data, size_t size, const std::string& path, int depth, SealedSevenZip sealed) {
+    std::string error;
+    if (stopped_) {
+      error = "a bound stopped the walk";
+    } else if (depth == 0 && !limits_.objectFile.empty()) {
+      sealed.file = limits_.objectFile;
+    } else {
+      error = CopyToTempFile(data, size, &sealed.file);
+      sealed.owned = error.empty();
+    }
+    if (!error.empty()) {
+      for (UnscannedEntry& entry : sealed.encrypted) {
+        entry.detail += " (not handed to 7-Zip: " + error + ")";
+        totals_.unscanned.push_back(std::move(entry));
+      }
+      return;
+    }
+    sealed.path = path;
+    sealed.depth = depth;
+    sealed.size = size;
+    totals_.sealed.push_back(std::move(sealed));
+  }
+
+  // Writes `data` to a new file of a generated name in tempDir; returns "" or what failed.
+  std::string CopyToTempFile(const uint8_t* data, size_t size, std::string* file) const {
+    std::string name = limits_.tempDir + "/binaryalert-7z-XXXXXX";
+    int fd = mkostemp(&name[0], O_CLOEXEC);  // O_EXCL, 0600
+    if (fd < 0) return std::string("could not create a temp file: ") + strerror(errno);
+    size_t done = 0;
+    while (done < size) {
+      ssize_t w = write(fd, data + done, size - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        std::string why = std::string("could not write the temp file: ") + strerror(w < 0 ? errno : EIO);
+        close(fd);
+        unlink(name.c_str());
+        return why;
+      }
+      done += static_cast<size_t>(w);
+    }
+    if (close(fd) != 0) {
+      unlink(name.c_str());
+      return std::string("could not write the temp file: ") + strerror(errno);
+    }
+    *file = name;
+    return "";
   }
 
   void TimeLimit(const std::string& containerPath, const std::string& at) {
@@ -417,7 +472,17 @@ class Walker {
     return Detect(head.data(), filled).kind == Kind::kArchive;
   }
 
-  void WalkArchive(const uint8_t* data, size_t size, const std::string& path, int depth, Detected detected) {
+  // With `sealed`, the container's `encrypted` entries and the names of the members it delivered go
+  // there instead (see HandOff).
+  void WalkArchive(const uint8_t* data, size_t size, const std::string& path, int depth, Detected detected,
+                   SealedSevenZip* sealed) {
+    auto encrypted = [&](const std::string& at, const std::string& why) {
+      if (sealed != nullptr) {
+        sealed->encrypted.push_back({at, "encrypted", why});
+      } else {
+        Unscanned(at, "encrypted", why);
+      }
+    };
     bool stream = detected.kind == Kind::kCompressed && !StreamHoldsArchive(data, size);
     auto a = NewReader(stream);
     if (!a) {
@@ -446,8 +511,12 @@ class Walker {
       if (rc == ARCHIVE_RETRY) continue;
       if (rc < ARCHIVE_WARN) {
         // FAILED or FATAL on a header: the rest of this container cannot be trusted.
-        bool encryptedHeaders = archive_read_has_encrypted_entries(ar) > 0;
-        Unscanned(path, encryptedHeaders ? "encrypted" : "corrupt", std::string(detected.name) + ": " + ErrorText(ar));
+        std::string why = std::string(detected.name) + ": " + ErrorText(ar);
+        if (archive_read_has_encrypted_entries(ar) > 0) {
+          encrypted(path, why);
+        } else {
+          Unscanned(path, "corrupt", why);
+        }
         return;
       }
       std::string type = EntryType(entry);
@@ -458,6 +527,7 @@ class Walker {
       view.type = type;
       view.depth = depth + 1;
       if (!CountMember(path)) return;
+      if (sealed != nullptr) sealed->scannedNames.push_back(view.name);
       if (type != "file") {
         const char* target = archive_entry_hardlink(entry);
         if (target == nullptr) target = archive_entry_symlink(entry);
@@ -465,7 +535,7 @@ class Walker {
         if (visit_(view) == VisitResult::kTimeLimit) return TimeLimit(path, view.path);
         continue;
       }
-      bool encrypted = archive_entry_is_data_encrypted(entry) > 0;
+      bool isEncrypted = archive_entry_is_data_encrypted(entry) > 0;
       MemberBuffer buffer(limits_);
       Stop stop = Stop::kNo;
       la_ssize_t n;
@@ -485,13 +555,14 @@ class Walker {
       if (n < 0) {
         bool fatal = n == ARCHIVE_FATAL;
         std::string why = ErrorText(ar);
-        if (encrypted) {
-          Unscanned(view.path, "encrypted", why);
+        if (isEncrypted) {
+          if (sealed != nullptr) sealed->scannedNames.pop_back();
+          encrypted(view.path, why);
         } else {
           Unscanned(view.path, "corrupt", why);
         }
         if (fatal) {
-          if (!encrypted) Unscanned(path, "corrupt", std::string(detected.name) + ": reading stopped at " + view.name);
+          if (!isEncrypted) Unscanned(path, "corrupt", std::string(detected.name) + ": reading stopped at " + view.name);
           return;
         }
         continue;

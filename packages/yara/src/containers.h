@@ -25,6 +25,11 @@ struct ContainerLimits {
   uint64_t memoryMemberBytes = 16ull << 20;  // larger members spill to a temp file
   std::string tempDir = "/tmp";
   std::vector<std::string> passwords;     // tried on encrypted zip (and 7z) entries
+  // Hand encrypted 7z archives (which libarchive cannot decrypt) to the caller (SealedSevenZip)
+  // instead of reporting their entries `encrypted` (only with passwords to try).
+  bool handOffEncryptedSevenZip = false;
+  // The object's own file, handed over as is when the object itself is an encrypted 7z ("": copy).
+  std::string objectFile;
 };
 
 // What could not be looked at, and why: depth-limit, size-limit, ratio-limit, member-limit,
@@ -50,8 +55,23 @@ struct MemberView {
 enum class VisitResult { kContinue, kTimeLimit };
 using MemberVisitor = std::function<VisitResult(const MemberView&)>;
 
+// An encrypted 7z handed to the caller to open with 7-Zip: its bytes are in `file` (the object's own
+// file, or a copy with a generated name in tempDir that the caller removes: `owned`), `encrypted`
+// lists the entries it would have been reported as (the caller reports them if no password fits),
+// and `scannedNames` the members libarchive could read (already scanned).
+struct SealedSevenZip {
+  std::string path;  // display path of the 7z
+  std::string file;
+  bool owned = false;
+  int depth = 0;     // of the 7z itself (0: the object); its members are depth + 1
+  uint64_t size = 0;
+  std::vector<UnscannedEntry> encrypted;
+  std::vector<std::string> scannedNames;
+};
+
 struct WalkTotals {
   std::vector<UnscannedEntry> unscanned;
+  std::vector<SealedSevenZip> sealed;
   uint64_t members = 0;
   uint64_t expandedBytes = 0;
 };

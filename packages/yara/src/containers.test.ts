@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { ArchiveKit, EICAR_TEXT } from '@binaryalert/testing';
 
 import {
   DEFAULT_EXTERNALS,
+  ScanTimeoutError,
   type CompiledRules,
   type ContainerOptions,
   type ScanResult,
@@ -145,6 +146,50 @@ describe('scanning inside containers', () => {
     expect(result.containers?.unscanned).toEqual([
       expect.objectContaining({ path: 'sample.7z!payload.exe', reason: 'encrypted' }),
     ]);
+  });
+
+  it('hands an encrypted 7z to the caller when asked: the object itself as is, a nested one as a 0600 copy of a generated name', async () => {
+    const locked = kit.sevenZip('locked.7z', { 'payload.exe': EICAR_TEXT }, 'infected');
+    const zip = kit.zip('outer.zip', { 'dir/locked.7z': readFileSync(locked), 'clean.txt': 'x' });
+
+    const own = await scan(locked, { passwords: ['infected'], handOffEncryptedSevenZip: true });
+    const nested = await scan(zip, { passwords: ['infected'], handOffEncryptedSevenZip: true });
+    const withoutPasswords = await scan(zip, { passwords: [], handOffEncryptedSevenZip: true });
+
+    expect(own.containers?.unscanned).toEqual([]);
+    expect(own.containers?.encryptedSevenZips).toEqual([
+      {
+        path: 'locked.7z',
+        file: locked,
+        owned: false,
+        depth: 0,
+        size: readFileSync(locked).length,
+        encrypted: [
+          expect.objectContaining({ path: 'locked.7z!payload.exe', reason: 'encrypted' }),
+        ],
+        scannedNames: [],
+      },
+    ]);
+    const [handed] = nested.containers?.encryptedSevenZips ?? [];
+    expect(handed).toMatchObject({ path: 'outer.zip!dir/locked.7z', owned: true, depth: 1 });
+    expect(handed!.file).toMatch(new RegExp(`^${spill}/binaryalert-7z-\\w{6}$`));
+    expect(statSync(handed!.file).mode & 0o777).toBe(0o600);
+    expect(readFileSync(handed!.file)).toEqual(readFileSync(locked));
+    expect(nested.containers?.unscanned).toEqual([]);
+    // No password to try: nothing handed over, the entries reported as before.
+    expect(withoutPasswords.containers?.encryptedSevenZips).toEqual([]);
+    expect(withoutPasswords.containers?.unscanned).toEqual([
+      expect.objectContaining({ path: 'outer.zip!dir/locked.7z!payload.exe', reason: 'encrypted' }),
+    ]);
+  });
+
+  it("cuts the object's own scan at the deadline: the budget covers the whole analysis", async () => {
+    const big = join(dir.path, 'big.bin');
+    writeFileSync(big, Buffer.alloc(64 << 20, 'A'));
+
+    const late = scan(big, { deadlineMs: Number(process.hrtime.bigint()) / 1e6 + 1 });
+
+    await expect(late).rejects.toThrow(ScanTimeoutError);
   });
 
   it('follows three levels of nesting, with externals from the member path', async () => {

@@ -56,6 +56,17 @@ export interface ContainerOptions {
   maxRatio?: number;
   /** Milliseconds from the start of the scan after which extraction stops (0 or absent = none). */
   budgetMs?: number;
+  /**
+   * When the whole scan must end, in the clock of `process.hrtime` (milliseconds; see
+   * `monotonicMs` in core): bounds the object's own scan as well as the members (0 = none).
+   */
+  deadlineMs?: number;
+  /**
+   * Hand encrypted 7z archives (libarchive cannot decrypt 7z AES) to the caller in
+   * `ContainerScan.encryptedSevenZips` instead of listing their entries as `encrypted`; only with
+   * passwords. The caller must remove the `owned` files.
+   */
+  handOffEncryptedSevenZip?: boolean;
   /** Tried on encrypted zip entries (libarchive cannot decrypt 7z). */
   passwords?: string[];
   /** Where members larger than memoryMemberBytes are spilled (anonymous files, default /tmp). */
@@ -95,6 +106,7 @@ export interface MemberScan {
   depth: number;
   /** Present for files. */
   size?: number;
+  /** Present for files a rule matched (the only ones whose SHA-256 is recorded). */
   sha256?: string;
   matches?: RuleMatch[];
   /** Present for links. */
@@ -105,6 +117,25 @@ export interface ContainerScan {
   members: MemberScan[];
   unscanned: UnscannedContent[];
   expandedBytes: number;
+  /** Encrypted 7z archives handed over (`handOffEncryptedSevenZip`); otherwise empty. */
+  encryptedSevenZips: EncryptedSevenZip[];
+}
+
+/** An encrypted 7z inside (or being) the scanned object, for the caller to open with 7-Zip. */
+export interface EncryptedSevenZip {
+  /** Its display path (the object's label when the object itself is the 7z). */
+  path: string;
+  /** Its bytes: the scanned file itself, or a copy of a generated name in tempDir (`owned`). */
+  file: string;
+  /** The caller removes `file` when done. */
+  owned: boolean;
+  /** Nesting depth of the 7z (0: the object); its members are one deeper. */
+  depth: number;
+  size: number;
+  /** What would have been reported unscanned: the caller reports these if no password fits. */
+  encrypted: UnscannedContent[];
+  /** Its members libarchive could read, already scanned (names inside the 7z). */
+  scannedNames: string[];
 }
 
 export interface MatchedString {

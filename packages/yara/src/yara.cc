@@ -698,6 +698,9 @@ struct ScanOptions {
   bool containers = false;
   std::string label;  // the object's display path, the root of every member path
   double budgetMs = 0;
+  // When the whole analysis must end (CLOCK_MONOTONIC ms, process.hrtime's clock; 0 = none): bounds
+  // the object's own scan as well as the members.
+  double deadlineMs = 0;
   binaryalert::ContainerLimits limits;
 };
 
@@ -729,6 +732,9 @@ void ParseContainerOptions(Napi::Env env, Napi::Value value, ScanOptions& o) {
   l.memoryMemberBytes =
       static_cast<uint64_t>(NumberOption(env, obj, "memoryMemberBytes", static_cast<double>(l.memoryMemberBytes), 0));
   o.budgetMs = NumberOption(env, obj, "budgetMs", 0, 0);
+  o.deadlineMs = NumberOption(env, obj, "deadlineMs", 0, 0);
+  Napi::Value handOff = obj.Get("handOffEncryptedSevenZip");
+  if (!handOff.IsUndefined()) l.handOffEncryptedSevenZip = handOff.ToBoolean().Value();
   Napi::Value tempDir = obj.Get("tempDir");
   if (!tempDir.IsUndefined()) {
     if (!tempDir.IsString()) throw Napi::TypeError::New(env, "containers.tempDir must be a string");
@@ -887,6 +893,13 @@ Napi::Array MatchesToJs(Napi::Env env, const std::vector<RuleHit>& hits) {
   return matches;
 }
 
+// "2s", "1.5s": a timeout for error messages.
+std::string SecondsText(double ms) {
+  char text[32];
+  snprintf(text, sizeof text, "%gs", ms / 1000.0);
+  return text;
+}
+
 std::string HexDigest(const EVP_MD* md, const uint8_t* data, size_t size) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -923,6 +936,14 @@ class ScanWorker : public PromiseWorker {
 
   void Execute() override {
     startedAt_ = MonotonicMs();
+    if (options_.containers) {
+      // The budget counts from the start of the whole scan (the object's own hash and scan
+      // included); an absolute deadline also counts the time the scan waited for a thread.
+      double fromBudget = options_.budgetMs > 0 ? startedAt_ + options_.budgetMs : 0;
+      double fromDeadline = options_.deadlineMs;
+      deadline_ = fromBudget > 0 && fromDeadline > 0 ? std::min(fromBudget, fromDeadline)
+                                                     : std::max(fromBudget, fromDeadline);
+    }
     const uint8_t* bytes = data_.data();
     size_t size = data_.size();
     void* mapping = MAP_FAILED;
@@ -992,12 +1013,20 @@ class ScanWorker : public PromiseWorker {
 
   void Scan(const uint8_t* bytes, size_t size) {
     state_.maxOffsets = options_.maxOffsets;
-    ScanBytes(bytes, size, options_.externals, options_.timeoutSeconds, state_, error_, isFile_ ? path_ + ": " : "");
+    ScanBytes(bytes, size, options_.externals, TimeoutMs(), state_, error_, isFile_ ? path_ + ": " : "");
+  }
+
+  // The scan timeout, cut to what is left before the deadline (at least 1 ms); 0 = no limit.
+  double TimeoutMs() const {
+    double timeout = options_.timeoutSeconds * 1000.0;
+    if (deadline_ <= 0) return timeout;
+    double left = std::max(1.0, deadline_ - binaryalert::MonotonicNowMs());
+    return timeout == 0 ? left : std::min(timeout, left);
   }
 
   // One libyara scan of `bytes` into `state`; failures go to `err` (hits cleared). `context`
   // prefixes the messages.
-  int ScanBytes(const uint8_t* bytes, size_t size, const std::vector<ExternalVar>& externals, int timeoutSeconds,
+  int ScanBytes(const uint8_t* bytes, size_t size, const std::vector<ExternalVar>& externals, double timeoutMs,
                 ScanState& state, ErrorInfo& err, const std::string& context) {
     YR_SCANNER* scanner = nullptr;
     int rc = scanners_->Acquire(&scanner);
@@ -1018,15 +1047,16 @@ class ScanWorker : public PromiseWorker {
       }
     }
     yr_scanner_set_callback(scanner, ScanCallback, &state);
-    yr_scanner_set_timeout(scanner, timeoutSeconds);
+    // libyara 4.2 keeps the timeout in nanoseconds; its setter takes whole seconds.
+    yr_scanner_set_timeout(scanner, 0);
+    scanner->timeout = static_cast<uint64_t>(timeoutMs * 1e6);
     yr_scanner_set_flags(scanner, SCAN_FLAGS_REPORT_RULES_MATCHING | (options_.fastMode ? SCAN_FLAGS_FAST_MODE : 0));
     rc = yr_scanner_scan_mem(scanner, bytes, size);
     scanners_->Release(scanner);
     if (rc != ERROR_SUCCESS) {
       state.hits.clear();
       SetYaraError(err, rc,
-                   context + (rc == ERROR_SCAN_TIMEOUT ? "scan timed out after " + std::to_string(timeoutSeconds) + "s"
-                                                       : "scan failed"),
+                   context + (rc == ERROR_SCAN_TIMEOUT ? "scan timed out after " + SecondsText(timeoutMs) : "scan failed"),
                    path_);
     }
     return rc;
@@ -1071,9 +1101,9 @@ class ScanWorker : public PromiseWorker {
 
   void ScanMembers(const uint8_t* bytes, size_t size) {
     binaryalert::ContainerLimits limits = options_.limits;
-    // The budget counts from the start of the whole scan (the object's own scan included).
-    double deadline = options_.budgetMs > 0 ? startedAt_ + options_.budgetMs : 0;
+    double deadline = deadline_;
     limits.deadlineMs = deadline;
+    if (isFile_) limits.objectFile = path_;
     auto visit = [&](const binaryalert::MemberView& m) {
       MemberRecord record;
       record.path = m.path;
@@ -1084,30 +1114,38 @@ class ScanWorker : public PromiseWorker {
         members_.push_back(std::move(record));
         return binaryalert::VisitResult::kContinue;
       }
-      int timeout = options_.timeoutSeconds;
-      if (deadline > 0) {
-        double left = deadline - binaryalert::MonotonicNowMs();
-        if (left <= 0) return binaryalert::VisitResult::kTimeLimit;
-        int leftSeconds = static_cast<int>(left / 1000 + 0.999999);
-        if (timeout == 0 || leftSeconds < timeout) timeout = leftSeconds;
-      }
+      if (deadline > 0 && deadline - binaryalert::MonotonicNowMs() <= 0) return binaryalert::VisitResult::kTimeLimit;
       record.size = m.size;
-      record.sha256 = HexDigest(EVP_sha256(), m.data, m.size);
       ScanState state;
       state.maxOffsets = options_.maxOffsets;
       ErrorInfo err;
-      int rc = ScanBytes(m.data, m.size, MemberExternals(m), timeout, state, err, "");
+      int rc = ScanBytes(m.data, m.size, MemberExternals(m), TimeoutMs(), state, err, "");
       if (rc == ERROR_SCAN_TIMEOUT) {
         walk_.unscanned.push_back({m.path, "time-limit", err.message});
         return deadline > 0 && binaryalert::MonotonicNowMs() >= deadline ? binaryalert::VisitResult::kTimeLimit
                                                                          : binaryalert::VisitResult::kContinue;
       }
       if (rc != ERROR_SUCCESS) walk_.unscanned.push_back({m.path, "scan-error", err.message});
+      // A member's SHA-256 is recorded only where a rule matched it (the alert and the match table
+      // name it); hashing every member cost as much as a tenth of the archive's scan.
+      if (!state.hits.empty()) record.sha256 = HexDigest(EVP_sha256(), m.data, m.size);
       record.hits = std::move(state.hits);
       members_.push_back(std::move(record));
       return binaryalert::VisitResult::kContinue;
     };
     binaryalert::WalkContainers(bytes, size, options_.label, limits, visit, walk_);
+  }
+
+  static Napi::Array UnscannedToJs(Napi::Env env, const std::vector<binaryalert::UnscannedEntry>& entries) {
+    Napi::Array out = Napi::Array::New(env, entries.size());
+    for (size_t i = 0; i < entries.size(); i++) {
+      Napi::Object u = Napi::Object::New(env);
+      u.Set("path", entries[i].path);
+      u.Set("reason", entries[i].reason);
+      u.Set("detail", entries[i].detail);
+      out.Set(static_cast<uint32_t>(i), u);
+    }
+    return out;
   }
 
   Napi::Object ContainersToJs(Napi::Env env) const {
@@ -1121,23 +1159,32 @@ class ScanWorker : public PromiseWorker {
       m.Set("depth", r.depth);
       if (r.type == "file") {
         m.Set("size", static_cast<double>(r.size));
-        m.Set("sha256", r.sha256);
+        if (!r.sha256.empty()) m.Set("sha256", r.sha256);
         m.Set("matches", MatchesToJs(env, r.hits));
       } else if (!r.linkTarget.empty()) {
         m.Set("linkTarget", r.linkTarget);
       }
       members.Set(static_cast<uint32_t>(i), m);
     }
-    Napi::Array unscanned = Napi::Array::New(env, walk_.unscanned.size());
-    for (size_t i = 0; i < walk_.unscanned.size(); i++) {
-      Napi::Object u = Napi::Object::New(env);
-      u.Set("path", walk_.unscanned[i].path);
-      u.Set("reason", walk_.unscanned[i].reason);
-      u.Set("detail", walk_.unscanned[i].detail);
-      unscanned.Set(static_cast<uint32_t>(i), u);
+    Napi::Array unscanned = UnscannedToJs(env, walk_.unscanned);
+    Napi::Array sealed = Napi::Array::New(env, walk_.sealed.size());
+    for (size_t i = 0; i < walk_.sealed.size(); i++) {
+      const binaryalert::SealedSevenZip& a = walk_.sealed[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("path", a.path);
+      o.Set("file", a.file);
+      o.Set("owned", a.owned);
+      o.Set("depth", a.depth);
+      o.Set("size", static_cast<double>(a.size));
+      o.Set("encrypted", UnscannedToJs(env, a.encrypted));
+      Napi::Array names = Napi::Array::New(env, a.scannedNames.size());
+      for (size_t k = 0; k < a.scannedNames.size(); k++) names.Set(static_cast<uint32_t>(k), a.scannedNames[k]);
+      o.Set("scannedNames", names);
+      sealed.Set(static_cast<uint32_t>(i), o);
     }
     out.Set("members", members);
     out.Set("unscanned", unscanned);
+    out.Set("encryptedSevenZips", sealed);
     out.Set("expandedBytes", static_cast<double>(walk_.expandedBytes));
     return out;
   }
@@ -1158,6 +1205,7 @@ class ScanWorker : public PromiseWorker {
   std::string md5_;
   double startedAt_ = 0;
   double endedAt_ = 0;
+  double deadline_ = 0;  // MonotonicNowMs() after which nothing more is scanned; 0 = none
 };
 
 Napi::Value Rules::ScanBuffer(const Napi::CallbackInfo& info) {
