@@ -94,7 +94,7 @@ scan_timeout_seconds = 60
 # and compress streams; PDF FlateDecode streams. Content a bound stops is listed as unscanned
 # with a reason, the verdict is "partial" and the UnscannedContent metric counts it.
 #
-# Passwords tried, in turn, on encrypted zip members and on an object that is an encrypted 7z (the
+# Passwords tried, in turn, on encrypted zip and 7z archives, at any depth (the
 # convention for shared malware samples).
 archive_passwords = ["infected", "malware", "virus"]
 

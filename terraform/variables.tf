@@ -117,7 +117,7 @@ variable "scan_timeout_seconds" {
 }
 
 variable "archive_passwords" {
-  description = "Passwords tried in turn on encrypted zip members and on an object that is an encrypted 7z."
+  description = "Passwords tried in turn on encrypted zip and 7z archives, at any depth."
   type        = list(string)
 }
 

@@ -200,6 +200,27 @@ describe('analyzing containers', () => {
     expect(metric('UnscannedContent')).toBe(1);
   });
 
+  it('opens a 7z locked with "infected" inside a zip and names its member in the alert', async () => {
+    const locked = kit.sevenZip('locked.7z', { 'drop/payload.exe': EICAR_TEXT }, 'infected');
+    const archive = kit.zip('mail.zip', { 'attachment.7z': await readFile(locked) });
+
+    const summary = await analyze('inbox/mail.zip', archive);
+
+    expect(summary.MatchedRules).toEqual({
+      Rule1: expect.objectContaining({
+        RuleName: 'eicar',
+        MemberPath: 'inbox/mail.zip!attachment.7z!drop/payload.exe',
+        MemberSHA256: sha256(EICAR_TEXT),
+      }),
+    });
+    expect(summary).toMatchObject({ Coverage: 'complete', NumMembersScanned: 2, Unscanned: [] });
+    expect(publishes()).toEqual([
+      expect.objectContaining({
+        Subject: '[BinaryAlert] inbox/mail.zip!attachment.7z!drop/payload.exe matches a YARA rule',
+      }),
+    ]);
+  });
+
   it('finishes a 10 GiB zip bomb as partial, counted in UnscannedContent, without a retry', async () => {
     const bomb = kit.zipBomb('bomb.zip');
 

@@ -1,16 +1,24 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, rmSync } from 'node:fs';
 import path from 'node:path';
+// Types only: a value import would load the addon into every bundle that uses core.
 import type {
   CompiledRules,
+  EncryptedSevenZip,
   ExternalValue,
   MemberScan,
   RuleMatch,
   UnscannedContent,
 } from '@binaryalert/yara';
-import { errorText } from './errors';
+import { monotonicMs } from './clock';
+import { errorText, unreachable } from './errors';
 import { objectId } from './logger';
-import { extractEncryptedSevenZip, isSevenZip } from './sevenzip';
+import {
+  openEncryptedSevenZip,
+  removeSevenZipRun,
+  type SevenZipExtraction,
+  type WorkerScript,
+} from './sevenzip';
 
 /**
  * How the members of containers are opened: terraform.tfvars' archive_* settings (defaults there
@@ -129,8 +137,14 @@ export interface AnalyzeOptions {
   timeoutSeconds?: number;
   /** Containers inside are opened with these settings; absent: the object's own bytes only. */
   archives?: ArchiveSettings;
-  /** Milliseconds after which extraction stops with `time-limit` (absent: no limit but timeouts). */
+  /**
+   * Milliseconds, from this call, that the whole analysis may take (with `archives`): the
+   * object's own scan is cut to it (ScanTimeoutError), and what is left inside when it runs out
+   * is `time-limit` (absent: no limit but the scan timeout).
+   */
   budgetMs?: number;
+  /** The same as an absolute `monotonicMs()` time (members of an encrypted 7z share the object's). */
+  deadlineMs?: number;
   /** Where members too large for memory are spilled (anonymous files; default the OS temp dir). */
   tempDir?: string;
   /**
@@ -139,17 +153,21 @@ export interface AnalyzeOptions {
    * `--md5`, whose output is the only consumer).
    */
   md5?: Md5Policy;
+  /** The 7-Zip worker's entry (default sevenZipWorkerScript(); tests give a failing one). */
+  sevenZipWorker?: WorkerScript;
 }
 
 /**
  * Hashes and scans one local file with the given rules and, with `archives`, every member of every
  * container inside it, recursively, in one pass of the addon's worker thread (never on the event
- * loop). SHA-256 always (it keys the match table); MD5 only for a file a rule matched (inside or
- * out), where it is stored and alerted, unless `md5` says 'always' (negative-match alerts carry
- * it too) or 'never'. `filepath` is the file's original path (e.g. the S3 `filepath` metadata, or the path given
- * to `manage.ts scan`) from which the externals come; without it they are empty strings. Errors
- * are the addon's typed errors for the object itself (FileOpenError, FileTypeError,
- * ScanTimeoutError, ScanError); trouble inside containers becomes `unscanned` entries instead.
+ * loop); encrypted 7z archives inside (or the file itself), which libarchive cannot decrypt, are
+ * opened with 7-Zip in a worker thread and the passwords. SHA-256 always (it keys the match
+ * table); MD5 only for a file a rule matched (inside or out), where it is stored and alerted,
+ * unless `md5` says 'always' (negative-match alerts carry it too) or 'never'. `filepath` is the file's original
+ * path (e.g. the S3 `filepath` metadata, or the path given to `manage.ts scan`) from which the
+ * externals come; without it they are empty strings. Errors are the addon's typed errors for the
+ * object itself (FileOpenError, FileTypeError, ScanTimeoutError, ScanError); trouble inside
+ * containers becomes `unscanned` entries instead.
  */
 export async function analyzeFile(
   rules: CompiledRules,
@@ -157,6 +175,9 @@ export async function analyzeFile(
   options: AnalyzeOptions = {},
 ): Promise<FileAnalysis> {
   const started = performance.now();
+  const deadlineMs =
+    options.deadlineMs ??
+    (options.budgetMs === undefined ? undefined : monotonicMs() + options.budgetMs);
   const label = options.label ?? (options.filepath || path.basename(filePath));
   const archives = options.archives;
   const md5 = options.md5 ?? 'if-matched';
@@ -174,13 +195,13 @@ export async function analyzeFile(
             maxMembers: archives.maxMembers,
             maxExpandedBytes: archives.maxExpandedBytes,
             maxRatio: archives.maxRatio,
-            ...(options.budgetMs === undefined ? {} : { budgetMs: options.budgetMs }),
+            handOffEncryptedSevenZip: archives.passwords.length > 0,
+            ...(deadlineMs === undefined ? {} : { deadlineMs }),
             ...(options.tempDir === undefined ? {} : { tempDir: options.tempDir }),
           },
         }
       : {}),
   });
-  const scanMs = performance.now() - started;
   if (result.sha256 === undefined) {
     throw new TypeError(`the yara addon returned no SHA-256 for ${filePath}`);
   }
@@ -189,7 +210,7 @@ export async function analyzeFile(
   const memberMatches = members.flatMap(({ matches, path, sha256 }) =>
     (matches ?? []).map((match) => ({ ...match, member: { path, sha256: sha256 ?? '' } })),
   );
-  const analysis: FileAnalysis = {
+  let analysis: FileAnalysis = {
     sha256: result.sha256,
     ...(result.md5 === undefined ? {} : { md5: result.md5 }),
     size: result.size,
@@ -199,175 +220,193 @@ export async function analyzeFile(
     unscanned,
     coverage: unscanned.length > 0 ? 'partial' : 'complete',
     expandedBytes: result.containers?.expandedBytes ?? 0,
-    scanMs,
+    scanMs: performance.now() - started,
   };
-  if (
-    archives &&
-    archives.passwords.length > 0 &&
-    unscanned.some((entry) => entry.reason === 'encrypted' && isDirectMember(entry.path, label)) &&
-    isSevenZip(filePath)
-  ) {
-    const opened = await withEncryptedSevenZip(
-      rules,
-      filePath,
-      analysis,
-      archives,
-      options,
-      started,
-    );
-    return { ...opened, scanMs: performance.now() - started };
+  const sealed = result.containers?.encryptedSevenZips ?? [];
+  if (!archives || sealed.length === 0) return analysis;
+  try {
+    for (const archive of sealed) {
+      analysis = await withEncryptedSevenZip(rules, archive, analysis, {
+        ...options,
+        archives,
+        deadlineMs: deadlineMs ?? Number.POSITIVE_INFINITY,
+      });
+    }
+  } finally {
+    for (const archive of sealed) if (archive.owned) rmSync(archive.file, { force: true });
   }
-  return analysis;
-}
-
-/** The object itself (`label`) or one of its own members (`label!name`, not deeper). */
-function isDirectMember(memberPath: string, label: string): boolean {
-  if (memberPath === label) return true;
-  return memberPath.startsWith(`${label}!`) && !memberPath.slice(label.length + 1).includes('!');
+  // A match inside needs the object's MD5 (it is stored and alerted with the object).
+  const objectMd5 =
+    analysis.md5 ??
+    (analysis.matches.length > 0 && md5 !== 'never'
+      ? await fileDigest(filePath, 'md5')
+      : undefined);
+  return {
+    ...analysis,
+    ...(objectMd5 === undefined ? {} : { md5: objectMd5 }),
+    coverage: analysis.unscanned.length > 0 ? 'partial' : 'complete',
+    scanMs: performance.now() - started,
+  };
 }
 
 /**
- * libarchive cannot decrypt 7z: an object that is a 7z with encrypted members (or headers) is
- * opened again with 7-Zip in WebAssembly and the passwords (sevenzip.ts); each member it yields is
- * analyzed like any file (containers inside it too, within what the bounds have left) and takes
- * the place of its `encrypted` entry. With no password that fits, the entries stay `encrypted`.
+ * libarchive cannot decrypt 7z: an encrypted 7z the walk handed over (the object itself, or a
+ * member at any depth) is opened with 7-Zip in a worker thread and the passwords (sevenzip.ts);
+ * each member it yields is analyzed like any file (containers inside it too, within what the
+ * bounds have left, one level deeper), named `<7z path>!<member>`, and the 7z's `encrypted`
+ * entries give way to them. With no password that fits, the entries stay `encrypted`; a 7-Zip
+ * that dies makes them `corrupt`, one stopped past the deadline `time-limit`.
  */
 async function withEncryptedSevenZip(
   rules: CompiledRules,
-  filePath: string,
+  archive: EncryptedSevenZip,
   analysis: FileAnalysis,
-  archives: ArchiveSettings,
-  options: AnalyzeOptions,
-  started: number,
+  options: AnalyzeOptions & { archives: ArchiveSettings; deadlineMs: number },
 ): Promise<FileAnalysis> {
-  const { label } = analysis;
-  const deadline =
-    options.budgetMs === undefined ? Number.POSITIVE_INFINITY : started + options.budgetMs;
-  let extraction: Awaited<ReturnType<typeof extractEncryptedSevenZip>>;
+  const { archives, deadlineMs } = options;
+  const keepEncrypted = (
+    reason: UnscannedContent['reason'] = 'encrypted',
+    detail?: string,
+  ): FileAnalysis => ({
+    ...analysis,
+    unscanned: [
+      ...analysis.unscanned,
+      ...archive.encrypted.map((entry) => ({
+        ...entry,
+        reason,
+        detail: detail === undefined ? entry.detail : `${entry.detail} (${detail})`,
+      })),
+    ],
+  });
+  if (monotonicMs() > deadlineMs) {
+    return keepEncrypted('time-limit', 'time budget spent before a password was tried');
+  }
+  let run: Awaited<ReturnType<typeof openEncryptedSevenZip>> | undefined;
   try {
-    extraction = await extractEncryptedSevenZip(filePath, analysis.size, {
-      passwords: archives.passwords,
-      maxMembers: Math.max(0, archives.maxMembers - analysis.members.length),
-      maxExpandedBytes: Math.max(0, archives.maxExpandedBytes - analysis.expandedBytes),
-      maxRatio: archives.maxRatio,
-      deadline,
-      ...(options.tempDir === undefined ? {} : { tempDir: options.tempDir }),
-      // Members libarchive read (not encrypted) were scanned already.
-      skip: new Set(
-        analysis.members
-          .filter((member) => isDirectMember(member.path, label))
-          .map((member) => member.path.slice(label.length + 1)),
-      ),
-    });
-  } catch (error) {
-    // 7-Zip could not run (e.g. its .wasm missing): the entries stay `encrypted`, saying why.
-    const detail = `7-Zip (WebAssembly) failed: ${errorText(error)}`;
-    return {
-      ...analysis,
-      unscanned: analysis.unscanned.map((entry) =>
-        entry.reason === 'encrypted' && isDirectMember(entry.path, label)
-          ? { ...entry, detail }
-          : entry,
-      ),
-    };
+    run = await openEncryptedSevenZip(
+      archive.file,
+      archive.size,
+      {
+        passwords: archives.passwords,
+        maxMembers: Math.max(0, archives.maxMembers - analysis.members.length),
+        maxExpandedBytes: Math.max(0, archives.maxExpandedBytes - analysis.expandedBytes),
+        maxRatio: archives.maxRatio,
+        deadline: deadlineMs,
+        ...(options.tempDir === undefined ? {} : { tempDir: options.tempDir }),
+        skip: archive.scannedNames,
+      },
+      options.sevenZipWorker,
+    );
+    // The 7z's bytes are no longer needed: free the disk before its members are scanned.
+    if (archive.owned) rmSync(archive.file, { force: true });
+    const { outcome } = run;
+    switch (outcome.kind) {
+      case 'failed':
+        return keepEncrypted('encrypted', outcome.detail);
+      case 'died':
+        return keepEncrypted('corrupt', outcome.detail);
+      case 'stalled':
+        return keepEncrypted('time-limit', outcome.detail);
+      case 'finished':
+        break;
+      default:
+        unreachable(outcome);
+    }
+    const extraction = outcome.extraction;
+    if (!extraction?.password) {
+      return extraction?.outOfTime
+        ? keepEncrypted('time-limit', 'time budget spent before a password was tried')
+        : keepEncrypted();
+    }
+    return await scanExtractedMembers(rules, archive, extraction, analysis, options);
+  } finally {
+    if (run) removeSevenZipRun(run);
   }
-  if (!extraction?.password) {
-    if (!extraction?.outOfTime) return analysis;
-    return {
-      ...analysis,
-      unscanned: analysis.unscanned.map((entry) =>
-        entry.reason === 'encrypted' && isDirectMember(entry.path, label)
-          ? {
-              ...entry,
-              reason: 'time-limit',
-              detail: 'time budget spent before a password was tried',
-            }
-          : entry,
-      ),
-    };
-  }
+}
+
+/** Analyzes each member 7-Zip extracted, one level below the 7z, within what is left of the bounds. */
+async function scanExtractedMembers(
+  rules: CompiledRules,
+  archive: EncryptedSevenZip,
+  extraction: SevenZipExtraction,
+  analysis: FileAnalysis,
+  options: AnalyzeOptions & { archives: ArchiveSettings; deadlineMs: number },
+): Promise<FileAnalysis> {
+  const { archives, deadlineMs } = options;
+  const depth = archive.depth + 1;
   const opened = {
     ...analysis,
     matches: [...analysis.matches],
     members: [...analysis.members],
-    unscanned: analysis.unscanned.filter(
-      (entry) => !(entry.reason === 'encrypted' && isDirectMember(entry.path, label)),
-    ),
-    expandedBytes: analysis.expandedBytes,
+    unscanned: [...analysis.unscanned],
   };
-  try {
-    for (const member of extraction.members) {
-      const memberPath = `${label}!${member.name}`;
-      const leftMs = deadline - performance.now();
-      if (leftMs <= 0) {
-        opened.unscanned.push({
-          path: memberPath,
-          reason: 'time-limit',
-          detail: 'time budget spent before this member was scanned',
-        });
-        continue;
-      }
-      const memberTimeout = Math.max(
-        1,
-        Math.min(options.timeoutSeconds ?? Number.POSITIVE_INFINITY, Math.ceil(leftMs / 1000)),
-      );
-      try {
-        const inner = await analyzeFile(rules, member.file, {
-          filepath: memberPath,
-          label: memberPath,
-          md5: 'never', // a member is recorded by its SHA-256 only
-          // A member's scan ends with the budget too.
-          ...(Number.isFinite(memberTimeout) ? { timeoutSeconds: memberTimeout } : {}),
-          archives: {
-            ...archives,
-            maxDepth: archives.maxDepth - 1,
-            maxMembers: Math.max(0, archives.maxMembers - opened.members.length - 1),
-            maxExpandedBytes: Math.max(
-              0,
-              archives.maxExpandedBytes - opened.expandedBytes - member.size,
-            ),
-          },
-          ...(deadline === Number.POSITIVE_INFINITY ? {} : { budgetMs: Math.max(1, leftMs) }),
-          ...(options.tempDir === undefined ? {} : { tempDir: options.tempDir }),
-        });
-        opened.members.push(
-          { path: memberPath, type: 'file', depth: 1, size: inner.size, sha256: inner.sha256 },
-          ...inner.members.map((nested) => ({ ...nested, depth: nested.depth + 1 })),
-        );
-        opened.matches.push(
-          ...inner.matches.map((match) =>
-            match.member ? match : { ...match, member: { path: memberPath, sha256: inner.sha256 } },
-          ),
-        );
-        opened.unscanned.push(...inner.unscanned);
-        opened.expandedBytes += member.size + inner.expandedBytes;
-      } catch (error) {
-        opened.unscanned.push({
-          path: memberPath,
-          reason: 'scan-error',
-          detail: errorText(error),
-        });
-      } finally {
-        rmSync(member.file, { force: true });
-      }
+  for (const member of extraction.members) {
+    const memberPath = `${archive.path}!${member.name}`;
+    if (monotonicMs() > deadlineMs) {
+      opened.unscanned.push({
+        path: memberPath,
+        reason: 'time-limit',
+        detail: 'time budget spent before this member was scanned',
+      });
+      rmSync(member.file, { force: true });
+      continue;
     }
-  } finally {
-    for (const member of extraction.members) rmSync(member.file, { force: true });
+    try {
+      const inner = await analyzeFile(rules, member.file, {
+        filepath: memberPath,
+        label: memberPath,
+        md5: 'never', // a member is recorded by its SHA-256 only
+        // The member's own scan ends with the object's budget too.
+        ...(options.timeoutSeconds === undefined ? {} : { timeoutSeconds: options.timeoutSeconds }),
+        archives: {
+          ...archives,
+          maxDepth: archives.maxDepth - depth,
+          maxMembers: Math.max(0, archives.maxMembers - opened.members.length - 1),
+          maxExpandedBytes: Math.max(
+            0,
+            archives.maxExpandedBytes - opened.expandedBytes - member.size,
+          ),
+        },
+        ...(Number.isFinite(deadlineMs) ? { deadlineMs } : {}),
+        ...(options.tempDir === undefined ? {} : { tempDir: options.tempDir }),
+        ...(options.sevenZipWorker === undefined ? {} : { sevenZipWorker: options.sevenZipWorker }),
+      });
+      opened.members.push(
+        {
+          path: memberPath,
+          type: 'file',
+          depth,
+          size: inner.size,
+          ...(inner.matches.length > 0 ? { sha256: inner.sha256 } : {}),
+        },
+        ...inner.members.map((nested) => ({ ...nested, depth: nested.depth + depth })),
+      );
+      opened.matches.push(
+        ...inner.matches.map((match) =>
+          match.member ? match : { ...match, member: { path: memberPath, sha256: inner.sha256 } },
+        ),
+      );
+      opened.unscanned.push(...inner.unscanned);
+      opened.expandedBytes += member.size + inner.expandedBytes;
+    } catch (error) {
+      opened.unscanned.push({
+        path: memberPath,
+        // ScanTimeoutError (its code: see the type-only import above).
+        reason:
+          (error as { code?: unknown }).code === 'ERROR_SCAN_TIMEOUT' ? 'time-limit' : 'scan-error',
+        detail: errorText(error),
+      });
+    } finally {
+      rmSync(member.file, { force: true });
+    }
   }
   opened.unscanned.push(
-    ...extraction.unscanned.map(({ name, ...entry }) => ({ ...entry, path: `${label}!${name}` })),
+    ...extraction.unscanned.map(({ name, ...entry }) => ({
+      ...entry,
+      path: `${archive.path}!${name}`,
+    })),
   );
-  // A match inside needs the object's MD5 (it is stored and alerted with the object).
-  const md5 =
-    opened.md5 ??
-    (opened.matches.length > 0 && options.md5 !== 'never'
-      ? await fileDigest(filePath, 'md5')
-      : undefined);
-  return {
-    ...opened,
-    ...(md5 === undefined ? {} : { md5 }),
-    coverage: opened.unscanned.length > 0 ? 'partial' : 'complete',
-  };
+  return opened;
 }
 
 async function fileDigest(filePath: string, algorithm: string): Promise<string> {

@@ -12,3 +12,5 @@ export * from './rules-manifest';
 export * from './verdict-coverage';
 export * from './pool';
 export * from './sqs-deletes';
+export { monotonicMs } from './clock';
+export { SEVEN_ZIP_WORKER_FILE, SEVEN_ZIP_WORKER_SOURCE } from './sevenzip';

@@ -1,29 +1,16 @@
+// Runs in the 7-Zip worker thread (sevenzip-worker.ts): 7-Zip in WebAssembly is synchronous.
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { UnscannedContent } from '@binaryalert/yara';
 import SevenZip from '7z-wasm';
 
-/** `7z\xBC\xAF\x27\x1C`: the signature every 7z archive starts with. */
-const SEVEN_ZIP_SIGNATURE = Buffer.from([0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c]);
+import { monotonicMs } from './clock';
+
 /** Past this many bytes expanded, the ratio ceiling applies (the native walker's rule). */
 const RATIO_FLOOR_BYTES = 8 * 1024 * 1024;
 /** Where the archive's directory is mounted inside the 7-Zip module (read through, never written). */
 const MOUNT = '/archive';
-
-/** Whether the file at `filePath` starts with the 7z signature. */
-export function isSevenZip(filePath: string): boolean {
-  const head = Buffer.alloc(SEVEN_ZIP_SIGNATURE.length);
-  const fd = openSync(filePath, 'r');
-  try {
-    return (
-      readSync(fd, head, 0, head.length, 0) === head.length && head.equals(SEVEN_ZIP_SIGNATURE)
-    );
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** A member of the archive, extracted whole into a temp file of a generated name. */
 export interface ExtractedMember {
@@ -42,12 +29,12 @@ export interface SevenZipLimits {
   maxExpandedBytes: number;
   /** Expanded/compressed ceiling past 8 MiB expanded (0: off). */
   maxRatio: number;
-  /** `performance.now()` after which extraction stops. */
+  /** `monotonicMs()` after which extraction stops. */
   deadline: number;
-  /** Where the member files go (default: the OS temp directory). */
-  tempDir?: string;
+  /** Where the member files go: a directory of this extraction's own. */
+  tempDir: string;
   /** Members not to keep (already scanned): their bytes pass by unwritten. */
-  skip?: ReadonlySet<string>;
+  skip?: readonly string[];
 }
 
 export interface SevenZipExtraction {
@@ -156,9 +143,9 @@ export async function extractEncryptedSevenZip(
   archiveBytes: number,
   limits: SevenZipLimits,
 ): Promise<SevenZipExtraction | undefined> {
-  const tempDir = limits.tempDir ?? tmpdir();
+  const tempDir = limits.tempDir;
   for (const password of limits.passwords) {
-    if (performance.now() > limits.deadline) {
+    if (monotonicMs() > limits.deadline) {
       return { members: [], unscanned: [], expandedBytes: 0, outOfTime: true };
     }
     const listing: Buffer[] = [];
@@ -184,6 +171,7 @@ async function extractWith(
   tempDir: string,
 ): Promise<Omit<SevenZipExtraction, 'password'> | undefined> {
   const tool = await sevenZip(archive);
+  const skip = new Set(limits.skip);
   const withBytes = listed.filter((entry) => entry.size > 0);
   const members: ExtractedMember[] = [];
   let index = 0;
@@ -203,7 +191,7 @@ async function extractWith(
     while (offset < bytes.length) {
       const entry = withBytes[index];
       if (!entry) throw new StopExtraction('corrupt'); // more bytes than listed
-      const keep = !limits.skip?.has(entry.name);
+      const keep = !skip.has(entry.name);
       if (written === 0 && keep) {
         if (kept >= limits.maxMembers) throw new StopExtraction('member-limit');
         current = path.join(tempDir, `7z-member-${randomBytes(8).toString('hex')}`);
@@ -212,7 +200,7 @@ async function extractWith(
       }
       const take = Math.min(entry.size - written, bytes.length - offset);
       if (expanded + take > limits.maxExpandedBytes) throw new StopExtraction('size-limit');
-      if (performance.now() > limits.deadline) throw new StopExtraction('time-limit');
+      if (monotonicMs() > limits.deadline) throw new StopExtraction('time-limit');
       if (
         limits.maxRatio > 0 &&
         expanded + take > RATIO_FLOOR_BYTES &&

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -179,10 +179,11 @@ describe('analyzeFile on encrypted 7z', () => {
     const archive = kit.sevenZip('bomb.7z', { 'zeros.bin': Buffer.alloc(64 << 20) }, 'malware');
 
     const analysis = await analyze(archive);
+    // Time for the object's own scan (the budget cuts it too), not for 64 MiB out of 7-Zip.
     const late = await analyzeFile(rules, archive, {
       label: 'up/sample.7z',
       archives: { ...DEFAULT_ARCHIVE_SETTINGS, maxRatio: 0 },
-      budgetMs: 1,
+      budgetMs: 300,
       tempDir,
     });
 
@@ -213,4 +214,237 @@ describe('analyzeFile on encrypted 7z', () => {
     expect(analysis.coverage).toBe('partial');
     expect(analysis.unscanned.length).toBeGreaterThan(0);
   });
+
+  describe('nested inside another container', () => {
+    const sevenZipBytes = (
+      name: string,
+      files: Record<string, string | Buffer>,
+      password: string,
+      options: { encryptHeaders?: boolean } = {},
+    ) => readFileSync(kit.sevenZip(name, files, password, options));
+    const tarGz = (name: string, files: Record<string, string | Buffer>): string => {
+      execFileSync('tar', ['-czf', path.join(dir, name), ...Object.keys(files)], {
+        cwd: kit.stage(files),
+      });
+      return path.join(dir, name);
+    };
+
+    it.each([
+      ['a zip', false, (files: Record<string, Buffer>) => kit.zip('outer-7z.zip', files)],
+      ['a tar.gz', true, (files: Record<string, Buffer>) => tarGz('outer-7z.tar.gz', files)],
+    ])(
+      'opens an encrypted 7z inside %s (-mhe=on: %s) and names its members outer!inner.7z!member',
+      async (_what, encryptHeaders, outer) => {
+        const inner = sevenZipBytes(
+          `nested-${String(encryptHeaders)}.7z`,
+          { 'dir/evil.exe': payload, 'clean.txt': 'nothing' },
+          'infected',
+          { encryptHeaders },
+        );
+        const archive = outer({ 'sub/inner.7z': inner, 'readme.txt': Buffer.from('hello') });
+
+        const analysis = await analyze(archive);
+
+        expect(located(analysis)).toEqual([
+          ['up/sample.7z!sub/inner.7z!dir/evil.exe', sha256(payload)],
+        ]);
+        expect(
+          analysis.members
+            .map((m) => [m.path, m.depth])
+            .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+        ).toEqual([
+          ['up/sample.7z!readme.txt', 1],
+          ['up/sample.7z!sub/inner.7z', 1],
+          ['up/sample.7z!sub/inner.7z!clean.txt', 2],
+          ['up/sample.7z!sub/inner.7z!dir/evil.exe', 2],
+        ]);
+        expect(analysis.unscanned).toEqual([]);
+        expect(analysis.coverage).toBe('complete');
+        expect(analysis.md5).toMatch(/^[0-9a-f]{32}$/);
+      },
+    );
+
+    it.each([false, true])(
+      'keeps a nested 7z no password opens as encrypted (-mhe=on: %s), its copy removed',
+      async (encryptHeaders) => {
+        const inner = sevenZipBytes(
+          `nested-wrong-${String(encryptHeaders)}.7z`,
+          { 'evil.exe': payload },
+          'not-in-the-list',
+          { encryptHeaders },
+        );
+        const archive = kit.zip(`outer-wrong-${String(encryptHeaders)}.zip`, { 'inner.7z': inner });
+
+        const analysis = await analyze(archive);
+
+        expect(analysis.matches).toEqual([]);
+        expect(analysis.unscanned).toEqual([
+          expect.objectContaining({
+            path: encryptHeaders ? 'up/sample.7z!inner.7z' : 'up/sample.7z!inner.7z!evil.exe',
+            reason: 'encrypted',
+          }),
+        ]);
+        expect(analysis.coverage).toBe('partial');
+      },
+    );
+
+    it('honours the depth limit below and above a nested encrypted 7z', async () => {
+      const deepest = kit.zip('deepest.zip', { 'deep.exe': payload });
+      const inner = sevenZipBytes('depth.7z', { 'inner.zip': readFileSync(deepest) }, 'malware');
+      const archive = kit.zip('depth-outer.zip', { 'inner.7z': inner });
+
+      // The 7z is at depth 1, its zip at depth 2: with max depth 2 the zip is not opened.
+      const limited = await analyze(archive, { maxDepth: 2 });
+      // With max depth 1 the 7z itself is not opened (and never handed to 7-Zip).
+      const shallow = await analyze(archive, { maxDepth: 1 });
+
+      expect(limited.members.map((m) => m.path)).toEqual([
+        'up/sample.7z!inner.7z',
+        'up/sample.7z!inner.7z!inner.zip',
+      ]);
+      expect(limited.unscanned.map((u) => [u.path, u.reason])).toEqual([
+        ['up/sample.7z!inner.7z!inner.zip', 'depth-limit'],
+      ]);
+      expect(shallow.unscanned.map((u) => [u.path, u.reason])).toEqual([
+        ['up/sample.7z!inner.7z', 'depth-limit'],
+      ]);
+      expect(shallow.matches).toEqual([]);
+    });
+
+    it('treats hostile member names inside a nested 7z as labels, writing nothing they name', async () => {
+      const stage = kit.stage({ 'sub/.keep': '' });
+      const sub = path.join(stage, 'sub');
+      writeFileSync(path.join(stage, 'escape.exe'), payload);
+      const absolute = path.join(dir, `absolute-${process.pid}.exe`);
+      writeFileSync(absolute, payload);
+      const sevenZipFile = path.join(dir, 'hostile-names.7z');
+      // -spf keeps `../escape.exe` and the absolute path as the stored names.
+      execFileSync(
+        '7z',
+        ['a', '-bd', '-y', '-pvirus', '-spf', sevenZipFile, '../escape.exe', absolute],
+        {
+          cwd: sub,
+          stdio: 'ignore',
+        },
+      );
+      await rm(absolute);
+      const archive = kit.zip('hostile-outer.zip', { 'x.7z': readFileSync(sevenZipFile) });
+
+      const analysis = await analyze(archive);
+
+      expect(
+        located(analysis)
+          .map(([p]) => p)
+          .sort(),
+      ).toEqual([`up/sample.7z!x.7z!${absolute}`, 'up/sample.7z!x.7z!../escape.exe'].sort());
+      // Nothing was created where the names point.
+      expect(await readdir(path.dirname(absolute))).not.toContain(path.basename(absolute));
+      expect(await readdir(path.join(tempDir, '..'))).not.toContain('escape.exe');
+    });
+
+    it('reports a truncated or damaged 7z inside a zip and scans the rest, never a crash', async () => {
+      const whole = sevenZipBytes(
+        'to-cut.7z',
+        { 'evil.exe': payload, 'pad.bin': randomBytesText(20_000) },
+        'infected',
+      );
+      // Its packed data damaged, its headers intact: libarchive hands it over, 7-Zip's CRC fails.
+      const damaged = Buffer.from(whole);
+      damaged.fill(0x41, 64, 192);
+      const archive = kit.zip('truncated-outer.zip', {
+        'cut.7z': whole.subarray(0, whole.length - 64),
+        'damaged.7z': damaged,
+        'plain.exe': payload,
+      });
+
+      const analysis = await analyze(archive);
+
+      // (zip stores so small a file as is: the zip's own bytes match too.)
+      expect(located(analysis).filter(([where]) => where !== undefined)).toEqual([
+        ['up/sample.7z!plain.exe', sha256(payload)],
+      ]);
+      expect(analysis.coverage).toBe('partial');
+      // Truncated: its headers (at the end) are gone. Damaged: no password extracts it whole.
+      expect(analysis.unscanned.map((u) => [u.path, u.reason]).sort()).toEqual([
+        ['up/sample.7z!cut.7z', 'corrupt'],
+        // (libarchive stops at the first encrypted entry of a solid block: the one it lists.)
+        ['up/sample.7z!damaged.7z!evil.exe', 'encrypted'],
+      ]);
+    });
+
+    it('stops an encrypted bomb nested in a zip at the ratio ceiling', async () => {
+      const bomb = sevenZipBytes(
+        'nested-bomb.7z',
+        { 'zeros.bin': Buffer.alloc(64 << 20) },
+        'virus',
+      );
+      const archive = kit.zip('bomb-outer.zip', { 'bomb.7z': bomb });
+
+      const analysis = await analyze(archive);
+
+      expect(analysis.unscanned).toEqual([
+        expect.objectContaining({ path: 'up/sample.7z!bomb.7z!zeros.bin', reason: 'ratio-limit' }),
+      ]);
+      expect(analysis.expandedBytes).toBeLessThan(64 << 20);
+    });
+  });
+
+  describe('in a worker thread', () => {
+    const hostileWorker = async (name: string, source: string) => {
+      const file = path.join(dir, name);
+      await writeFile(file, source);
+      return { file, execArgv: [] };
+    };
+
+    it('keeps the event loop running while 7-Zip extracts', async () => {
+      const archive = kit.sevenZip('busy.7z', { 'zeros.bin': Buffer.alloc(48 << 20) }, 'infected');
+      let ticks = 0;
+      const timer = setInterval(() => (ticks += 1), 20);
+
+      const analysis = await analyze(archive, { maxRatio: 0 });
+      clearInterval(timer);
+
+      expect(analysis.members.map((m) => m.path)).toEqual(['up/sample.7z!zeros.bin']);
+      // 48 MiB out of 7-Zip takes well over 100 ms; on the event loop not one tick would fire.
+      expect(ticks).toBeGreaterThan(3);
+    });
+
+    it.each([
+      ['throws', 'throw new Error("boom")', 'corrupt', /worker died: boom/],
+      ['exits', 'process.exit(7)', 'corrupt', /exited \(code 7\)/],
+      ['spins past the deadline', 'for (;;) {}', 'time-limit', /was stopped/],
+    ])(
+      'reports the 7z as unscanned when its worker %s, never a crash',
+      async (_what, source, reason, detail) => {
+        const archive = kit.sevenZip(
+          `hostile-worker-${reason}.7z`,
+          { 'evil.exe': payload },
+          'infected',
+        );
+        const script = await hostileWorker(`worker-${_what.replace(/\W/g, '-')}.js`, source);
+
+        const analysis = await analyzeFile(rules, archive, {
+          label: 'up/sample.7z',
+          archives: DEFAULT_ARCHIVE_SETTINGS,
+          budgetMs: 1500,
+          tempDir,
+          sevenZipWorker: script,
+        });
+
+        expect(analysis.unscanned).toEqual([
+          expect.objectContaining({
+            path: 'up/sample.7z!evil.exe',
+            reason,
+            detail: expect.stringMatching(detail),
+          }),
+        ]);
+        expect(analysis.coverage).toBe('partial');
+      },
+    );
+  });
 });
+
+/** Text that does not compress (so a truncated archive loses real data). */
+function randomBytesText(length: number): string {
+  return randomBytes(length).toString('base64').slice(0, length);
+}

@@ -177,6 +177,8 @@ describe('buildLambdaZips', () => {
         'magic.mgc',
         'yara.node',
         '7zz.wasm',
+        'sevenzip-worker.js',
+        'sevenzip-worker.js.map',
       ]),
     );
     expect(zips.get('dispatcher')?.entries).toEqual(['index.js', 'index.js.map']);
@@ -396,6 +398,15 @@ describe('buildLambdaZips', () => {
           Body: await readFile(path.join(sevenZipDir, 'locked.7z')),
         }),
       );
+      // The same inside a zip: the native walker hands the nested 7z to the zip's 7-Zip worker.
+      await run('zip', ['-q', 'nested.zip', 'locked.7z'], { cwd: sevenZipDir });
+      await s3.client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: 'nested.zip',
+          Body: await readFile(path.join(sevenZipDir, 'nested.zip')),
+        }),
+      );
       await rm(sevenZipDir, { recursive: true, force: true });
       await dynamo.client.send(new CreateTableCommand(matchTableDefinition(names.table)));
       await dynamo.client.send(new CreateTableCommand(verdictTableDefinition(names.verdictTable)));
@@ -407,7 +418,7 @@ describe('buildLambdaZips', () => {
       const dir = await unzipped('analyzer');
       try {
         const event = {
-          Records: ['dir/eicar test.com', 'clean.txt', 'locked.7z'].map((key) =>
+          Records: ['dir/eicar test.com', 'clean.txt', 'locked.7z', 'nested.zip'].map((key) =>
             s3EventRecord({ bucket, key }),
           ),
         };
@@ -443,8 +454,13 @@ describe('buildLambdaZips', () => {
             (rule) => rule.MemberPath,
           ),
         ).toContain('locked.7z!eicar.com');
-        // One alert per binary: EICAR itself and the 7z holding it.
-        expect(sns.requests).toHaveLength(2);
+        expect(
+          Object.values(result[`S3:${bucket}:nested.zip`]?.MatchedRules ?? {}).map(
+            (rule) => rule.MemberPath,
+          ),
+        ).toContain('nested.zip!locked.7z!eicar.com');
+        // One alert per binary: EICAR itself, the 7z holding it and the zip holding that.
+        expect(sns.requests).toHaveLength(3);
         const verdicts = await dynamo.client.send(
           new ScanCommand({ TableName: names.verdictTable }),
         );
@@ -453,6 +469,7 @@ describe('buildLambdaZips', () => {
             ['clean.txt', 'clean'],
             ['dir/eicar test.com', 'matched'],
             ['locked.7z', 'matched'],
+            ['nested.zip', 'matched'],
           ],
         );
       } finally {

@@ -17,7 +17,12 @@ import {
   type ZipAsset,
 } from '@binaryalert/deployment';
 
-import { COMPILED_RULES_FILE, RULES_MANIFEST_FILE } from '@binaryalert/core';
+import {
+  COMPILED_RULES_FILE,
+  RULES_MANIFEST_FILE,
+  SEVEN_ZIP_WORKER_FILE,
+  SEVEN_ZIP_WORKER_SOURCE,
+} from '@binaryalert/core';
 import { compileRulesDirectory } from '../rules/compile';
 import { writeReproducibleZip, type ZipEntry } from './zip';
 
@@ -78,9 +83,11 @@ export async function buildLambdaZips(options: BuildLambdaZipsOptions = {}): Pro
   const built: BuiltZip[] = [];
   for (const spec of specs) {
     const name = spec.name;
-    const entries = await bundle(spec.name, spec.packageDir);
+    const entries = await bundle(spec.name, {
+      index: path.join(REPO_ROOT, spec.packageDir, 'src', 'handler.ts'),
+    });
     for (const asset of spec.zipAssets) {
-      entries.push(...(await zipAsset(asset, options.rulesDir, log)));
+      entries.push(...(await zipAsset(asset, name, options.rulesDir, log)));
     }
     const file = path.join(outDir, `${name}.zip`);
     await writeReproducibleZip(file, entries);
@@ -101,6 +108,7 @@ export async function buildLambdaZips(options: BuildLambdaZipsOptions = {}): Pro
 /** The files of one kind of zip asset. */
 async function zipAsset(
   asset: ZipAsset,
+  name: LambdaFunctionName,
   rulesDir: string | undefined,
   log: (line: string) => void,
 ): Promise<ZipEntry[]> {
@@ -112,18 +120,28 @@ async function zipAsset(
     case 'compiled-rules':
       return compiledRules(rulesDir, log);
     case 'seven-zip-wasm':
-      return [{ name: SEVEN_ZIP_WASM_FILE, data: await readFile(sevenZipWasm()) }];
+      return [
+        { name: SEVEN_ZIP_WASM_FILE, data: await readFile(sevenZipWasm()) },
+        // 7-Zip runs in a worker thread started from this file, beside index.js.
+        ...(await bundle(name, {
+          [path.basename(SEVEN_ZIP_WORKER_FILE, '.js')]: SEVEN_ZIP_WORKER_SOURCE,
+        })),
+      ];
   }
 }
 
-async function bundle(name: LambdaFunctionName, packageDir: string): Promise<ZipEntry[]> {
+/** Bundles `entryPoints` (output name -> source) for a function's zip: each `<name>.js` + map. */
+async function bundle(
+  name: LambdaFunctionName,
+  entryPoints: Record<string, string>,
+): Promise<ZipEntry[]> {
   // A fixed virtual output directory keeps the source map identical wherever the zip is written.
   const virtualOutDir = path.join(LAMBDA_DIST_DIR, name);
   let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
   try {
     result = await esbuild.build({
       absWorkingDir: REPO_ROOT,
-      entryPoints: { index: path.join(REPO_ROOT, packageDir, 'src', 'handler.ts') },
+      entryPoints,
       outdir: virtualOutDir,
       write: false,
       bundle: true,

@@ -351,6 +351,23 @@ describe('manage.ts scan inside containers', () => {
     ]);
   });
 
+  it('names the member of an encrypted 7z inside a tar.gz (7-Zip in its worker thread)', async () => {
+    const locked = kit.sevenZip('locked.7z', { 'eicar.com': EICAR }, 'malware');
+    const archive = kit.tar('drop.tar.gz', { 'x/locked.7z': readFileSync(locked) }, '-z');
+
+    const json = await runCaptured(['scan', '--json', '--rules', compiled, archive]);
+
+    const [summary] = JSON.parse(json.stdout) as LocalFileSummary[];
+    expect(Object.values(summary!.MatchedRules)).toEqual([
+      expect.objectContaining({
+        RuleName: 'eicar_test_file',
+        MemberPath: `${archive}!x/locked.7z!eicar.com`,
+        MemberSHA256: createHash('sha256').update(EICAR).digest('hex'),
+      }),
+    ]);
+    expect(summary).toMatchObject({ Coverage: 'complete', Unscanned: [] });
+  });
+
   it('reports a zip bomb as partly scanned, and --no-archives leaves containers closed', async () => {
     const bomb = kit.zipBomb('bomb.zip');
     const archive = kit.tar('drop.tar.gz', { 'eicar.com': EICAR }, '-z');
