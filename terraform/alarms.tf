@@ -38,6 +38,7 @@ resource "aws_cloudwatch_metric_alarm" "no_analyzed_binaries" {
   alarm_description   = "No binary was analyzed in the last ${var.expected_analysis_frequency_minutes} minutes. If uploads to ${local.names.bucket} continued, check that the dispatcher schedule is enabled and the dispatcher and analyzer logs for errors; run manage.ts live-test to check the pipeline end to end. If uploads really stopped, raise expected_analysis_frequency_minutes."
   namespace           = local.metric_namespace
   metric_name         = "AnalyzedBinaries"
+  dimensions          = { service = local.functions.analyzer }
   statistic           = "Sum"
   period              = var.expected_analysis_frequency_minutes * 60
   evaluation_periods  = 1
@@ -53,6 +54,7 @@ resource "aws_cloudwatch_metric_alarm" "batch_enqueue_failures" {
   alarm_description   = "The batcher could not enqueue some objects for retroactive analysis, so they were not re-scanned. Check the batcher logs for the SQS error (throttling, permissions, queue deleted) and run manage.ts retro-analyze again."
   namespace           = local.metric_namespace
   metric_name         = "BatchEnqueueFailures"
+  dimensions          = { service = local.functions.batcher }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
@@ -69,6 +71,7 @@ resource "aws_cloudwatch_metric_alarm" "yara_rules" {
   alarm_description   = "The analyzer loaded fewer than ${var.yara_rules_min_count} YARA rules: the deployed rules are missing or incomplete, so binaries are not really being checked. Run manage.ts compile-rules to see the rule count, fix the rules (or lower yara_rules_min_count) and run manage.ts deploy."
   namespace           = local.metric_namespace
   metric_name         = "YaraRules"
+  dimensions          = { service = local.functions.analyzer }
   statistic           = "Minimum"
   period              = 300
   evaluation_periods  = 1
@@ -124,6 +127,7 @@ resource "aws_cloudwatch_metric_alarm" "unscanned_binaries" {
   alarm_description   = "Objects ${each.value}. Run manage.ts results --verdict skipped|partial|failed to list them with their reason; fix the cause (raise max_file_size_mb, grant access, check the analyzer logs) and run manage.ts retro-analyze."
   namespace           = local.metric_namespace
   metric_name         = each.key
+  dimensions          = { service = local.functions.analyzer }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1

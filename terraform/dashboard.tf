@@ -1,11 +1,15 @@
 # One dashboard with every metric BinaryAlert and its AWS resources report.
 
 locals {
-  functions = {
-    analyzer   = module.analyzer.function_name
-    dispatcher = module.dispatcher.function_name
-    batcher    = module.batcher.function_name
-  }
+  # Widgets of BinaryAlert's own metrics, each of the metrics of one emitting function (its
+  # `service` dimension, locals.tf).
+  custom_metric_widgets = [
+    { title = "Binaries", emitter = "analyzer", metrics = ["AnalyzedBinaries", "MatchedBinaries", "SkippedBinaries", "AnalysisErrors"], stat = "Sum" },
+    { title = "Not (fully) scanned", emitter = "analyzer", metrics = ["SkippedBinaries", "PartialBinaries", "AnalysisErrors"], stat = "Sum" },
+    { title = "YARA rules", emitter = "analyzer", metrics = ["YaraRules"], stat = "Minimum" },
+    { title = "Latency (ms)", emitter = "analyzer", metrics = ["S3DownloadLatency", "ScanLatency"], stat = "Average" },
+    { title = "Retroactive enqueue failures", emitter = "batcher", metrics = ["BatchEnqueueFailures"], stat = "Sum" },
+  ]
 
   dashboard_widgets = concat(
     [
@@ -23,13 +27,7 @@ locals {
       }
     ],
     [
-      for widget in [
-        { title = "Binaries", metrics = ["AnalyzedBinaries", "MatchedBinaries", "SkippedBinaries", "AnalysisErrors"], stat = "Sum" },
-        { title = "Not (fully) scanned", metrics = ["SkippedBinaries", "PartialBinaries", "AnalysisErrors"], stat = "Sum" },
-        { title = "YARA rules", metrics = ["YaraRules"], stat = "Minimum" },
-        { title = "Latency (ms)", metrics = ["S3DownloadLatency", "ScanLatency"], stat = "Average" },
-        { title = "Retroactive enqueue failures", metrics = ["BatchEnqueueFailures"], stat = "Sum" },
-        ] : {
+      for widget in local.custom_metric_widgets : {
         type   = "metric"
         width  = 8
         height = 6
@@ -38,7 +36,7 @@ locals {
           region  = var.aws_region
           stat    = widget.stat
           period  = 300
-          metrics = [for metric in widget.metrics : [local.metric_namespace, metric]]
+          metrics = [for metric in widget.metrics : [local.metric_namespace, metric, "service", local.functions[widget.emitter]]]
         }
       }
     ],

@@ -81,17 +81,6 @@ data "aws_iam_policy_document" "analyzer" {
       resources = [aws_sqs_queue.analyzer.arn]
     }
   }
-
-  statement {
-    sid       = "PutMetrics"
-    actions   = ["cloudwatch:PutMetricData"]
-    resources = ["*"] # PutMetricData has no resource; the namespace condition narrows it
-    condition {
-      test     = "StringEquals"
-      variable = "cloudwatch:namespace"
-      values   = [local.metric_namespace]
-    }
-  }
 }
 
 data "aws_iam_policy_document" "dispatcher" {
@@ -133,16 +122,5 @@ data "aws_iam_policy_document" "batcher" {
     actions = ["lambda:InvokeFunction"]
     # Built from the name (not the module output) so the policy does not depend on the function.
     resources = ["arn:${local.partition}:lambda:${var.aws_region}:${local.account_id}:function:${local.names.batcher_function}:Production"]
-  }
-
-  statement {
-    sid       = "PutMetrics"
-    actions   = ["cloudwatch:PutMetricData"]
-    resources = ["*"]
-    condition {
-      test     = "StringEquals"
-      variable = "cloudwatch:namespace"
-      values   = [local.metric_namespace]
-    }
   }
 }

@@ -36,8 +36,17 @@ locals {
   alarm_topic_arn    = var.metric_alarm_sns_topic_arn == "" ? aws_sns_topic.metric_alarms[0].arn : var.metric_alarm_sns_topic_arn
   negative_topic_arn = var.enable_negative_match_alerts ? aws_sns_topic.no_yara_match_alerts[0].arn : ""
 
-  # Custom metrics the workers publish (packages/core MetricsBatch, no dimensions).
+  # Custom metrics: Powertools Metrics in each function's log (CloudWatch embedded metric format;
+  # packages/core/src/metrics.ts lists them with the function that emits each). Every metric has
+  # one dimension, service = the emitting function's name (Lambda's AWS_LAMBDA_FUNCTION_NAME), so
+  # alarms and widgets select it with { service = local.functions.<emitter> } and one deployment
+  # never counts another's metrics. terraform.test.ts checks both sides.
   metric_namespace = "BinaryAlert"
+  functions = {
+    analyzer   = module.analyzer.function_name
+    dispatcher = module.dispatcher.function_name
+    batcher    = module.batcher.function_name
+  }
 
   # The queueing invariant (docs/contracts.md; terraform.test.ts checks these relations, and
   # packages/core/src/config.ts computes the same numbers for the local stack):

@@ -21,6 +21,14 @@ import {
 } from '../packages/deployment/src';
 import { BUNDLE_TARGET, LAMBDA_FUNCTIONS } from '../packages/cli/src/build';
 import { matchTableDefinition, verdictTableDefinition } from '../packages/core/src/match-table';
+import { createLogger } from '../packages/core/src/logger';
+import {
+  addMetric,
+  createMetrics,
+  METRIC_NAMESPACE,
+  METRICS,
+  type MetricName,
+} from '../packages/core/src/metrics';
 import { parseModule, type Block } from './hcl';
 import { actionsUsedBy } from './sdk-calls';
 
@@ -297,15 +305,17 @@ describe('IAM', () => {
     expect({ fn, called: await actionsUsedBy(fn) }).toEqual({ fn, called: listed });
   });
 
-  it.each(FUNCTIONS)('%s grants nothing on "*" but namespaced metrics', (fn) => {
+  // Metrics are embedded in the log (EMF): no function needs cloudwatch:PutMetricData, the one
+  // action that used to be granted on "*".
+  it.each(FUNCTIONS)('%s grants nothing on "*" and no CloudWatch action', (fn) => {
     for (const statement of statements(fn)) {
       expect(statement.effect ?? 'Allow').toBe('Allow');
       expect((statement.actions as string[]).some((action) => action.includes('*'))).toBe(false);
+      expect(
+        (statement.actions as string[]).filter((action) => action.startsWith('cloudwatch:')),
+      ).toEqual([]);
       // A resources list built by an expression (concat) parses as one "${...}" string.
-      if (strings(statement.resources).includes('*')) {
-        expect(statement.actions).toEqual(['cloudwatch:PutMetricData']);
-        expect(only(statement.condition).variable).toBe('cloudwatch:namespace');
-      }
+      expect(strings(statement.resources)).not.toContain('*');
     }
   });
 
@@ -497,5 +507,94 @@ describe('resources', () => {
     for (const alarm of alarms) {
       expect(alarm.alarm_description).toMatch(/\. [A-Z].*(run|raise|check|fix|find|switch)/i);
     }
+  });
+});
+
+describe('custom metrics', () => {
+  const locals = () => Object.assign({}, ...root.locals) as Record<string, unknown>;
+
+  /** The dimension names of what Powertools Metrics writes for a function (as the code runs it). */
+  function emittedDimensionNames(): string[] {
+    const metrics = createMetrics(
+      'a_function',
+      createLogger('test', () => undefined),
+    );
+    addMetric(metrics, 'AnalyzedBinaries', 1);
+    const emf = metrics.serializeMetrics();
+    expect(emf).toHaveProperty('service', 'a_function');
+    return emf._aws.CloudWatchMetrics.flatMap((directive) => directive.Dimensions.flat());
+  }
+
+  /** The alarms of the root module on BinaryAlert's own metrics, with the metrics each watches. */
+  function customMetricAlarms(): { name: string; alarm: Block; metrics: string[] }[] {
+    return Object.entries(root.resource.aws_cloudwatch_metric_alarm as Record<string, Block[]>)
+      .map(([name, blocks]) => ({ name, alarm: only(blocks) }))
+      .filter(({ alarm }) => alarm.namespace === '${local.metric_namespace}')
+      .map(({ name, alarm }) => ({
+        name,
+        alarm,
+        metrics:
+          alarm.metric_name === '${each.key}'
+            ? Object.keys(alarm.for_each as Block)
+            : [alarm.metric_name as string],
+      }));
+  }
+
+  it('uses the namespace the code writes, and one service per function, its deployed name', () => {
+    expect(locals().metric_namespace).toBe(METRIC_NAMESPACE);
+    expect(locals().functions).toEqual(
+      Object.fromEntries(FUNCTIONS.map((fn) => [fn, `\${module.${fn}.function_name}`])),
+    );
+    for (const fn of FUNCTIONS) {
+      expect(only(root.module[fn]).function_name).toBe(`\${local.names.${fn}_function}`);
+    }
+  });
+
+  it('alarms select each metric by the dimensions its emitting function writes', () => {
+    const alarms = customMetricAlarms();
+    const dimensionNames = emittedDimensionNames();
+
+    expect(alarms.map(({ name }) => name).sort()).toEqual([
+      'batch_enqueue_failures',
+      'no_analyzed_binaries',
+      'unscanned_binaries',
+      'yara_rules',
+    ]);
+    for (const { name, alarm, metrics } of alarms) {
+      for (const metric of metrics) {
+        expect({ name, metric, known: metric in METRICS }).toEqual({ name, metric, known: true });
+        const emitter = METRICS[metric as MetricName].emitter;
+        expect({ name, dimensions: alarm.dimensions }).toEqual({
+          name,
+          dimensions: { service: `\${local.functions.${emitter}}` },
+        });
+        expect(Object.keys(alarm.dimensions as Block)).toEqual(dimensionNames);
+      }
+    }
+  });
+
+  it('graphs each metric with the service of its emitting function', () => {
+    const widgets = locals().custom_metric_widgets as {
+      title: string;
+      emitter: string;
+      metrics: string[];
+    }[];
+    const dimensionNames = emittedDimensionNames();
+
+    expect(widgets.length).toBeGreaterThan(0);
+    for (const widget of widgets) {
+      for (const metric of widget.metrics) {
+        expect({
+          widget: widget.title,
+          metric,
+          emitter: METRICS[metric as MetricName]?.emitter,
+        }).toEqual({ widget: widget.title, metric, emitter: widget.emitter });
+      }
+    }
+    // The widgets' metric lists are built by one expression; it must add exactly those dimensions.
+    expect(dimensionNames).toEqual(['service']);
+    expect(strings(locals().dashboard_widgets).join('\n')).toContain(
+      '[local.metric_namespace, metric, "service", local.functions[widget.emitter]]',
+    );
   });
 });

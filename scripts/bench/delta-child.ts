@@ -9,7 +9,6 @@
  * (GetObject into a temp file), hash + scan with the delta rules, hash + scan with every rule.
  * Prints one line "BENCH {json}".
  */
-import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ListObjectsV2Command, S3Client, type _Object } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
@@ -29,6 +28,7 @@ import { packMessages } from '../../packages/batcher/src';
 import {
   analyzeFile,
   createLogger,
+  createMetrics,
   DEFAULT_ARCHIVE_SETTINGS,
   s3ObjectRef,
   type S3EventRecord,
@@ -86,7 +86,7 @@ async function main(): Promise<void> {
     dynamo,
     sns: new SNSClient(clientConfig),
     sqs: new SQSClient(clientConfig),
-    cloudwatch: new CloudWatchClient(clientConfig),
+    metrics: createMetrics('bench', log),
     rules,
     log,
   };

@@ -3,7 +3,6 @@
  * function (stream the object to /tmp, hash + scan it there) over the given keys, reporting the
  * peak JS heap and RSS. Prints one line "BENCH {json}".
  */
-import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
@@ -15,7 +14,12 @@ import {
   unreleasedRules,
   type AnalyzerDeps,
 } from '../../packages/analyzer/src';
-import { createLogger, DEFAULT_ARCHIVE_SETTINGS, mapConcurrent } from '../../packages/core/src';
+import {
+  createLogger,
+  createMetrics,
+  DEFAULT_ARCHIVE_SETTINGS,
+  mapConcurrent,
+} from '../../packages/core/src';
 import { loadRules } from '../../packages/yara/src';
 
 interface ChildArgs {
@@ -46,14 +50,15 @@ async function main(): Promise<void> {
   const unused = { ...common, endpoint: 'http://127.0.0.1:9' };
   const dynamo = new DynamoDBClient(unused);
   dynamo.send = (() => Promise.resolve({})) as typeof dynamo.send;
+  const log = createLogger('analyzer', () => undefined);
   const deps: AnalyzerDeps = {
     s3: new S3Client({ ...common, endpoint: args.endpoint, forcePathStyle: true }),
     dynamo,
     sns: new SNSClient(unused),
     sqs: new SQSClient(unused),
-    cloudwatch: new CloudWatchClient(unused),
+    metrics: createMetrics('bench', log),
     rules: fixedRules(unreleasedRules(await loadRules(args.rulesPath))),
-    log: createLogger('analyzer', () => undefined),
+    log,
   };
   const settings = {
     matchesTable: 'bench',

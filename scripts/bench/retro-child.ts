@@ -3,13 +3,12 @@
  * Lambda worker apart from the local stack's emulators: enqueueBucket over the whole bucket.
  * Prints one line "BENCH {json}".
  */
-import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 
 import { enqueueBucket } from '../../packages/batcher/src';
-import { createLogger } from '../../packages/core/src';
+import { createLogger, createMetrics } from '../../packages/core/src';
 
 interface ChildArgs {
   endpoint: string;
@@ -27,12 +26,13 @@ async function main(): Promise<void> {
     region: args.region,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
   };
+  const log = createLogger('batcher', () => undefined);
   const deps = {
     s3: new S3Client({ ...clientConfig, forcePathStyle: true }),
     sqs: new SQSClient(clientConfig),
     lambda: new LambdaClient(clientConfig),
-    cloudwatch: new CloudWatchClient(clientConfig),
-    log: createLogger('batcher', () => undefined),
+    metrics: createMetrics('bench', log),
+    log,
   };
   const started = performance.now();
   const result = await enqueueBucket(

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import {
   CreateTableCommand,
   GetItemCommand,
@@ -23,6 +22,7 @@ import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
   createLogger,
+  createMetrics,
   DEFAULT_ARCHIVE_SETTINGS,
   decodeS3Key,
   dispatchSlotsTableDefinition,
@@ -34,7 +34,9 @@ import {
   type S3EventRecord,
 } from '@binaryalert/core';
 import {
+  captureEmf,
   clientConfig,
+  type EmfCapture,
   startDynamo,
   startS3,
   startSqs,
@@ -93,7 +95,7 @@ describe('handleInvocation', () => {
   let workDir: string;
   let tmpDir: string;
   const snsMock = mockClient(SNSClient);
-  const cloudwatchMock = mockClient(CloudWatchClient);
+  let emf: EmfCapture;
 
   let bucket: string;
   let queueUrl: string;
@@ -120,7 +122,7 @@ describe('handleInvocation', () => {
 
   beforeEach(async () => {
     snsMock.reset();
-    cloudwatchMock.reset();
+    emf = captureEmf();
     bucket = uniqueName('binaries');
     const table = uniqueName('matches');
     const verdictTable = uniqueName('verdicts');
@@ -153,15 +155,19 @@ describe('handleInvocation', () => {
       dynamo: dynamo.client,
       sqs: sqs.client,
       sns: new SNSClient({ region: 'us-east-1' }),
-      cloudwatch: new CloudWatchClient({ region: 'us-east-1' }),
       rules: fixedRules(unreleasedRules(rules)),
       log: createLogger('analyzer', (line) =>
         logLines.push(JSON.parse(line) as Record<string, unknown>),
+      ),
+      metrics: createMetrics(
+        'p_binaryalert_analyzer',
+        createLogger('analyzer', () => undefined),
       ),
     };
   });
 
   afterEach(async () => {
+    emf.restore();
     // Temp files are gone after every invocation, whatever happened to the objects.
     expect(await readdir(tmpDir)).toEqual([]);
   });
@@ -220,8 +226,9 @@ describe('handleInvocation', () => {
   const verdictOf = (key: string) =>
     readVerdict(dynamo.client, settings.verdictTable, { bucket, key });
   const publishes = () => snsMock.commandCalls(PublishCommand).map((call) => call.args[0].input);
-  const metricsSent = () =>
-    cloudwatchMock.commandCalls(PutMetricDataCommand).map((call) => call.args[0].input);
+  /** The values of each metric the invocations wrote (EMF), by name. */
+  const metricValues = () =>
+    Object.fromEntries(emf.metrics().map((metric) => [metric.name, metric.values]));
 
   it('analyzes a dispatcher payload, alerts on the match and deletes the finished receipts', async () => {
     await put('evil.bin', EVIL, { filepath: '/home/user/evil.bin' });
@@ -283,7 +290,7 @@ describe('handleInvocation', () => {
     expect(ledger.Item?.MatchAlertSha256).toEqual({ S: sha256(EVIL) });
     // The missing object is finished too: logged with its key, never retried.
     expect(logLines).toContainEqual(
-      expect.objectContaining({ level: 'warn', object: `S3:${bucket}:gone.exe` }),
+      expect.objectContaining({ level: 'WARN', object: `S3:${bucket}:gone.exe` }),
     );
     expect(await keysLeftInQueue()).toEqual([]);
     // Every object has its verdict in the ledger.
@@ -331,16 +338,12 @@ describe('handleInvocation', () => {
     expect(publishes()).toHaveLength(1);
     expect(logLines).toContainEqual(
       expect.objectContaining({
-        level: 'error',
+        level: 'ERROR',
         object: `S3:${bucket}:slow.bin`,
         error: expect.objectContaining({ name: 'ScanTimeoutError' }),
       }),
     );
-    expect(metricsSent()[0]?.MetricData).toContainEqual({
-      MetricName: 'AnalysisErrors',
-      Value: 1,
-      Unit: 'Count',
-    });
+    expect(metricValues()).toMatchObject({ AnalysisErrors: [1] });
     expect(await keysLeftInQueue()).toEqual(['slow.bin']);
     expect(await verdictOf('slow.bin')).toEqual(
       expect.objectContaining({ verdict: 'failed', reason: 'scan-timeout' }),
@@ -697,12 +700,7 @@ describe('handleInvocation', () => {
         object: `S3:${bucket}:huge.bin`,
       }),
     );
-    expect(metricsSent()[0]?.MetricData).toEqual(
-      expect.arrayContaining([
-        { MetricName: 'SkippedBinaries', Value: 1, Unit: 'Count' },
-        { MetricName: 'AnalyzedBinaries', Value: 0, Unit: 'Count' },
-      ]),
-    );
+    expect(metricValues()).toMatchObject({ SkippedBinaries: [1], AnalyzedBinaries: [0] });
     expect(await keysLeftInQueue()).toEqual([]);
     expect(await verdictOf('huge.bin')).toEqual(
       expect.objectContaining({
@@ -883,8 +881,7 @@ describe('handleInvocation', () => {
     });
   });
 
-  it('sends all metrics in one PutMetricData and survives a metrics failure', async () => {
-    cloudwatchMock.on(PutMetricDataCommand).rejects(new Error('throttled'));
+  it("writes the invocation's metrics as one EMF line in the analyzer's service", async () => {
     await put('evil.bin', EVIL);
     await put('clean.txt', CLEAN);
 
@@ -893,10 +890,9 @@ describe('handleInvocation', () => {
     })) as Record<string, FileSummary>;
 
     expect(Object.keys(results)).toHaveLength(2);
-    expect(cloudwatchMock).toHaveReceivedCommandTimes(PutMetricDataCommand, 1);
-    const data = metricsSent()[0]!;
-    expect(data.Namespace).toBe('BinaryAlert');
-    expect(data.MetricData?.map((datum) => datum.MetricName)).toEqual([
+    expect(emf.lines).toHaveLength(1);
+    const metrics = emf.metrics();
+    expect(metrics.map((metric) => metric.name)).toEqual([
       'AnalyzedBinaries',
       'MatchedBinaries',
       'YaraRules',
@@ -908,24 +904,26 @@ describe('handleInvocation', () => {
       'UnscannedContent',
       'CarriedOverVerdicts',
     ]);
-    expect(data.MetricData).toEqual(
-      expect.arrayContaining([
-        { MetricName: 'AnalyzedBinaries', Value: 2, Unit: 'Count' },
-        { MetricName: 'MatchedBinaries', Value: 1, Unit: 'Count' },
-        { MetricName: 'YaraRules', Value: 3, Unit: 'Count' },
-        { MetricName: 'SkippedBinaries', Value: 1, Unit: 'Count' },
-        { MetricName: 'AnalysisErrors', Value: 0, Unit: 'Count' },
-        { MetricName: 'UnscannedContent', Value: 0, Unit: 'Count' },
-        expect.objectContaining({
-          MetricName: 'S3DownloadLatency',
-          Unit: 'Milliseconds',
-          StatisticValues: expect.objectContaining({ SampleCount: 2 }),
-        }),
-      ]),
-    );
-    expect(logLines).toContainEqual(
-      expect.objectContaining({ level: 'error', message: 'failed to publish metrics' }),
-    );
+    for (const metric of metrics) {
+      expect(metric).toMatchObject({
+        namespace: 'BinaryAlert',
+        dimensionSets: [{ service: 'p_binaryalert_analyzer' }],
+      });
+    }
+    const byName = Object.fromEntries(metrics.map((metric) => [metric.name, metric]));
+    expect(byName).toMatchObject({
+      AnalyzedBinaries: { values: [2], unit: 'Count' },
+      MatchedBinaries: { values: [1], unit: 'Count' },
+      YaraRules: { values: [3], unit: 'Count' },
+      SkippedBinaries: { values: [1], unit: 'Count' },
+      AnalysisErrors: { values: [0], unit: 'Count' },
+      UnscannedContent: { values: [0], unit: 'Count' },
+      S3DownloadLatency: { unit: 'Milliseconds' },
+      ScanLatency: { unit: 'Milliseconds' },
+    });
+    // One sample per analyzed object.
+    expect(byName.S3DownloadLatency?.values).toHaveLength(2);
+    expect(byName.ScanLatency?.values).toHaveLength(2);
   });
 
   it('downloads into a private directory under the temp root while analyzing', async () => {
@@ -978,6 +976,6 @@ describe('handleInvocation', () => {
     const results = await invoke({ Service: 'Amazon S3', Event: 's3:TestEvent' });
 
     expect(results).toEqual({});
-    expect(cloudwatchMock).toHaveReceivedCommandTimes(PutMetricDataCommand, 0);
+    expect(emf.lines).toEqual([]);
   });
 });

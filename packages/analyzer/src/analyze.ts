@@ -1,4 +1,3 @@
-import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SNSClient } from '@aws-sdk/client-sns';
@@ -14,6 +13,7 @@ import {
   type ArchiveSettings,
   type ObjectAnalysis,
   type Logger,
+  type Metrics,
   type S3ObjectRef,
 } from '@binaryalert/core';
 import { publishMatchAlert, publishNegativeAlert } from './alerts';
@@ -34,7 +34,8 @@ export interface AnalyzerDeps {
   dynamo: DynamoDBClient;
   sns: SNSClient;
   sqs: SQSClient;
-  cloudwatch: CloudWatchClient;
+  /** Powertools Metrics: embedded metric format in the function's log. */
+  metrics: Metrics;
   /** The current rules release (refreshed between scans). */
   rules: RulesProvider;
   log: Logger;
@@ -125,7 +126,7 @@ export async function analyzeObject(
 ): Promise<ObjectOutcome> {
   const analyzedAt = new Date();
   const id = objectId(ref.bucket, ref.key);
-  const log = deps.log.child({ object: id });
+  const log = deps.log.createChild({ persistentKeys: { object: id } });
   const outcome = await scanObject(deps, settings, ref, log, remainingMs, scanSlots);
   // Only waiting for another analysis's alert: the retry records the verdict, not "failed".
   if (outcome.status === 'failed' && outcome.retryAfterMs !== undefined) return outcome;

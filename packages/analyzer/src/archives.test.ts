@@ -4,7 +4,6 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
@@ -13,13 +12,16 @@ import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
   createLogger,
+  createMetrics,
   DEFAULT_ARCHIVE_SETTINGS,
   s3EventRecord,
   type FileSummary,
 } from '@binaryalert/core';
 import {
   ArchiveKit,
+  captureEmf,
   EICAR_TEXT,
+  type EmfCapture,
   startDynamo,
   startS3,
   startSqs,
@@ -47,7 +49,7 @@ describe('analyzing containers', () => {
   let tmpDir: string;
   let kit: ArchiveKit;
   const snsMock = mockClient(SNSClient);
-  const cloudwatchMock = mockClient(CloudWatchClient);
+  let emf: EmfCapture;
   let bucket: string;
   let settings: AnalyzerSettings;
   let deps: AnalyzerDeps;
@@ -71,7 +73,7 @@ describe('analyzing containers', () => {
 
   beforeEach(async () => {
     snsMock.reset();
-    cloudwatchMock.reset();
+    emf = captureEmf();
     bucket = uniqueName('binaries');
     const table = uniqueName('matches');
     const verdictTable = uniqueName('verdicts');
@@ -96,13 +98,17 @@ describe('analyzing containers', () => {
       dynamo: dynamo.client,
       sqs: sqs.client,
       sns: new SNSClient({ region: 'us-east-1' }),
-      cloudwatch: new CloudWatchClient({ region: 'us-east-1' }),
       rules: fixedRules(unreleasedRules(rules)),
       log: createLogger('analyzer', () => undefined),
+      metrics: createMetrics(
+        'analyzer',
+        createLogger('analyzer', () => undefined),
+      ),
     };
   });
 
   afterEach(async () => {
+    emf.restore();
     // Neither downloads nor spilled members are left behind.
     expect(await readdir(tmpDir)).toEqual([]);
   });
@@ -124,12 +130,9 @@ describe('analyzing containers', () => {
   const verdictOf = (key: string) =>
     readVerdict(dynamo.client, settings.verdictTable, { bucket, key });
   const publishes = () => snsMock.commandCalls(PublishCommand).map((call) => call.args[0].input);
-  /** The value of a metric in the last invocation's PutMetricData. */
+  /** The value of a metric in the last invocation's EMF line. */
   const metric = (name: string) =>
-    cloudwatchMock
-      .commandCalls(PutMetricDataCommand)
-      .at(-1)
-      ?.args[0].input.MetricData?.find((datum) => datum.MetricName === name)?.Value;
+    emf.metrics().findLast((written) => written.name === name)?.values[0];
 
   it('alerts once on EICAR inside a tar.gz, naming the member in the alert and the match table', async () => {
     const archive = kit.tar('sample.tar.gz', { 'dropper/payload.exe': EICAR_TEXT }, '-z');

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { COMPILED_RULES_FILE, manifestPathFor, parseEnv } from '@binaryalert/core';
+import { COMPILED_RULES_FILE, functionService, manifestPathFor, parseEnv } from '@binaryalert/core';
 import { z } from 'zod';
 import type { AnalyzerSettings } from './analyze';
 import type { RulesBucketSettings } from './rules-release';
@@ -50,6 +50,8 @@ export interface AnalyzerConfig {
   rulesPath: string;
   manifestPath: string;
   rulesBucket?: RulesBucketSettings;
+  /** The `service` of its logs and metrics (the function's name; see functionService). */
+  service: string | undefined;
 }
 
 /**
@@ -84,6 +86,7 @@ export function loadConfig(
   const rulesPath = parsed.COMPILED_RULES_PATH ?? path.join(handlerDir, COMPILED_RULES_FILE);
   return {
     settings,
+    service: functionService(env),
     rulesPath,
     manifestPath: manifestPathFor(rulesPath),
     ...(parsed.RULES_BUCKET_NAME

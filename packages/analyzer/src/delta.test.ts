@@ -1,7 +1,6 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   CreateBucketCommand,
@@ -15,6 +14,7 @@ import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
   createLogger,
+  createMetrics,
   DEFAULT_ARCHIVE_SETTINGS,
   RETRO_DELTA_EVENT,
   s3EventRecord,
@@ -37,7 +37,7 @@ import { readVerdict } from './ledger';
 import type { ActiveRules } from './rules-release';
 import { createMatchTable, createVerdictTable } from './testing';
 
-// Real S3 store, dynalite and libyara; SNS and CloudWatch (no local implementation) mocked at the
+// Real S3 store, dynalite and libyara; SNS (no local implementation) mocked at the
 // client boundary. Releases are built by hand: v1 = base.yar, v2 = v1 + new.yar (one new rule),
 // v3 = v2 with base.yar's old rule removed.
 const BASE = 'rule old_rule { strings: $a = "OLD_MARKER" condition: $a }\n';
@@ -50,7 +50,6 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
   let dynamo: Emulator<DynamoDBClient>;
   let dir: string;
   const snsMock = mockClient(SNSClient);
-  const cloudwatchMock = mockClient(CloudWatchClient);
   let compiled: Record<string, CompiledRules>;
   let active: ActiveRules;
   let settings: AnalyzerSettings;
@@ -144,7 +143,6 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
 
   beforeEach(async () => {
     snsMock.reset();
-    cloudwatchMock.reset();
     downloads = [];
     sent = [];
     bucket = uniqueName('binaries');
@@ -169,7 +167,11 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
       dynamo: dynamo.client,
       sqs: undefined as unknown as SQSClient,
       sns: new SNSClient({ region: 'us-east-1' }),
-      cloudwatch: new CloudWatchClient({ region: 'us-east-1' }),
+      // Only whole invocations publish metrics; these tests analyze objects one by one.
+      metrics: createMetrics(
+        'analyzer',
+        createLogger('analyzer', () => undefined),
+      ),
       rules: { current: () => Promise.resolve(active) },
       log: createLogger('analyzer', () => undefined),
     };

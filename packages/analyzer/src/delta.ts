@@ -162,7 +162,7 @@ export async function analyzeAfterRelease(
 ): Promise<ObjectOutcome | CarriedOutcome> {
   const full = () => analyzeObject(deps, settings, ref, version, remainingMs, scanSlots);
   const id = objectId(ref.bucket, ref.key);
-  const log = deps.log.child({ object: id });
+  const log = deps.log.createChild({ persistentKeys: { object: id } });
   // One release for the whole decision, as for a full analysis.
   const rules = await deps.rules.current();
   const delta = rules.manifest.delta;

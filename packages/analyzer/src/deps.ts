@@ -1,9 +1,8 @@
-import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { createLogger, type Logger } from '@binaryalert/core';
+import { createMetrics, type Logger } from '@binaryalert/core';
 import type { AnalyzerDeps } from './analyze';
 import type { AnalyzerConfig } from './config';
 import { fixedRules, loadBakedRules, rulesFromBucket } from './rules-release';
@@ -12,10 +11,7 @@ import { fixedRules, loadBakedRules, rulesFromBucket } from './rules-release';
  * Builds the SDK clients (region and endpoint from the standard AWS variables) and loads the
  * baked-in rules; with a rules bucket, the newest release there replaces them at the first scan.
  */
-export async function createDeps(
-  config: AnalyzerConfig,
-  log: Logger = createLogger('analyzer'),
-): Promise<AnalyzerDeps> {
+export async function createDeps(config: AnalyzerConfig, log: Logger): Promise<AnalyzerDeps> {
   const baked = await loadBakedRules(config.rulesPath, config.manifestPath);
   log.info('loaded the baked-in YARA rules', {
     rulesPath: config.rulesPath,
@@ -30,7 +26,7 @@ export async function createDeps(
     dynamo: new DynamoDBClient({}),
     sns: new SNSClient({}),
     sqs: new SQSClient({}),
-    cloudwatch: new CloudWatchClient({}),
+    metrics: createMetrics(config.service, log),
     rules,
     log,
   };

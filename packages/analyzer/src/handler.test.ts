@@ -6,6 +6,7 @@ import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/c
 import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { ConfigError, s3EventRecord } from '@binaryalert/core';
 import {
+  captureEmf,
   startDynamo,
   startS3,
   startSqs,
@@ -24,20 +25,17 @@ interface Stub {
 }
 
 /**
- * Loads handler.ts afresh, as a new Lambda container would, with SNS and CloudWatch (no local
- * emulator) stubbed at the client boundary of that fresh module registry.
+ * Loads handler.ts afresh, as a new Lambda container would, with SNS (no local emulator) stubbed
+ * at the client boundary of that fresh module registry.
  */
 function coldStart() {
   let loaded: HandlerModule | undefined;
-  let stubs: { sns: Stub; cloudwatch: Stub } | undefined;
+  let stubs: { sns: Stub } | undefined;
   jest.isolateModules(() => {
     const { mockClient } =
       jest.requireActual<typeof import('aws-sdk-client-mock')>('aws-sdk-client-mock');
     const sns = jest.requireActual<typeof import('@aws-sdk/client-sns')>('@aws-sdk/client-sns');
-    const cloudwatch = jest.requireActual<typeof import('@aws-sdk/client-cloudwatch')>(
-      '@aws-sdk/client-cloudwatch',
-    );
-    stubs = { sns: mockClient(sns.SNSClient), cloudwatch: mockClient(cloudwatch.CloudWatchClient) };
+    stubs = { sns: mockClient(sns.SNSClient) };
     loaded = jest.requireActual<HandlerModule>('./handler');
   });
   return { ...loaded!, stubs: stubs! };
@@ -107,17 +105,32 @@ describe('handler', () => {
       ARCHIVE_MAX_EXPANDED_MB: '64',
       ARCHIVE_MAX_RATIO: '250',
       COMPILED_RULES_PATH: rulesPath,
+      AWS_LAMBDA_FUNCTION_NAME: 'p_binaryalert_analyzer', // set by Lambda
     });
     const { handler, stubs } = coldStart();
+    const emf = captureEmf();
 
-    const result = await handler(
-      { Records: [s3EventRecord({ bucket, key: 'dir/evil file.bin' })] },
-      { functionVersion: '$LATEST' },
-    );
+    let result: Awaited<ReturnType<typeof handler>>;
+    try {
+      result = await handler(
+        { Records: [s3EventRecord({ bucket, key: 'dir/evil file.bin' })] },
+        { functionVersion: '$LATEST' },
+      );
+    } finally {
+      emf.restore();
+    }
 
     expect(Object.keys(result)).toEqual([`S3:${bucket}:dir/evil file.bin`]);
     expect(commandNames(stubs.sns)).toEqual(['PublishCommand']);
-    expect(commandNames(stubs.cloudwatch)).toEqual(['PutMetricDataCommand']);
+    // Metrics are in the log (EMF), selected by the function's name as its service.
+    expect(emf.lines).toHaveLength(1);
+    expect(emf.metrics()).toContainEqual({
+      namespace: 'BinaryAlert',
+      name: 'MatchedBinaries',
+      unit: 'Count',
+      dimensionSets: [{ service: 'p_binaryalert_analyzer' }],
+      values: [1],
+    });
     const verdict = await readVerdict(dynamo.client, `${table}-verdicts`, {
       bucket,
       key: 'dir/evil file.bin',

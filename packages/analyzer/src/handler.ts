@@ -6,8 +6,8 @@ import { loadConfig } from './config';
 import { createDeps } from './deps';
 
 // Once per container: a bad environment fails the cold start; rules load once and are reused.
-const log = createLogger('analyzer');
 const config = loadConfig();
+const log = createLogger(config.service);
 // Scans and the downloads' file writes share libuv's thread pool (4 threads by default): size it
 // so concurrent scans never starve the writes. libuv reads it when the pool first starts, below.
 process.env.UV_THREADPOOL_SIZE ??= String(config.settings.concurrency + 4);

@@ -5,12 +5,14 @@ import {
   deleteReceipts,
   retryReceiptsAfter,
   mapConcurrent,
-  MetricsBatch,
+  addMetric,
+  publishMetrics,
   releaseSlot,
   Slots,
   objectSummary,
   unreachable,
   type FileSummary,
+  type Metrics,
   type SlotLease,
 } from '@binaryalert/core';
 import { AnalysisFailedError } from './errors';
@@ -33,40 +35,51 @@ export type AnalysisResults = Record<string, FileSummary>;
 /** The partial batch response of an SQS event source mapping. */
 export type SqsBatchResponse = SQSBatchResponse;
 
-/** Sums up an invocation in one MetricsBatch. */
-export function invocationMetrics(outcomes: InvocationOutcome[], ruleCount: number): MetricsBatch {
-  const metrics = new MetricsBatch();
+/** Adds an invocation's metrics to `metrics` (published once the invocation is done). */
+export function addInvocationMetrics(
+  metrics: Metrics,
+  outcomes: InvocationOutcome[],
+  ruleCount: number,
+): void {
   const analyzed = outcomes.filter((outcome) => outcome.status === 'analyzed');
-  metrics.add('AnalyzedBinaries', analyzed.length);
-  metrics.add(
+  addMetric(metrics, 'AnalyzedBinaries', analyzed.length);
+  addMetric(
+    metrics,
     'MatchedBinaries',
     analyzed.filter((outcome) => outcome.result.analysis.matches.length > 0).length,
   );
-  metrics.add('YaraRules', ruleCount);
-  metrics.addStatistics(
+  addMetric(metrics, 'YaraRules', ruleCount);
+  addMetric(
+    metrics,
     'S3DownloadLatency',
     analyzed.map((outcome) => outcome.downloadMs),
-    'Milliseconds',
   );
-  metrics.addStatistics(
+  addMetric(
+    metrics,
     'ScanLatency',
     analyzed.map((outcome) => outcome.scanMs),
-    'Milliseconds',
   );
-  metrics.add('SkippedBinaries', outcomes.filter((outcome) => outcome.status === 'skipped').length);
-  metrics.add('PartialBinaries', analyzed.filter((outcome) => outcome.unscanned).length);
-  metrics.add('AnalysisErrors', outcomes.filter((outcome) => outcome.status === 'failed').length);
-  // Content inside objects that a bound, a password or damage kept from being scanned.
-  metrics.add(
+  addMetric(
+    metrics,
+    'SkippedBinaries',
+    outcomes.filter((outcome) => outcome.status === 'skipped').length,
+  );
+  addMetric(metrics, 'PartialBinaries', analyzed.filter((outcome) => outcome.unscanned).length);
+  addMetric(
+    metrics,
+    'AnalysisErrors',
+    outcomes.filter((outcome) => outcome.status === 'failed').length,
+  );
+  addMetric(
+    metrics,
     'UnscannedContent',
     analyzed.reduce((sum, outcome) => sum + outcome.result.analysis.unscanned.length, 0),
   );
-  // Re-scans after a rules release settled from the ledger, without a full analysis.
-  metrics.add(
+  addMetric(
+    metrics,
     'CarriedOverVerdicts',
     outcomes.filter((outcome) => outcome.status === 'carried').length,
   );
-  return metrics;
 }
 
 /**
@@ -206,7 +219,8 @@ async function handleInput(
   }
   if (outcomes.length > 0) {
     const { compiled } = await deps.rules.current();
-    await invocationMetrics(outcomes, compiled.ruleCount).flush(deps.cloudwatch, deps.log);
+    addInvocationMetrics(deps.metrics, outcomes, compiled.ruleCount);
+    publishMetrics(deps.metrics, deps.log);
   }
 
   switch (input.kind) {

@@ -1,4 +1,4 @@
-import { parseEnv } from '@binaryalert/core';
+import { functionService, parseEnv } from '@binaryalert/core';
 import { z } from 'zod';
 import type { BatcherConfig } from './enqueue';
 
@@ -20,5 +20,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BatcherConfig 
     objectsPerMessage: parsed.OBJECTS_PER_MESSAGE,
     functionName: parsed.BATCH_LAMBDA_NAME,
     qualifier: parsed.BATCH_LAMBDA_QUALIFIER,
+    service: functionService(env),
   };
 }

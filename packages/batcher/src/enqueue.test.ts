@@ -1,4 +1,3 @@
-import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import {
   CreateBucketCommand,
@@ -15,8 +14,20 @@ import {
   SQSClient,
   type SQSClient as SQSClientType,
 } from '@aws-sdk/client-sqs';
-import { createLogger, objectsOfNotification, type S3ObjectRef } from '@binaryalert/core';
-import { startS3, startSqs, uniqueName, type Emulator } from '@binaryalert/testing';
+import {
+  createLogger,
+  createMetrics,
+  objectsOfNotification,
+  type S3ObjectRef,
+} from '@binaryalert/core';
+import {
+  captureEmf,
+  startS3,
+  startSqs,
+  uniqueName,
+  type EmfCapture,
+  type Emulator,
+} from '@binaryalert/testing';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 
@@ -40,6 +51,11 @@ describe('enqueueBucket', () => {
   let sqs: Emulator<SQSClientType>;
   const bucket = uniqueName('retro');
   const log = createLogger('batcher-test', () => undefined);
+  let emf: EmfCapture;
+  beforeEach(() => {
+    emf = captureEmf();
+  });
+  afterEach(() => emf.restore());
 
   beforeAll(async () => {
     [s3, sqs] = await Promise.all([startS3(), startSqs()]);
@@ -117,15 +133,12 @@ describe('enqueueBucket', () => {
   function mocks(): {
     deps: Omit<BatcherDeps, 'sqs'>;
     lambdaMock: ReturnType<typeof mockClient>;
-    cloudwatchMock: ReturnType<typeof mockClient>;
   } {
     const lambda = new LambdaClient({ region: 'us-east-1' });
-    const cloudwatch = new CloudWatchClient({ region: 'us-east-1' });
     const lambdaMock = mockClient(lambda);
     lambdaMock.on(InvokeCommand).resolves({ StatusCode: 202 });
-    const cloudwatchMock = mockClient(cloudwatch);
-    cloudwatchMock.on(PutMetricDataCommand).resolves({});
-    return { deps: { s3: s3.client, lambda, cloudwatch, log }, lambdaMock, cloudwatchMock };
+    const metrics = createMetrics('prefix_binaryalert_batcher', log);
+    return { deps: { s3: s3.client, lambda, metrics, log }, lambdaMock };
   }
 
   function config(queueUrl: string, overrides: Partial<BatcherConfig> = {}): BatcherConfig {
@@ -139,16 +152,21 @@ describe('enqueueBucket', () => {
     };
   }
 
-  function failureMetric(cloudwatchMock: ReturnType<typeof mockClient>): number | undefined {
-    const data = cloudwatchMock
-      .commandCalls(PutMetricDataCommand)
-      .flatMap((call) => call.args[0].input.MetricData ?? []);
-    return data.find((datum) => datum.MetricName === 'BatchEnqueueFailures')?.Value;
+  /** BatchEnqueueFailures as the run wrote it in its EMF line, in the batcher's service. */
+  function failureMetric(): number | undefined {
+    const written = emf.metrics().filter((metric) => metric.name === 'BatchEnqueueFailures');
+    expect(written).toHaveLength(1);
+    expect(written[0]).toMatchObject({
+      namespace: 'BinaryAlert',
+      unit: 'Count',
+      dimensionSets: [{ service: 'prefix_binaryalert_batcher' }],
+    });
+    return written[0]?.values[0];
   }
 
   it('enqueues every object of a 2,500-object bucket exactly once', async () => {
     const queueUrl = await newQueue();
-    const { deps, lambdaMock, cloudwatchMock } = mocks();
+    const { deps, lambdaMock } = mocks();
 
     const started = Date.now();
     const result = await enqueueBucket(
@@ -170,7 +188,7 @@ describe('enqueueBucket', () => {
     expect(new Set(keys)).toEqual(new Set(KEYS));
     expect(messages).toBe(Math.ceil(1000 / 7) * 2 + Math.ceil(500 / 7));
     expect(lambdaMock).not.toHaveReceivedCommand(InvokeCommand);
-    expect(failureMetric(cloudwatchMock)).toBe(0);
+    expect(failureMetric()).toBe(0);
     log.info('enqueue throughput', {
       objectsPerSecond: Math.round((OBJECT_COUNT * 1000) / elapsedMs),
     });
@@ -329,7 +347,7 @@ describe('enqueueBucket', () => {
           Failed: failed.map((e) => ({ Id: e.Id, SenderFault: false, Code: 'InternalError' })),
         };
       });
-    const { deps, cloudwatchMock } = mocks();
+    const { deps } = mocks();
 
     const result = await enqueueBucket(
       { ...deps, sqs: sqsFailing },
@@ -345,7 +363,7 @@ describe('enqueueBucket', () => {
     expect(result).toMatchObject({ enqueuedKeys: 500 - 10, failedKeys: 10, failedMessages: 1 });
     // 5 batches, then two retries of the failing entries of the first batch.
     expect(calls).toBe(7);
-    expect(failureMetric(cloudwatchMock)).toBe(1);
+    expect(failureMetric()).toBe(1);
   });
 
   it('keeps several SendMessageBatch calls in flight at once', async () => {

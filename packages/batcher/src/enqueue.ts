@@ -1,4 +1,3 @@
-import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import {
   ListObjectsV2Command,
@@ -14,10 +13,12 @@ import {
 import {
   errorText,
   forEachConcurrent,
-  MetricsBatch,
+  addMetric,
+  publishMetrics,
   s3EventRecord,
   type ListingFacts,
   type Logger,
+  type Metrics,
 } from '@binaryalert/core';
 import { z } from 'zod';
 
@@ -25,7 +26,8 @@ export interface BatcherDeps {
   s3: S3Client;
   sqs: SQSClient;
   lambda: LambdaClient;
-  cloudwatch: CloudWatchClient;
+  /** Powertools Metrics: embedded metric format in the function's log. */
+  metrics: Metrics;
   log: Logger;
 }
 
@@ -36,6 +38,8 @@ export interface BatcherConfig {
   /** This function's name and alias, for the asynchronous self re-invocation. */
   functionName: string;
   qualifier: string;
+  /** The `service` of its logs and metrics (the function's name; see functionService). */
+  service?: string | undefined;
   /** Below this much remaining time the batcher hands over to a new invocation (default 15 s). */
   marginMs?: number;
   /** SendMessageBatch calls in flight at once (default 16). */
@@ -150,9 +154,8 @@ export async function enqueueBucket(
     page = next;
   }
 
-  const metrics = new MetricsBatch();
-  metrics.add('BatchEnqueueFailures', result.failedMessages, 'Count');
-  await metrics.flush(deps.cloudwatch, deps.log);
+  addMetric(deps.metrics, 'BatchEnqueueFailures', result.failedMessages);
+  publishMetrics(deps.metrics, deps.log);
   deps.log.info('enqueue finished', { ...result });
   if (result.failedMessages > 0) {
     deps.log.error('some messages could not be enqueued', {

@@ -5,7 +5,7 @@ import { BatchEventSchema, enqueueBucket } from './enqueue';
 
 // Once per container: a missing or malformed variable fails the cold start naming it.
 const config = loadConfig();
-const deps = createDeps();
+const deps = createDeps(config);
 
 /** Lambda entry point: enqueues the bucket (or the event's prefix) and returns the number of keys enqueued. */
 export async function handler(

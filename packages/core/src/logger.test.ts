@@ -1,8 +1,8 @@
-import { createLogger, objectId } from './logger';
+import { createLogger, functionService, objectId } from './logger';
 
-function capture(minLevel?: 'debug' | 'info' | 'warn' | 'error') {
+function capture(serviceName = 'p_binaryalert_analyzer') {
   const lines: string[] = [];
-  const log = createLogger('analyzer', (line) => lines.push(line), minLevel);
+  const log = createLogger(serviceName, (line) => lines.push(line));
   return {
     lines,
     log,
@@ -10,8 +10,14 @@ function capture(minLevel?: 'debug' | 'info' | 'warn' | 'error') {
   };
 }
 
-describe('createLogger', () => {
-  it('writes one JSON object per line with level, component, message and fields', () => {
+describe('createLogger (Powertools Logger)', () => {
+  const savedLevel = process.env.LOG_LEVEL;
+  afterEach(() => {
+    if (savedLevel === undefined) delete process.env.LOG_LEVEL;
+    else process.env.LOG_LEVEL = savedLevel;
+  });
+
+  it('writes one JSON object per line with level, service, message, timestamp and fields', () => {
     const { lines, log, parsed } = capture();
 
     log.info('analyzed', { object: objectId('bucket', 'a b/c'), matches: 2 });
@@ -19,36 +25,39 @@ describe('createLogger', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).not.toContain('\n');
     expect(parsed()[0]).toMatchObject({
-      level: 'info',
-      component: 'analyzer',
+      level: 'INFO',
+      service: 'p_binaryalert_analyzer',
       message: 'analyzed',
       object: 'S3:bucket:a b/c',
       matches: 2,
     });
-    expect(typeof parsed()[0]!.time).toBe('string');
+    expect(Number.isNaN(Date.parse(String(parsed()[0]!.timestamp)))).toBe(false);
   });
 
-  it('adds the fields of a child logger to every line', () => {
+  it('keeps the object id on every line of a child, and the child of a child', () => {
     const { log, parsed } = capture();
 
-    const child = log.child({ object: 'S3:b:k' });
+    const child = log.createChild({ persistentKeys: { object: 'S3:b:k' } });
     child.warn('one');
-    child.child({ attempt: 2 }).error('two', { extra: true });
+    child.createChild({ persistentKeys: { attempt: 2 } }).error('two', { extra: true });
+    log.info('parent');
 
     expect(parsed()).toEqual([
-      expect.objectContaining({ level: 'warn', message: 'one', object: 'S3:b:k' }),
+      expect.objectContaining({ level: 'WARN', message: 'one', object: 'S3:b:k' }),
       expect.objectContaining({
-        level: 'error',
+        level: 'ERROR',
         message: 'two',
         object: 'S3:b:k',
         attempt: 2,
         extra: true,
       }),
+      expect.not.objectContaining({ object: expect.anything() }),
     ]);
   });
 
-  it('drops lines below the minimum level', () => {
-    const { log, parsed } = capture('warn');
+  it('takes the minimum level from LOG_LEVEL', () => {
+    process.env.LOG_LEVEL = 'WARN';
+    const { log, parsed } = capture();
 
     log.debug('d');
     log.info('i');
@@ -57,7 +66,7 @@ describe('createLogger', () => {
     expect(parsed().map((entry) => entry.message)).toEqual(['w']);
   });
 
-  it('serializes errors with their name, message, code and cause', () => {
+  it('serializes errors with their name, message and cause', () => {
     const { log, parsed } = capture();
     const cause = new Error('disk full');
     const error = Object.assign(new Error('write failed', { cause }), { code: 'EIO' });
@@ -67,7 +76,6 @@ describe('createLogger', () => {
     expect(parsed()[0]!.error).toMatchObject({
       name: 'Error',
       message: 'write failed',
-      code: 'EIO',
       cause: { name: 'Error', message: 'disk full' },
     });
   });
@@ -79,7 +87,17 @@ describe('createLogger', () => {
 
     log.info('odd', { big: 10n, circular });
 
-    expect(parsed()[0]).toMatchObject({ message: 'odd', level: 'info' });
+    expect(parsed()[0]).toMatchObject({ message: 'odd', level: 'INFO', big: '10' });
+  });
+});
+
+describe('functionService', () => {
+  it("is the function's name Lambda sets, or undefined outside a function", () => {
+    expect(functionService({ AWS_LAMBDA_FUNCTION_NAME: 'p_binaryalert_batcher' })).toBe(
+      'p_binaryalert_batcher',
+    );
+    expect(functionService({})).toBeUndefined();
+    expect(functionService({ AWS_LAMBDA_FUNCTION_NAME: '' })).toBeUndefined();
   });
 });
 

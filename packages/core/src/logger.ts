@@ -1,91 +1,47 @@
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { LogItem } from '@aws-lambda-powertools/logger';
+import type { ConstructorOptions } from '@aws-lambda-powertools/logger/types';
 
-/** Structured logger: every call writes one JSON object on one line. */
-export interface Logger {
-  debug(message: string, fields?: Record<string, unknown>): void;
-  info(message: string, fields?: Record<string, unknown>): void;
-  warn(message: string, fields?: Record<string, unknown>): void;
-  error(message: string, fields?: Record<string, unknown>): void;
-  /** A logger that adds `fields` to every line (e.g. `{ object: objectId(bucket, key) }`). */
-  child(fields: Record<string, unknown>): Logger;
-}
+export { Logger };
 
-const LEVEL_ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+/** Powertools' Logger printing each line to `write` instead of stdout; its children too. */
+class LineLogger extends Logger {
+  private readonly write: (line: string) => void;
 
-function isLogLevel(value: string | undefined): value is LogLevel {
-  return value !== undefined && value in LEVEL_ORDER;
-}
-
-function levelFromEnv(value: string | undefined): LogLevel {
-  const level = value?.toLowerCase();
-  return isLogLevel(level) ? level : 'info';
-}
-
-/** Turns errors (and their causes) into plain JSON-friendly objects; other values pass through. */
-function serialize(value: unknown, depth = 0): unknown {
-  if (value instanceof Error) {
-    const out: Record<string, unknown> = { name: value.name, message: value.message };
-    for (const [key, field] of Object.entries(value)) {
-      if (key !== 'cause' && key !== '$response') out[key] = field;
-    }
-    if (value.stack) out.stack = value.stack;
-    if (value.cause !== undefined && depth < 5) out.cause = serialize(value.cause, depth + 1);
-    return out;
+  constructor(options: ConstructorOptions, write: (line: string) => void) {
+    super(options);
+    this.write = write;
   }
-  if (value instanceof Set) return [...(value as Set<unknown>)];
-  return value;
-}
 
-function safeStringify(entry: Record<string, unknown>): string {
-  try {
-    return JSON.stringify(entry, (_key, value: unknown) =>
-      typeof value === 'bigint' ? value.toString() : serialize(value),
-    );
-  } catch (error) {
-    return JSON.stringify({
-      time: entry.time,
-      level: entry.level,
-      component: entry.component,
-      message: entry.message,
-      logError: error instanceof Error ? error.message : String(error),
-    });
+  protected override createLogger(options?: ConstructorOptions): Logger {
+    return new LineLogger(options ?? {}, this.write);
+  }
+
+  protected override printLog(_logLevel: number, log: LogItem): void {
+    log.prepareForPrint();
+    this.write(JSON.stringify(log.getAttributes(), this.getJsonReplacer()));
   }
 }
 
 /**
- * Creates a logger writing one JSON object per line: `{time, level, component, message, ...fields}`.
- * Lines below `minLevel` (default: `LOG_LEVEL` from the environment, else `info`) are dropped.
+ * The Powertools Logger of one function: one JSON object per line
+ * (`{level, message, service, timestamp, ...keys}`), the level from `POWERTOOLS_LOG_LEVEL` or
+ * `LOG_LEVEL` (default INFO). `serviceName` is the function's name (see `functionService`); a
+ * child made with `createChild({ persistentKeys: { object: objectId(bucket, key) } })` adds the
+ * object to every line. Lines go to stdout, or to `write` (the local stack's own log, tests).
  */
-export function createLogger(
-  component: string,
-  write: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
-  minLevel: LogLevel = levelFromEnv(process.env.LOG_LEVEL),
-): Logger {
-  const build = (bound: Record<string, unknown>): Logger => {
-    const log =
-      (level: LogLevel) =>
-      (message: string, fields?: Record<string, unknown>): void => {
-        if (LEVEL_ORDER[level] < LEVEL_ORDER[minLevel]) return;
-        write(
-          safeStringify({
-            time: new Date().toISOString(),
-            level,
-            component,
-            message,
-            ...bound,
-            ...fields,
-          }),
-        );
-      };
-    return {
-      debug: log('debug'),
-      info: log('info'),
-      warn: log('warn'),
-      error: log('error'),
-      child: (fields) => build({ ...bound, ...fields }),
-    };
-  };
-  return build({});
+export function createLogger(serviceName?: string, write?: (line: string) => void): Logger {
+  const options: ConstructorOptions = serviceName ? { serviceName } : {};
+  return write ? new LineLogger(options, write) : new Logger(options);
+}
+
+/**
+ * The `service` of a function's logs and metrics: its deployed name, which Lambda (and the local
+ * stack's runtime) sets in AWS_LAMBDA_FUNCTION_NAME, so one deployment's alarms select its own
+ * metrics. Undefined outside a function: Powertools then falls back to POWERTOOLS_SERVICE_NAME.
+ */
+export function functionService(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.AWS_LAMBDA_FUNCTION_NAME || undefined;
 }
 
 /** The identifier of an S3 object in logs, results and the match table: `S3:<bucket>:<key>`. */

@@ -1,57 +1,90 @@
-import 'aws-sdk-client-mock-jest';
-import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { mockClient } from 'aws-sdk-client-mock';
+import { captureEmf, type EmfCapture } from '@binaryalert/testing';
 import { createLogger } from './logger';
-import { METRIC_NAMESPACE, MetricsBatch } from './metrics';
+import { addMetric, createMetrics, METRIC_NAMESPACE, publishMetrics } from './metrics';
 
-describe('MetricsBatch', () => {
-  const cloudwatchMock = mockClient(CloudWatchClient);
-  const cloudwatch = new CloudWatchClient({ region: 'us-east-1' });
-  let lines: string[];
-  const log = () => createLogger('test', (line) => lines.push(line));
+describe('Powertools Metrics in embedded metric format', () => {
+  let emf: EmfCapture;
+  let logLines: Record<string, unknown>[];
+  const log = () =>
+    createLogger('test', (line) => logLines.push(JSON.parse(line) as Record<string, unknown>));
 
   beforeEach(() => {
-    cloudwatchMock.reset();
-    lines = [];
+    emf = captureEmf();
+    logLines = [];
+  });
+  afterEach(() => emf.restore());
+
+  it('writes one EMF line: namespace BinaryAlert, the service dimension, units and samples', () => {
+    const metrics = createMetrics('p_binaryalert_analyzer', log());
+    addMetric(metrics, 'AnalyzedBinaries', 3);
+    addMetric(metrics, 'S3DownloadLatency', [10, 30, 20]);
+    addMetric(metrics, 'ScanLatency', []);
+
+    publishMetrics(metrics, log());
+
+    expect(emf.lines).toHaveLength(1);
+    const line = JSON.parse(emf.lines[0]!) as {
+      _aws: { Timestamp: number; CloudWatchMetrics: unknown[] };
+    };
+    expect(Math.abs(line._aws.Timestamp - Date.now())).toBeLessThan(60_000);
+    expect(line._aws.CloudWatchMetrics).toEqual([
+      {
+        Namespace: METRIC_NAMESPACE,
+        Dimensions: [['service']],
+        Metrics: [
+          { Name: 'AnalyzedBinaries', Unit: 'Count' },
+          { Name: 'S3DownloadLatency', Unit: 'Milliseconds' },
+        ],
+      },
+    ]);
+    expect(emf.metrics()).toEqual([
+      {
+        namespace: 'BinaryAlert',
+        name: 'AnalyzedBinaries',
+        unit: 'Count',
+        dimensionSets: [{ service: 'p_binaryalert_analyzer' }],
+        values: [3],
+      },
+      {
+        namespace: 'BinaryAlert',
+        name: 'S3DownloadLatency',
+        unit: 'Milliseconds',
+        dimensionSets: [{ service: 'p_binaryalert_analyzer' }],
+        values: [10, 30, 20],
+      },
+    ]);
   });
 
-  it('sends everything collected in one PutMetricData', async () => {
-    const metrics = new MetricsBatch();
-    metrics.add('AnalyzedBinaries', 3);
-    metrics.addStatistics('S3DownloadLatency', [10, 30, 20], 'Milliseconds');
-    metrics.addStatistics('ScanLatency', [], 'Milliseconds');
+  it('starts empty after publishing: the next invocation writes only its own metrics', () => {
+    const metrics = createMetrics('f', log());
+    addMetric(metrics, 'YaraRules', 10);
+    publishMetrics(metrics, log());
+    addMetric(metrics, 'YaraRules', 12);
+    publishMetrics(metrics, log());
 
-    await metrics.flush(cloudwatch, log());
+    expect(emf.metrics().map((metric) => metric.values)).toEqual([[10], [12]]);
+  });
 
-    expect(cloudwatchMock).toHaveReceivedCommandTimes(PutMetricDataCommand, 1);
-    expect(cloudwatchMock).toHaveReceivedCommandWith(PutMetricDataCommand, {
-      Namespace: METRIC_NAMESPACE,
-      MetricData: [
-        { MetricName: 'AnalyzedBinaries', Value: 3, Unit: 'Count' },
-        {
-          MetricName: 'S3DownloadLatency',
-          Unit: 'Milliseconds',
-          StatisticValues: { SampleCount: 3, Sum: 60, Minimum: 10, Maximum: 30 },
-        },
-      ],
+  it('keeps every sample of a long list (Powertools writes a line per 100 values)', () => {
+    const metrics = createMetrics('f', log());
+    const samples = Array.from({ length: 250 }, (_, i) => i);
+    addMetric(metrics, 'ScanLatency', samples);
+    publishMetrics(metrics, log());
+
+    expect(emf.metrics().flatMap((metric) => metric.values)).toEqual(samples);
+  });
+
+  it('logs a failure to publish instead of throwing', () => {
+    const metrics = createMetrics('f', log());
+    addMetric(metrics, 'YaraRules', 10);
+    jest.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => {
+      throw new Error('stdout closed');
     });
-  });
 
-  it('sends nothing when empty', async () => {
-    await new MetricsBatch().flush(cloudwatch, log());
+    expect(() => publishMetrics(metrics, log())).not.toThrow();
 
-    expect(cloudwatchMock).toHaveReceivedCommandTimes(PutMetricDataCommand, 0);
-  });
-
-  it('logs a failure instead of throwing', async () => {
-    cloudwatchMock.on(PutMetricDataCommand).rejects(new Error('throttled'));
-    const metrics = new MetricsBatch();
-    metrics.add('YaraRules', 10);
-
-    await expect(metrics.flush(cloudwatch, log())).resolves.toBeUndefined();
-
-    expect(lines.map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
-      expect.objectContaining({ level: 'error', message: 'failed to publish metrics' }),
+    expect(logLines).toEqual([
+      expect.objectContaining({ level: 'ERROR', message: 'failed to publish metrics' }),
     ]);
   });
 });

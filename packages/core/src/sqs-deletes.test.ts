@@ -55,7 +55,7 @@ describe('deleteReceipts', () => {
     expect(deleted).toBe(23);
     expect(sent).toHaveBeenCalledTimes(3);
     sent.mockRestore();
-    expect(lines.map((line) => line.level)).toEqual(['warn']);
+    expect(lines.map((line) => line.level)).toEqual(['WARN']);
     const { Attributes } = await sqs.client.send(
       new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['All'] }),
     );
@@ -81,7 +81,7 @@ describe('deleteReceipts', () => {
     expect(deleted).toBe(0);
     expect(lines).toEqual([
       expect.objectContaining({
-        level: 'error',
+        level: 'ERROR',
         message: 'DeleteMessageBatch failed; the messages will be delivered again',
       }),
     ]);

@@ -131,7 +131,6 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     loadConfig: (env) => loadAnalyzerConfig(env),
     zipAssets: ['native-libraries', 'magic-database', 'compiled-rules', 'seven-zip-wasm'],
     actions: [
-      'cloudwatch:PutMetricData',
       'dynamodb:BatchGetItem',
       'dynamodb:GetItem',
       'dynamodb:UpdateItem',
@@ -198,12 +197,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     envSchema: BatcherEnvSchema,
     loadConfig: (env) => loadBatcherConfig(env),
     zipAssets: [],
-    actions: [
-      'cloudwatch:PutMetricData',
-      'lambda:InvokeFunction',
-      's3:ListBucket',
-      'sqs:SendMessage',
-    ],
+    actions: ['lambda:InvokeFunction', 's3:ListBucket', 'sqs:SendMessage'],
   },
 ];
 

@@ -1,4 +1,4 @@
-import { parseEnv } from '@binaryalert/core';
+import { functionService, parseEnv } from '@binaryalert/core';
 import { z } from 'zod';
 import type { DispatchConfig } from './dispatch';
 import type { SlotsConfig } from './slots';
@@ -18,6 +18,8 @@ export const EnvSchema = z.object({
 
 export interface DispatcherConfig extends DispatchConfig {
   slots: SlotsConfig;
+  /** The `service` of its logs (the function's name; see functionService). */
+  service: string | undefined;
 }
 
 /** Reads the dispatcher's configuration from the environment; throws ConfigError naming the variable. */
@@ -30,6 +32,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DispatcherConf
     maxInvocations: parsed.MAX_INVOCATIONS,
     waitTimeSeconds: parsed.SQS_WAIT_TIME_SECONDS,
     receiveConcurrency: parsed.RECEIVE_CONCURRENCY,
+    service: functionService(env),
     slots: {
       table: parsed.DISPATCH_SLOTS_TABLE,
       capacity: parsed.ANALYZER_CONCURRENCY_LIMIT,

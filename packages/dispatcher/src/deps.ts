@@ -8,7 +8,7 @@ import { DispatchSlots } from './slots';
 
 /** Builds the SDK clients (region and endpoint from the standard AWS variables) once per container. */
 export function createDeps(config: DispatcherConfig): DispatchDeps {
-  const log = createLogger('dispatcher');
+  const log = createLogger(config.service);
   return {
     sqs: new SQSClient({}),
     // One attempt: an Invoke the SDK retried after a timeout could queue the same messages twice.

@@ -202,7 +202,7 @@ describe('dispatch', () => {
       dispatchedMessages: 3,
       deletedMessages: 5,
     });
-    const warnings = lines.filter((line) => line.level === 'warn').map((line) => line.message);
+    const warnings = lines.filter((line) => line.level === 'WARN').map((line) => line.message);
     expect(warnings.sort()).toEqual([
       'deleting S3 test event',
       'deleting message that is not an S3 event notification: an EventBridge event ("Object Created"), not an S3 event notification',

@@ -18,7 +18,6 @@ export interface FrontRoutes {
   readonly sqsPort: number;
   readonly dynamoPort: number;
   sns: Handler;
-  cloudwatch: Handler;
   lambda: Handler;
   /** Empties a queue at once (local-aws-sqs would wait 60 s); false when there is no such queue. */
   purgeQueue: (queueUrl: string) => boolean;
@@ -98,7 +97,6 @@ export function createFrontHandler(
     if (typeof target === 'string') {
       if (target.startsWith('DynamoDB_')) return proxyDynamo(req, res, routes);
       if (target.startsWith('AmazonSQS.')) return serveSqs(req, res, routes);
-      if (target.startsWith('GraniteServiceVersion20100801.')) return routes.cloudwatch(req, res);
       if (target.startsWith('AmazonSimpleNotificationService.')) return routes.sns(req, res);
       sendJsonError(
         res,
@@ -114,8 +112,6 @@ export function createFrontHandler(
         return serveSqs(req, res, routes);
       case 'sns':
         return routes.sns(req, res);
-      case 'monitoring':
-        return routes.cloudwatch(req, res);
       case 'dynamodb':
         return proxyDynamo(req, res, routes);
       case 'lambda':

@@ -11,6 +11,7 @@ import {
 } from '@binaryalert/deployment';
 
 import { LambdaRuntime, type InvokeOutcome, type LocalFunction } from './lambda';
+import type { MetricStore } from './metrics';
 
 export interface FunctionTableOptions {
   config: BinaryAlertConfig;
@@ -96,13 +97,15 @@ export interface FunctionRunnerOptions {
   /** AWS_ENDPOINT_URL, credentials: what every worker gets to reach the local stack. */
   baseEnvironment: Record<string, string>;
   print: (text: string) => void;
+  /** Receives the metrics of the functions' embedded-metric-format log lines. */
+  metrics: MetricStore;
   /** A worker died in the middle of an invocation (see LambdaRuntimeOptions.onWorkerDeath). */
   onWorkerDeath?: (functionName: string, event: unknown) => void;
 }
 
 /**
- * Runs the functions in worker processes: every log line goes to `<dataDir>/logs/<fn>.log`, and
- * warnings and errors also to the console.
+ * Runs the functions in worker processes: every log line goes to `<dataDir>/logs/<fn>.log`,
+ * warnings and errors also to the console, and embedded metrics to `options.metrics`.
  */
 export async function startFunctionRunner(options: FunctionRunnerOptions): Promise<FunctionRunner> {
   const { dataDir, print } = options;
@@ -118,12 +121,15 @@ export async function startFunctionRunner(options: FunctionRunnerOptions): Promi
     ...(options.onWorkerDeath ? { onWorkerDeath: options.onWorkerDeath } : {}),
     onLog: (fn, line) => {
       void appendFile(join(logsDir, `${shortName(fn)}.log`), `${line}\n`).catch(() => undefined);
+      // As in CloudWatch Logs: an embedded-metric-format line is also the function's metrics.
+      if (options.metrics.addLogLine(line)) return;
       try {
         const entry = JSON.parse(line) as { level?: string; message?: string; object?: string };
-        if (entry.level === 'error' || entry.level === 'warn') {
-          if (entry.level === 'error') errors += 1;
+        const level = String(entry.level ?? '').toLowerCase();
+        if (level === 'error' || level === 'critical' || level === 'warn') {
+          if (level !== 'warn') errors += 1;
           print(
-            `[${shortName(fn)}] ${entry.level}: ${entry.message ?? ''}${entry.object ? ` (${entry.object})` : ''}`,
+            `[${shortName(fn)}] ${level}: ${entry.message ?? ''}${entry.object ? ` (${entry.object})` : ''}`,
           );
         }
       } catch {

@@ -15,7 +15,7 @@ export { startS3Server, type S3Server, type S3ServerOptions } from './s3/server'
 export { startSqsServer, type SqsServer } from './sqs-front';
 export type { LocalStack, LocalStackOptions, LocalStatus } from './stack';
 export type { AlertRecord } from './alerts';
-export type { MetricTotal } from './cloudwatch';
+export { parseEmfLine, type EmfMetric, type MetricTotal } from './metrics';
 export type { InvokeOutcome } from './lambda';
 export type { FaultPlan } from './faults';
 export type { ReconcileOutcome, ReconcileTarget } from './reconcile';

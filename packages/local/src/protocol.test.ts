@@ -1,24 +1,11 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-
 import { alertRecord, formatAlert } from './alerts';
-import { createCloudWatchHandler, MetricStore } from './cloudwatch';
 import { DataDirLockedError, lockDataDir } from './lock';
 import { parseQueryParams, signingService } from './protocol';
-
-async function serve(handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>) {
-  const server = createServer((req, res) => void handler(req, res));
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
-    close: () => new Promise<void>((ok) => server.close(() => ok())),
-  };
-}
 
 describe('query protocol parameters', () => {
   it('nests members and entries into arrays of objects', () => {
@@ -48,76 +35,6 @@ describe('query protocol parameters', () => {
       ),
     ).toBe('s3');
     expect(signingService(req({}))).toBeUndefined();
-  });
-});
-
-describe('CloudWatch PutMetricData', () => {
-  it('aggregates the query protocol with values, counts and statistic sets', async () => {
-    const store = new MetricStore();
-    const server = await serve(createCloudWatchHandler(store));
-    try {
-      const body =
-        'Action=PutMetricData&Version=2010-08-01&Namespace=BinaryAlert' +
-        '&MetricData.member.1.MetricName=ScanMs&MetricData.member.1.Values.member.1=10&MetricData.member.1.Values.member.2=30' +
-        '&MetricData.member.1.Counts.member.1=2&MetricData.member.1.Counts.member.2=1' +
-        '&MetricData.member.2.MetricName=Sizes&MetricData.member.2.StatisticValues.SampleCount=4' +
-        '&MetricData.member.2.StatisticValues.Sum=100&MetricData.member.2.StatisticValues.Minimum=5' +
-        '&MetricData.member.2.StatisticValues.Maximum=50';
-      const response = await fetch(server.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body,
-      });
-      expect(response.status).toBe(200);
-      expect(await response.text()).toContain('<PutMetricDataResponse');
-      expect(store.snapshot()).toEqual({
-        'BinaryAlert/ScanMs': { sum: 50, sampleCount: 3, min: 10, max: 30 },
-        'BinaryAlert/Sizes': { sum: 100, sampleCount: 4, min: 5, max: 50 },
-      });
-    } finally {
-      await server.close();
-    }
-  });
-
-  it('accepts the gzip-compressed JSON the SDK sends for large batches', async () => {
-    const store = new MetricStore();
-    const server = await serve(createCloudWatchHandler(store));
-    const cloudwatch = new CloudWatchClient({
-      endpoint: server.url,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
-    });
-    try {
-      // Well over the SDK's 10 kB compression threshold.
-      const MetricData = Array.from({ length: 400 }, (_, i) => ({
-        MetricName: 'AnalyzedBinaries',
-        Value: 1,
-        Dimensions: [{ Name: 'Function', Value: `f${i}` }],
-      }));
-      await cloudwatch.send(new PutMetricDataCommand({ Namespace: 'BinaryAlert', MetricData }));
-      expect(store.sum('AnalyzedBinaries')).toBe(400);
-    } finally {
-      cloudwatch.destroy();
-      await server.close();
-    }
-  });
-
-  it('refuses other actions', async () => {
-    const server = await serve(createCloudWatchHandler(new MetricStore()));
-    try {
-      const response = await fetch(server.url, {
-        method: 'POST',
-        headers: {
-          'x-amz-target': 'GraniteServiceVersion20100801.GetMetricData',
-          'content-type': 'application/x-amz-json-1.0',
-        },
-        body: '{}',
-      });
-      expect(response.status).toBe(400);
-      expect(response.headers.get('x-amzn-errortype')).toBe('InvalidAction');
-    } finally {
-      await server.close();
-    }
   });
 });
 

@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import {
@@ -40,6 +40,7 @@ let invocations = 0;
 exports.handler = async (event, context) => {
   invocations += 1;
   if (event && event.sleepMs) await new Promise((r) => setTimeout(r, event.sleepMs));
+  if (event && event.logLines) { for (const line of event.logLines) console.log(line); return {}; }
   if (event && event.fail) { const e = new Error('boom'); e.name = 'TestFailure'; throw e; }
   if (event && event.fetchUrl) {
     return await new Promise((resolve, reject) => require('http').get(event.fetchUrl, (res) => {
@@ -377,44 +378,57 @@ describe('local stack services', () => {
     ).rejects.toThrow(/Topic does not exist/);
   });
 
-  it('aggregates metrics from the SDK (JSON protocol) and the aws CLI (query protocol)', async () => {
-    const cloudwatch = client(() => new CloudWatchClient(sdk()));
-    await cloudwatch.send(
-      new PutMetricDataCommand({
-        Namespace: 'BinaryAlert',
-        MetricData: [
-          { MetricName: 'AnalyzedBinaries', Value: 3, Unit: 'Count' },
-          { MetricName: 'MatchedBinaries', Values: [1, 2], Counts: [2, 1] },
-        ],
+  it("counts the metrics of the functions' embedded-metric-format log lines in its status", async () => {
+    const lambda = client(() => new LambdaClient(sdk()));
+    /** An EMF line declaring `names` (with a service dimension), then `fields` at the top level. */
+    const emfLine = (names: string[], fields: Record<string, unknown>) =>
+      JSON.stringify({
+        _aws: {
+          Timestamp: Date.now(),
+          CloudWatchMetrics: [
+            {
+              Namespace: 'BinaryAlert',
+              Dimensions: [['service']],
+              Metrics: names.map((Name) => ({ Name, Unit: 'Count' })),
+            },
+          ],
+        },
+        service: stack.names.analyzerFunction,
+        ...fields,
+      });
+    const logLines = [
+      emfLine(['AnalyzedBinaries', 'MatchedBinaries'], {
+        AnalyzedBinaries: 3,
+        MatchedBinaries: [1, 2],
+      }),
+      emfLine(['AnalyzedBinaries'], { AnalyzedBinaries: 2 }),
+      // What CloudWatch would not extract: no numeric value, a dimension without a string value,
+      // a truncated line; and a plain log line that merely names a metric.
+      emfLine(['AnalyzedBinaries'], { AnalyzedBinaries: 'many' }),
+      emfLine(['AnalyzedBinaries'], { AnalyzedBinaries: 100, service: 7 }),
+      '{"_aws": truncated',
+      JSON.stringify({ level: 'INFO', message: 'AnalyzedBinaries 1000', AnalyzedBinaries: 1000 }),
+    ];
+
+    const response = await lambda.send(
+      new InvokeCommand({
+        FunctionName: stack.names.analyzerFunction,
+        Payload: Buffer.from(JSON.stringify({ logLines })),
       }),
     );
-    await run(
-      '/usr/bin/aws',
-      [
-        '--endpoint-url',
-        stack.endpoint,
-        'cloudwatch',
-        'put-metric-data',
-        '--namespace',
-        'BinaryAlert',
-        '--metric-name',
-        'AnalyzedBinaries',
-        '--value',
-        '2',
-      ],
-      {
-        env: {
-          ...process.env,
-          AWS_ACCESS_KEY_ID: 'S3RVER',
-          AWS_SECRET_ACCESS_KEY: 'S3RVER',
-          AWS_REGION: stack.region,
-        },
-      },
+
+    expect(response.FunctionError).toBeUndefined();
+    // Lines reach the log file after their metrics are counted: once the last one is there, all
+    // of them were read.
+    const logFile = join(dataDir, 'logs', 'analyzer.log');
+    await waitFor(
+      async () => (await readFile(logFile, 'utf8')).includes('AnalyzedBinaries 1000') || undefined,
+      10_000,
+      'the last line in the log file',
     );
     expect(stack.metrics.sum('AnalyzedBinaries')).toBe(5);
-    expect(stack.metrics.sum('MatchedBinaries')).toBe(4);
-    const status = await stack.status();
-    expect(status).toEqual(expect.objectContaining({ analyzed: 5, matched: 4 }));
+    expect(stack.metrics.sum('MatchedBinaries')).toBe(3);
+    expect(await stack.status()).toEqual(expect.objectContaining({ analyzed: 5, matched: 3 }));
   });
 
   it('invokes functions from their zips in warm workers with the Terraform environment', async () => {

@@ -24,7 +24,7 @@ import {
 } from '@binaryalert/deployment';
 
 import { createAlertSinks, type AlertRecord } from './alerts';
-import { createCloudWatchHandler, MetricStore } from './cloudwatch';
+import { MetricStore } from './metrics';
 import { DEFAULT_LOCAL_PORT, LOCAL_ACCOUNT_ID, LOCAL_CREDENTIALS } from './constants';
 import { startDynamo, startS3, startSqs } from './emulators';
 import { releaseReceipts } from './dead-worker';
@@ -116,8 +116,8 @@ async function ensureTable(client: DynamoDBClient, definition: CreateTableComman
 
 /**
  * Starts the whole pipeline on one loopback port: S3, SQS (local-aws-sqs), DynamoDB (dynalite),
- * SNS Publish, CloudWatch PutMetricData and Lambda Invoke running the deployment zips, with S3
- * notifications to the queue and the dispatcher on a schedule.
+ * SNS Publish and Lambda Invoke running the deployment zips (whose EMF log lines are the metrics),
+ * with S3 notifications to the queue and the dispatcher on a schedule.
  */
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
   const { config } = options;
@@ -207,6 +207,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
       },
       print,
+      metrics,
       // Its messages are retried at once, not after the visibility timeout.
       onWorkerDeath: (fn, event) => {
         if (fn !== names.analyzerFunction) return;
@@ -236,7 +237,6 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         sinks.deliver,
         () => faults.snsPublishError(),
       ),
-      cloudwatch: createCloudWatchHandler(metrics),
       lambda: createLambdaHandler(runtime, runner.reportFailure),
       purgeQueue: sqsEmulator.purgeQueue,
       faults,

@@ -1,6 +1,6 @@
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 
-import type { MetricStore } from './cloudwatch';
+import type { MetricStore } from './metrics';
 
 export interface LocalStatus {
   queued: number;

@@ -110,3 +110,4 @@ export async function startDynamo(): Promise<Emulator<DynamoDBClient>> {
 }
 export * from './archives';
 export * from './dynamo-faults';
+export * from './metrics';

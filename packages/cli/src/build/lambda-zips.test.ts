@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -200,6 +200,40 @@ describe('buildLambdaZips', () => {
       ).toEqual([]);
     },
   );
+
+  /** The sources of a zip's bundle whose path contains `name`. */
+  async function bundled(fn: LambdaFunctionName, name: string): Promise<string[]> {
+    const map = JSON.parse(
+      await readFile(path.join(await unzipped(fn), 'index.js.map'), 'utf8'),
+    ) as { sources: string[] };
+    return map.sources.filter((source) => source.includes(name));
+  }
+
+  it.each(['analyzer', 'dispatcher', 'batcher'] as const)(
+    '%s logs through Powertools Logger and has no CloudWatch client',
+    async (fn) => {
+      expect((await bundled(fn, '@aws-lambda-powertools/logger/')).length).toBeGreaterThan(0);
+      expect(await bundled(fn, 'client-cloudwatch')).toEqual([]);
+    },
+  );
+
+  it.each(['analyzer', 'batcher'] as const)(
+    '%s writes its metrics with Powertools Metrics',
+    async (fn) => {
+      expect((await bundled(fn, '@aws-lambda-powertools/metrics/')).length).toBeGreaterThan(0);
+    },
+  );
+
+  it('keeps every zip under 10 MB', async () => {
+    for (const zip of zips.values()) {
+      const { size } = await stat(zip.path);
+      expect({ fn: zip.function, size, under: size < 10 * 1024 * 1024 }).toEqual({
+        fn: zip.function,
+        size,
+        under: true,
+      });
+    }
+  });
 
   it('gives byte-identical zips for the same sources', async () => {
     const again = await mkdtemp(path.join(os.tmpdir(), 'ba-zips-again-'));

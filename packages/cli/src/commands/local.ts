@@ -110,7 +110,7 @@ export const registerLocal: CommandRegistrar = (program: Command) => {
   program
     .command('local')
     .description(
-      'run the whole pipeline on this machine (S3, SQS, DynamoDB, SNS, CloudWatch, Lambda) on one port',
+      'run the whole pipeline on this machine (S3, SQS, DynamoDB, SNS, Lambda) on one port',
     )
     .option('--port <port>', 'port on 127.0.0.1 (0 = any free port)', String(DEFAULT_LOCAL_PORT))
     .option(
