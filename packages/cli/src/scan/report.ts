@@ -80,12 +80,13 @@ class ProgressLine {
     private readonly enabled: boolean,
   ) {}
 
-  update(text: string, force = false): void {
+  /** `text` is called only when the line is shown (formatting numbers for every file costs). */
+  update(text: () => string, force = false): void {
     if (!this.enabled) return;
     const now = performance.now();
     if (!force && now - this.#lastMs < 100) return;
     this.#lastMs = now;
-    this.stream.write(`\r\x1b[K${text}`);
+    this.stream.write(`\r\x1b[K${text()}`);
     this.#shown = true;
   }
 
@@ -132,7 +133,7 @@ export class ScanReport {
       await write(this.options.stdout, this.#format(entry));
       this.#rows++;
     }
-    this.#progress.update(this.totals.progressLine());
+    this.#progress.update(() => this.totals.progressLine());
   }
 
   async finish(): Promise<void> {
