@@ -366,17 +366,25 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
   /** One analyzer invocation of these records (a direct S3-event invocation). */
   const invoke = (records: ReturnType<typeof s3EventRecord>[]) =>
     handleInvocation(deps, settings, { Records: records }, 1);
-
-  it('decides from the listing and batch reads: no HEAD, no GetItem, each distinct file downloaded once in one invocation', async () => {
-    const keys = ['a/one', 'a/two', 'a/three', 'b/one', 'b/two', 'b/three'];
+  /**
+   * Keys named `<dir>/<file>` hold `the file called <file>` (same file name: same bytes), analyzed
+   * with v1; then v2 is released and the bucket listed: its delta records, counters reset.
+   */
+  const releaseOver = async (keys: string[]) => {
     for (const key of keys) await put(key, `the file called ${key.split('/')[1]}`);
     await analyzeAll(keys);
     active = v2();
-    const refs = await listedRefs(keys);
+    const records = (await listedRefs(keys)).map((ref) => s3EventRecord(ref));
     sent = [];
     downloads = [];
+    return records;
+  };
 
-    await invoke(refs.map((ref) => s3EventRecord(ref)));
+  it('decides from the listing and batch reads: no HEAD, no GetItem, each distinct file downloaded once in one invocation', async () => {
+    const keys = ['a/one', 'a/two', 'a/three', 'b/one', 'b/two', 'b/three'];
+    const records = await releaseOver(keys);
+
+    await invoke(records);
 
     expect(count('HeadObject')).toBe(0);
     expect(count('GetItem')).toBe(0);
@@ -390,7 +398,7 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
 
     // Again (a re-scan cut off and started over): nothing to download, nothing to write.
     sent = [];
-    await invoke(refs.map((ref) => s3EventRecord(ref)));
+    await invoke(records);
     expect(count('GetObject') + count('HeadObject') + count('UpdateItem')).toBe(0);
   });
 
@@ -460,15 +468,10 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
     ['the first answer leaves some keys unprocessed', (call: number) => (call === 0 ? 2 : 0), ''],
   ])('reaches the same verdicts when %s', async (_label, leave, perObjectRead) => {
     const keys = ['x/one', 'x/two', 'y/one', 'y/two'];
-    for (const key of keys) await put(key, `the file called ${key.split('/')[1]}`);
-    await analyzeAll(keys);
-    active = v2();
-    const refs = await listedRefs(keys);
-    sent = [];
-    downloads = [];
+    const records = await releaseOver(keys);
     const remove = leaveKeysUnprocessed(dynamo.client, leave);
     try {
-      await invoke(refs.map((ref) => s3EventRecord(ref)));
+      await invoke(records);
     } finally {
       remove();
     }
