@@ -6,7 +6,8 @@
  * handleInvocation, one 10-record message per invocation. Its own wall and CPU time exclude the
  * rules' loading and the listing (the batcher's work, the same in both modes). `parts` instead
  * measures the parts of one object's cost one after the other over the whole bucket: download
- * (GetObject into a temp file), hash + scan with the delta rules, hash + scan with every rule.
+ * (GetObject into a temp file, as a full analysis does; into memory, as the delta re-scan does),
+ * hash + scan with the delta rules, hash + scan with every rule.
  * Prints one line "BENCH {json}".
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -23,7 +24,11 @@ import {
   rulesFromBucket,
   type AnalyzerSettings,
 } from '../../packages/analyzer/src';
-import { downloadObject, privateTempDir } from '../../packages/analyzer/src/download';
+import {
+  downloadBytes,
+  downloadObject,
+  privateTempDir,
+} from '../../packages/analyzer/src/download';
 import { packMessages } from '../../packages/batcher/src';
 import {
   analyzeFile,
@@ -164,7 +169,12 @@ async function measureParts(
   settings: AnalyzerSettings,
   rules: { compiled: Parameters<typeof analyzeFile>[0]; delta?: Parameters<typeof analyzeFile>[0] },
   records: S3EventRecord[],
-): Promise<Record<'download' | 'deltaScan' | 'fullScan', { wallMs: number; cpuMs: number }>> {
+): Promise<
+  Record<
+    'download' | 'downloadToMemory' | 'deltaScan' | 'fullScan',
+    { wallMs: number; cpuMs: number }
+  >
+> {
   const temp = await privateTempDir(settings.tempRoot);
   const files: string[] = [];
   try {
@@ -176,6 +186,12 @@ async function measureParts(
         if (got.kind === 'downloaded') files.push(got.file);
       }
     });
+    // What a delta re-scan does for an object it must read: into memory, no temp file.
+    const downloadToMemory = await measure(async () => {
+      for (const record of records) {
+        await downloadBytes(deps.s3, s3ObjectRef(record), settings.maxFileBytes);
+      }
+    });
     const scanWith = (compiled: Parameters<typeof analyzeFile>[0]) =>
       measure(async () => {
         for (const file of files) {
@@ -184,7 +200,7 @@ async function measureParts(
       });
     const deltaScan = rules.delta ? await scanWith(rules.delta) : { wallMs: 0, cpuMs: 0 };
     const fullScan = await scanWith(rules.compiled);
-    return { download, deltaScan, fullScan };
+    return { download, downloadToMemory, deltaScan, fullScan };
   } finally {
     await temp.remove();
   }

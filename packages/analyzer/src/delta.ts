@@ -26,7 +26,7 @@ import {
   type AnalyzerSettings,
   type ObjectOutcome,
 } from './analyze';
-import { downloadObject, privateTempDir } from './download';
+import { DEFAULT_RANGED_DOWNLOAD, downloadBytes, downloadObject, privateTempDir } from './download';
 import { ledgerExpiry, readVerdict, recordVerdict } from './ledger';
 import type { ActiveRules } from './rules-release';
 
@@ -364,6 +364,12 @@ export function carriedRecord(
 }
 
 /**
+ * Objects smaller than this (by the listing) are delta-scanned from memory: no temp directory and
+ * no file written and read back (members of containers inside still spill to anonymous files).
+ */
+const IN_MEMORY_BYTES = DEFAULT_RANGED_DOWNLOAD.thresholdBytes;
+
+/**
  * Downloads the ledger's version of the object and scans it with the delta rules: whether a delta
  * rule matched, or undefined when the bytes are not the ledger's (replaced since the listing) or
  * could not be fully scanned (the full analysis that follows reports why).
@@ -378,17 +384,33 @@ async function scanWithDelta(
   scanSlots: Slots,
   log: Logger,
 ): Promise<boolean | undefined> {
-  const temp = await privateTempDir(settings.tempRoot);
+  const inMemory = ref.size !== undefined && ref.size < IN_MEMORY_BYTES;
+  let temp: Awaited<ReturnType<typeof privateTempDir>> | undefined;
   try {
-    const download = await downloadObject(
-      deps.s3,
-      ref,
-      temp.dir,
-      settings.maxFileBytes,
-      undefined,
-      previous.etag,
-    );
-    if (download.kind === 'too-large') return undefined;
+    let download: { etag?: string; versionId?: string; metadata: Record<string, string> };
+    let source: string | Buffer;
+    if (inMemory) {
+      const bytes = await downloadBytes(
+        deps.s3,
+        ref,
+        Math.min(settings.maxFileBytes, IN_MEMORY_BYTES),
+        previous.etag,
+      );
+      if (bytes.kind === 'too-large') return undefined;
+      [download, source] = [bytes, bytes.bytes];
+    } else {
+      temp = await privateTempDir(settings.tempRoot);
+      const file = await downloadObject(
+        deps.s3,
+        ref,
+        temp.dir,
+        settings.maxFileBytes,
+        undefined,
+        previous.etag,
+      );
+      if (file.kind === 'too-large') return undefined;
+      [download, source] = [file, file.file];
+    }
     // A store that ignores If-Match, or another version with the same ETag.
     if (
       (download.etag !== undefined &&
@@ -398,14 +420,15 @@ async function scanWithDelta(
       log.info('the object changed since its verdict; analyzing in full');
       return undefined;
     }
+    const tempDir = temp?.dir ?? settings.tempRoot;
     const analysis = await scanSlots.run(() =>
-      analyzeFile(delta, download.file, {
+      analyzeFile(delta, source, {
         ...(download.metadata.filepath ? { filepath: download.metadata.filepath } : {}),
         label: ref.key,
         timeoutSeconds: settings.scanTimeoutSeconds,
         archives: settings.archives,
         budgetMs: scanBudgetMs(settings, remainingMs),
-        tempDir: temp.dir,
+        ...(tempDir === undefined ? {} : { tempDir }),
       }),
     );
     // The hash proves the scanned bytes are the verdict's (an ETag is no proof: MD5 collides).
@@ -419,7 +442,7 @@ async function scanWithDelta(
     log.warn('the delta scan failed; analyzing in full', { error });
     return undefined;
   } finally {
-    await temp.remove().catch(() => undefined);
+    await temp?.remove().catch(() => undefined);
   }
 }
 

@@ -7,7 +7,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { clientConfig, startS3, uniqueName, type Emulator } from '@binaryalert/testing';
-import { downloadError, downloadObject, privateTempDir } from './download';
+import { downloadBytes, downloadError, downloadObject, privateTempDir } from './download';
 import { DownloadError, ObjectAccessDeniedError, ObjectMissingError } from './errors';
 
 describe('downloadObject', () => {
@@ -103,6 +103,52 @@ describe('downloadObject', () => {
     expect(missingKey).toBeInstanceOf(ObjectMissingError);
     expect(missingKey).toMatchObject({ message: `S3:${bucket}:gone.exe does not exist` });
     expect(missingBucket).toBeInstanceOf(ObjectMissingError);
+  });
+
+  describe('downloadBytes (small objects, in memory)', () => {
+    it('reads the object into memory with its ETag and metadata, writing nothing', async () => {
+      const content = Buffer.from(Array.from({ length: 70_001 }, (_, i) => i % 251));
+      await put('mem/ü.bin', content, { filepath: '/tmp/x.bin' });
+
+      const result = await downloadBytes(s3.client, { bucket, key: 'mem/ü.bin' }, 100_000);
+
+      if (result.kind !== 'downloaded') throw new Error(`unexpected ${result.kind}`);
+      expect(result.bytes.equals(content)).toBe(true);
+      expect(result.etag).toMatch(/^"[0-9a-f]+"$/);
+      expect(result.metadata).toEqual({ filepath: '/tmp/x.bin' });
+      expect(await readdir(temp.dir)).toEqual([]);
+    });
+
+    it('refuses other bytes than the ETag asked for (the object was replaced) with a clear DownloadError', async () => {
+      await put('swap', 'first');
+      const first = await downloadBytes(s3.client, { bucket, key: 'swap' }, 100);
+      if (first.kind !== 'downloaded') throw new Error(`unexpected ${first.kind}`);
+      await put('swap', 'second');
+
+      const error = await downloadBytes(s3.client, { bucket, key: 'swap' }, 100, first.etag).catch(
+        (caught: unknown) => caught,
+      );
+
+      expect(error).toBeInstanceOf(DownloadError);
+      // S3's 412: If-Match failed.
+      expect((error as Error).cause).toMatchObject({ name: 'PreconditionFailed' });
+    });
+
+    it('is too large by the event size (no request), by Content-Length, and missing objects are ObjectMissingError', async () => {
+      await put('big', Buffer.alloc(5000));
+
+      expect(await downloadBytes(s3.client, { bucket, key: 'not-there', size: 101 }, 100)).toEqual({
+        kind: 'too-large',
+        size: 101,
+      });
+      expect(await downloadBytes(s3.client, { bucket, key: 'big' }, 4999)).toEqual({
+        kind: 'too-large',
+        size: 5000,
+      });
+      await expect(downloadBytes(s3.client, { bucket, key: 'not-there' }, 100)).rejects.toThrow(
+        ObjectMissingError,
+      );
+    });
   });
 
   describe('in parallel ranged parts', () => {
@@ -237,6 +283,7 @@ describe('downloadError', () => {
     ['Unknown', 404, ObjectMissingError],
     ['AccessDenied', 403, ObjectAccessDeniedError],
     ['Forbidden', 403, ObjectAccessDeniedError],
+    ['PreconditionFailed', 412, DownloadError],
     ['SlowDown', 503, DownloadError],
     ['InternalError', 500, DownloadError],
   ])('maps %s (%d) to the right error', (name, status, expected) => {

@@ -53,13 +53,6 @@ export function downloadError(id: string, error: unknown): Error {
   if (name === 'AccessDenied' || name === 'Forbidden' || status === 403) {
     return new ObjectAccessDeniedError(id, { cause: error });
   }
-  if (name === 'PreconditionFailed' || status === 412) {
-    return new DownloadError(id, {
-      cause: new Error('the object no longer has the ETag it was expected to have', {
-        cause: error,
-      }),
-    });
-  }
   return new DownloadError(id, { cause: error });
 }
 
@@ -99,19 +92,10 @@ export async function downloadObject(
   const id = objectId(ref.bucket, ref.key);
   const started = performance.now();
   const inParts = ref.size !== undefined && ref.size >= ranged.thresholdBytes;
-  let response;
-  try {
-    response = await s3.send(
-      new GetObjectCommand({
-        Bucket: ref.bucket,
-        Key: ref.key,
-        ...(inParts ? { Range: `bytes=0-${ranged.partBytes - 1}` } : {}),
-        ...(ifMatch ? { IfMatch: ifMatch } : {}),
-      }),
-    );
-  } catch (error) {
-    throw downloadError(id, error);
-  }
+  const response = await getObject(s3, ref, {
+    ...(inParts ? { Range: `bytes=0-${ranged.partBytes - 1}` } : {}),
+    ...(ifMatch ? { IfMatch: ifMatch } : {}),
+  });
   // A server that ignores Range answers with the whole object: stream it as one.
   const total = inParts ? totalFromContentRange(response.ContentRange) : undefined;
   if (total !== undefined) {
@@ -169,6 +153,75 @@ export async function downloadObject(
     ...(response.VersionId ? { versionId: response.VersionId } : {}),
     metadata: { ...(response.Metadata ?? {}) },
     downloadMs: performance.now() - started,
+  };
+}
+
+/** GetObject, its errors mapped to this package's (downloadError). */
+async function getObject(
+  s3: S3Client,
+  ref: S3ObjectRef,
+  conditions: { Range?: string; IfMatch?: string },
+): Promise<GetObjectCommandOutput> {
+  try {
+    return await s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key, ...conditions }));
+  } catch (error) {
+    throw downloadError(objectId(ref.bucket, ref.key), error);
+  }
+}
+
+export type BytesDownload =
+  | {
+      kind: 'downloaded';
+      bytes: Buffer;
+      etag?: string;
+      versionId?: string;
+      metadata: Record<string, string>;
+    }
+  | { kind: 'too-large'; size: number };
+
+/**
+ * Reads one object into memory, for an object known to be small (a delta re-scan of a listed
+ * object): no temp directory, no file written and read back. `ifMatch` and the errors as
+ * downloadObject's; more than `maxBytes` (by the event's size, the response's Content-Length or
+ * the bytes that came) is too large.
+ */
+export async function downloadBytes(
+  s3: S3Client,
+  ref: S3ObjectRef,
+  maxBytes: number,
+  ifMatch?: string,
+): Promise<BytesDownload> {
+  if (ref.size !== undefined && ref.size > maxBytes) return { kind: 'too-large', size: ref.size };
+  const id = objectId(ref.bucket, ref.key);
+  const response = await getObject(s3, ref, ifMatch ? { IfMatch: ifMatch } : {});
+  const body = response.Body;
+  if (response.ContentLength !== undefined && response.ContentLength > maxBytes) {
+    destroyBody(body);
+    return { kind: 'too-large', size: response.ContentLength };
+  }
+  if (!(body instanceof Readable)) {
+    throw new DownloadError(id, { cause: new TypeError('GetObject returned no readable body') });
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxBytes) {
+        body.destroy();
+        return { kind: 'too-large', size };
+      }
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    throw new DownloadError(id, { cause: error });
+  }
+  return {
+    kind: 'downloaded',
+    bytes: Buffer.concat(chunks, size),
+    ...(response.ETag ? { etag: response.ETag } : {}),
+    ...(response.VersionId ? { versionId: response.VersionId } : {}),
+    metadata: { ...(response.Metadata ?? {}) },
   };
 }
 

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { compileRules, type CompiledRules, type RuleMatch } from '@binaryalert/yara';
@@ -264,6 +264,20 @@ describe('analyzeFile', () => {
     expect(opened.coverage).toBe('complete');
     expect(outerOnly.matches).toEqual([]);
     expect(outerOnly.members).toEqual([]);
+  });
+
+  it('analyzes bytes in memory as it does the file holding them, containers inside too', async () => {
+    const staging = await mkdtemp(path.join(dir, 'stage-'));
+    await writeFile(path.join(staging, 'evil.exe'), 'xxMARKERxx');
+    const archive = path.join(dir, 'in-memory.tgz');
+    execFileSync('tar', ['-czf', archive, '-C', staging, 'evil.exe']);
+    const options = { filepath: 'uploads/in-memory.tgz', archives: DEFAULT_ARCHIVE_SETTINGS };
+
+    const fromFile = await analyzeFile(rules, archive, options);
+    const fromMemory = await analyzeFile(rules, await readFile(archive), options);
+
+    expect({ ...fromMemory, scanMs: 0 }).toEqual({ ...fromFile, scanMs: 0 });
+    expect(fromMemory.matches).toHaveLength(2);
   });
 
   it('calls the coverage partial when a bound stops extraction', async () => {

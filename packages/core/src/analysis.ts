@@ -171,17 +171,20 @@ export interface AnalyzeOptions {
  */
 export async function analyzeFile(
   rules: CompiledRules,
-  filePath: string,
+  /** A local file, or bytes in memory (no encrypted 7z is then handed to 7-Zip: it stays `encrypted`). */
+  source: string | Buffer,
   options: AnalyzeOptions = {},
 ): Promise<FileAnalysis> {
   const started = performance.now();
+  const inMemory = typeof source !== 'string';
   const deadlineMs =
     options.deadlineMs ??
     (options.budgetMs === undefined ? undefined : monotonicMs() + options.budgetMs);
-  const label = options.label ?? (options.filepath || path.basename(filePath));
+  const label =
+    options.label ?? (options.filepath || (inMemory ? 'object' : path.basename(source)));
   const archives = options.archives;
   const md5 = options.md5 ?? 'if-matched';
-  const result = await rules.scanFile(filePath, {
+  const scanOptions = {
     externals: externalsForPath(options.filepath ?? ''),
     sha256: true,
     ...(md5 === 'never' ? {} : { md5 }),
@@ -195,15 +198,18 @@ export async function analyzeFile(
             maxMembers: archives.maxMembers,
             maxExpandedBytes: archives.maxExpandedBytes,
             maxRatio: archives.maxRatio,
-            handOffEncryptedSevenZip: archives.passwords.length > 0,
+            handOffEncryptedSevenZip: !inMemory && archives.passwords.length > 0,
             ...(deadlineMs === undefined ? {} : { deadlineMs }),
             ...(options.tempDir === undefined ? {} : { tempDir: options.tempDir }),
           },
         }
       : {}),
-  });
+  };
+  const result = inMemory
+    ? await rules.scanBuffer(source, scanOptions)
+    : await rules.scanFile(source, scanOptions);
   if (result.sha256 === undefined) {
-    throw new TypeError(`the yara addon returned no SHA-256 for ${filePath}`);
+    throw new TypeError(`the yara addon returned no SHA-256 for ${inMemory ? label : source}`);
   }
   const members = result.containers?.members ?? [];
   const unscanned = result.containers?.unscanned ?? [];
@@ -223,7 +229,7 @@ export async function analyzeFile(
     scanMs: performance.now() - started,
   };
   const sealed = result.containers?.encryptedSevenZips ?? [];
-  if (!archives || sealed.length === 0) return analysis;
+  if (inMemory || !archives || sealed.length === 0) return analysis;
   try {
     for (const archive of sealed) {
       analysis = await withEncryptedSevenZip(rules, archive, analysis, {
@@ -238,9 +244,7 @@ export async function analyzeFile(
   // A match inside needs the object's MD5 (it is stored and alerted with the object).
   const objectMd5 =
     analysis.md5 ??
-    (analysis.matches.length > 0 && md5 !== 'never'
-      ? await fileDigest(filePath, 'md5')
-      : undefined);
+    (analysis.matches.length > 0 && md5 !== 'never' ? await fileDigest(source, 'md5') : undefined);
   return {
     ...analysis,
     ...(objectMd5 === undefined ? {} : { md5: objectMd5 }),

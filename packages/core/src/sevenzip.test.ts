@@ -81,6 +81,20 @@ describe('analyzeFile on encrypted 7z', () => {
   const located = (analysis: FileAnalysis) =>
     analysis.matches.map((match) => [match.member?.path, match.member?.sha256]);
 
+  it('leaves an encrypted 7z given as bytes in memory `encrypted` (7-Zip opens files), never a silent skip', async () => {
+    const archive = kit.sevenZip('in-memory.7z', { 'a.exe': payload }, 'infected');
+
+    const fromMemory = await analyzeFile(rules, readFileSync(archive), {
+      label: 'up/in-memory.7z',
+      archives: { ...DEFAULT_ARCHIVE_SETTINGS, passwords: ['infected'] },
+      tempDir,
+    });
+
+    expect(fromMemory.matches).toEqual([]);
+    expect(fromMemory.coverage).toBe('partial');
+    expect(fromMemory.unscanned.map((entry) => entry.reason)).toContain('encrypted');
+  });
+
   it.each([
     ['7z -p (names readable)', false],
     ['7z -p -mhe=on (names encrypted too)', true],
