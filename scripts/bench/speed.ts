@@ -54,7 +54,8 @@ async function engines(ctx: BenchContext, rules: string, dir: string, mb: number
         name: 'yaraN',
         run: pinned(all, 'yara', ['-N', '-C', '-r', '-p', String(ctx.cores), rules, dir]),
       },
-      { name: 'manageN', run: pinned(all, process.execPath, scanArgs(2 * ctx.cores)) },
+      // scan's default concurrency: one file per core, as `yara -p N` runs N threads.
+      { name: 'manageN', run: pinned(all, process.execPath, scanArgs(ctx.cores)) },
     ],
     ctx.reps,
   );
@@ -92,7 +93,7 @@ async function engines(ctx: BenchContext, rules: string, dir: string, mb: number
         `, ${matches.manage} matches`,
       ),
       row(`${ctx.cores} cores: yara -p ${ctx.cores}`, 'yaraN'),
-      row(`${ctx.cores} cores: manage.ts scan --concurrency ${2 * ctx.cores}`, 'manageN'),
+      row(`${ctx.cores} cores: manage.ts scan --concurrency ${ctx.cores}`, 'manageN'),
     ],
   };
 }

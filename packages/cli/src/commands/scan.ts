@@ -17,6 +17,7 @@ import {
   ScanTimeoutError,
   type CompiledRules,
 } from '@binaryalert/yara';
+import { sizeThreadPool } from '../thread-pool';
 import { UsageError, type CommandRegistrar } from '../usage';
 import { compileRuleSet } from '../rules/compile';
 import { findRuleFiles } from '../rules/discover';
@@ -236,8 +237,8 @@ export const registerScan: CommandRegistrar = (program: Command) => {
     .option('--md5', "also compute each file's MD5 (in the JSON output; SHA-256 is always there)")
     .option(
       '--concurrency <n>',
-      'files scanned at once (two per core keeps every core busy)',
-      String(2 * os.availableParallelism()),
+      'files scanned at once, each on a thread of its own (default: one per core)',
+      String(os.availableParallelism()),
     )
     .action(async (inputs: string[], flags: ScanFlags) => {
       const maxSizeMb = positiveNumber(flags.maxSizeMb, '--max-size-mb');
@@ -245,6 +246,11 @@ export const registerScan: CommandRegistrar = (program: Command) => {
       const concurrency = positiveNumber(flags.concurrency, '--concurrency', true);
       if (flags.json && flags.jsonl)
         throw new UsageError('give either --json or --jsonl, not both');
+      // As many pool threads as scans at once: libyara's per-scan match buffers then land on the
+      // few threads' warm heaps. With spare threads, consecutive scans rotate over them and fault
+      // fresh pages in every time (with --concurrency 1: 488,000 page faults for 852 files on 4
+      // threads, 220,000 on one, as many as the yara CLI; 4% of the CPU time).
+      sizeThreadPool(concurrency);
       const rules = await rulesForScan(flags);
       const archives = archiveSettingsForScan(flags);
       const report = new ScanReport(flags.json ? 'json' : flags.jsonl ? 'jsonl' : 'table', {
