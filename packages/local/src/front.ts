@@ -5,7 +5,7 @@ import { isGetObject, slowStream, type FaultInjector } from './faults';
 import { refusal } from './guard';
 import { sendJsonError, sendQueryError, signingService } from './protocol';
 import { proxy } from './proxy';
-import { s3Target } from './s3/api';
+import { s3Target } from './s3/http';
 import { serveSqs } from './sqs-front';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;

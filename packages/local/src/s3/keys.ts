@@ -87,3 +87,59 @@ export class SortedKeys {
     if (this.keys[index] === key) this.keys.splice(index, 1);
   }
 }
+
+export interface ListOptions {
+  prefix?: string;
+  delimiter?: string;
+  /** List keys after this one (a key or a common prefix already returned). */
+  after?: string;
+  maxKeys: number;
+}
+
+/** One page of a listing: keys and common prefixes in S3's order; `last` is where to go on. */
+export interface KeyPage {
+  keys: string[];
+  commonPrefixes: string[];
+  isTruncated: boolean;
+  last?: string;
+}
+
+/**
+ * A page of `keys` in S3's order: those starting with `prefix` after `after`, each run of keys
+ * sharing `prefix` + anything + `delimiter` folded into one common prefix, at most `maxKeys` in all.
+ */
+export function listPage(keys: SortedKeys, options: ListOptions): KeyPage {
+  const prefix = options.prefix ?? '';
+  const { delimiter } = options;
+  let index = keys.bound(prefix);
+  if (options.after !== undefined) index = Math.max(index, keys.bound(options.after, true));
+  const page: string[] = [];
+  const commonPrefixes: string[] = [];
+  let last: string | undefined;
+  let skipPrefix =
+    delimiter && options.after?.endsWith(delimiter) && options.after.startsWith(prefix)
+      ? options.after
+      : undefined;
+  const result = (isTruncated: boolean): KeyPage => ({
+    keys: page,
+    commonPrefixes,
+    isTruncated,
+    ...(last === undefined ? {} : { last }),
+  });
+  for (; ; index++) {
+    const key = keys.at(index);
+    if (key === undefined || !key.startsWith(prefix)) return result(false);
+    if (skipPrefix !== undefined && key.startsWith(skipPrefix)) continue;
+    if (page.length + commonPrefixes.length >= options.maxKeys) return result(true);
+    const cut = delimiter ? key.indexOf(delimiter, prefix.length) : -1;
+    if (delimiter && cut !== -1) {
+      const common = key.slice(0, cut + delimiter.length);
+      commonPrefixes.push(common);
+      skipPrefix = common;
+      last = common;
+    } else {
+      page.push(key);
+      last = key;
+    }
+  }
+}
