@@ -1,5 +1,5 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { retryReceiptsAfter, type Logger } from '@binaryalert/core';
+import { createLogger, retryReceiptsAfter, type Logger } from '@binaryalert/core';
 
 /**
  * The receipt handles an analyzer invocation carried: a dispatcher payload's `SQSReceipts`, or
@@ -35,4 +35,20 @@ export function releaseReceipts(
 ): Promise<number> {
   const retries = receiptsOf(event).map((receipt) => ({ receipt, seconds: 0 }));
   return retryReceiptsAfter(sqs, queueUrl, retries, log);
+}
+
+/** releaseReceipts for the local stack: what it did (and any failure) goes to the console. */
+export function requeueDeadAnalyzerMessages(
+  sqs: SQSClient,
+  queueUrl: string,
+  event: unknown,
+  print: (text: string) => void,
+): void {
+  const log = createLogger('local', (line) => {
+    const entry = JSON.parse(line) as { message?: string; code?: string };
+    print(`[local] ${entry.message ?? ''}${entry.code ? ` (${entry.code})` : ''}`);
+  });
+  void releaseReceipts(sqs, queueUrl, event, log).then((released) => {
+    if (released > 0) print(`[local] a dead analyzer's ${released} message(s) are queued again`);
+  });
 }

@@ -1,4 +1,16 @@
 import { createServer } from 'node:http';
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  ResourceNotFoundException,
+  type CreateTableCommandInput,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+import {
+  dispatchSlotsTableDefinition,
+  matchTableDefinition,
+  verdictTableDefinition,
+} from '@binaryalert/core';
 import type { BinaryAlertConfig, ResourceNames } from '@binaryalert/deployment';
 import { createRequestHandler } from 'local-aws-sqs';
 
@@ -163,4 +175,20 @@ export function startS3(
       if (message.type === 'objectCreated') onObjectCreated(message.event);
     },
   });
+}
+
+async function ensureTable(client: DynamoDBClient, definition: CreateTableCommandInput) {
+  try {
+    await client.send(new DescribeTableCommand({ TableName: definition.TableName }));
+  } catch (error) {
+    if (!(error instanceof ResourceNotFoundException)) throw error;
+    await client.send(new CreateTableCommand(definition));
+  }
+}
+
+/** The match table, the verdict ledger and the dispatch slots, as Terraform defines them. */
+export async function createTables(client: DynamoDBClient, names: ResourceNames): Promise<void> {
+  await ensureTable(client, matchTableDefinition(names.table));
+  await ensureTable(client, verdictTableDefinition(names.verdictTable));
+  await ensureTable(client, dispatchSlotsTableDefinition(names.dispatchSlotsTable));
 }

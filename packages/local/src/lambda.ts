@@ -1,13 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import yauzl from 'yauzl';
 import { errorText } from '@binaryalert/core';
 
+import { CodeVersions, type Deployment } from './lambda-code';
 import { makeWorkerTmp, spawnWorker, workerIsolation, type WorkerIsolation } from './sandbox';
 
 /** The runner script each worker process executes (plain JS: it runs outside any TS loader). */
@@ -57,20 +55,6 @@ export class FunctionNotFoundError extends Error {
   override readonly name = 'FunctionNotFoundError';
 }
 
-/** A zip that cannot be unpacked into a function's code directory. */
-export class DeploymentError extends Error {
-  override readonly name = 'DeploymentError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
-
-interface Deployment {
-  version: number;
-  sha256: string;
-  codeDir: string;
-}
-
 interface Worker {
   id: number;
   process: ChildProcess;
@@ -86,48 +70,6 @@ interface Pending {
   resolve: (outcome: InvokeOutcome) => void;
 }
 
-interface VersionRecord {
-  [functionName: string]: { version: number; sha256: string };
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(path), hash);
-  return hash.digest('hex');
-}
-
-/** Unpacks a zip into `dir`, refusing entries that would land outside it. */
-async function unzipTo(zipPath: string, dir: string): Promise<void> {
-  const zip = await new Promise<yauzl.ZipFile>((ok, fail) =>
-    yauzl.open(zipPath, { lazyEntries: true }, (error, file) => (error ? fail(error) : ok(file))),
-  );
-  await new Promise<void>((ok, fail) => {
-    zip.on('error', fail);
-    zip.on('end', ok);
-    zip.on('entry', (entry: yauzl.Entry) => {
-      const target = resolve(dir, entry.fileName);
-      if (!target.startsWith(resolve(dir) + sep)) {
-        fail(new DeploymentError(`zip entry escapes the code directory: ${entry.fileName}`));
-        return;
-      }
-      if (entry.fileName.endsWith('/')) {
-        mkdir(target, { recursive: true }).then(() => zip.readEntry(), fail);
-        return;
-      }
-      zip.openReadStream(entry, (error, stream) => {
-        if (error) {
-          fail(error);
-          return;
-        }
-        mkdir(dirname(target), { recursive: true })
-          .then(() => pipeline(stream, createWriteStream(target)))
-          .then(() => zip.readEntry(), fail);
-      });
-    });
-    zip.readEntry();
-  });
-}
-
 /**
  * Runs Lambda functions from their deployment zips: each zip is unpacked into its own directory,
  * every distinct zip (by SHA-256) becomes the function's next version, and invocations run in a
@@ -137,19 +79,12 @@ export class LambdaRuntime {
   private readonly functions = new Map<string, LocalFunction>();
   private readonly workers = new Map<string, Worker[]>();
   private readonly queues = new Map<string, Pending[]>();
-  private readonly deployments = new Map<string, Deployment>();
-  private readonly zipStamps = new Map<string, string>();
-  private readonly deploying = new Map<string, Promise<Deployment>>();
-  private versions: VersionRecord = {};
+  private code?: CodeVersions;
   private nextWorkerId = 1;
   private stopped = false;
   private isolation?: WorkerIsolation;
 
   constructor(private readonly options: LambdaRuntimeOptions) {}
-
-  private get versionsPath(): string {
-    return join(this.options.dataDir, 'versions.json');
-  }
 
   /** Registers the functions and loads the persisted version record. */
   async init(functions: LocalFunction[]): Promise<void> {
@@ -158,11 +93,11 @@ export class LambdaRuntime {
       worker: WORKER_SCRIPT,
       preload: PRELOAD_SCRIPT,
     });
-    try {
-      this.versions = JSON.parse(await readFile(this.versionsPath, 'utf8')) as VersionRecord;
-    } catch {
-      this.versions = {};
-    }
+    this.code = new CodeVersions(
+      join(this.options.dataDir, 'versions.json'),
+      this.isolation.codeRoot,
+    );
+    await this.code.load();
     for (const fn of functions) {
       this.functions.set(fn.name, fn);
       this.workers.set(fn.name, []);
@@ -174,49 +109,13 @@ export class LambdaRuntime {
     return this.functions.has(name);
   }
 
-  /** The function's current deployment, unpacking a new version when its zip changed. */
+  /** The function's current deployment (lambda-code.ts), retiring idle workers of older ones. */
   async deploy(name: string): Promise<Deployment> {
-    const inFlight = this.deploying.get(name);
-    if (inFlight) return inFlight;
-    const promise = this.deployNow(name).finally(() => this.deploying.delete(name));
-    this.deploying.set(name, promise);
-    return promise;
-  }
-
-  private async deployNow(name: string): Promise<Deployment> {
     const fn = this.functions.get(name);
     if (!fn) throw new FunctionNotFoundError(`Function not found: ${name}`);
-    let info;
-    try {
-      info = await stat(fn.zipPath);
-    } catch (error) {
-      throw new DeploymentError(`deployment package missing: ${fn.zipPath}`, { cause: error });
-    }
-    const stamp = `${info.size}:${info.mtimeMs}`;
-    const current = this.deployments.get(name);
-    if (current && this.zipStamps.get(name) === stamp) return current;
-
-    const sha256 = await sha256File(fn.zipPath);
-    const known = this.versions[name];
-    let version: number;
-    if (known && known.sha256 === sha256) version = known.version;
-    else version = (known?.version ?? 0) + 1;
-    const codeDir = join(this.isolation!.codeRoot, name, String(version));
-    if (current?.sha256 !== sha256) {
-      await rm(codeDir, { recursive: true, force: true });
-      await mkdir(codeDir, { recursive: true });
-      try {
-        await unzipTo(fn.zipPath, codeDir);
-      } catch (error) {
-        throw new DeploymentError(`cannot unpack ${fn.zipPath}`, { cause: error });
-      }
-      this.versions[name] = { version, sha256 };
-      await writeFile(this.versionsPath, JSON.stringify(this.versions, null, 2));
-    }
-    const deployment = current?.sha256 === sha256 ? current : { version, sha256, codeDir };
-    this.deployments.set(name, deployment);
-    this.zipStamps.set(name, stamp);
-    if (deployment !== current) this.retireOldWorkers(name);
+    const previous = this.code!.current(name);
+    const deployment = await this.code!.deploy(name, fn.zipPath);
+    if (deployment !== previous) this.retireOldWorkers(name);
     return deployment;
   }
 
@@ -386,7 +285,7 @@ export class LambdaRuntime {
       worker.current = undefined;
       worker.busy = false;
       pending.resolve(outcome);
-      if (this.deployments.get(fn.name) !== worker.deployment) this.kill(fn.name, worker);
+      if (this.code!.current(fn.name) !== worker.deployment) this.kill(fn.name, worker);
       this.pump(fn.name);
     };
     worker.current = { id: requestId, event: pending.event, finish };
@@ -430,7 +329,7 @@ export class LambdaRuntime {
   }
 
   private retireOldWorkers(name: string): void {
-    const current = this.deployments.get(name);
+    const current = this.code!.current(name);
     for (const worker of [...(this.workers.get(name) ?? [])]) {
       if (!worker.busy && worker.deployment !== current) this.kill(name, worker);
     }

@@ -1,21 +1,9 @@
 import { createServer } from 'node:http';
 import { join, resolve } from 'node:path';
-import {
-  CreateTableCommand,
-  DescribeTableCommand,
-  DynamoDBClient,
-  ResourceNotFoundException,
-  type CreateTableCommandInput,
-} from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import {
-  dispatchSlotsTableDefinition,
-  matchTableDefinition,
-  verdictTableDefinition,
-  createLogger,
-  errorText,
-} from '@binaryalert/core';
+import { errorText } from '@binaryalert/core';
 import {
   queueVisibilityTimeoutSeconds,
   resourceNames,
@@ -26,9 +14,8 @@ import {
 import { createAlertSinks, type AlertRecord } from './alerts';
 import { MetricStore } from './metrics';
 import { DEFAULT_LOCAL_PORT, LOCAL_ACCOUNT_ID, LOCAL_CREDENTIALS } from './constants';
-import { startDynamo, startS3, startSqs } from './emulators';
-import { releaseReceipts } from './dead-worker';
-import { startEventSourceMapping } from './eventSourceMapping';
+import { createTables, startDynamo, startS3, startSqs } from './emulators';
+import { requeueDeadAnalyzerMessages } from './dead-worker';
 import { FaultInjector, type FaultPlan } from './faults';
 import { createFrontHandler } from './front';
 import { localFunctions, startFunctionRunner } from './functions';
@@ -39,11 +26,11 @@ import { closeServer, listenLoopback } from './loopback';
 import { notifyObjectCreated } from './notifications';
 import { reconcileVerdicts, type ReconcileOutcome } from './reconcile';
 import { sendJsonError } from './protocol';
-import { startDispatchSchedule } from './scheduler';
 import { createSnsHandler } from './sns';
 import { startRulesReload } from './rules-reload';
 import type { SupervisedEmulator } from './supervisor';
 import { readStatus, startStatusLine, type LocalStatus } from './status';
+import { startAnalyzerTrigger } from './trigger';
 
 export type { LocalStatus };
 
@@ -103,15 +90,6 @@ export interface LocalStack {
   reconcile(): Promise<ReconcileOutcome>;
   /** Stops every server and worker and releases the data directory. */
   stop(): Promise<void>;
-}
-
-async function ensureTable(client: DynamoDBClient, definition: CreateTableCommandInput) {
-  try {
-    await client.send(new DescribeTableCommand({ TableName: definition.TableName }));
-  } catch (error) {
-    if (!(error instanceof ResourceNotFoundException)) throw error;
-    await client.send(new CreateTableCommand(definition));
-  }
 }
 
 /**
@@ -210,15 +188,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       metrics,
       // Its messages are retried at once, not after the visibility timeout.
       onWorkerDeath: (fn, event) => {
-        if (fn !== names.analyzerFunction) return;
-        const log = createLogger('local', (line) => {
-          const entry = JSON.parse(line) as { message?: string; code?: string };
-          print(`[local] ${entry.message ?? ''}${entry.code ? ` (${entry.code})` : ''}`);
-        });
-        void releaseReceipts(sqs, queueUrl, event, log).then((released) => {
-          if (released > 0)
-            print(`[local] a dead analyzer's ${released} message(s) are queued again`);
-        });
+        if (fn === names.analyzerFunction) requeueDeadAnalyzerMessages(sqs, queueUrl, event, print);
       },
     });
     const { runtime } = runner;
@@ -248,36 +218,26 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     const dynamoClient = new DynamoDBClient(clientConfig);
     stopSteps.push(() => Promise.resolve(dynamoClient.destroy()));
-    await ensureTable(dynamoClient, matchTableDefinition(names.table));
-    await ensureTable(dynamoClient, verdictTableDefinition(names.verdictTable));
-    await ensureTable(dynamoClient, dispatchSlotsTableDefinition(names.dispatchSlotsTable));
+    await createTables(dynamoClient, names);
 
     stopSteps.push(faults.killWorkers(runtime, names.analyzerFunction));
 
     if (options.dispatch ?? true) {
-      const stopTrigger =
-        config.analyzer_trigger === 'sqs'
-          ? startEventSourceMapping({
-              runtime,
-              sqs,
-              queueUrl,
-              queueArn: `arn:aws:sqs:${region}:${accountId}:${names.queue}`,
-              region,
-              analyzerFunction: names.analyzerFunction,
-              maxConcurrency: analyzerWorkers,
-              onFailure: runner.reportFailure,
-              print,
-            })
-          : startDispatchSchedule({
-              runtime,
-              dispatcherFunction: names.dispatcherFunction,
-              analyzerFunction: names.analyzerFunction,
-              analyzerWorkers,
-              ...(options.dispatchIntervalMs === undefined
-                ? {}
-                : { intervalMs: options.dispatchIntervalMs }),
-              onFailure: runner.reportFailure,
-            });
+      const stopTrigger = startAnalyzerTrigger({
+        trigger: config.analyzer_trigger,
+        runtime,
+        sqs,
+        queueUrl,
+        queueArn: `arn:aws:sqs:${region}:${accountId}:${names.queue}`,
+        region,
+        names,
+        analyzerWorkers,
+        ...(options.dispatchIntervalMs === undefined
+          ? {}
+          : { dispatchIntervalMs: options.dispatchIntervalMs }),
+        onFailure: runner.reportFailure,
+        print,
+      });
       stopSteps.push(async () => {
         const finished = stopTrigger();
         await runtime.stop(); // ends the invocations in progress

@@ -166,6 +166,12 @@ export class MultipartUploads {
     return size;
   }
 
+  /** AbortMultipartUpload: the upload of this bucket and key ends and its parts are removed. */
+  async abort(bucket: string, key: string, id: string): Promise<void> {
+    this.get(bucket, key, id);
+    await this.remove(id);
+  }
+
   /** Forgets the upload and removes its directory (its parts). */
   async remove(id: string): Promise<void> {
     this.uploads.delete(id);

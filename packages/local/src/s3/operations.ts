@@ -179,7 +179,7 @@ export async function multipart(store: ObjectStore, r: S3Request, key: string): 
   const { req, query } = r;
   const uploadId = query.get('uploadId');
   if (req.method === 'POST' && query.has('uploads')) {
-    const id = await store.createUpload(r.bucket, key, objectHeaders(req));
+    const id = await store.uploads.create(r.bucket, key, objectHeaders(req));
     sendXml(
       r,
       200,
@@ -194,7 +194,7 @@ export async function multipart(store: ObjectStore, r: S3Request, key: string): 
       throw new S3Error(501, 'NotImplemented', 'UploadPartCopy is not served by the local stack');
     }
     const { body, size } = bodyOf(req);
-    const etag = await store.uploadPart(
+    const etag = await store.uploads.uploadPart(
       r.bucket,
       key,
       uploadId,
@@ -221,7 +221,7 @@ export async function multipart(store: ObjectStore, r: S3Request, key: string): 
     return true;
   }
   if (req.method === 'DELETE') {
-    await store.abortUpload(r.bucket, key, uploadId);
+    await store.uploads.abort(r.bucket, key, uploadId);
     sendEmpty(r, 204);
     return true;
   }

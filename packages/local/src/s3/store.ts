@@ -81,7 +81,7 @@ function info(stored: StoredObject): ObjectInfo {
  * and a crash leaves at most an unreferenced file that the next open removes. Writes to one key
  * are serialized; different keys never share a file or a directory that is ever removed.
  *
- * One class of about 450 lines on purpose: the in-memory index (buckets, sorted keys, records)
+ * One class of about 440 lines on purpose: the in-memory index (buckets, sorted keys, records)
  * and the files on disk change together under one key lock (`commit`, `delete`), and splitting
  * them would hand that index to other modules. What does not touch it is apart: file primitives
  * (files.ts), multipart uploads (multipart.ts), listing order and pages (keys.ts).
@@ -91,7 +91,8 @@ export class ObjectStore {
   private readonly keyLocks = new Map<string, Promise<void>>();
   private readonly madeDirs = new Set<string>();
   private readonly files: TempFiles;
-  private uploads!: MultipartUploads;
+  /** Multipart uploads in progress (multipart.ts). */
+  uploads!: MultipartUploads;
 
   private constructor(
     readonly root: string,
@@ -397,23 +398,8 @@ export class ObjectStore {
     return { ...page, contents: keys.map((key) => info(bucket.objects.get(key)!)) };
   }
 
-  // Multipart uploads (multipart.ts); completing one commits the joined parts as the object.
-
-  async createUpload(bucketName: string, key: string, headers: ObjectHeaders): Promise<string> {
-    return this.uploads.create(bucketName, key, headers);
-  }
-
-  /** Stores one part; returns its ETag. */
-  async uploadPart(
-    bucketName: string,
-    key: string,
-    id: string,
-    partNumber: number,
-    body: Readable,
-    expectedSize?: number,
-  ): Promise<string> {
-    return this.uploads.uploadPart(bucketName, key, id, partNumber, body, expectedSize);
-  }
+  // Multipart uploads: `uploads` creates, stores parts and aborts; completing one commits the
+  // joined parts as the object.
 
   /** Joins the listed parts into the object, in order, and ends the upload. */
   async completeUpload(
@@ -447,10 +433,5 @@ export class ObjectStore {
       await rm(tmp, { force: true });
       await this.uploads.remove(id);
     }
-  }
-
-  async abortUpload(bucketName: string, key: string, id: string): Promise<void> {
-    this.uploads.get(bucketName, key, id);
-    await this.uploads.remove(id);
   }
 }
