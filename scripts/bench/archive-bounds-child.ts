@@ -70,9 +70,8 @@ async function main(): Promise<void> {
     budgetMs: args.budgetMs,
     timeoutSeconds: args.timeoutSeconds,
     tempDir: args.tempDir,
-  });
+  }).finally(() => clearInterval(timer)); // (an error must not leave the sampler running)
   const wallMs = performance.now() - started;
-  clearInterval(timer);
   sample();
   process.stdout.write(
     `BENCH ${JSON.stringify({

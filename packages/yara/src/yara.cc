@@ -972,8 +972,10 @@ class ScanWorker : public PromiseWorker {
     if (options_.sha256) Digest(EVP_sha256(), "SHA-256", bytes, size, sha256_);
     if (!error_.set && options_.md5 == Md5Mode::kAlways) Digest(EVP_md5(), "MD5", bytes, size, md5_);
     if (!error_.set) Scan(bytes, size);
+    // MD5 as soon as a match is known (the object's own, or a member's during the walk), so the
+    // pass over the object is spent inside the time budget, not after it.
+    if (!error_.set && !state_.hits.empty()) Md5IfMatched(bytes, size);
     if (!error_.set && options_.containers) ScanMembers(bytes, size);
-    if (!error_.set && options_.md5 == Md5Mode::kIfMatched && AnyHit()) Digest(EVP_md5(), "MD5", bytes, size, md5_);
     if (mapping != MAP_FAILED) munmap(mapping, size);
     Finish();
   }
@@ -993,13 +995,9 @@ class ScanWorker : public PromiseWorker {
  private:
   void Finish() { endedAt_ = MonotonicMs(); }
 
-  // A rule matched the object itself or any member inside it: the object alerts, so its MD5 is sent.
-  bool AnyHit() const {
-    if (!state_.hits.empty()) return true;
-    for (const MemberRecord& m : members_) {
-      if (!m.hits.empty()) return true;
-    }
-    return false;
+  // A rule matched the object itself or a member inside it: the object alerts, so its MD5 is sent.
+  void Md5IfMatched(const uint8_t* bytes, size_t size) {
+    if (options_.md5 == Md5Mode::kIfMatched && md5_.empty()) Digest(EVP_md5(), "MD5", bytes, size, md5_);
   }
 
   void Digest(const EVP_MD* md, const char* name, const uint8_t* bytes, size_t size, std::string& out) {
@@ -1128,7 +1126,10 @@ class ScanWorker : public PromiseWorker {
       if (rc != ERROR_SUCCESS) walk_.unscanned.push_back({m.path, "scan-error", err.message});
       // A member's SHA-256 is recorded only where a rule matched it (the alert and the match table
       // name it); hashing every member cost as much as a tenth of the archive's scan.
-      if (!state.hits.empty()) record.sha256 = HexDigest(EVP_sha256(), m.data, m.size);
+      if (!state.hits.empty()) {
+        record.sha256 = HexDigest(EVP_sha256(), m.data, m.size);
+        Md5IfMatched(bytes, size);
+      }
       record.hits = std::move(state.hits);
       members_.push_back(std::move(record));
       return binaryalert::VisitResult::kContinue;
