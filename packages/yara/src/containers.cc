@@ -502,7 +502,7 @@ class Walker {
     }
 
     uint64_t containerExpanded = 0;
-    std::vector<uint8_t> chunk(kChunk);
+    const std::vector<uint8_t> chunk(kChunk);  // zeros, for the holes of sparse entries
     for (;;) {
       if (PastDeadline()) return TimeLimit(path, path);
       struct archive_entry* entry = nullptr;
@@ -538,14 +538,33 @@ class Walker {
       bool isEncrypted = archive_entry_is_data_encrypted(entry) > 0;
       MemberBuffer buffer(limits_);
       Stop stop = Stop::kNo;
-      la_ssize_t n;
       int writeError = 0;
-      while ((n = archive_read_data(ar, chunk.data(), chunk.size())) > 0) {
-        stop = Account(static_cast<size_t>(n), containerExpanded, src.fed, view.path, path);
-        if (stop != Stop::kNo) break;
-        writeError = buffer.Append(chunk.data(), static_cast<size_t>(n));
-        if (writeError != 0) break;
+      // Accounted and appended in slices of kChunk, the grain of the ratio and time checks.
+      auto take = [&](const uint8_t* bytes, size_t size) {
+        for (size_t done = 0; done < size && stop == Stop::kNo && writeError == 0;) {
+          size_t n = std::min(kChunk, size - done);
+          stop = Account(n, containerExpanded, src.fed, view.path, path);
+          if (stop == Stop::kNo) writeError = buffer.Append(bytes != nullptr ? bytes + done : chunk.data(), n);
+          done += n;
+        }
+      };
+      // libarchive's own blocks (no copy into a buffer of ours); the holes of a sparse entry
+      // between them read as zeros, as archive_read_data gives them.
+      const void* block = nullptr;
+      size_t blockSize = 0;
+      la_int64_t blockOffset = 0;
+      uint64_t produced = 0;
+      la_ssize_t n;
+      while ((n = archive_read_data_block(ar, &block, &blockSize, &blockOffset)) == ARCHIVE_OK) {
+        if (blockOffset > 0 && static_cast<uint64_t>(blockOffset) > produced) {
+          take(nullptr, static_cast<uint64_t>(blockOffset) - produced);  // chunk holds zeros
+          produced = static_cast<uint64_t>(blockOffset);
+        }
+        take(static_cast<const uint8_t*>(block), blockSize);
+        produced += blockSize;
+        if (stop != Stop::kNo || writeError != 0) break;
       }
+      if (n == ARCHIVE_EOF) n = 0;
       if (stop == Stop::kAll) return;
       if (stop == Stop::kContainer) return;
       if (writeError != 0) {

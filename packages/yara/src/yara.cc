@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -971,11 +973,29 @@ class ScanWorker : public PromiseWorker {
     // Digests and scan read the same mapping: the file is read from disk once.
     if (options_.sha256) Digest(EVP_sha256(), "SHA-256", bytes, size, sha256_);
     if (!error_.set && options_.md5 == Md5Mode::kAlways) Digest(EVP_md5(), "MD5", bytes, size, md5_);
-    if (!error_.set) Scan(bytes, size);
-    // MD5 as soon as a match is known (the object's own, or a member's during the walk), so the
-    // pass over the object is spent inside the time budget, not after it.
-    if (!error_.set && !state_.hits.empty()) Md5IfMatched(bytes, size);
-    if (!error_.set && options_.containers) ScanMembers(bytes, size);
+    if (!error_.set && options_.containers && binaryalert::DetectContainer(bytes, size)[0] != '\0') {
+      // The object's own scan and the walk through its members are independent, and on a
+      // compressed archive each is about half the work: a second thread runs the walk beside it.
+      std::thread members;
+      try {
+        members = std::thread([&] { ScanMembers(bytes, size); });
+      } catch (const std::system_error&) {  // no thread to be had: one after the other
+      }
+      ScanOwn(bytes, size);
+      if (members.joinable()) {
+        members.join();
+      } else {
+        ScanMembers(bytes, size);
+      }
+    } else if (!error_.set) {
+      ScanOwn(bytes, size);
+      if (!error_.set && options_.containers) ScanMembers(bytes, size);
+    }
+    if (!error_.set && md5Taken_ && md5_.empty()) {
+      error_.set = true;
+      error_.code = "HASH_FAILED";
+      error_.message = Context("could not compute MD5");
+    }
     if (mapping != MAP_FAILED) munmap(mapping, size);
     Finish();
   }
@@ -995,9 +1015,20 @@ class ScanWorker : public PromiseWorker {
  private:
   void Finish() { endedAt_ = MonotonicMs(); }
 
+  // The object's own scan; its MD5 at once if a rule matched.
+  void ScanOwn(const uint8_t* bytes, size_t size) {
+    Scan(bytes, size);
+    if (!error_.set && !state_.hits.empty()) Md5IfMatched(bytes, size);
+  }
+
   // A rule matched the object itself or a member inside it: the object alerts, so its MD5 is sent.
+  // Taken as soon as a match is known (by either thread), so the pass is spent inside the budget.
   void Md5IfMatched(const uint8_t* bytes, size_t size) {
-    if (options_.md5 == Md5Mode::kIfMatched && md5_.empty()) Digest(EVP_md5(), "MD5", bytes, size, md5_);
+    if (options_.md5 != Md5Mode::kIfMatched) return;
+    std::lock_guard<std::mutex> lock(md5Mutex_);
+    if (md5Taken_) return;
+    md5Taken_ = true;
+    md5_ = HexDigest(EVP_md5(), bytes, size);
   }
 
   void Digest(const EVP_MD* md, const char* name, const uint8_t* bytes, size_t size, std::string& out) {
@@ -1204,6 +1235,8 @@ class ScanWorker : public PromiseWorker {
   size_t size_ = 0;
   std::string sha256_;
   std::string md5_;
+  std::mutex md5Mutex_;  // the own scan's thread and the walk's may both find a match
+  bool md5Taken_ = false;
   double startedAt_ = 0;
   double endedAt_ = 0;
   double deadline_ = 0;  // MonotonicNowMs() after which nothing more is scanned; 0 = none
