@@ -20,19 +20,32 @@ interface ChildArgs {
   timeoutSeconds: number;
 }
 
-/** Bytes of member files under `tempDir` right now, open anonymous ones included. */
+/** Bytes of member files under `tempDir` right now (7-Zip's run directories and open anonymous files included). */
 function tempBytes(tempDir: string): number {
   let bytes = 0;
   const seen = new Set<number>();
-  for (const name of readdirSync(tempDir)) {
+  const walk = (dir: string): void => {
+    let names: string[];
     try {
-      const stat = statSync(path.join(tempDir, name));
-      seen.add(stat.ino);
-      bytes += stat.size;
+      names = readdirSync(dir);
     } catch {
-      // removed meanwhile
+      return; // removed meanwhile
     }
-  }
+    for (const name of names) {
+      try {
+        const stat = statSync(path.join(dir, name));
+        if (stat.isDirectory()) {
+          walk(path.join(dir, name));
+          continue;
+        }
+        seen.add(stat.ino);
+        bytes += stat.size;
+      } catch {
+        // removed meanwhile
+      }
+    }
+  };
+  walk(tempDir);
   for (const fd of readdirSync('/proc/self/fd')) {
     try {
       const target = readlinkSync(`/proc/self/fd/${fd}`);
@@ -64,13 +77,22 @@ async function main(): Promise<void> {
   };
   const timer = setInterval(sample, 20);
   const started = performance.now();
-  const analysis = await analyzeFile(rules, args.file, {
-    label: path.basename(args.file),
-    archives: args.archives,
-    budgetMs: args.budgetMs,
-    timeoutSeconds: args.timeoutSeconds,
-    tempDir: args.tempDir,
-  }).finally(() => clearInterval(timer)); // (an error must not leave the sampler running)
+  let analysis: Awaited<ReturnType<typeof analyzeFile>> | undefined;
+  let error: string | undefined;
+  try {
+    analysis = await analyzeFile(rules, args.file, {
+      label: path.basename(args.file),
+      archives: args.archives,
+      budgetMs: args.budgetMs,
+      timeoutSeconds: args.timeoutSeconds,
+      tempDir: args.tempDir,
+    });
+  } catch (failure) {
+    // A budget too short for the object's own scan fails the object (the analyzer retries it).
+    error = failure instanceof Error ? failure.name : String(failure);
+  } finally {
+    clearInterval(timer);
+  }
   const wallMs = performance.now() - started;
   sample();
   process.stdout.write(
@@ -80,11 +102,12 @@ async function main(): Promise<void> {
       rssPeak: peakRssBytes(),
       tempPeak: peak.tempBytes,
       tempLeft: tempBytes(args.tempDir),
-      size: analysis.size,
-      expandedBytes: analysis.expandedBytes,
-      members: analysis.members.length,
-      matches: analysis.matches.length,
-      unscanned: [...new Set(analysis.unscanned.map((entry) => entry.reason))],
+      size: analysis?.size ?? 0,
+      expandedBytes: analysis?.expandedBytes ?? 0,
+      members: analysis?.members.length ?? 0,
+      matches: analysis?.matches.length ?? 0,
+      unscanned: [...new Set(analysis?.unscanned.map((entry) => entry.reason))],
+      ...(error === undefined ? {} : { error }),
     })}\n`,
   );
 }
