@@ -564,7 +564,14 @@ class Walker {
         produced += blockSize;
         if (stop != Stop::kNo || writeError != 0) break;
       }
-      if (n == ARCHIVE_EOF) n = 0;
+      if (n == ARCHIVE_EOF) {
+        // A sparse entry's trailing hole: at its end the tar reader gives the entry's real size as
+        // the offset (archive_read_data stops short of it; the member is its whole size here).
+        if (stop == Stop::kNo && writeError == 0 && blockOffset > 0 && static_cast<uint64_t>(blockOffset) > produced) {
+          take(nullptr, static_cast<uint64_t>(blockOffset) - produced);
+        }
+        n = 0;
+      }
       if (stop == Stop::kAll) return;
       if (stop == Stop::kContainer) return;
       if (writeError != 0) {

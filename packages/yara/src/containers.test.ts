@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -190,6 +191,33 @@ describe('scanning inside containers', () => {
     const late = scan(big, { deadlineMs: Number(process.hrtime.bigint()) / 1e6 + 1 });
 
     await expect(late).rejects.toThrow(ScanTimeoutError);
+  });
+
+  it('reads the holes of a sparse tar entry as zeros, the data after them where it belongs', async () => {
+    const staging = join(dir.path, 'sparse');
+    mkdirSync(staging);
+    // 4 MiB of hole, EICAR, then 2 MiB more hole: GNU tar --sparse stores only the data block.
+    execFileSync(
+      'sh',
+      [
+        '-c',
+        `printf '%s' '${EICAR_TEXT}' | dd of=holey.bin bs=1 seek=4194304 conv=notrunc status=none && truncate -s 6M holey.bin && tar --sparse -cf holey.tar holey.bin`,
+      ],
+      { cwd: staging },
+    );
+    const expected = readFileSync(join(staging, 'holey.bin'));
+
+    const result = await scan(join(staging, 'holey.tar'));
+
+    expect(result.containers?.members).toEqual([
+      expect.objectContaining({
+        path: 'holey.tar!holey.bin',
+        size: 6 * 2 ** 20,
+        sha256: createHash('sha256').update(expected).digest('hex'),
+        matches: [expect.objectContaining({ rule: 'eicar' })],
+      }),
+    ]);
+    expect(result.containers?.unscanned).toEqual([]);
   });
 
   it('follows three levels of nesting, with externals from the member path', async () => {
