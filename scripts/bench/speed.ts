@@ -77,8 +77,12 @@ async function engines(ctx: BenchContext, rules: string, dir: string, mb: number
     unit: 'MB/s',
     note: `wall ${(t[name] ?? NaN).toFixed(2)} s, CPU ${median(get(name).map((r) => r.cpuSeconds)).toFixed(2)} s${note}`,
   });
+  const cpu = Object.fromEntries(
+    [...runs.keys()].map((k) => [k, median(get(k).map((r) => r.cpuSeconds))]),
+  );
   return {
     t: t as Record<'yara1' | 'python1' | 'manage1' | 'yaraN' | 'manageN', number>,
+    cpu: cpu as Record<'yara1' | 'python1' | 'manage1' | 'yaraN' | 'manageN', number>,
     matches,
     rows: [
       row(
@@ -231,10 +235,16 @@ export async function benchSpeed(ctx: BenchContext): Promise<SectionResult> {
   const download = await rangedDownload(ctx);
   const tree = await treeMemory(ctx, rules);
 
-  const { t } = engine;
+  const { t, cpu } = engine;
   const vsOriginal = t.python1 / t.manage1;
   const vsYara1 = t.yara1 / t.manage1;
   const vsYaraN = t.yaraN / t.manageN;
+  // The same ratios by CPU time, which other work on a shared machine disturbs less than walls.
+  const cpuVsOriginal = cpu.python1 / cpu.manage1;
+  const cpuVsYara1 = cpu.yara1 / cpu.manage1;
+  const cpuVsYaraN = cpu.yaraN / cpu.manageN;
+  const both = (wall: number, byCpu: number) =>
+    `${wall.toFixed(2)}x (by CPU time ${byCpu.toFixed(2)}x)`;
   const rows: Row[] = [
     {
       section: SECTION,
@@ -249,13 +259,21 @@ export async function benchSpeed(ctx: BenchContext): Promise<SectionResult> {
       metric: '1 core: analysis vs original engine',
       value: vsOriginal,
       unit: 'x',
+      note: `by CPU time ${cpuVsOriginal.toFixed(3)}x`,
     },
-    { section: SECTION, metric: '1 core: analysis vs yara -p 1', value: vsYara1, unit: 'x' },
+    {
+      section: SECTION,
+      metric: '1 core: analysis vs yara -p 1',
+      value: vsYara1,
+      unit: 'x',
+      note: `by CPU time ${cpuVsYara1.toFixed(3)}x`,
+    },
     {
       section: SECTION,
       metric: `${ctx.cores} cores: manage.ts scan vs yara -p ${ctx.cores}`,
       value: vsYaraN,
       unit: 'x',
+      note: `by CPU time ${cpuVsYaraN.toFixed(3)}x`,
     },
     { section: SECTION, metric: 'node -e 0', value: start.node, unit: 'ms' },
     {
@@ -291,17 +309,17 @@ export async function benchSpeed(ctx: BenchContext): Promise<SectionResult> {
   const targets: TargetCheck[] = [
     {
       target: 'analysis per core >= 1.10x the original engine',
-      actual: `${vsOriginal.toFixed(2)}x`,
+      actual: both(vsOriginal, cpuVsOriginal),
       met: vsOriginal >= 1.1,
     },
     {
       target: 'analysis per core >= 0.92x yara -p 1',
-      actual: `${vsYara1.toFixed(2)}x`,
+      actual: both(vsYara1, cpuVsYara1),
       met: vsYara1 >= 0.92,
     },
     {
       target: `manage.ts scan on ${ctx.cores} cores >= 0.90x yara -p ${ctx.cores}`,
-      actual: `${vsYaraN.toFixed(2)}x`,
+      actual: both(vsYaraN, cpuVsYaraN),
       met: vsYaraN >= 0.9,
     },
     {
@@ -333,6 +351,6 @@ export async function benchSpeed(ctx: BenchContext): Promise<SectionResult> {
   return {
     rows,
     targets,
-    details: { times: t, matches: engine.matches, startUp: start, download },
+    details: { times: t, cpuSeconds: cpu, matches: engine.matches, startUp: start, download },
   };
 }
