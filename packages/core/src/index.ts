@@ -3,6 +3,7 @@ export * from './errors';
 export * from './env';
 export * from './s3-event';
 export * from './analysis';
+export * from './summary';
 export * from './metrics';
 export * from './match-table';
 export * from './dispatch-slots';
