@@ -26,7 +26,8 @@ const isObject = (value: unknown): value is JsonObject =>
  * Extracts the metrics of one log line in CloudWatch embedded metric format
  * (`_aws.CloudWatchMetrics[]` directives, values and dimension values as top-level keys). Returns
  * [] for any other line, and skips what CloudWatch would reject: a metric without a numeric value,
- * a dimension without a string value.
+ * a directive with a dimension without a string value. Lenient where the local status line does
+ * not need strictness: a missing `Timestamp` is accepted.
  */
 export function parseEmfLine(line: string): EmfMetric[] {
   if (!line.includes('"_aws"')) return [];
