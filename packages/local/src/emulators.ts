@@ -158,7 +158,7 @@ export async function startSqs(settings: SqsSettings): Promise<SqsEmulator> {
 
 /**
  * S3 (the local object store) in a supervised child process, objects under `<dataDir>/s3`;
- * `buckets` exist from the start.
+ * `buckets` exist from the start. A restart keeps its port.
  */
 export function startS3(
   dataDir: string,
@@ -169,6 +169,8 @@ export function startS3(
   return superviseEmulator({
     name: 'S3',
     kind: 's3',
+    // Lambda workers were given its port at their start (stack.ts).
+    keepPort: true,
     settings: { dataDir, buckets },
     print,
     onEvent: (message) => {

@@ -61,6 +61,12 @@ export class FaultInjector {
     return true;
   }
 
+  /** Whether any S3 fault is planned: they are injected in the front, so S3 must go through it. */
+  get injectsS3Faults(): boolean {
+    const { poisonPrefix, s3GetErrorRate, s3SlowReadRate } = this.plan;
+    return poisonPrefix !== undefined || Boolean(s3GetErrorRate) || Boolean(s3SlowReadRate);
+  }
+
   /** What to do to an S3 GetObject of `key`. */
   s3Get(key: string): 'poison' | 'error' | 'slow' | undefined {
     if (this.plan.poisonPrefix !== undefined && key.startsWith(this.plan.poisonPrefix)) {

@@ -32,6 +32,8 @@ export interface SuperviseOptions {
   print: (text: string) => void;
   /** Each event the child reports (e.g. an object created). */
   onEvent?: (message: EmulatorMessage) => void;
+  /** Restarts never move to another port (processes were told this one); default false. */
+  keepPort?: boolean;
 }
 
 function startChild(
@@ -111,8 +113,9 @@ export async function superviseEmulator(options: SuperviseOptions): Promise<Supe
       port = await listening;
     } catch {
       // Died again while starting: its exit handler schedules the next try. The old port may be
-      // taken by now, so the next child picks any free one.
-      port = 0;
+      // taken by now, so the next child picks any free one, unless clients were given the port:
+      // then it is tried again (with backoff) until it is free.
+      if (!options.keepPort) port = 0;
     }
   };
   watch(child);
