@@ -17,7 +17,8 @@ import {
 } from '@binaryalert/core';
 import { AnalysisFailedError } from './errors';
 import { parseAnalyzerInput, type AnalyzerInput } from './input';
-import { analyzeAfterRelease, prepareDeltaRescans, type CarriedOutcome } from './delta';
+import { analyzeAfterRelease, type CarriedOutcome } from './delta';
+import { prepareDeltaRescans } from './delta-reads';
 import { requeueFailedObjects } from './requeue';
 import {
   type AnalyzerDeps,

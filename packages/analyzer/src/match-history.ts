@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import {
-  ConditionalCheckFailedException,
   GetItemCommand,
   UpdateItemCommand,
   type AttributeValue,
@@ -12,6 +11,14 @@ import {
   type MatchedRule,
   type S3ObjectRef,
 } from '@binaryalert/core';
+import {
+  claimExpiry,
+  releaseClaim,
+  stillNewCopy,
+  stillNewRules,
+  takeClaim,
+  type Claim,
+} from './alert-claim';
 import { AlertInFlightError } from './errors';
 
 /**
@@ -29,6 +36,7 @@ import { AlertInFlightError } from './errors';
  * after the expiry. Nobody can tell a dead holder from a slow one before that (on AWS or locally),
  * so taking a live claim over could alert twice; waiting for the expiry cannot, and a holder that
  * died (a killed worker, a killed stack) delays its object's alert by at most the claim time.
+ * The claim itself (take, release, expiry, its conditions) is alert-claim.ts.
  */
 
 export interface MatchTables {
@@ -80,20 +88,6 @@ interface BinaryState {
 
 interface ObjectState {
   alertedSha256?: string;
-}
-
-/** When the claim on an item expires (epoch ms), if it holds one. */
-async function claimExpiry(dynamo: DynamoDBClient, claim: Claim): Promise<number | undefined> {
-  const { Item } = await dynamo.send(
-    new GetItemCommand({
-      TableName: claim.table,
-      Key: claim.key,
-      ProjectionExpression: 'AlertClaimExpiresAt',
-      ConsistentRead: true,
-    }),
-  );
-  const expires = Number(Item?.AlertClaimExpiresAt?.N);
-  return Number.isFinite(expires) ? expires : undefined;
 }
 
 const ledgerKey = (object: S3ObjectRef): Record<string, AttributeValue> => ({
@@ -149,67 +143,6 @@ function decide(record: MatchRecord, binary: BinaryState, object: ObjectState): 
   return { alert: false, reason: 'already known', newRules };
 }
 
-function isConditionFailure(error: unknown): boolean {
-  return (
-    error instanceof ConditionalCheckFailedException ||
-    (error as { name?: string }).name === 'ConditionalCheckFailedException'
-  );
-}
-
-/** Where the claim of one alert is written: the object (a new copy) or the binary (new rules). */
-interface Claim {
-  table: string;
-  key: Record<string, AttributeValue>;
-  token: string;
-}
-
-async function takeClaim(
-  dynamo: DynamoDBClient,
-  claim: Claim,
-  now: number,
-  claimMs: number,
-  extraCondition: ClaimCondition,
-): Promise<boolean> {
-  const free = '(attribute_not_exists(AlertClaimToken) OR AlertClaimExpiresAt < :now)';
-  try {
-    await dynamo.send(
-      new UpdateItemCommand({
-        TableName: claim.table,
-        Key: claim.key,
-        UpdateExpression: 'SET AlertClaimToken = :token, AlertClaimExpiresAt = :expires',
-        ConditionExpression: `${free} AND (${extraCondition.expression})`,
-        ExpressionAttributeValues: {
-          ':token': { S: claim.token },
-          ':expires': { N: String(now + claimMs) },
-          ':now': { N: String(now) },
-          ...extraCondition.values,
-        },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (isConditionFailure(error)) return false;
-    throw error;
-  }
-}
-
-/** Gives a claim back (after a failed publish) unless someone else holds it by now. */
-async function releaseClaim(dynamo: DynamoDBClient, claim: Claim): Promise<void> {
-  try {
-    await dynamo.send(
-      new UpdateItemCommand({
-        TableName: claim.table,
-        Key: claim.key,
-        UpdateExpression: 'REMOVE AlertClaimToken, AlertClaimExpiresAt',
-        ConditionExpression: 'AlertClaimToken = :token',
-        ExpressionAttributeValues: { ':token': { S: claim.token } },
-      }),
-    );
-  } catch (error) {
-    if (!isConditionFailure(error)) throw error;
-  }
-}
-
 /** Records the alert as sent: the binary's pairs, then the object as a known copy. */
 async function commitAlert(
   dynamo: DynamoDBClient,
@@ -257,26 +190,6 @@ async function commitAlert(
       ExpressionAttributeValues: { ':sha': { S: record.sha256 } },
     }),
   );
-}
-
-type ClaimCondition = { expression: string; values: Record<string, AttributeValue> };
-
-/** The object has not been recorded as a copy of this binary by whoever finished before us. */
-function stillNewCopy(sha256: string): ClaimCondition {
-  return {
-    expression: 'attribute_not_exists(MatchAlertSha256) OR MatchAlertSha256 <> :sha',
-    values: { ':sha': { S: sha256 } },
-  };
-}
-
-/** At least one of the pairs is still not alerted (another copy may have finished meanwhile). */
-function stillNewRules(pairs: string[]): ClaimCondition {
-  const values: Record<string, AttributeValue> = {};
-  const missing = pairs.map((pair, index) => {
-    values[`:pair${index}`] = { S: pair };
-    return `NOT contains(AlertedRules, :pair${index})`;
-  });
-  return { expression: ['attribute_not_exists(AlertedRules)', ...missing].join(' OR '), values };
 }
 
 /**

@@ -1,0 +1,107 @@
+// The claim on one alert: a conditional write with an expiry on a DynamoDB item; taken, released.
+import {
+  ConditionalCheckFailedException,
+  GetItemCommand,
+  UpdateItemCommand,
+  type AttributeValue,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+
+/** Where the claim of one alert is written: the object (a new copy) or the binary (new rules). */
+export interface Claim {
+  table: string;
+  key: Record<string, AttributeValue>;
+  token: string;
+}
+
+export type ClaimCondition = { expression: string; values: Record<string, AttributeValue> };
+
+/** Takes the claim when it is free (none, or expired) and `extraCondition` holds; false if not. */
+export async function takeClaim(
+  dynamo: DynamoDBClient,
+  claim: Claim,
+  now: number,
+  claimMs: number,
+  extraCondition: ClaimCondition,
+): Promise<boolean> {
+  const free = '(attribute_not_exists(AlertClaimToken) OR AlertClaimExpiresAt < :now)';
+  try {
+    await dynamo.send(
+      new UpdateItemCommand({
+        TableName: claim.table,
+        Key: claim.key,
+        UpdateExpression: 'SET AlertClaimToken = :token, AlertClaimExpiresAt = :expires',
+        ConditionExpression: `${free} AND (${extraCondition.expression})`,
+        ExpressionAttributeValues: {
+          ':token': { S: claim.token },
+          ':expires': { N: String(now + claimMs) },
+          ':now': { N: String(now) },
+          ...extraCondition.values,
+        },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
+}
+
+/** Gives a claim back (after a failed publish) unless someone else holds it by now. */
+export async function releaseClaim(dynamo: DynamoDBClient, claim: Claim): Promise<void> {
+  try {
+    await dynamo.send(
+      new UpdateItemCommand({
+        TableName: claim.table,
+        Key: claim.key,
+        UpdateExpression: 'REMOVE AlertClaimToken, AlertClaimExpiresAt',
+        ConditionExpression: 'AlertClaimToken = :token',
+        ExpressionAttributeValues: { ':token': { S: claim.token } },
+      }),
+    );
+  } catch (error) {
+    if (!isConditionFailure(error)) throw error;
+  }
+}
+
+/** When the claim on an item expires (epoch ms), if it holds one. */
+export async function claimExpiry(
+  dynamo: DynamoDBClient,
+  claim: Claim,
+): Promise<number | undefined> {
+  const { Item } = await dynamo.send(
+    new GetItemCommand({
+      TableName: claim.table,
+      Key: claim.key,
+      ProjectionExpression: 'AlertClaimExpiresAt',
+      ConsistentRead: true,
+    }),
+  );
+  const expires = Number(Item?.AlertClaimExpiresAt?.N);
+  return Number.isFinite(expires) ? expires : undefined;
+}
+
+/** The object has not been recorded as a copy of this binary by whoever finished before us. */
+export function stillNewCopy(sha256: string): ClaimCondition {
+  return {
+    expression: 'attribute_not_exists(MatchAlertSha256) OR MatchAlertSha256 <> :sha',
+    values: { ':sha': { S: sha256 } },
+  };
+}
+
+/** At least one of the pairs is still not alerted (another copy may have finished meanwhile). */
+export function stillNewRules(pairs: string[]): ClaimCondition {
+  const values: Record<string, AttributeValue> = {};
+  const missing = pairs.map((pair, index) => {
+    values[`:pair${index}`] = { S: pair };
+    return `NOT contains(AlertedRules, :pair${index})`;
+  });
+  return { expression: ['attribute_not_exists(AlertedRules)', ...missing].join(' OR '), values };
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return (
+    error instanceof ConditionalCheckFailedException ||
+    (error as { name?: string }).name === 'ConditionalCheckFailedException'
+  );
+}

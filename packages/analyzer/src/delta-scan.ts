@@ -1,0 +1,95 @@
+// The delta scan: the ledger's version of an object downloaded and scanned with the delta rules.
+import {
+  analyzeFile,
+  Slots,
+  unquotedEtag,
+  type Logger,
+  type S3ObjectRef,
+  type VerdictRecord,
+} from '@binaryalert/core';
+import type { CompiledRules } from '@binaryalert/yara';
+import { scanBudgetMs, type AnalyzerDeps, type AnalyzerSettings } from './analyze';
+import { DEFAULT_RANGED_DOWNLOAD, downloadBytes, downloadObject, privateTempDir } from './download';
+
+/**
+ * Objects smaller than this (by the listing) are delta-scanned from memory: no temp directory and
+ * no file written and read back (members of containers inside still spill to anonymous files).
+ */
+const IN_MEMORY_BYTES = DEFAULT_RANGED_DOWNLOAD.thresholdBytes;
+
+/**
+ * Downloads the ledger's version of the object and scans it with the delta rules: whether a delta
+ * rule matched, or undefined when the bytes are not the ledger's (replaced since the listing) or
+ * could not be fully scanned (the full analysis that follows reports why).
+ */
+export async function scanWithDelta(
+  deps: AnalyzerDeps,
+  settings: AnalyzerSettings,
+  ref: S3ObjectRef,
+  previous: VerdictRecord,
+  delta: CompiledRules,
+  remainingMs: (() => number) | undefined,
+  scanSlots: Slots,
+  log: Logger,
+): Promise<boolean | undefined> {
+  const inMemory = ref.size !== undefined && ref.size < IN_MEMORY_BYTES;
+  let temp: Awaited<ReturnType<typeof privateTempDir>> | undefined;
+  try {
+    let download: { etag?: string; versionId?: string; metadata: Record<string, string> };
+    let source: string | Buffer;
+    if (inMemory) {
+      const bytes = await downloadBytes(
+        deps.s3,
+        ref,
+        Math.min(settings.maxFileBytes, IN_MEMORY_BYTES),
+        previous.etag,
+      );
+      if (bytes.kind === 'too-large') return undefined;
+      [download, source] = [bytes, bytes.bytes];
+    } else {
+      temp = await privateTempDir(settings.tempRoot);
+      const file = await downloadObject(
+        deps.s3,
+        ref,
+        temp.dir,
+        settings.maxFileBytes,
+        undefined,
+        previous.etag,
+      );
+      if (file.kind === 'too-large') return undefined;
+      [download, source] = [file, file.file];
+    }
+    // A store that ignores If-Match, or another version with the same ETag.
+    if (
+      (download.etag !== undefined &&
+        unquotedEtag(download.etag) !== unquotedEtag(previous.etag!)) ||
+      (previous.versionId !== undefined && download.versionId !== previous.versionId)
+    ) {
+      log.info('the object changed since its verdict; analyzing in full');
+      return undefined;
+    }
+    const tempDir = temp?.dir ?? settings.tempRoot;
+    const analysis = await scanSlots.run(() =>
+      analyzeFile(delta, source, {
+        ...(download.metadata.filepath ? { filepath: download.metadata.filepath } : {}),
+        label: ref.key,
+        timeoutSeconds: settings.scanTimeoutSeconds,
+        archives: settings.archives,
+        budgetMs: scanBudgetMs(settings, remainingMs),
+        ...(tempDir === undefined ? {} : { tempDir }),
+      }),
+    );
+    // The hash proves the scanned bytes are the verdict's (an ETag is no proof: MD5 collides).
+    if (analysis.sha256 !== previous.sha256) {
+      log.info('the object holds other bytes than its verdict; analyzing in full');
+      return undefined;
+    }
+    return analysis.unscanned.length > 0 ? undefined : analysis.matches.length > 0;
+  } catch (error) {
+    // The full analysis that follows reports (and retries) whatever this was.
+    log.warn('the delta scan failed; analyzing in full', { error });
+    return undefined;
+  } finally {
+    await temp?.remove().catch(() => undefined);
+  }
+}
