@@ -193,6 +193,23 @@ describe('scanning inside containers', () => {
     await expect(late).rejects.toThrow(ScanTimeoutError);
   });
 
+  it('cuts both threads of a container at the deadline: its own scan and the walk beside it', async () => {
+    const staging = join(dir.path, 'stored');
+    mkdirSync(staging);
+    writeFileSync(join(staging, 'a.bin'), Buffer.alloc(64 << 20, 'A'));
+    execFileSync('zip', ['-q', '-0', 'stored.zip', 'a.bin'], { cwd: staging });
+
+    const late = scan(join(staging, 'stored.zip'), {
+      deadlineMs: Number(process.hrtime.bigint()) / 1e6 + 1,
+    });
+    await expect(late).rejects.toThrow(ScanTimeoutError);
+    const inTime = await scan(join(staging, 'stored.zip'));
+
+    expect(inTime.containers?.members.map((m) => [m.path, m.size])).toEqual([
+      ['stored.zip!a.bin', 64 << 20],
+    ]);
+  });
+
   it('reads the holes of a sparse tar entry as zeros, the data after them where it belongs', async () => {
     const staging = join(dir.path, 'sparse');
     mkdirSync(staging);
