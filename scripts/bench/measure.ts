@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -110,4 +110,43 @@ export const MB = 1024 * 1024;
 /** The 1-minute load average divided by the core count (how busy the machine was). */
 export function loadPerCore(): number {
   return (os.loadavg()[0] ?? 0) / os.availableParallelism();
+}
+
+/**
+ * CPU seconds (user + system) used so far by this process and every live descendant (the local
+ * stack's emulators and Lambda workers), from /proc; NaN where there is no /proc. Processes that
+ * exited are not counted, so take it around work done by long-lived processes.
+ */
+export function processTreeCpuSeconds(): number {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return NaN;
+  }
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  const parentOf = new Map<number, number>();
+  const ticksOf = new Map<number, number>();
+  for (const entry of entries) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces): state ppid ... utime(12) stime(13).
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      parentOf.set(Number(entry), Number(fields[1]));
+      ticksOf.set(Number(entry), Number(fields[11]) + Number(fields[12]));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  let ticks = 0;
+  for (const [pid, own] of ticksOf) {
+    for (let p: number | undefined = pid, depth = 0; p !== undefined && depth < 32; depth++) {
+      if (p === process.pid) {
+        ticks += own;
+        break;
+      }
+      p = parentOf.get(p);
+    }
+  }
+  return ticks / ticksPerSecond;
 }

@@ -1,0 +1,27 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+
+import { processTreeCpuSeconds } from './measure';
+
+/** Spins until it used 0.4 s of CPU (not of wall time: the machine may be loaded), says so, waits. */
+const SPINNER = `
+while (process.cpuUsage().user < 400_000);
+process.stdout.write('spun\\n');
+setInterval(() => {}, 1000);
+`;
+
+describe('processTreeCpuSeconds', () => {
+  it("counts a live child's CPU time, and stops counting it once it exited", async () => {
+    // Prepare
+    const before = processTreeCpuSeconds();
+    const child = spawn(process.execPath, ['-e', SPINNER], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // Act
+    await once(child.stdout, 'data');
+    const after = processTreeCpuSeconds();
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    // Assert: its 0.4 s (and node's start-up) counted while it lived, gone once it exited.
+    expect(after - before).toBeGreaterThanOrEqual(0.4);
+    expect(processTreeCpuSeconds()).toBeLessThan(after - 0.3);
+  });
+});
