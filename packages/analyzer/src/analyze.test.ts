@@ -903,6 +903,7 @@ describe('handleInvocation', () => {
       'AnalysisErrors',
       'UnscannedContent',
       'CarriedOverVerdicts',
+      'PrefilterExcludedObjects',
     ]);
     for (const metric of metrics) {
       expect(metric).toMatchObject({

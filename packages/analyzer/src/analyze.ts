@@ -182,6 +182,8 @@ async function scanObject(
         archives: settings.archives,
         budgetMs: scanBudgetMs(settings, remainingMs),
         tempDir,
+        // What a later delta re-scan's prefilter reads instead of the object (delta.ts).
+        contentSignature: true,
       }),
     );
     // The file is no longer needed: free /tmp before the (network-bound) bookkeeping.

@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import {
   batchGetItems,
+  excludedByPrefilter,
   hasVerdict,
   objectId,
   verdictFromItem,
@@ -68,7 +69,12 @@ export async function prepareDeltaRescans(
     if (delta.namespaces.length === 0 || delta.usesExternals) return shared;
     const binaries = new Set<string>();
     for (const record of shared.verdicts.values()) {
-      if (record?.sha256 && buildsOn(record, manifest.version, delta.baseVersion)) {
+      if (
+        record?.sha256 &&
+        buildsOn(record, manifest.version, delta.baseVersion) &&
+        // Decided by the content prefilter: its outcome is not needed.
+        !excludedByPrefilter(record.contentSignature, delta.prefilter)
+      ) {
         binaries.add(record.sha256);
       }
     }

@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   CreateBucketCommand,
   ListObjectsV2Command,
@@ -89,7 +89,9 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
     compiled: compiled.v1!,
     manifest: manifest(1, { 'base.yar:old_rule': 'a1' }),
   });
-  const v2 = (usesExternals = false): ActiveRules => ({
+  /** What any match of new.yar requires, as the release computes it from its source. */
+  const NEW_PREFILTER = { bytes: Buffer.from('NEW_MARKER').toString('hex') };
+  const v2 = (usesExternals = false, prefilter?: typeof NEW_PREFILTER): ActiveRules => ({
     compiled: compiled.v2!,
     delta: usesExternals ? compiled.byName! : compiled.delta2!,
     manifest: manifest(
@@ -101,6 +103,7 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
         compiledSha256: '1'.repeat(64),
         ruleCount: 1,
         usesExternals,
+        ...(prefilter ? { prefilter } : {}),
       },
     ),
   });
@@ -505,5 +508,122 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
     expect(downloads.sort()).toEqual(['garbage', 'wrong']);
     expect(await verdictOf('garbage')).toMatchObject({ verdict: 'clean', rulesVersion: '2' });
     expect(await verdictOf('wrong')).toMatchObject({ verdict: 'clean', rulesVersion: '2' });
+  });
+
+  describe('content prefilter', () => {
+    it('carries what the prefilter rules out without a download, and still finds and alerts the planted marker once', async () => {
+      const keys = ['plain/one', 'plain/two', 'planted', 'planted-copy'];
+      await put('plain/one', 'an ordinary file with OLD_MARKER in it');
+      // Every trigram of NEW_MARKER, but not NEW_MARKER: the prefilter cannot rule it out.
+      await put('plain/two', 'NEW_MARKE and EW_MARKER');
+      await put('planted', 'x NEW_MARKER y');
+      await put('planted-copy', 'x NEW_MARKER y (another copy)');
+      await analyzeAll(keys);
+      const before = await verdictOf('plain/one');
+      expect(before?.contentSignature?.length).toBeGreaterThan(512);
+      active = v2(false, NEW_PREFILTER);
+      const records = (await listedRefs(keys)).map((ref) => s3EventRecord(ref));
+      sent = [];
+      downloads = [];
+      snsMock.reset();
+
+      await invoke(records);
+
+      expect(downloads.sort()).toEqual([
+        'plain/two',
+        'planted',
+        'planted',
+        'planted-copy',
+        'planted-copy',
+      ]);
+      // The ledger entries, then the delta outcomes of the binaries not ruled out.
+      expect(count('BatchGetItem')).toBe(2);
+      expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 2); // one per planted key
+      expect(await verdictOf('planted')).toMatchObject({
+        verdict: 'matched',
+        rules: ['new.yar:new_rule'],
+        rulesVersion: '2',
+      });
+      const carried = await verdictOf('plain/one');
+      expect(carried).toMatchObject({
+        verdict: 'matched',
+        rules: ['base.yar:old_rule'],
+        rulesVersion: '2',
+      });
+      // Carried verdicts keep the signature: the next release's re-scan reads it again.
+      expect(Buffer.from(carried!.contentSignature!)).toEqual(
+        Buffer.from(before!.contentSignature!),
+      );
+      expect(await verdictOf('plain/two')).toMatchObject({ verdict: 'clean', rulesVersion: '2' });
+
+      // The same re-scan, object by object: how each was decided.
+      active = { ...v2(false, NEW_PREFILTER), manifest: { ...v2().manifest, version: 3 } };
+      active.manifest.delta = {
+        ...active.manifest.delta!,
+        baseVersion: 2,
+        prefilter: NEW_PREFILTER,
+      };
+      downloads = [];
+      snsMock.reset();
+      expect(await retro(keys)).toEqual({
+        'plain/one': 'excluded',
+        'plain/two': 'scanned',
+        planted: 'analyzed',
+        'planted-copy': 'analyzed',
+      });
+      expect(downloads.filter((key) => key.startsWith('plain'))).toEqual(['plain/two']);
+      // Known for these bytes: the new rule's pair is already recorded, no second alert.
+      expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 0);
+    });
+
+    it('reads the object when its stored signature is absent, damaged or oversized, and never fails on it', async () => {
+      const damaged: Record<string, Uint8Array | undefined> = {
+        absent: undefined,
+        truncated: Buffer.from([1, 0, 0, 0]),
+        foreign: Buffer.concat([Buffer.from([9]), Buffer.alloc(512)]),
+        oversized: Buffer.concat([Buffer.from([1]), Buffer.alloc(128 * 1024)]),
+      };
+      for (const key of Object.keys(damaged)) await put(key, `plain ${key}`);
+      await put('marked', 'x NEW_MARKER y');
+      await analyzeAll([...Object.keys(damaged), 'marked']);
+      for (const [key, value] of Object.entries({ ...damaged, marked: Buffer.from([1, 0]) })) {
+        await dynamo.client.send(
+          new UpdateItemCommand({
+            TableName: settings.verdictTable,
+            Key: { Bucket: { S: bucket }, Key: { S: key } },
+            ...(value
+              ? {
+                  UpdateExpression: 'SET ContentTrigrams = :b',
+                  ExpressionAttributeValues: { ':b': { B: value } },
+                }
+              : { UpdateExpression: 'REMOVE ContentTrigrams' }),
+          }),
+        );
+      }
+      active = v2(false, NEW_PREFILTER);
+      downloads = [];
+
+      const how = await retro([...Object.keys(damaged), 'marked']);
+
+      expect(how).toEqual({
+        absent: 'scanned',
+        truncated: 'scanned',
+        foreign: 'scanned',
+        oversized: 'scanned',
+        marked: 'analyzed',
+      });
+      expect(await verdictOf('marked')).toMatchObject({
+        verdict: 'matched',
+        rules: ['new.yar:new_rule'],
+      });
+    });
+
+    it('records no signature for an object only partly scanned, so it is always read', async () => {
+      await put('big', 'x'.repeat(2_000));
+      settings = { ...settings, maxFileBytes: 1_000 };
+      await analyzeAll(['big']);
+      expect(await verdictOf('big')).toMatchObject({ verdict: 'skipped' });
+      expect((await verdictOf('big'))?.contentSignature).toBeUndefined();
+    });
   });
 });

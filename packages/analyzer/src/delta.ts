@@ -1,4 +1,10 @@
-import { objectId, Slots, type S3ObjectRef, type VerdictRecord } from '@binaryalert/core';
+import {
+  excludedByPrefilter,
+  objectId,
+  Slots,
+  type S3ObjectRef,
+  type VerdictRecord,
+} from '@binaryalert/core';
 import {
   analyzeObject,
   type AnalyzerDeps,
@@ -23,6 +29,9 @@ import { recordVerdict } from './ledger';
  * - "still holds": S3's ETag, size and Last-Modified equal the ledger's. The batcher's listing says
  *   so when it was made after the verdict (no request per object); otherwise a HEAD (which also
  *   compares the version id);
+ * - the content prefilter: when the verdict's content signature (the trigrams of every byte the
+ *   full analysis scanned) lacks a literal that any match of the delta rules requires (the
+ *   release's `delta.prefilter`), no delta rule can match: decided with no download or read;
  * - each distinct SHA-256 is scanned with the delta once: within an invocation the copies wait for
  *   one scan; across invocations the outcome is kept on the binary's match-table item
  *   (`DeltaScanVersion`, `DeltaScanMatched`), so other keys holding the same bytes are decided
@@ -48,8 +57,9 @@ export interface CarriedOutcome {
   rulesVersion: number;
   verdict: VerdictRecord['verdict'];
   /** `current`: already verdicted with this release; `scanned`: downloaded and scanned with the
-   * delta rules; `known`: the delta's outcome for these bytes was known (no download). */
-  how: 'current' | 'scanned' | 'known';
+   * delta rules; `known`: the delta's outcome for these bytes was known (no download);
+   * `excluded`: the content signature proves no delta rule can match (no download). */
+  how: 'current' | 'scanned' | 'known' | 'excluded';
 }
 
 /** A delta re-scan of one object: carried over where it can be, else analyzed in full. */
@@ -95,7 +105,9 @@ export async function analyzeAfterRelease(
   let remembered: Promise<void> = Promise.resolve();
   const sharesOutcome = !delta.usesExternals;
   if (delta.namespaces.length === 0) matched = false;
-  else if (sharesOutcome) {
+  else if (excludedByPrefilter(previous.contentSignature, delta.prefilter)) {
+    [matched, how] = [false, 'excluded'];
+  } else if (sharesOutcome) {
     matched =
       shared.outcomes.get(sha256) ??
       (shared.verdicts.has(id)

@@ -81,6 +81,11 @@ export function addInvocationMetrics(
     'CarriedOverVerdicts',
     outcomes.filter((outcome) => outcome.status === 'carried').length,
   );
+  addMetric(
+    metrics,
+    'PrefilterExcludedObjects',
+    outcomes.filter((outcome) => outcome.status === 'carried' && outcome.how === 'excluded').length,
+  );
 }
 
 /**

@@ -105,6 +105,9 @@ export function verdictRecord(
         ...(outcome.decision
           ? { alerted: outcome.decision.alert, alertReason: outcome.decision.reason }
           : {}),
+        ...(analysis.contentSignature && !outcome.unscanned
+          ? { contentSignature: analysis.contentSignature }
+          : {}),
       };
     }
     case 'skipped':

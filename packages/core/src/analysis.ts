@@ -71,6 +71,12 @@ export interface FileAnalysis {
   expandedBytes: number;
   /** Wall time of the scan (hashing and extraction included), in milliseconds. */
   scanMs: number;
+  /**
+   * With `contentSignature`: the content signature of everything scanned (content-signature.ts),
+   * only when the addon alone scanned it all (absent when anything inside was not scanned, or an
+   * encrypted 7z was opened by 7-Zip, or the bitmap would prove too little).
+   */
+  contentSignature?: Buffer;
 }
 
 /** When the analysis computes a file's MD5 (SHA-256 is always computed: it keys the match table). */
@@ -102,6 +108,8 @@ export interface AnalyzeOptions {
   md5?: Md5Policy;
   /** The 7-Zip worker's entry (default sevenZipWorkerScript(); tests give a failing one). */
   sevenZipWorker?: WorkerScript;
+  /** Also compute the content signature (a delta re-scan's prefilter reads it; the analyzer's full analyses). */
+  contentSignature?: boolean;
 }
 
 /**
@@ -135,6 +143,7 @@ export async function analyzeFile(
     externals: externalsForPath(options.filepath ?? ''),
     sha256: true,
     ...(md5 === 'never' ? {} : { md5 }),
+    ...(options.contentSignature ? { contentSignature: true } : {}),
     ...(options.timeoutSeconds === undefined ? {} : { timeoutSeconds: options.timeoutSeconds }),
     ...(archives
       ? {
@@ -177,6 +186,10 @@ export async function analyzeFile(
     scanMs: performance.now() - started,
   };
   const sealed = result.containers?.encryptedSevenZips ?? [];
+  // Content the addon did not scan (cut short, or left to 7-Zip below) is not in the signature.
+  if (result.contentSignature && unscanned.length === 0 && sealed.length === 0) {
+    analysis.contentSignature = result.contentSignature;
+  }
   // (Bytes in memory have no file for 7-Zip: their encrypted 7z entries stay `encrypted`.)
   if (typeof source !== 'string' || !archives || sealed.length === 0) return analysis;
   let objectMd5 = analysis.md5;

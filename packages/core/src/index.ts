@@ -10,6 +10,7 @@ export * from './dispatch-slots';
 export * from './verdict-ledger';
 export * from './dynamo-batch';
 export * from './rules-manifest';
+export * from './content-signature';
 export * from './verdict-coverage';
 export * from './pool';
 export * from './sqs-deletes';

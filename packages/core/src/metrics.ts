@@ -29,6 +29,8 @@ export const METRICS = {
   UnscannedContent: { emitter: 'analyzer', unit: MetricUnit.Count },
   // Re-scans after a rules release settled from the ledger, without a full analysis.
   CarriedOverVerdicts: { emitter: 'analyzer', unit: MetricUnit.Count },
+  // Of those, the ones the content prefilter settled without reading the object.
+  PrefilterExcludedObjects: { emitter: 'analyzer', unit: MetricUnit.Count },
   BatchEnqueueFailures: { emitter: 'batcher', unit: MetricUnit.Count },
 } as const satisfies Record<string, { emitter: MetricEmitter; unit: Unit }>;
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
+import { ContentRequirementSchema } from './content-signature';
 
 /** The compiled rules file inside the analyzer zip, `dist/` and each rules release. */
 export const COMPILED_RULES_FILE = 'compiled_yara_rules.bin';
@@ -54,6 +55,12 @@ export const RulesManifestSchema = z.object({
       ruleCount: z.number().int().nonnegative(),
       /** The delta rules read per-object externals (filename, filepath, ...): no sharing by SHA-256. */
       usesExternals: z.boolean(),
+      /**
+       * What any match of a delta rule requires of the bytes (content-signature.ts): an object
+       * whose content signature rules it out is decided "no match" without a download. Absent
+       * (unfiltered): some delta rule's requirement could not be stated; every object is read.
+       */
+      prefilter: ContentRequirementSchema.optional(),
     })
     .optional(),
 });

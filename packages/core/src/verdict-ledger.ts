@@ -63,6 +63,11 @@ export interface VerdictRecord {
   alertReason?: string;
   /** Epoch seconds after which DynamoDB's TTL may delete the item (when a TTL is set). */
   expiresAt?: number;
+  /**
+   * The content signature of everything the analysis scanned (content-signature.ts), kept while
+   * the verdict is carried to later releases: only when every byte inside was scanned by the addon.
+   */
+  contentSignature?: Uint8Array;
 }
 
 // Bounds that keep an item far below DynamoDB's 400 KB: all rule ids are kept, details of at most
@@ -130,6 +135,7 @@ export function verdictAttributes(
     Alerted: record.alerted === undefined ? undefined : { BOOL: record.alerted },
     AlertReason: str(record.alertReason),
     ExpiresAt: num(record.expiresAt),
+    ContentTrigrams: record.contentSignature ? { B: record.contentSignature } : undefined,
   };
 }
 
@@ -193,5 +199,6 @@ export function verdictFromItem(item: Record<string, AttributeValue>): VerdictRe
     ...optional('alerted', item.Alerted?.BOOL),
     ...optional('alertReason', text('AlertReason')),
     ...optional('expiresAt', number('ExpiresAt')),
+    ...optional('contentSignature', item.ContentTrigrams?.B),
   };
 }

@@ -17,6 +17,7 @@ export interface NativeScanOptions {
   maxOffsetsPerString?: number;
   sha256?: boolean;
   md5?: 'always' | 'if-matched';
+  contentSignature?: boolean;
   containers?: ContainerOptions;
 }
 
@@ -25,6 +26,7 @@ export interface NativeScanResult {
   size: number;
   sha256?: string;
   md5?: string;
+  contentSignature?: Buffer;
   containers?: ContainerScan;
   /** Monotonic milliseconds (the clock behind process.hrtime) when the worker began and ended. */
   startedAt: number;

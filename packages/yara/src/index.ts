@@ -81,6 +81,7 @@ function toScanResult(raw: NativeScanResult): ScanResult {
   if (raw.sha256 !== undefined) result.sha256 = raw.sha256;
   if (raw.md5 !== undefined) result.md5 = raw.md5;
   if (raw.containers !== undefined) result.containers = raw.containers;
+  if (raw.contentSignature !== undefined) result.contentSignature = raw.contentSignature;
   return result;
 }
 

@@ -33,6 +33,12 @@ export interface ScanOptions {
    * 'if-matched' (only when a rule matched, after the scan, over the same mapping). Default: never.
    */
   md5?: 'always' | 'if-matched';
+  /**
+   * Also return the content signature of everything scanned (the object's bytes and, with
+   * `containers`, every member's): its byte trigrams hashed into a bitmap (format in
+   * content-signature.h; read by core's content-signature.ts). Costs one more pass over the bytes.
+   */
+  contentSignature?: boolean;
   /** Also scan the members of every container inside, recursively (see ContainerOptions). */
   containers?: ContainerOptions;
 }
@@ -160,4 +166,6 @@ export interface ScanResult {
   md5?: string;
   /** Present when `containers` was requested. */
   containers?: ContainerScan;
+  /** Present when `contentSignature` was requested (absent when the bitmap would prove too little). */
+  contentSignature?: Buffer;
 }

@@ -28,6 +28,7 @@ extern "C" {
 }
 
 #include "containers.h"
+#include "content-signature.h"
 
 // The static archives are built for executables (PIE) and reach libc's stdin/stdout/stderr with
 // PC-relative relocations, which a shared object cannot satisfy. The build renames those symbols in
@@ -695,6 +696,8 @@ struct ScanOptions {
   uint32_t maxOffsets = 10;
   bool sha256 = false;
   Md5Mode md5 = Md5Mode::kNever;
+  // Also return the content signature (content-signature.h) of everything scanned.
+  bool contentSignature = false;
   std::vector<ExternalVar> externals;
   // Set when the members of containers are to be scanned too (see containers.h).
   bool containers = false;
@@ -782,6 +785,8 @@ ScanOptions ParseScanOptions(Napi::Env env, Napi::Value value) {
       throw Napi::TypeError::New(env, "md5 must be 'always' or 'if-matched'");
     }
   }
+  v = obj.Get("contentSignature");
+  if (!v.IsUndefined()) o.contentSignature = v.ToBoolean().Value();
   v = obj.Get("maxOffsetsPerString");
   if (!v.IsUndefined()) {
     if (!v.IsNumber() || v.As<Napi::Number>().DoubleValue() < 0) {
@@ -991,6 +996,10 @@ class ScanWorker : public PromiseWorker {
       ScanOwn(bytes, size);
       if (!error_.set && options_.containers) ScanMembers(bytes, size);
     }
+    if (!error_.set && options_.contentSignature) {
+      ownTrigrams_.Merge(memberTrigrams_);
+      signature_ = ownTrigrams_.Signature();
+    }
     if (!error_.set && md5Taken_ && md5_.empty()) {
       error_.set = true;
       error_.code = "HASH_FAILED";
@@ -1007,6 +1016,9 @@ class ScanWorker : public PromiseWorker {
     if (!sha256_.empty()) out.Set("sha256", sha256_);
     if (!md5_.empty()) out.Set("md5", md5_);
     if (options_.containers) out.Set("containers", ContainersToJs(env));
+    if (!signature_.empty()) {
+      out.Set("contentSignature", Napi::Buffer<uint8_t>::Copy(env, signature_.data(), signature_.size()));
+    }
     out.Set("startedAt", startedAt_);
     out.Set("endedAt", endedAt_);
     return out;
@@ -1017,6 +1029,7 @@ class ScanWorker : public PromiseWorker {
 
   // The object's own scan; its MD5 at once if a rule matched.
   void ScanOwn(const uint8_t* bytes, size_t size) {
+    if (options_.contentSignature) ownTrigrams_.Add(bytes, size);
     Scan(bytes, size);
     if (!error_.set && !state_.hits.empty()) Md5IfMatched(bytes, size);
   }
@@ -1148,6 +1161,7 @@ class ScanWorker : public PromiseWorker {
       ScanState state;
       state.maxOffsets = options_.maxOffsets;
       ErrorInfo err;
+      if (options_.contentSignature) memberTrigrams_.Add(m.data, m.size);
       int rc = ScanBytes(m.data, m.size, MemberExternals(m), TimeoutMs(), state, err, "");
       if (rc == ERROR_SCAN_TIMEOUT) {
         walk_.unscanned.push_back({m.path, "time-limit", err.message});
@@ -1237,6 +1251,10 @@ class ScanWorker : public PromiseWorker {
   std::string md5_;
   std::mutex md5Mutex_;  // the own scan's thread and the walk's may both find a match
   bool md5Taken_ = false;
+  // The object's trigrams (its own scan's thread) and its members' (the walk's thread), merged at the end.
+  binaryalert::TrigramSet ownTrigrams_;
+  binaryalert::TrigramSet memberTrigrams_;
+  std::vector<uint8_t> signature_;
   double startedAt_ = 0;
   double endedAt_ = 0;
   double deadline_ = 0;  // MonotonicNowMs() after which nothing more is scanned; 0 = none

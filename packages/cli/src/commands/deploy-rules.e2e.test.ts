@@ -112,6 +112,12 @@ describe('deploy-rules --local: a new rule, an edited rule and an unchanged rele
     // carried over to v2 (the first release had nothing to build on: it re-scanned in full).
     expect(outcome.release.delta).toMatchObject({ baseVersion: 1, namespaces: ['ux/marker.yara'] });
     expect(e2e.stack.metrics.sum('CarriedOverVerdicts')).toBe(OBJECTS - 1);
+    // The release states what any match of the edited rule requires (its marker string), and
+    // every object whose content signature lacks it was carried over without being read.
+    expect(outcome.release.delta?.prefilter).toEqual({
+      bytes: Buffer.from(MARKER).toString('hex'),
+    });
+    expect(e2e.stack.metrics.sum('PrefilterExcludedObjects')).toBe(OBJECTS - 1);
     expect(alerts()).toHaveLength(2);
     expect(e2e.alertsFor(MARKED_KEY)).toHaveLength(2);
     await waitFor(

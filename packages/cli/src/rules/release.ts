@@ -18,6 +18,7 @@ import { compileRulesDirectory, type RuleSetSummary } from './compile';
 import { findRuleFiles } from './discover';
 import { tokenize } from './fingerprint';
 import { SAMPLES_DIR_NAME } from './paths';
+import { deltaPrefilter } from './prefilter';
 import { RuleSampleError, testRuleSamples, type SampleReport } from './samples';
 
 /** What a rules release changed, for the one line users read. */
@@ -65,12 +66,17 @@ async function compileDelta(
   const output = path.join(scratch, DELTA_RULES_FILE);
   await rules.save(output);
   const compiled = await readFile(output);
+  const prefilter = await deltaPrefilter(
+    sources.map((source) => source.path),
+    rules.ruleCount,
+  );
   return {
     delta: {
       ...base,
       compiledSha256: createHash('sha256').update(compiled).digest('hex'),
       ruleCount: rules.ruleCount,
       usesExternals: await anyReadsExternals(sources.map((source) => source.path)),
+      ...(prefilter ? { prefilter } : {}),
     },
     compiled,
   };
