@@ -155,8 +155,8 @@ async function main(): Promise<void> {
     log('copying ELF files from /usr/bin and /usr/lib');
     const elf = await copyElfCorpus(path.join(workDir, 'elf'), {
       roots: ['/usr/bin', '/usr/lib'],
-      // Only the scan section uses them.
-      maxBytes: wanted('scan') ? (options.quick ? 32 * MB : 1024 * MB) : 0,
+      // The scan and archive sections use them.
+      maxBytes: wanted('scan') || wanted('archives') ? (options.quick ? 32 * MB : 1024 * MB) : 0,
     });
 
     const ctx: BenchContext = {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -414,6 +414,71 @@ describe('scanning inside containers', () => {
     expect(result.containers?.members[0]?.sha256).toBe(
       createHash('sha256').update(big).digest('hex'),
     );
+    expect(readdirSync(spill)).toEqual([]);
+  });
+
+  it('scans members on a second thread in walk order: every record, spilled and nested ones included, once', async () => {
+    // 7z (solid LZMA: decoding is slow, so the walk runs ahead of the scans and the queue fills),
+    // 300 members of mixed sizes, some spilled to temp files, one a nested tar.gz, EICAR in some.
+    const files: Record<string, string | Buffer> = {};
+    const expected: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const name = `m${String(i).padStart(3, '0')}.bin`;
+      const size = i % 50 === 7 ? (2 << 20) + i : 1000 + ((i * 7919) % 60_000);
+      const body = randomBytes(size); // incompressible: no ratio ceiling in the way
+      if (i % 37 === 5) Buffer.from(EICAR_TEXT).copy(body, size - EICAR_TEXT.length - 1);
+      files[name] = body;
+      expected.push(`inner.7z!${name}${i % 37 === 5 ? ' eicar' : ''}`);
+    }
+    files['m150.bin'] = readFileSync(
+      kit.tar('nested.tar.gz', { 'deep/payload.exe': PAYLOAD }, '-z'),
+    );
+    expected[150] = 'inner.7z!m150.bin';
+    expected.splice(151, 0, 'inner.7z!m150.bin!deep/payload.exe eicar');
+    const archive = kit.sevenZip('inner.7z', files);
+
+    const result = await scan(archive, { memoryMemberBytes: 1 << 20 });
+
+    const records = (result.containers?.members ?? []).map(
+      (m) =>
+        `${m.path}${(m.matches ?? []).length > 0 ? ` ${m.matches!.map((x) => x.rule).join(',')}` : ''}`,
+    );
+    expect(records).toEqual(expected);
+    expect(result.containers?.unscanned).toEqual([]);
+    expect(readdirSync(spill)).toEqual([]);
+  });
+
+  it('stops the walk when a member scan on the second thread runs out of time, and says so once', async () => {
+    // 100 MD5s of (almost) the whole content, each of another range (the module caches a range's):
+    // seconds on a 32 MiB member, instant on the 32 KiB tar.gz itself.
+    const slow = await compileTexts(dir, {
+      slow: 'import "hash" rule slow_hashes { condition: for all i in (0..99) : (hash.md5(i, filesize - i) != "") }',
+      eicar: RULES.eicar,
+    });
+    const archive = kit.tar(
+      'slow.tar.gz',
+      { 'a-slow.bin': Buffer.alloc(32 << 20, 'A'), 'z-after.bin': EICAR_TEXT },
+      '-z',
+    );
+
+    const result = await slow.scanFile(archive, {
+      externals: DEFAULT_EXTERNALS,
+      containers: {
+        label: 'slow.tar.gz',
+        tempDir: spill,
+        maxRatio: 0,
+        deadlineMs: Number(process.hrtime.bigint()) / 1e6 + 1500,
+      },
+    });
+
+    const unscanned = result.containers?.unscanned ?? [];
+    expect(unscanned).toContainEqual(
+      expect.objectContaining({ path: 'slow.tar.gz!a-slow.bin', reason: 'time-limit' }),
+    );
+    expect(
+      unscanned.filter((u) => u.path === 'slow.tar.gz' && u.reason === 'time-limit'),
+    ).toHaveLength(1);
+    expect(result.containers?.members.map((m) => m.path)).not.toContain('slow.tar.gz!z-after.bin');
     expect(readdirSync(spill)).toEqual([]);
   });
 

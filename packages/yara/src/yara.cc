@@ -1164,11 +1164,11 @@ class ScanWorker : public PromiseWorker {
       if (options_.contentSignature) memberTrigrams_.Add(m.data, m.size);
       int rc = ScanBytes(m.data, m.size, MemberExternals(m), TimeoutMs(), state, err, "");
       if (rc == ERROR_SCAN_TIMEOUT) {
-        walk_.unscanned.push_back({m.path, "time-limit", err.message});
+        memberUnscanned_.push_back({m.path, "time-limit", err.message});
         return deadline > 0 && binaryalert::MonotonicNowMs() >= deadline ? binaryalert::VisitResult::kTimeLimit
                                                                          : binaryalert::VisitResult::kContinue;
       }
-      if (rc != ERROR_SUCCESS) walk_.unscanned.push_back({m.path, "scan-error", err.message});
+      if (rc != ERROR_SUCCESS) memberUnscanned_.push_back({m.path, "scan-error", err.message});
       // A member's SHA-256 is recorded only where a rule matched it (the alert and the match table
       // name it); hashing every member cost as much as a tenth of the archive's scan.
       if (!state.hits.empty()) {
@@ -1180,6 +1180,7 @@ class ScanWorker : public PromiseWorker {
       return binaryalert::VisitResult::kContinue;
     };
     binaryalert::WalkContainers(bytes, size, options_.label, limits, visit, walk_);
+    for (binaryalert::UnscannedEntry& entry : memberUnscanned_) walk_.unscanned.push_back(std::move(entry));
   }
 
   static Napi::Array UnscannedToJs(Napi::Env env, const std::vector<binaryalert::UnscannedEntry>& entries) {
@@ -1246,6 +1247,8 @@ class ScanWorker : public PromiseWorker {
   ScanState state_;
   std::vector<MemberRecord> members_;
   binaryalert::WalkTotals walk_;
+  // The visitor's own (it may run on the walk's second thread; merged into walk_ after the walk).
+  std::vector<binaryalert::UnscannedEntry> memberUnscanned_;
   size_t size_ = 0;
   std::string sha256_;
   std::string md5_;
