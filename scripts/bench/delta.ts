@@ -121,7 +121,7 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
   }
   const analyze = async <Result = ChildResult>(
     target: Awaited<ReturnType<typeof bucketOf>>,
-    mode: 'full' | 'delta' | 'parts',
+    mode: 'full' | 'delta' | 'delta-unfiltered' | 'parts',
   ): Promise<Result> => {
     const result = await runTimed(process.execPath, [
       child,
@@ -166,6 +166,17 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
   const full = await analyze(distinct, 'full');
   const copiesDelta = await analyze(copies, 'delta');
   const copiesFull = await analyze(copies, 'full');
+  // The same with the content prefilter ignored, after another one-rule release (v3 builds on the
+  // v2 verdicts the full runs left): every distinct file read, as a rule the prefilter cannot
+  // rule anything out for would need.
+  await fs.writeFile(
+    path.join(rulesDir, 'custom', 'bench_added_rule_2.yara'),
+    'rule bench_added_rule_2 { strings: $a = "BENCH_SECOND_RULE_MARKER_c41d" ascii wide condition: $a }\n',
+  );
+  const v3 = await releaseRules({ s3, bucket: rulesBucket, rulesDir, testSamples: false });
+  ctx.log(`delta: released v${v3.release.version} (+${v3.added.length} rule)`);
+  const unfiltered = await analyze(distinct, 'delta-unfiltered');
+  const copiesUnfiltered = await analyze(copies, 'delta-unfiltered');
   const parts = await analyze<PartsResult>(distinct, 'parts');
   s3.destroy();
   dynamo.destroy();
@@ -173,7 +184,8 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
 
   const wallRatio = delta.wallMs / full.wallMs;
   const cpuRatio = delta.cpuMs / full.cpuMs;
-  const downloadsPerFile = copiesDelta.getObject / distinctCopied;
+  const downloadsPerFile = copiesUnfiltered.getObject / distinctCopied;
+  const read = delta.getObject / corpus.files.length; // objects the prefilter could not rule out
   const mb = corpus.totalBytes / MB;
   const n = corpus.files.length;
   const perObject = (timing: Timing) => timing.cpuMs / n;
@@ -211,7 +223,14 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
       metric: 'analyzer CPU per object: delta re-analysis',
       value: perObject(delta),
       unit: 'ms',
-      note: `download into memory ${perObject(parts.downloadToMemory).toFixed(2)} ms + hash and scan with the delta ${perObject(parts.deltaScan).toFixed(2)} ms + the rest ${(perObject(delta) - perObject(parts.downloadToMemory) - perObject(parts.deltaScan)).toFixed(2)} ms (for ${delta.getObject} downloads of ${n})`,
+      note: `${delta.getObject} of ${n} objects read: download into memory ${(read * perObject(parts.downloadToMemory)).toFixed(2)} ms + hash and scan with the delta ${(read * perObject(parts.deltaScan)).toFixed(2)} ms + the rest (ledger read and carried verdict, invocation) ${(perObject(delta) - read * (perObject(parts.downloadToMemory) + perObject(parts.deltaScan))).toFixed(2)} ms`,
+    },
+    {
+      section: SECTION,
+      metric: 'delta / full without the content prefilter (every distinct file read), analyzer CPU',
+      value: unfiltered.cpuMs / full.cpuMs,
+      unit: 'x',
+      note: `wall ${(unfiltered.wallMs / full.wallMs).toFixed(3)} x; ${(unfiltered.cpuMs / n).toFixed(2)} ms CPU per object; per object: ${requestsPerObject(unfiltered)}`,
     },
     {
       section: SECTION,
@@ -225,7 +244,7 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
       metric: `${copied.length} files (${distinctCopied} distinct) x ${KEYS_PER_FILE} keys: delta re-scan downloads per distinct file`,
       value: downloadsPerFile,
       unit: 'x',
-      note: `${copiesDelta.getObject} downloads (each followed by one scan with the delta), ${copiesDelta.headObject} HEADs for ${copied.length * KEYS_PER_FILE} keys`,
+      note: `without the prefilter: ${copiesUnfiltered.getObject} downloads (each followed by one scan with the delta), ${copiesUnfiltered.headObject} HEADs for ${copied.length * KEYS_PER_FILE} keys; with it: ${copiesDelta.getObject} downloads`,
     },
     {
       section: SECTION,
@@ -249,9 +268,10 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
         met: cpuRatio <= TARGET_RATIO,
       },
       {
-        target: `every file under ${KEYS_PER_FILE} keys downloaded and scanned once`,
-        actual: `${downloadsPerFile.toFixed(2)} downloads per file`,
-        met: copiesDelta.getObject === distinctCopied,
+        target: `every file under ${KEYS_PER_FILE} keys downloaded and scanned once (at most)`,
+        actual: `${downloadsPerFile.toFixed(2)} downloads per file without the prefilter, ${(copiesDelta.getObject / distinctCopied).toFixed(2)} with it`,
+        met:
+          copiesUnfiltered.getObject === distinctCopied && copiesDelta.getObject <= distinctCopied,
       },
     ],
     details: {
@@ -261,6 +281,8 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
       parts,
       copiesDelta,
       copiesFull,
+      unfiltered,
+      copiesUnfiltered,
       files: corpus.files.length,
       copied: copied.length,
     },

@@ -156,7 +156,14 @@ export async function analyzeAfterRelease(
 
   const record = carriedRecord(previous, rules, version, observedAt, settings.verdictTtlDays);
   try {
-    await Promise.all([recordVerdict(deps.dynamo, settings.verdictTable, record), remembered]);
+    const [write] = await Promise.all([
+      recordVerdict(deps.dynamo, settings.verdictTable, record, { carried: true }),
+      remembered,
+    ]);
+    if (!write.written) {
+      // Another analysis wrote the object's verdict since it was read: that one stands.
+      log.info('kept the verdict written meanwhile; nothing carried over', { sha256 });
+    }
   } catch (error) {
     log.error('could not record the carried-over verdict; the object will be retried', { error });
     return { status: 'failed', id, error };

@@ -116,6 +116,7 @@ describe('verdict ledger', () => {
       dynamo.client,
       table,
       analyzed('a.exe', 2000, 'sha-new', ['r.yar:evil']),
+      { returnPrevious: true },
     );
 
     expect(write).toEqual({
@@ -125,6 +126,32 @@ describe('verdict ledger', () => {
     expect(await read('a.exe')).toMatchObject({ verdict: 'matched', sha256: 'sha-new' });
     const { Items = [] } = await dynamo.client.send(new ScanCommand({ TableName: table }));
     expect(Items).toHaveLength(1);
+  });
+
+  it('carries a verdict over without resending its content signature, only onto the same bytes', async () => {
+    const signature = Buffer.concat([Buffer.from([1]), Buffer.alloc(512, 0x5a)]);
+    await recordVerdict(dynamo.client, table, {
+      ...analyzed('c.bin', 1000, 'sha-c'),
+      contentSignature: signature,
+    });
+
+    const carried = { ...analyzed('c.bin', 2000, 'sha-c'), rulesVersion: '2' };
+    expect(await recordVerdict(dynamo.client, table, carried, { carried: true })).toEqual({
+      written: true,
+    });
+    const after = await read('c.bin');
+    expect(after).toMatchObject({ rulesVersion: '2', analyzedAt: carried.analyzedAt });
+    expect(Buffer.from(after!.contentSignature!)).toEqual(signature);
+
+    // Other bytes analyzed meanwhile: the carry (of the old bytes' verdict) is refused.
+    await recordVerdict(dynamo.client, table, analyzed('c.bin', 3000, 'sha-other'));
+    const stale = { ...analyzed('c.bin', 4000, 'sha-c'), rulesVersion: '3' };
+    expect(await recordVerdict(dynamo.client, table, stale, { carried: true })).toEqual({
+      written: false,
+      reason: 'newer verdict exists',
+    });
+    expect(await read('c.bin')).toMatchObject({ sha256: 'sha-other' });
+    expect((await read('c.bin'))?.contentSignature).toBeUndefined();
   });
 
   it('never lets a stale analysis that finishes late overwrite a newer verdict', async () => {

@@ -6,6 +6,7 @@ import {
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import {
+  CONTENT_SIGNATURE_ATTRIBUTE,
   hasVerdict,
   verdictAttributes,
   verdictFromItem,
@@ -130,12 +131,17 @@ export type VerdictWrite =
  * Writes an object's verdict unless the ledger already holds a newer one: one conditional UpdateItem,
  * so a slow analysis (or an older analyzer) that finishes after a newer one can never overwrite
  * it. Newer means a later `analyzedAt`; for equal times, a higher analyzer version. Returns the
- * verdict it replaced.
+ * verdict it replaced when asked (`returnPrevious`: the whole old item comes back, its content
+ * signature included).
+ * `carried`: a verdict carried over to a new release from the item's own: the content signature
+ * (up to 64 KiB) is left as it is rather than sent again, and the write happens only while the item
+ * describes the record's bytes (same SHA-256), so the signature kept is always theirs.
  */
 export async function recordVerdict(
   dynamo: DynamoDBClient,
   table: string,
   record: VerdictRecord,
+  options: { carried?: boolean; returnPrevious?: boolean } = {},
 ): Promise<VerdictWrite> {
   // An update, not a put: the alert decision keeps each object's alert state on the same item.
   const names: Record<string, string> = {
@@ -150,6 +156,7 @@ export async function recordVerdict(
   const remove: string[] = [];
   Object.entries(verdictAttributes(record)).forEach(([name, value], index) => {
     if (name === 'Bucket' || name === 'Key') return;
+    if (options.carried && name === CONTENT_SIGNATURE_ATTRIBUTE) return;
     names[`#a${index}`] = name;
     if (value === undefined) remove.push(`#a${index}`);
     else {
@@ -163,11 +170,14 @@ export async function recordVerdict(
         TableName: table,
         Key: { Bucket: { S: record.bucket }, Key: { S: record.key } },
         UpdateExpression: `SET ${set.join(', ')}${remove.length ? ` REMOVE ${remove.join(', ')}` : ''}`,
-        ConditionExpression:
-          'attribute_not_exists(#at) OR #at < :at OR (#at = :at AND #version <= :version)',
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: values,
-        ReturnValues: 'ALL_OLD',
+        ConditionExpression: options.carried
+          ? '(#at < :at OR (#at = :at AND #version <= :version)) AND #sha = :sha'
+          : 'attribute_not_exists(#at) OR #at < :at OR (#at = :at AND #version <= :version)',
+        ExpressionAttributeNames: options.carried ? { ...names, '#sha': 'SHA256' } : names,
+        ExpressionAttributeValues: options.carried
+          ? { ...values, ':sha': { S: record.sha256 ?? '' } }
+          : values,
+        ReturnValues: options.returnPrevious ? 'ALL_OLD' : 'NONE',
       }),
     );
     const old = response.Attributes;

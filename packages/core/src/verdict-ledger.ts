@@ -70,6 +70,9 @@ export interface VerdictRecord {
   contentSignature?: Uint8Array;
 }
 
+/** The ledger item's attribute holding the verdict's content signature (binary). */
+export const CONTENT_SIGNATURE_ATTRIBUTE = 'ContentTrigrams';
+
 // Bounds that keep an item far below DynamoDB's 400 KB: all rule ids are kept, details of at most
 // this many rules (a file matching more is listed with ids only past the limit).
 const MAX_DETAILED_MATCHES = 100;
@@ -135,7 +138,9 @@ export function verdictAttributes(
     Alerted: record.alerted === undefined ? undefined : { BOOL: record.alerted },
     AlertReason: str(record.alertReason),
     ExpiresAt: num(record.expiresAt),
-    ContentTrigrams: record.contentSignature ? { B: record.contentSignature } : undefined,
+    [CONTENT_SIGNATURE_ATTRIBUTE]: record.contentSignature
+      ? { B: record.contentSignature }
+      : undefined,
   };
 }
 
@@ -199,6 +204,6 @@ export function verdictFromItem(item: Record<string, AttributeValue>): VerdictRe
     ...optional('alerted', item.Alerted?.BOOL),
     ...optional('alertReason', text('AlertReason')),
     ...optional('expiresAt', number('ExpiresAt')),
-    ...optional('contentSignature', item.ContentTrigrams?.B),
+    ...optional('contentSignature', item[CONTENT_SIGNATURE_ATTRIBUTE]?.B),
   };
 }

@@ -118,6 +118,7 @@ describe('deploy-rules --local: a new rule, an edited rule and an unchanged rele
       bytes: Buffer.from(MARKER).toString('hex'),
     });
     expect(e2e.stack.metrics.sum('PrefilterExcludedObjects')).toBe(OBJECTS - 1);
+    expect(log.some((line) => line.startsWith('content prefilter on: '))).toBe(true);
     expect(alerts()).toHaveLength(2);
     expect(e2e.alertsFor(MARKED_KEY)).toHaveLength(2);
     await waitFor(

@@ -87,6 +87,14 @@ export async function deployRules(
     return { ...outcome, retroAnalyzed: false };
   }
   log(`${describeRelease(outcome.release, outcome)} to s3://${bucket}`);
+  const delta = outcome.release.delta;
+  if (delta && delta.namespaces.length > 0) {
+    log(
+      delta.prefilter
+        ? `content prefilter on: the re-scan reads only objects whose content may hold what the ${delta.ruleCount} new or changed rules require`
+        : `content prefilter off: a new or changed rule requires no literal bytes this can read (xor, base64, a regular expression, not, ...): the re-scan reads every object`,
+    );
+  }
   if (outcome.added.length + outcome.changed.length === 0)
     return { ...outcome, retroAnalyzed: false };
   if (options.retro === false) {
