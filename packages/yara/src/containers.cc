@@ -206,8 +206,8 @@ class MemberBuffer {
     if (fd_ < 0 && size > 0) memory_.reserve(static_cast<size_t>(std::min<uint64_t>(size, limits_.memoryMemberBytes)));
   }
 
-  // Bytes of memory the buffer holds (a spilled member's pages are the file's).
-  size_t heldBytes() const { return fd_ < 0 ? memory_.capacity() : 0; }
+  // What the buffer holds, in memory or in its temp file: the queue bounds both.
+  size_t heldBytes() const { return fd_ < 0 ? memory_.capacity() : size_; }
 
  private:
   int OpenTemp() {
@@ -309,13 +309,14 @@ struct QueuedMember {
   MemberView view;
   std::shared_ptr<MemberBuffer> keep;
   std::string containerPath;
-  size_t heldBytes = 0;  // bytes in memory it holds (a spilled member's pages are the file's)
+  size_t heldBytes = 0;  // bytes it holds in memory or in a temp file
 };
 
 // Visits members on a second thread while the walk decodes the next ones: on a large archive the
 // decompression and the scan are each a good part of the work, and one after the other in one
 // thread they make the archive's critical path. FIFO, so members are visited in walk order; bounded
-// (entries and bytes held in memory) so memory stays flat whatever the archive holds.
+// (entries, and bytes held in memory or temp files; one member of any size is always let through)
+// so memory and /tmp stay flat whatever the archive holds.
 class VisitQueue {
  public:
   VisitQueue(const MemberVisitor& visit, size_t maxHeldBytes) : visit_(visit), maxHeld_(maxHeldBytes) {
@@ -547,8 +548,9 @@ class Walker {
   // Hands a member (its bytes kept alive by `keep`) to the visitor: on the visiting thread when
   // there is one, else in line. False when the walk must stop.
   bool Visit(const MemberView& view, std::shared_ptr<MemberBuffer> keep, const std::string& containerPath) {
-    if (!queue_ && limits_.visitOnSecondThread) queue_ = std::make_unique<VisitQueue>(visit_, 4 * limits_.memoryMemberBytes);
-    if (queue_ && queue_->running()) {
+    // In flight: what the scans can work through while the walk decodes a large member.
+    if (!queue_) queue_ = std::make_unique<VisitQueue>(visit_, 4 * limits_.memoryMemberBytes);
+    if (queue_->running()) {
       size_t held = keep ? keep->heldBytes() : 0;
       if (queue_->Push({view, std::move(keep), containerPath, held})) return true;
       stopped_ = true;

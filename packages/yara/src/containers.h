@@ -30,8 +30,6 @@ struct ContainerLimits {
   bool handOffEncryptedSevenZip = false;
   // The object's own file, handed over as is when the object itself is an encrypted 7z ("": copy).
   std::string objectFile;
-  // Visit (scan) members on a second thread while the walk decodes the next ones (bounded queue).
-  bool visitOnSecondThread = true;
 };
 
 // What could not be looked at, and why: depth-limit, size-limit, ratio-limit, member-limit,
@@ -80,8 +78,9 @@ struct WalkTotals {
 
 // Walks every container inside `data` (the caller scanned `data` itself already). `path` is the
 // display path of `data`. Never throws; every failure becomes an UnscannedEntry. The visitor runs
-// on a thread of the walk's own (see visitOnSecondThread), one member at a time in walk order, and
-// everything it visited is done when this returns; it must not touch `totals` (the walk's).
+// on a second thread of the walk's own (the walk decodes the next members meanwhile; in line if no
+// thread can be had), one member at a time in walk order, and is done with every member when this
+// returns; it must not touch `totals` (the walk's).
 void WalkContainers(const uint8_t* data, size_t size, const std::string& path, const ContainerLimits& limits,
                     const MemberVisitor& visit, WalkTotals& totals);
 
