@@ -1,7 +1,9 @@
 // A content signature: the byte trigrams of everything a scan read (the object's bytes and every
 // container member's), hashed into a small bitmap. A delta re-scan after a rules release skips an
 // object when the bitmap proves a literal the new rules require is absent (packages/core
-// content-signature.ts reads it; the two must hash alike).
+// content-signature.ts reads it; the two must hash alike). The format byte must change (and the
+// reader follow) whenever the addon starts to open content it did not open before (a new
+// container type): a signature made before then does not cover what a delta scan would now see.
 #pragma once
 
 #include <cstddef>
