@@ -69,7 +69,7 @@ function generateString(r: Random, name: string): GeneratedString {
       plant,
     };
   }
-  if (kind < 9) {
+  if (kind < 8) {
     const items: string[] = [];
     const plant: number[] = [];
     const byte = () => ALPHABET[r.int(ALPHABET.length)]!;
@@ -104,10 +104,53 @@ function generateString(r: Random, name: string): GeneratedString {
     plant.push(last);
     return { declaration: `$${name} = { ${items.join(' ')} }`, plant: Buffer.from(plant) };
   }
-  const bytes = literalText(r, 3);
-  return {
-    declaration: `$${name} = /${escaped(r, bytes).replace(/\//g, '\\/')}[a-c]?/ ${r.pick(['', 'nocase', 'wide', 'ascii wide'])}`,
+  return generateRegex(r, name);
+}
+
+/** A regular expression of random parts, and a string it matches (for planting). */
+function generateRegex(r: Random, name: string): GeneratedString {
+  const char = () => {
+    const byte = ALPHABET[r.int(ALPHABET.length)]!;
+    const text =
+      byte === 0 || byte === 0x2d
+        ? `\\x${byte.toString(16).padStart(2, '0')}`
+        : String.fromCharCode(byte);
+    return { text, sample: String.fromCharCode(byte) };
   };
+  const part = (): { text: string; sample: string } => {
+    const shape = r.int(14);
+    const c = char();
+    if (shape < 6) return c;
+    if (shape === 6) return { text: `${c.text}?`, sample: r.next() < 0.5 ? c.sample : '' };
+    if (shape === 7) return { text: `${c.text}*`, sample: c.sample.repeat(r.int(3)) };
+    if (shape === 8) return { text: `${c.text}+`, sample: c.sample.repeat(1 + r.int(2)) };
+    if (shape === 9) return { text: `${c.text}{0,2}`, sample: c.sample.repeat(r.int(3)) };
+    if (shape === 10) return { text: '[abx]', sample: r.pick(['a', 'b', 'x']) };
+    if (shape === 11) return { text: '.', sample: 'y' };
+    if (shape === 12) {
+      const d = char();
+      return {
+        text: `(${c.text}${d.text}|yy)`,
+        sample: r.next() < 0.5 ? c.sample + d.sample : 'yy',
+      };
+    }
+    return { text: `(${c.text}A)?`, sample: r.next() < 0.5 ? `${c.sample}A` : '' };
+  };
+  const parts = Array.from({ length: 2 + r.int(7) }, part);
+  let text = parts.map((p) => p.text).join('');
+  let sample = parts.map((p) => p.sample).join('');
+  if (r.next() < 0.1) {
+    text = `${text}|bab`;
+    if (r.next() < 0.5) sample = 'bab';
+  }
+  const flags = r.pick(['', '', 'i', 's']);
+  const modifiers = r.pick(['', '', 'nocase', 'wide', 'ascii wide', 'fullword', 'private']);
+  let plant = Buffer.from(sample, 'latin1');
+  if (flags === 'i' || modifiers === 'nocase') {
+    plant = Buffer.from(sample.toUpperCase(), 'latin1');
+  }
+  if (modifiers.includes('wide')) plant = Buffer.from([...plant].flatMap((b) => [b, 0]));
+  return { declaration: `$${name} = /${text}/${flags} ${modifiers}`, plant };
 }
 
 function generateCondition(r: Random, names: string[], depth: number): string {
@@ -251,7 +294,16 @@ describe('content prefilter of rule sources', () => {
     expect(req('0 of ($a, $b)')).toBeUndefined();
     expect(req('any of ($a, $b)')).toEqual({ any: [a, b] });
     expect(req('all of them')).toEqual({ all: [a, b] });
-    expect(req('any of them')).toBeUndefined(); // $c is a regular expression
+    expect(req('any of them')).toBeUndefined(); // $c = /x+/: one literal byte only
+    // Runs: ab | e | fg (h optional) | ijk.l: only the one of 3 bytes or more is required.
+    expect(req('$c', '$c = /ab(c|d)e+fgh?[xy]ijk\\.l/')).toEqual({ bytes: '696a6b2e6c' });
+    expect(req('$c', '$c = /abc+de(f)?ghi/')).toEqual({
+      all: [{ bytes: '616263' }, { bytes: '676869' }],
+    });
+    expect(req('$c', '$c = /abc|def/')).toBeUndefined();
+    expect(req('$c', '$c = /abcd/i wide')).toEqual({ bytes: '6100620063006400', nocase: true });
+    expect(req('$c', '$c = /\\x41BC\\d+xyz{2}/')).toEqual({ bytes: '414243' });
+    expect(req('$c', '$c = /abc\\1/')).toBeUndefined(); // an escape this does not know
     expect(req('for any of ($a, $b) : ( $ at 0 )')).toBeUndefined();
     expect(req('other_rule')).toBeUndefined();
     expect(req('$a and other_rule')).toEqual(a);

@@ -22,7 +22,7 @@ export class PrefilterParseError extends Error {}
 type Token =
   | { kind: 'word'; text: string } // identifiers, keywords, numbers
   | { kind: 'text'; bytes: Buffer } // "text string", escapes resolved
-  | { kind: 'regex' }
+  | { kind: 'regex'; body: string; flags: string } // /body/flags, body as written
   | { kind: 'hex'; body: string } // { hex string } without its braces
   | { kind: 'string-id'; name: string; wildcard: boolean } // $name, $name*, $
   | { kind: 'count'; name: string } // #name
@@ -94,9 +94,11 @@ export function tokenizeYara(source: string): Token[] {
         j += source[j] === '\\' ? 2 : 1;
       }
       if (j >= n) throw new PrefilterParseError('unterminated regular expression');
+      const body = source.slice(i + 1, j);
       j++;
+      const flagsStart = j;
       while (j < n && /[is]/.test(source[j]!)) j++;
-      tokens.push({ kind: 'regex' });
+      tokens.push({ kind: 'regex', body, flags: source.slice(flagsStart, j) });
       i = j;
     } else if (
       c === '{' &&
@@ -172,16 +174,146 @@ function wide(bytes: Buffer): Buffer {
 
 const TEXT_MODIFIERS = new Set(['ascii', 'wide', 'nocase', 'fullword', 'private']);
 
-function textRequirement(bytes: Buffer, modifiers: string[]): Requirement {
+/**
+ * The requirement of a string whose matches must contain every one of `runs` (literal byte runs),
+ * for each of its ascii/wide forms: any of the forms, all of the runs.
+ */
+function runsRequirement(runs: Buffer[], modifiers: string[], nocase: boolean): Requirement {
   // xor, base64, base64wide (or anything else): the bytes in the file are not the literal.
   if (modifiers.some((modifier) => !TEXT_MODIFIERS.has(modifier))) return undefined;
-  const nocase = modifiers.includes('nocase');
-  const variants: Requirement[] = [];
-  if (modifiers.includes('wide')) variants.push(literal(wide(bytes), nocase));
+  const folded = nocase || modifiers.includes('nocase');
+  const forms: Requirement[] = [];
+  if (modifiers.includes('wide')) forms.push(allOf(runs.map((run) => literal(wide(run), folded))));
   if (modifiers.includes('ascii') || !modifiers.includes('wide')) {
-    variants.push(literal(bytes, nocase));
+    forms.push(allOf(runs.map((run) => literal(run, folded))));
   }
-  return anyOf(variants);
+  return anyOf(forms);
+}
+
+function textRequirement(bytes: Buffer, modifiers: string[]): Requirement {
+  return runsRequirement([bytes], modifiers, false);
+}
+
+const REGEX_CHAR_ESCAPES: Record<string, number> = { t: 9, n: 10, r: 13, f: 12, a: 7 };
+
+/**
+ * The literal runs every match of a regular expression (libyara's syntax, as written between the
+ * slashes) contains, or undefined. Only a top-level concatenation is read: a `|` outside
+ * classes and groups makes it unknown; a character is part of a run only when it must occur once
+ * in that place (not before `?`, `*` or `{...}`; a `+` ends the run after it); classes, groups,
+ * `.`, anchors and class escapes (\w \d \s \b ...) end runs. A `[]` or `[^]` class (whose end
+ * other engines read differently) makes it unknown.
+ */
+export function regexLiteralRuns(body: string): Buffer[] | undefined {
+  const runs: Buffer[] = [];
+  let run: number[] = [];
+  const endRun = () => {
+    if (run.length > 0) runs.push(Buffer.from(run));
+    run = [];
+  };
+  let i = 0;
+  /** Skips a quantifier at `i` (and its lazy `?`); the kind it was, or undefined. */
+  const quantifier = (): 'optional' | 'repeated' | undefined => {
+    const q = body[i];
+    let kind: 'optional' | 'repeated' | undefined;
+    if (q === '?' || q === '*') {
+      kind = 'optional';
+      i++;
+    } else if (q === '+') {
+      kind = 'repeated';
+      i++;
+    } else if (q === '{') {
+      const close = body.indexOf('}', i);
+      if (close === -1) throw new PrefilterParseError('unterminated {');
+      kind = 'optional'; // {0,...} allows none: never counted on
+      i = close + 1;
+    }
+    if (kind && body[i] === '?') i++;
+    return kind;
+  };
+  /** Skips a class starting at `i` ('['). */
+  const skipClass = () => {
+    i++;
+    if (body[i] === '^') i++;
+    if (body[i] === ']') throw new PrefilterParseError('a class starting with ]');
+    while (i < body.length && body[i] !== ']') i += body[i] === '\\' ? 2 : 1;
+    if (i >= body.length) throw new PrefilterParseError('unterminated class');
+    i++;
+  };
+  let depth = 0;
+  while (i < body.length) {
+    const c = body[i]!;
+    if (c === '[') {
+      endRun();
+      skipClass();
+      quantifier();
+    } else if (c === '(') {
+      endRun();
+      depth++;
+      i++;
+    } else if (c === ')') {
+      endRun();
+      depth--;
+      if (depth < 0) throw new PrefilterParseError('unbalanced )');
+      i++;
+      quantifier();
+    } else if (c === '|') {
+      if (depth === 0) return undefined;
+      i++;
+    } else if (depth > 0) {
+      i += c === '\\' ? 2 : 1; // inside a group: nothing is counted on
+    } else if ('.^$?*+{'.includes(c)) {
+      endRun();
+      if ('.^$'.includes(c)) i++;
+      quantifier();
+    } else {
+      let byte: number | undefined;
+      if (c === '\\') {
+        const next = body[i + 1];
+        if (next === undefined) throw new PrefilterParseError('trailing backslash');
+        if (next === 'x') {
+          if (!/^[0-9A-Fa-f]{2}$/.test(body.slice(i + 2, i + 4))) {
+            throw new PrefilterParseError('\\x without two hex digits');
+          }
+          byte = parseInt(body.slice(i + 2, i + 4), 16);
+          i += 4;
+        } else if (next in REGEX_CHAR_ESCAPES) {
+          byte = REGEX_CHAR_ESCAPES[next];
+          i += 2;
+        } else if ('wWsSdDbB'.includes(next)) {
+          i += 2; // a class or an assertion: no literal
+        } else if (/[0-9A-Za-z]/.test(next)) {
+          throw new PrefilterParseError(`an escape \\${next} this parser does not know`);
+        } else {
+          byte = next.charCodeAt(0);
+          i += 2;
+        }
+      } else {
+        byte = c.charCodeAt(0);
+        i++;
+      }
+      const kind = quantifier();
+      if (byte === undefined || kind === 'optional') endRun();
+      else {
+        run.push(byte);
+        if (kind === 'repeated') endRun();
+      }
+    }
+  }
+  if (depth !== 0) throw new PrefilterParseError('unbalanced (');
+  endRun();
+  return runs;
+}
+
+function regexRequirement(body: string, flags: string, modifiers: string[]): Requirement {
+  let runs: Buffer[] | undefined;
+  try {
+    runs = regexLiteralRuns(body);
+  } catch (error) {
+    if (error instanceof PrefilterParseError) return undefined; // this string only
+    throw error;
+  }
+  return runs ? runsRequirement(runs, modifiers, flags.includes('i')) : undefined;
 }
 
 /**
@@ -401,8 +533,9 @@ function parseStrings(tokens: Token[]): { strings: Map<string, Requirement>; ord
       requirement = modifiers.every((m) => m === 'private')
         ? hexRequirement(value.body)
         : undefined;
-    } else if (value.kind === 'regex') requirement = undefined;
-    else throw new PrefilterParseError('a string value this parser does not follow');
+    } else if (value.kind === 'regex') {
+      requirement = regexRequirement(value.body, value.flags, modifiers);
+    } else throw new PrefilterParseError('a string value this parser does not follow');
     // Anonymous strings (`$`) count in `them` but cannot be named.
     const name = id.name === '' ? `\0anonymous${anonymous++}` : id.name;
     if (strings.has(name)) throw new PrefilterParseError(`string $${name} declared twice`);
