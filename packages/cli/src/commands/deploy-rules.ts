@@ -92,7 +92,7 @@ export async function deployRules(
     log(
       delta.prefilter
         ? `content prefilter on: the re-scan reads only objects whose content may hold what the ${delta.ruleCount} new or changed rules require`
-        : `content prefilter off: a new or changed rule requires no literal bytes this can read (xor, base64, a regular expression, not, ...): the re-scan reads every object`,
+        : `content prefilter off: a new or changed rule requires no literal bytes this can read (xor, base64, not, a string without 3 literal bytes, ...): the re-scan reads every object`,
     );
   }
   if (outcome.added.length + outcome.changed.length === 0)
