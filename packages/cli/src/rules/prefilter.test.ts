@@ -399,6 +399,17 @@ describe('content prefilter of rule sources', () => {
     expect(await deltaPrefilter([good], 2)).toBeUndefined(); // libyara saw a rule this did not
     const many = await deltaPrefilter([huge], 2000);
     expect(many && 'any' in many && many.any).toHaveLength(2000);
+    // Hostile nesting: unfiltered, not a stack overflow of the release.
+    const deep = await write(
+      'deep.yar',
+      `rule d { strings: $a = "abc" condition: ${'('.repeat(20_000)}$a${')'.repeat(20_000)} }`,
+    );
+    expect(await deltaPrefilter([deep], 1)).toBeUndefined();
+    const nested = await write(
+      'nested.yar',
+      `rule n { strings: $a = "abc" condition: ${'('.repeat(150)}$a${')'.repeat(150)} }`,
+    );
+    expect(await deltaPrefilter([nested], 1)).toEqual({ bytes: '616263' });
     // Garbage never throws: it is unfiltered.
     const garbage = await write('garbage.yar', 'rule { "unterminated');
     expect(await deltaPrefilter([garbage], 0)).toBeUndefined();

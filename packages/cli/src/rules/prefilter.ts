@@ -366,6 +366,8 @@ export interface RuleRequirement {
 }
 
 const RULE_MODIFIERS = new Set(['private', 'global']);
+/** Parentheses and and/or levels read before a condition counts as not understood. */
+const MAX_NESTING = 200;
 const STRING_MODIFIERS = new Set([...TEXT_MODIFIERS, 'xor', 'base64', 'base64wide']);
 
 /** The index just past the parenthesized group that opens at `start` (tokens[start] is '('). */
@@ -457,19 +459,25 @@ class RuleParser {
   }
 
   /** What the boolean expression `tokens` requires. */
-  expression(tokens: Token[]): Requirement {
+  expression(tokens: Token[], depth = 0): Requirement {
+    // A hostile nesting depth ends here, not in a stack overflow of the release.
+    if (depth > MAX_NESTING) throw new PrefilterParseError('a condition nested too deep');
     const disjuncts = splitTopLevel(tokens, 'or');
-    if (disjuncts.length > 1) return anyOf(disjuncts.map((part) => this.expression(part)));
+    if (disjuncts.length > 1) {
+      return anyOf(disjuncts.map((part) => this.expression(part, depth + 1)));
+    }
     const conjuncts = splitTopLevel(tokens, 'and');
-    if (conjuncts.length > 1) return allOf(conjuncts.map((part) => this.expression(part)));
-    return this.term(tokens);
+    if (conjuncts.length > 1) {
+      return allOf(conjuncts.map((part) => this.expression(part, depth + 1)));
+    }
+    return this.term(tokens, depth);
   }
 
   /** One operand of `and`/`or`: only the shapes below are read; anything else requires nothing known. */
-  private term(tokens: Token[]): Requirement {
+  private term(tokens: Token[], depth: number): Requirement {
     const [first, second, third] = tokens;
     if (isPunct(first, '(') && closingParen(tokens, 0) === tokens.length) {
-      return this.expression(tokens.slice(1, -1));
+      return this.expression(tokens.slice(1, -1), depth + 1);
     }
     if (first?.kind === 'string-id' && !first.wildcard && first.name !== '') {
       // `$a`, `$a at <one token or group>`, `$a in (<range>)`
