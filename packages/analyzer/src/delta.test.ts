@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -23,6 +23,7 @@ import {
   type S3ObjectRef,
 } from '@binaryalert/core';
 import {
+  ArchiveKit,
   leaveKeysUnprocessed,
   startDynamo,
   startS3,
@@ -616,6 +617,46 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
         verdict: 'matched',
         rules: ['new.yar:new_rule'],
       });
+    });
+
+    it('never rules out a marker that only an archive member holds (compressed, encrypted zip, encrypted 7z)', async () => {
+      const kit = new ArchiveKit(path.join(dir, `kit-${bucket}`));
+      // Random bytes around the marker: compressed, nothing of it shows in the archive's own bytes.
+      const member = Buffer.concat([
+        Buffer.from(`${'filler '.repeat(500)} NEW_MARKER `),
+        Buffer.from('end'),
+      ]);
+      const archives = {
+        'mail.zip': kit.zip('mail.zip', { 'inner/payload.txt': member }),
+        'locked.zip': kit.zip('locked.zip', { 'payload.txt': member }, 'infected'),
+        'locked.7z': kit.sevenZip('locked.7z', { 'payload.txt': member }, 'infected'),
+        'nested.tar.gz': kit.tar('nested.tar.gz', { 'a/payload.txt': member }, '-z'),
+      };
+      for (const [key, file] of Object.entries(archives)) {
+        expect((await readFile(file)).includes('NEW_MARKER')).toBe(false);
+        await s3.client.send(
+          new PutObjectCommand({ Bucket: bucket, Key: key, Body: await readFile(file) }),
+        );
+      }
+      const keys = Object.keys(archives);
+      await analyzeAll(keys);
+      // The signature covers the members the addon opened; the 7z that only 7-Zip could open has none.
+      expect((await verdictOf('mail.zip'))?.contentSignature).toBeDefined();
+      expect((await verdictOf('locked.7z'))?.contentSignature).toBeUndefined();
+      active = v2(false, NEW_PREFILTER);
+      snsMock.reset();
+
+      const how = await retro(keys);
+
+      expect(how).toEqual(Object.fromEntries(keys.map((key) => [key, 'analyzed'])));
+      for (const key of keys) {
+        expect(await verdictOf(key)).toMatchObject({
+          verdict: 'matched',
+          rules: ['new.yar:new_rule'],
+          rulesVersion: '2',
+        });
+      }
+      expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, keys.length);
     });
 
     it('records no signature for an object only partly scanned, so it is always read', async () => {
