@@ -86,6 +86,56 @@ describe('downloadObject', () => {
     expect(result).toMatchObject({ kind: 'downloaded', size: 0 });
   });
 
+  it('writes an object of several staging buffers and an odd tail byte for byte', async () => {
+    const content = Buffer.from(
+      Array.from({ length: (5 << 20) / 2 + 3 }, (_, i) => (i * 2654435761) >>> 24),
+    );
+    await put('staged.bin', content);
+
+    const result = await downloadObject(
+      s3.client,
+      { bucket, key: 'staged.bin' },
+      temp.dir,
+      8 << 20,
+    );
+
+    if (result.kind !== 'downloaded') throw new Error(`unexpected ${result.kind}`);
+    expect(result.size).toBe(content.length);
+    expect((await readFile(result.file)).equals(content)).toBe(true);
+  });
+
+  it('fails clearly when the body ends before its Content-Length (a dropped connection)', async () => {
+    await put('cut.bin', Buffer.alloc(300_000, 3));
+    const client = new S3Client(clientConfig(s3.endpoint));
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const result = await next(args);
+        const output = result.output as { Body?: unknown };
+        const body = output.Body;
+        if (body instanceof Readable) {
+          output.Body = Readable.from(
+            (async function* () {
+              for await (const chunk of body as AsyncIterable<Buffer>) {
+                yield chunk.subarray(0, 1000);
+                return;
+              }
+            })(),
+          );
+        }
+        return result;
+      },
+      { step: 'finalizeRequest', name: 'cut' },
+    );
+
+    const error = await downloadObject(client, { bucket, key: 'cut.bin' }, temp.dir, 1 << 20).catch(
+      (e: unknown) => e,
+    );
+
+    expect(error).toBeInstanceOf(DownloadError);
+    expect(String((error as Error).cause)).toContain('got 1000 of 300000 bytes');
+    client.destroy();
+  });
+
   it('reports a missing key or bucket as ObjectMissingError naming the object', async () => {
     const missingKey = await downloadObject(
       s3.client,

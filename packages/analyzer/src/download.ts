@@ -1,9 +1,7 @@
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, type GetObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { objectId, type S3ObjectRef } from '@binaryalert/core';
 import { DownloadError, ObjectAccessDeniedError, ObjectMissingError } from './errors';
@@ -126,23 +124,23 @@ export async function downloadObject(
     throw new DownloadError(id, { cause: new TypeError('GetObject returned no readable body') });
   }
   const file = path.join(dir, 'object');
-  let written = 0;
+  let written: number;
   try {
-    await pipeline(
-      body,
-      async function* limit(source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
-          written += chunk.length;
-          // Content-Length was missing or wrong: stop before the disk fills.
-          if (written > maxBytes) throw new RangeError(`${id} is larger than ${maxBytes} bytes`);
-          yield chunk;
-        }
-      },
-      createWriteStream(file, { flags: 'wx', mode: 0o600 }),
-    );
+    const handle = await open(file, 'wx', 0o600);
+    try {
+      written = await writeAt(handle, body, 0, maxBytes, size);
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
-    if (error instanceof RangeError) return { kind: 'too-large', size: written };
     throw new DownloadError(id, { cause: error });
+  }
+  // Content-Length was missing or wrong: stopped reading before the disk filled.
+  if (written > maxBytes) return { kind: 'too-large', size: written };
+  if (size !== undefined && written !== size) {
+    throw new DownloadError(id, {
+      cause: new Error(`got ${written} of ${size} bytes (Content-Length)`),
+    });
   }
   return {
     kind: 'downloaded',
@@ -317,22 +315,54 @@ function destroyBody(body: unknown): void {
   if (body instanceof Readable) body.destroy();
 }
 
-/** Writes a response body at `position`; stops reading past `limit` bytes. Returns bytes received. */
+/**
+ * How many bytes of a response body are gathered before one write: each socket-sized chunk is
+ * copied out and released as it arrives instead of waiting in a write queue, and the file takes
+ * ~16x fewer write requests (less download CPU per MB in the analyzer).
+ */
+const STAGE_BYTES = 1024 * 1024;
+
+/**
+ * Writes a response body at `position` through one staging buffer; stops reading past `limit`
+ * bytes. Returns the bytes received (more than `limit` when it stopped).
+ */
 async function writeAt(
   handle: Awaited<ReturnType<typeof open>>,
   body: unknown,
   position: number,
   limit: number,
+  /** The body's announced length, when known: sizes the staging buffer of a small object. */
+  expected: number = limit,
 ): Promise<number> {
   if (!(body instanceof Readable)) throw new TypeError('GetObject returned no readable body');
+  const stage = Buffer.allocUnsafeSlow(Math.min(STAGE_BYTES, Math.max(64 * 1024, expected)));
   let written = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    if (written + chunk.length > limit) {
-      body.destroy();
-      return written + chunk.length; // more than asked for: reported as a size mismatch
+  let staged = 0;
+  const flush = async () => {
+    for (let offset = 0; offset < staged;) {
+      const { bytesWritten } = await handle.write(
+        stage,
+        offset,
+        staged - offset,
+        position + written + offset,
+      );
+      offset += bytesWritten;
     }
-    await handle.write(chunk, 0, chunk.length, position + written);
-    written += chunk.length;
+    written += staged;
+    staged = 0;
+  };
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (written + staged + chunk.length > limit) {
+      body.destroy();
+      return written + staged + chunk.length; // more than asked for: too large, or a size mismatch
+    }
+    for (let from = 0; from < chunk.length;) {
+      const copied = chunk.copy(stage, staged, from);
+      staged += copied;
+      from += copied;
+      if (staged === stage.length) await flush();
+    }
   }
+  await flush();
   return written;
 }
