@@ -108,7 +108,7 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
     download: stack.metrics.sum('S3DownloadLatency'),
     scan: stack.metrics.sum('ScanLatency'),
   });
-  const pipelineRun = async (): Promise<Round> => {
+  const uploadAndAnalyze = async (files: typeof chosen): Promise<Round> => {
     await idle(stack);
     const before = (await stack.status()).analyzed;
     const sums = latencySums();
@@ -117,8 +117,8 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
     const started = performance.now();
     let next = 0;
     const uploader = async () => {
-      while (next < chosen.length) {
-        const file = chosen[next++] as (typeof chosen)[number];
+      while (next < files.length) {
+        const file = files[next++] as (typeof files)[number];
         await s3.send(
           new PutObjectCommand({
             Bucket: bucket,
@@ -131,9 +131,9 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
     await Promise.all(Array.from({ length: 4 }, uploader));
     const uploadMs = performance.now() - started;
     await waitFor(
-      async () => (await stack.status()).analyzed >= before + chosen.length,
+      async () => (await stack.status()).analyzed >= before + files.length,
       600_000,
-      `${chosen.length} objects to be analyzed`,
+      `${files.length} objects to be analyzed`,
     );
     const ms = performance.now() - started;
     const cpuS = processTreeCpuSeconds() - cpuBefore;
@@ -146,6 +146,14 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
       scanMs: after.scan - sums.scan,
     };
   };
+  const pipelineRun = () => uploadAndAnalyze(chosen);
+  // Small objects (bytes negligible): what each object costs whatever its size (its notification,
+  // queue message, invocation, ledger and DynamoDB writes, SDK calls on both sides).
+  const small = ctx.synthetic.files
+    .filter((file) => file.size < 64 * 1024)
+    .slice(0, ctx.quick ? 20 : 100);
+  if (small.length === 0) throw new Error('the synthetic corpus has no file under 64 KB');
+  const smallRun = () => uploadAndAnalyze(small);
   // The S3 emulator alone, in a server of its own (no front proxy, no pipeline behind it): each
   // file uploaded and downloaded once, as the pipeline moves every byte.
   const raw = await startS3();
@@ -193,6 +201,7 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
       { name: 'pipeline', run: pipelineRun },
       { name: 'yara', run: yaraRun },
       { name: 'raw-s3', run: rawS3Run },
+      { name: 'small objects', run: smallRun },
     ],
     ctx.reps,
   );
@@ -211,6 +220,11 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
   const rawUploadS = median(rawRounds.map((r) => r.uploadMs)) / 1000;
   const rawDownloadS = median(rawRounds.map((r) => r.downloadMs)) / 1000;
   const ratio = yaraS / pipelineS;
+  const smallRounds = (runs.get('small objects') ?? []) as Round[];
+  const cpuPerObjectS = median(smallRounds.map((r) => r.cpuS)) / small.length;
+  // The large round's CPU less what its objects cost as objects: what its bytes cost.
+  const perObjectShare = (cpuPerObjectS * chosen.length) / pipelineCpuS;
+  const perByteMs = ((pipelineCpuS - cpuPerObjectS * chosen.length) * 1000) / mb;
 
   // EICAR: unique files (a new SHA-256 each time, so every one alerts), one at a time, idle queue.
   await idle(stack);
@@ -260,6 +274,13 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
     { section: SECTION, metric: 'yara CPU / pipeline CPU', value: cpuRatio, unit: 'x' },
     {
       section: SECTION,
+      metric: 'CPU per object, whatever its size',
+      value: cpuPerObjectS * 1000,
+      unit: 'ms',
+      note: `${small.length} files < 64 KB; ${(perObjectShare * 100).toFixed(0)}% of the CPU above (${(mb / chosen.length).toFixed(1)} MB per file); per byte ${perByteMs.toFixed(1)} ms/MB`,
+    },
+    {
+      section: SECTION,
       metric: 'of which: uploads finished after',
       value: uploadS,
       unit: 's',
@@ -303,6 +324,6 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
   return {
     rows,
     targets,
-    details: { rounds, rawS3: rawRounds, yara: yaraRuns, latencies },
+    details: { rounds, rawS3: rawRounds, yara: yaraRuns, smallObjects: smallRounds, latencies },
   };
 }
