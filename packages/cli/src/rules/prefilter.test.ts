@@ -304,6 +304,8 @@ describe('content prefilter of rule sources', () => {
     expect(req('$c', '$c = /abcd/i wide')).toEqual({ bytes: '6100620063006400', nocase: true });
     expect(req('$c', '$c = /\\x41BC\\d+xyz{2}/')).toEqual({ bytes: '414243' });
     expect(req('$c', '$c = /abc\\1/')).toBeUndefined(); // an escape this does not know
+    expect(req('$c', '$c = /[[:alpha:]]xyz/')).toBeUndefined(); // a class this does not follow
+    expect(req('$c', '$c = /[]]xyz/')).toBeUndefined();
     expect(req('for any of ($a, $b) : ( $ at 0 )')).toBeUndefined();
     expect(req('other_rule')).toBeUndefined();
     expect(req('$a and other_rule')).toEqual(a);

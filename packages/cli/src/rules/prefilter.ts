@@ -236,7 +236,11 @@ export function regexLiteralRuns(body: string): Buffer[] | undefined {
     i++;
     if (body[i] === '^') i++;
     if (body[i] === ']') throw new PrefilterParseError('a class starting with ]');
-    while (i < body.length && body[i] !== ']') i += body[i] === '\\' ? 2 : 1;
+    while (i < body.length && body[i] !== ']') {
+      // `[[:alpha:]]`-style classes would end at another ']': not followed here.
+      if (body[i] === '[') throw new PrefilterParseError('a [ inside a class');
+      i += body[i] === '\\' ? 2 : 1;
+    }
     if (i >= body.length) throw new PrefilterParseError('unterminated class');
     i++;
   };
