@@ -171,6 +171,11 @@ export function startS3(
     kind: 's3',
     // Lambda workers were given its port at their start (stack.ts).
     keepPort: true,
+    // The store streams bytes and keeps a small heap, so an atomic full GC is short. With
+    // incremental marking, V8 fell in about one run in two into a Mark-Compact every few MB
+    // streamed, for the process's whole life: 2-3x the store's CPU per MB (pnpm bench --only
+    // pipeline splits the CPU by process; notes of issue #14).
+    v8Flags: ['--no-incremental-marking'],
     settings: { dataDir, buckets },
     print,
     onEvent: (message) => {

@@ -1,6 +1,9 @@
 import { request } from 'node:http';
 import { createServer, type Server } from 'node:net';
 
+import { readFile } from 'node:fs/promises';
+
+import { startS3 } from './emulators';
 import { superviseEmulator, type SupervisedEmulator } from './supervisor';
 import { tempDir, waitFor } from './testing/fixtures';
 
@@ -66,5 +69,38 @@ describe('a supervised S3 that keeps its port (Lambda workers were given it)', (
     // Assert: back on the same port, serving.
     await waitFor(async () => ((await statusAt(port)) === 200 ? true : undefined), 20_000, 'S3');
     expect(s3.port).toBe(port);
+  });
+});
+
+describe('the S3 store child', () => {
+  it('runs without incremental marking, and so does its restart', async () => {
+    // Prepare
+    const dir = await tempDir('ba-supervisor-');
+    const s3 = await startS3(
+      dir.path,
+      ['gc-flags'],
+      () => undefined,
+      () => undefined,
+    );
+    const nodeArgs = async (pid: number) =>
+      (await readFile(`/proc/${pid}/cmdline`, 'latin1')).split('\0');
+    try {
+      const first = s3.pid!;
+      expect(await nodeArgs(first)).toContain('--no-incremental-marking');
+
+      // Act: kill it; the supervisor starts another.
+      process.kill(first, 'SIGKILL');
+      await waitFor(
+        async () => (s3.pid !== first && (await statusAt(s3.port)) === 200 ? true : undefined),
+        20_000,
+        'the restarted store',
+      );
+
+      // Assert
+      expect(await nodeArgs(s3.pid!)).toContain('--no-incremental-marking');
+    } finally {
+      await s3.close();
+      await dir.remove();
+    }
   });
 });

@@ -34,6 +34,8 @@ export interface SuperviseOptions {
   onEvent?: (message: EmulatorMessage) => void;
   /** Restarts never move to another port (processes were told this one); default false. */
   keepPort?: boolean;
+  /** V8 flags of the child (and of every restart), e.g. `--no-incremental-marking`. */
+  v8Flags?: string[];
 }
 
 function startChild(
@@ -41,7 +43,7 @@ function startChild(
   port: number,
 ): { child: ChildProcess; listening: Promise<number> } {
   const child = fork(EMULATOR_MAIN, [options.kind, JSON.stringify({ ...options.settings, port })], {
-    execArgv: ['--import', TSX_LOADER],
+    execArgv: [...(options.v8Flags ?? []), '--import', TSX_LOADER],
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     serialization: 'json',
   });
