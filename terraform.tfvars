@@ -196,3 +196,9 @@ yara_rules_min_count = 1
 # `deploy-rules` waits this long before re-analyzing, so every analysis after that uses the new
 # rules. The local stack checks every second.
 rules_refresh_seconds = 60
+
+# Content prefilter (true/false): each full analysis also records the byte trigrams of what it
+# scanned (a 0.5-64 KB bitmap on the object's ledger item; about 9% more analysis CPU), so that a
+# re-scan after a rules release skips reading objects the new rules cannot match. false: no
+# signatures are recorded, and every re-scan after a release reads every object.
+content_prefilter = true

@@ -40,6 +40,7 @@ module "analyzer" {
     ARCHIVE_MAX_MEMBERS            = tostring(var.archive_max_members)
     ARCHIVE_MAX_EXPANDED_MB        = tostring(var.archive_max_expanded_mb)
     ARCHIVE_MAX_RATIO              = tostring(var.archive_max_ratio)
+    CONTENT_PREFILTER              = tostring(var.content_prefilter)
     DISPATCH_SLOTS_TABLE           = aws_dynamodb_table.dispatch_slots.name
   }
 }

@@ -251,6 +251,11 @@ variable "queue_age_alarm_minutes" {
   type        = number
 }
 
+variable "content_prefilter" {
+  description = "Record content signatures in full analyses so rules-release re-scans skip objects the new rules cannot match."
+  type        = bool
+}
+
 variable "rules_refresh_seconds" {
   description = "How often (at most) each analyzer checks the rules bucket for a newer rules release."
   type        = number

@@ -55,6 +55,11 @@ export interface AnalyzerSettings {
   scanTimeoutSeconds: number;
   /** How containers inside objects are opened (terraform.tfvars archive_*). */
   archives: ArchiveSettings;
+  /**
+   * Record each full analysis's content signature for the delta re-scans' prefilter (tfvars
+   * content_prefilter; absent: true).
+   */
+  contentSignatures?: boolean;
   /** Objects analyzed at once. */
   concurrency: number;
   /** The dispatcher's slots table; the slot a dispatched invocation holds is released there. */
@@ -183,7 +188,7 @@ async function scanObject(
         budgetMs: scanBudgetMs(settings, remainingMs),
         tempDir,
         // What a later delta re-scan's prefilter reads instead of the object (delta.ts).
-        contentSignature: true,
+        contentSignature: settings.contentSignatures !== false,
       }),
     );
     // The file is no longer needed: free /tmp before the (network-bound) bookkeeping.

@@ -39,11 +39,20 @@ describe('loadConfig', () => {
           maxExpandedBytes: 512 * 1024 * 1024,
           maxRatio: 250,
         },
+        contentSignatures: true,
         concurrency: os.availableParallelism(),
       },
       rulesPath: path.join('/var/task', 'compiled_yara_rules.bin'),
       manifestPath: path.join('/var/task', 'rules_manifest.json'),
     });
+  });
+
+  it('turns content signatures off with CONTENT_PREFILTER=false and refuses anything but true/false', () => {
+    expect(loadConfig({ ...ENV, CONTENT_PREFILTER: 'false' }).settings.contentSignatures).toBe(
+      false,
+    );
+    expect(loadConfig({ ...ENV, CONTENT_PREFILTER: 'true' }).settings.contentSignatures).toBe(true);
+    expect(() => loadConfig({ ...ENV, CONTENT_PREFILTER: 'no' })).toThrow(ConfigError);
   });
 
   it('reads the rules bucket and its refresh interval', () => {

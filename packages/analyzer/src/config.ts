@@ -35,6 +35,7 @@ export const EnvSchema = z.object({
   ARCHIVE_MAX_MEMBERS: z.coerce.number().int().positive(),
   ARCHIVE_MAX_EXPANDED_MB: z.coerce.number().positive(),
   ARCHIVE_MAX_RATIO: z.coerce.number().min(0),
+  CONTENT_PREFILTER: z.enum(['true', 'false']).default('true'),
   ANALYSIS_CONCURRENCY: z.preprocess(
     emptyAsUndefined,
     z.coerce.number().int().positive().optional(),
@@ -80,6 +81,7 @@ export function loadConfig(
       maxExpandedBytes: Math.floor(parsed.ARCHIVE_MAX_EXPANDED_MB * 1024 * 1024),
       maxRatio: parsed.ARCHIVE_MAX_RATIO,
     },
+    contentSignatures: parsed.CONTENT_PREFILTER === 'true',
     concurrency: parsed.ANALYSIS_CONCURRENCY ?? os.availableParallelism(),
     ...(parsed.DISPATCH_SLOTS_TABLE ? { dispatchSlotsTable: parsed.DISPATCH_SLOTS_TABLE } : {}),
   };

@@ -512,6 +512,27 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
   });
 
   describe('content prefilter', () => {
+    it('records no signature with content_prefilter off, so the re-scan reads every object and still finds the marker', async () => {
+      settings = { ...settings, contentSignatures: false };
+      const keys = ['plain/one', 'planted'];
+      await put('plain/one', 'an ordinary file with OLD_MARKER in it');
+      await put('planted', 'x NEW_MARKER y');
+      await analyzeAll(keys);
+      expect((await verdictOf('plain/one'))?.contentSignature).toBeUndefined();
+      active = v2(false, NEW_PREFILTER);
+      const records = (await listedRefs(keys)).map((ref) => s3EventRecord(ref));
+      sent = [];
+      downloads = [];
+      snsMock.reset();
+
+      await invoke(records);
+
+      expect(downloads).toContain('plain/one'); // nothing to rule it out with: read
+      expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 1);
+      expect(await verdictOf('planted')).toMatchObject({ verdict: 'matched', rulesVersion: '2' });
+      expect(await verdictOf('plain/one')).toMatchObject({ verdict: 'matched', rulesVersion: '2' });
+    });
+
     it('carries what the prefilter rules out without a download, and still finds and alerts the planted marker once', async () => {
       const keys = ['plain/one', 'plain/two', 'planted', 'planted-copy'];
       await put('plain/one', 'an ordinary file with OLD_MARKER in it');

@@ -106,6 +106,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       'archive_max_members',
       'archive_max_expanded_mb',
       'archive_max_ratio',
+      'content_prefilter',
     ],
     environment: (config, { names, queueUrl, matchesTopicArn, negativeMatchesTopicArn }) => ({
       YARA_MATCHES_DYNAMO_TABLE_NAME: names.table,
@@ -125,6 +126,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       ARCHIVE_MAX_MEMBERS: String(config.archive_max_members),
       ARCHIVE_MAX_EXPANDED_MB: String(config.archive_max_expanded_mb),
       ARCHIVE_MAX_RATIO: String(config.archive_max_ratio),
+      CONTENT_PREFILTER: String(config.content_prefilter),
       DISPATCH_SLOTS_TABLE: names.dispatchSlotsTable,
     }),
     envSchema: AnalyzerEnvSchema,

@@ -249,6 +249,7 @@ describe('resourceNames and functionEnvironments', () => {
       ARCHIVE_MAX_MEMBERS: '10000',
       ARCHIVE_MAX_EXPANDED_MB: '512',
       ARCHIVE_MAX_RATIO: '250',
+      CONTENT_PREFILTER: 'true',
       DISPATCH_SLOTS_TABLE: 'acme_binaryalert_dispatch_slots',
     });
     expect(env.dispatcher).toMatchObject({

@@ -156,6 +156,7 @@ const SETTINGS = {
   expected_analysis_frequency_minutes: int('an integer number of minutes from 1 to 1440', 1, 1440),
   queue_age_alarm_minutes: int('a positive integer', 1),
   yara_rules_min_count: int('a non-negative integer', 0),
+  content_prefilter: bool(),
   rules_refresh_seconds: int('an integer number of seconds from 0 to 3600', 0, 3600),
 } satisfies Record<string, Setting>;
 
