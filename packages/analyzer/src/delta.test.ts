@@ -512,6 +512,16 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
   });
 
   describe('content prefilter', () => {
+    /** Releases v2 (with the prefilter) and re-scans `keys` as the batcher's listing would. */
+    const releaseAndRescan = async (keys: string[]) => {
+      active = v2(false, NEW_PREFILTER);
+      const records = (await listedRefs(keys)).map((ref) => s3EventRecord(ref));
+      sent = [];
+      downloads = [];
+      snsMock.reset();
+      await invoke(records);
+    };
+
     it('records no signature with content_prefilter off, so the re-scan reads every object and still finds the marker', async () => {
       settings = { ...settings, contentSignatures: false };
       const keys = ['plain/one', 'planted'];
@@ -519,13 +529,7 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
       await put('planted', 'x NEW_MARKER y');
       await analyzeAll(keys);
       expect((await verdictOf('plain/one'))?.contentSignature).toBeUndefined();
-      active = v2(false, NEW_PREFILTER);
-      const records = (await listedRefs(keys)).map((ref) => s3EventRecord(ref));
-      sent = [];
-      downloads = [];
-      snsMock.reset();
-
-      await invoke(records);
+      await releaseAndRescan(keys);
 
       expect(downloads).toContain('plain/one'); // nothing to rule it out with: read
       expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 1);
@@ -543,13 +547,7 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
       await analyzeAll(keys);
       const before = await verdictOf('plain/one');
       expect(before?.contentSignature?.length).toBeGreaterThan(512);
-      active = v2(false, NEW_PREFILTER);
-      const records = (await listedRefs(keys)).map((ref) => s3EventRecord(ref));
-      sent = [];
-      downloads = [];
-      snsMock.reset();
-
-      await invoke(records);
+      await releaseAndRescan(keys);
 
       expect(downloads.sort()).toEqual([
         'plain/two',
