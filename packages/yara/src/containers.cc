@@ -61,12 +61,14 @@ Detected Detect(const uint8_t* d, size_t n) {
   if (StartsWith(d, n, "070701", 6) || StartsWith(d, n, "070702", 6) || StartsWith(d, n, "070707", 6))
     return {Kind::kArchive, "cpio"};
   if (StartsWith(d, n, "!<arch>\n", 8)) return {Kind::kArchive, "ar"};
-  if (StartsWith(d, n, "\x1F\x8B", 2)) return {Kind::kCompressed, "gzip"};
+  // The two-byte magics are checked as far as libarchive's bidders check them (gzip: deflate and
+  // no reserved flag; compress: no reserved bit), so random bytes rarely pass for a stream.
+  if (StartsWith(d, n, "\x1F\x8B\x08", 3) && n > 3 && (d[3] & 0xE0) == 0) return {Kind::kCompressed, "gzip"};
   if (StartsWith(d, n, "BZh", 3) && n > 3 && d[3] >= '1' && d[3] <= '9') return {Kind::kCompressed, "bzip2"};
   if (StartsWith(d, n, "\xFD" "7zXZ\0", 6)) return {Kind::kCompressed, "xz"};
   if (StartsWith(d, n, "\x28\xB5\x2F\xFD", 4)) return {Kind::kCompressed, "zstd"};
   if (StartsWith(d, n, "\x04\x22\x4D\x18", 4)) return {Kind::kCompressed, "lz4"};
-  if (StartsWith(d, n, "\x1F\x9D", 2)) return {Kind::kCompressed, "compress"};
+  if (StartsWith(d, n, "\x1F\x9D", 2) && n > 2 && (d[2] & 0x60) == 0) return {Kind::kCompressed, "compress"};
   // lzma-alone: properties byte 0x5D with a power-of-two dictionary and an unknown (all 0xFF) or
   // plausible size; the same test libarchive's own bidder makes.
   if (n >= 13 && d[0] == 0x5D && d[1] == 0x00) {
@@ -685,6 +687,12 @@ class Walker {
     archive_read_set_callback_data(ar, &src);
     if (archive_read_open1(ar) != ARCHIVE_OK) {
       Unscanned(path, "corrupt", std::string(detected.name) + ": " + ErrorText(ar));
+      return;
+    }
+    // The raw format reads anything: with no decoder in the chain its one member would be these
+    // same bytes, detected again at every depth.
+    if (stream && archive_filter_count(ar) <= 1) {
+      Unscanned(path, "corrupt", std::string(detected.name) + ": no decoder accepted its header");
       return;
     }
 

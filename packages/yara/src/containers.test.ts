@@ -337,6 +337,31 @@ describe('scanning inside containers', () => {
     expect(result.containers?.unscanned).toEqual([expect.objectContaining({ reason: 'corrupt' })]);
   });
 
+  it('never unwraps bytes that only look like a compressed stream into copies of themselves', async () => {
+    const tail = Buffer.concat([Buffer.alloc(4000, 0x5a), Buffer.from(EICAR_TEXT)]);
+    const samples = dir.path;
+    const write = (name: string, head: number[]): string => {
+      writeFileSync(join(samples, name), Buffer.concat([Buffer.from(head), tail]));
+      return join(samples, name);
+    };
+    // lz4's magic with an invalid descriptor: our magic test passes, libarchive's decoder refuses.
+    const lz4 = await scan(write('bad.lz4', [0x04, 0x22, 0x4d, 0x18, 0x00]));
+    // gzip's magic without deflate, compress's with a reserved bit: not streams at all.
+    const gzip = await scan(write('bad.gz', [0x1f, 0x8b, 0x07, 0x00]));
+    const compress = await scan(write('bad.Z', [0x1f, 0x9d, 0x70]));
+
+    expect(lz4.matches.map((m) => m.rule)).toEqual(['eicar']);
+    expect(lz4.containers?.members).toEqual([]);
+    expect(lz4.containers?.unscanned).toEqual([
+      { path: 'bad.lz4', reason: 'corrupt', detail: 'lz4: no decoder accepted its header' },
+    ]);
+    for (const plain of [gzip, compress]) {
+      expect(plain.matches.map((m) => m.rule)).toEqual(['eicar']);
+      expect(plain.containers?.members ?? []).toEqual([]);
+      expect(plain.containers?.unscanned ?? []).toEqual([]);
+    }
+  });
+
   it('reports a zip whose deflate data is damaged as corrupt, keeping the members before it', async () => {
     const lines = Array.from({ length: 3000 }, (_, i) => `line ${i * 7919}\n`).join('');
     const zip = kit.zip('sample.zip', { 'first.exe': EICAR_TEXT, 'second.txt': lines });
@@ -426,6 +451,7 @@ describe('scanning inside containers', () => {
       const name = `m${String(i).padStart(3, '0')}.bin`;
       const size = i % 50 === 7 ? (2 << 20) + i : 1000 + ((i * 7919) % 60_000);
       const body = randomBytes(size); // incompressible: no ratio ceiling in the way
+      body[0] = 0xaa; // no container's magic starts so: random bytes never pass for a stream
       if (i % 37 === 5) Buffer.from(EICAR_TEXT).copy(body, size - EICAR_TEXT.length - 1);
       files[name] = body;
       expected.push(`inner.7z!${name}${i % 37 === 5 ? ' eicar' : ''}`);
