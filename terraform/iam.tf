@@ -43,8 +43,10 @@ data "aws_iam_policy_document" "analyzer" {
   statement {
     sid = "VerdictLedger"
     # UpdateItem writes an object's verdict (conditional: a newer one is never replaced; the
-    # object's alert state on the same item is kept); GetItem reads the previous verdict.
-    actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem"]
+    # object's alert state on the same item is kept); GetItem reads the previous verdict;
+    # PartiQLUpdate: verdicts carried over to a new rules release, 25 conditional UPDATEs to a
+    # BatchExecuteStatement (ledger.ts recordCarriedVerdicts).
+    actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PartiQLUpdate"]
     resources = [aws_dynamodb_table.verdicts.arn]
   }
 

@@ -30,6 +30,8 @@ export const IAM_ACTION_OF_COMMAND: Record<string, string> = {
   PutItemCommand: 'dynamodb:PutItem',
   PutCommand: 'dynamodb:PutItem',
   UpdateItemCommand: 'dynamodb:UpdateItem',
+  // PartiQL statements are authorized by their kind; the code sends UPDATEs only (ledger.ts).
+  BatchExecuteStatementCommand: 'dynamodb:PartiQLUpdate',
   UpdateCommand: 'dynamodb:UpdateItem',
   QueryCommand: 'dynamodb:Query',
   ScanCommand: 'dynamodb:Scan',

@@ -68,12 +68,19 @@ async function main(): Promise<void> {
   const dynamo = new DynamoDBClient(clientConfig);
   // Requests the analysis sends, by command (GetObject, HeadObject, GetItem, BatchGetItem, ...).
   const requests: Record<string, number> = {};
+  // The keys the analysis downloaded (the objects the delta could not settle from the ledger).
+  const readKeys = new Set<string>();
+  let readBytes = 0;
   for (const client of [s3, dynamo] as const) {
     (client as S3Client).middlewareStack.add(
       (next, context) => async (input) => {
         const name = (context.commandName ?? '?').replace(/Command$/, '');
         requests[name] = (requests[name] ?? 0) + 1;
-        return next(input);
+        if (name !== 'GetObject') return next(input);
+        readKeys.add((input.input as { Key: string }).Key);
+        const result = await next(input);
+        readBytes += (result.output as { ContentLength?: number }).ContentLength ?? 0;
+        return result;
       },
       { step: 'initialize', name: 'benchCounts' },
     );
@@ -135,6 +142,8 @@ async function main(): Promise<void> {
 
   // Only the analysis counts: not the release's own downloads above, nor the listing.
   for (const name of Object.keys(requests)) delete requests[name];
+  readKeys.clear();
+  readBytes = 0;
   const result =
     args.mode === 'parts'
       ? await measureParts(deps, settings, loaded, invocations.flat())
@@ -151,6 +160,8 @@ async function main(): Promise<void> {
       getObject: requests.GetObject ?? 0,
       headObject: requests.HeadObject ?? 0,
       requests,
+      readKeys: [...readKeys],
+      readBytes,
     })}\n`,
   );
 }
@@ -165,10 +176,20 @@ async function measure(work: () => Promise<void>): Promise<{ wallMs: number; cpu
   return { wallMs, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
+/** CPU time (user + system, all threads) of `work`, in ms. */
+async function cpuOf(work: () => Promise<unknown>): Promise<number> {
+  const cpu0 = process.cpuUsage();
+  await work();
+  const cpu = process.cpuUsage(cpu0);
+  return (cpu.user + cpu.system) / 1000;
+}
+
 /**
  * The parts of an object's analysis, each over every object, one after the other: the download
  * alone (GetObject streamed into a temp file, as the analyzer does), then the hash + scan of those
  * files with the delta rules, then with every rule (libyara in the thread pool, counted in CPU).
+ * `readCostByKey`: each object's download into memory + scan with the delta, in CPU ms (what a
+ * delta re-scan spends on an object it must read; objects differ in size by 1,000x).
  */
 async function measureParts(
   deps: { s3: S3Client },
@@ -179,23 +200,30 @@ async function measureParts(
   Record<
     'download' | 'downloadToMemory' | 'deltaScan' | 'fullScan',
     { wallMs: number; cpuMs: number }
-  >
+  > & { readCostByKey: Record<string, number> }
 > {
   const temp = await privateTempDir(settings.tempRoot);
   const files: string[] = [];
+  const fileKeys: string[] = [];
   try {
     const download = await measure(async () => {
       for (const [index, record] of records.entries()) {
         const dir = path.join(temp.dir, String(index));
         await mkdir(dir);
         const got = await downloadObject(deps.s3, s3ObjectRef(record), dir, settings.maxFileBytes);
-        if (got.kind === 'downloaded') files.push(got.file);
+        if (got.kind === 'downloaded') {
+          files.push(got.file);
+          fileKeys.push(record.s3.object.key);
+        }
       }
     });
     // What a delta re-scan does for an object it must read: into memory, no temp file.
+    const readCostByKey: Record<string, number> = {};
     const downloadToMemory = await measure(async () => {
       for (const record of records) {
-        await downloadBytes(deps.s3, s3ObjectRef(record), settings.maxFileBytes);
+        readCostByKey[record.s3.object.key] = await cpuOf(() =>
+          downloadBytes(deps.s3, s3ObjectRef(record), settings.maxFileBytes),
+        );
       }
     });
     const scanWith = (compiled: Parameters<typeof analyzeFile>[0]) =>
@@ -210,7 +238,14 @@ async function measureParts(
       });
     const deltaScan = rules.delta ? await scanWith(rules.delta) : { wallMs: 0, cpuMs: 0 };
     const fullScan = await scanWith(rules.compiled);
-    return { download, downloadToMemory, deltaScan, fullScan };
+    if (rules.delta) {
+      for (const [index, file] of files.entries()) {
+        readCostByKey[fileKeys[index]!]! += await cpuOf(() =>
+          analyzeFile(rules.delta!, file, { timeoutSeconds: settings.scanTimeoutSeconds }),
+        );
+      }
+    }
+    return { download, downloadToMemory, deltaScan, fullScan, readCostByKey };
   } finally {
     await temp.remove();
   }

@@ -40,7 +40,6 @@ export async function unchangedVerdict(
   delta: { baseVersion: number },
 ): Promise<Unchanged | undefined> {
   const id = objectId(ref.bucket, ref.key);
-  const { listed } = ref;
   const headNow = () => {
     const observedAt = new Date();
     return deps.s3
@@ -48,22 +47,13 @@ export async function unchangedVerdict(
       .then((head) => ({ head, observedAt }));
   };
   // Without the listing's facts, the HEAD goes out with the ledger read (the shape of old messages).
-  const early = listed ? undefined : headNow();
+  const early = ref.listed ? undefined : headNow();
   early?.catch(() => undefined); // awaited below unless the ledger already rules it out
   const previous = shared.verdicts.has(id)
     ? (shared.verdicts.get(id) ?? undefined)
     : await readVerdict(deps.dynamo, settings.verdictTable, ref);
-  if (!previous?.sha256 || !CARRIED_VERDICTS.has(previous.verdict)) return undefined;
-  const current = Number(previous.rulesVersion) === version;
-  if (!current && !buildsOn(previous, version, delta.baseVersion)) return undefined;
-  // A listing made after the verdict is as good as a HEAD then (it has no version id: the ETag,
-  // size and Last-Modified of the key's current version); a verdict of this very release is
-  // only confirmed (nothing is written), whenever the listing was made.
-  if (listed && (current || Date.parse(listed.listedAt) > Date.parse(previous.analyzedAt))) {
-    return sameObject(listed, previous, false)
-      ? { previous, observedAt: new Date(listed.listedAt) }
-      : undefined;
-  }
+  const judged = judgeByListing(ref, previous, version, delta);
+  if (judged !== 'needs-head') return judged;
   const { head, observedAt } = await (early ?? headNow());
   const facts = {
     ...(head.ETag ? { etag: head.ETag } : {}),
@@ -71,7 +61,32 @@ export async function unchangedVerdict(
     ...(head.LastModified ? { lastModified: head.LastModified.toISOString() } : {}),
     ...(head.VersionId ? { versionId: head.VersionId } : {}),
   };
-  return sameObject(facts, previous, true) ? { previous, observedAt } : undefined;
+  return sameObject(facts, previous!, true) ? { previous: previous!, observedAt } : undefined;
+}
+
+/**
+ * unchangedVerdict's judgement as far as the ledger verdict and the batcher's listing tell:
+ * `needs-head` when only S3 can say whether the object still holds the verdict's bytes.
+ */
+export function judgeByListing(
+  ref: S3ObjectRef,
+  previous: VerdictRecord | undefined,
+  version: number,
+  delta: { baseVersion: number },
+): Unchanged | undefined | 'needs-head' {
+  if (!previous?.sha256 || !CARRIED_VERDICTS.has(previous.verdict)) return undefined;
+  const current = Number(previous.rulesVersion) === version;
+  if (!current && !buildsOn(previous, version, delta.baseVersion)) return undefined;
+  // A listing made after the verdict is as good as a HEAD then (it has no version id: the ETag,
+  // size and Last-Modified of the key's current version); a verdict of this very release is
+  // only confirmed (nothing is written), whenever the listing was made.
+  const { listed } = ref;
+  if (listed && (current || Date.parse(listed.listedAt) > Date.parse(previous.analyzedAt))) {
+    return sameObject(listed, previous, false)
+      ? { previous, observedAt: new Date(listed.listedAt) }
+      : undefined;
+  }
+  return 'needs-head';
 }
 
 /** Whether S3's facts of an object are those of the version a ledger verdict was made from. */

@@ -33,6 +33,7 @@ import {
 import { compileRules, libyaraVersion, type CompiledRules } from '@binaryalert/yara';
 import { analyzeObject, type AnalyzerDeps, type AnalyzerSettings } from './analyze';
 import { analyzeAfterRelease } from './delta';
+import { AnalysisFailedError } from './errors';
 import { handleInvocation } from './invocation';
 import { readVerdict } from './ledger';
 import type { ActiveRules } from './rules-release';
@@ -594,6 +595,57 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
       expect(downloads.filter((key) => key.startsWith('plain'))).toEqual(['plain/two']);
       // Known for these bytes: the new rule's pair is already recorded, no second alert.
       expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 0);
+    });
+
+    it('carries what the batch reads settle 25 to a request; a refused request fails only its objects, retried later', async () => {
+      const keys = Array.from({ length: 30 }, (_unused, index) => `plain/${index}`);
+      for (const key of keys) await put(key, `an ordinary file number ${key} with OLD_MARKER`);
+      await analyzeAll(keys);
+      await releaseAndRescan(keys);
+
+      expect(downloads).toEqual([]);
+      expect(count('BatchExecuteStatement')).toBe(2);
+      expect(count('UpdateItem')).toBe(0); // no write of their own
+      for (const key of keys) {
+        expect(await verdictOf(key)).toMatchObject({ verdict: 'matched', rulesVersion: '2' });
+      }
+
+      // v3: the first request of carries is refused (throttled); its 25 objects fail and stay at
+      // v2, the other 5 are carried; the retry carries the rest.
+      active = { ...v2(false, NEW_PREFILTER), manifest: { ...v2().manifest, version: 3 } };
+      active.manifest.delta = {
+        ...active.manifest.delta!,
+        baseVersion: 2,
+        prefilter: NEW_PREFILTER,
+      };
+      let refused = 0;
+      const refuse = 'refuseFirstBatchExecuteStatement';
+      dynamo.client.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === 'BatchExecuteStatementCommand' && refused++ === 0) {
+            throw Object.assign(new Error('throttled'), { name: 'ThrottlingException' });
+          }
+          return next(args);
+        },
+        { step: 'initialize', name: refuse },
+      );
+      const records = (await listedRefs(keys)).map((ref) => s3EventRecord(ref));
+      // A direct S3 event fails, so Lambda's retries analyze the failed objects again.
+      const failure = await invoke(records).then(
+        () => undefined,
+        (error: unknown) => error as AnalysisFailedError,
+      );
+      dynamo.client.middlewareStack.remove(refuse);
+      expect(failure?.failedObjects).toHaveLength(25);
+      const versions = await Promise.all(
+        keys.map(async (key) => (await verdictOf(key))!.rulesVersion),
+      );
+      expect(versions.filter((version) => version === '3')).toHaveLength(5);
+      expect(versions.filter((version) => version === '2')).toHaveLength(25);
+
+      await invoke(records);
+      for (const key of keys) expect((await verdictOf(key))!.rulesVersion).toBe('3');
+      expect(downloads).toEqual([]);
     });
 
     it('reads the object when its stored signature is absent, damaged or oversized, and never fails on it', async () => {

@@ -11,7 +11,7 @@ import {
   type AnalyzerSettings,
   type ObjectOutcome,
 } from './analyze';
-import { carriedRecord, unchangedVerdict, type Unchanged } from './delta-carry';
+import { carriedRecord, judgeByListing, unchangedVerdict, type Unchanged } from './delta-carry';
 import {
   emptyRescans,
   knownDeltaOutcome,
@@ -19,7 +19,8 @@ import {
   type DeltaRescans,
 } from './delta-reads';
 import { scanWithDelta } from './delta-scan';
-import { recordVerdict } from './ledger';
+import { recordCarriedVerdicts } from './ledger';
+import type { ActiveRules } from './rules-release';
 
 /**
  * Re-scanning only what a rules release changed. For an object named by a delta re-scan (the
@@ -62,6 +63,139 @@ export interface CarriedOutcome {
   how: 'current' | 'scanned' | 'known' | 'excluded';
 }
 
+/** The release a delta re-scan works with, when it has a usable delta. */
+type DeltaRules = ActiveRules & {
+  manifest: { delta: NonNullable<ActiveRules['manifest']['delta']> };
+};
+
+function usableDelta(rules: ActiveRules): rules is DeltaRules {
+  const delta = rules.manifest.delta;
+  return !!delta && (delta.namespaces.length === 0 || !!rules.delta);
+}
+
+/** An object verdicted with this very release: confirmed, nothing written. */
+function confirmed(id: string, rules: ActiveRules, previous: VerdictRecord): CarriedOutcome {
+  return {
+    status: 'carried',
+    id,
+    rulesVersion: rules.manifest.version,
+    verdict: previous.verdict,
+    how: 'current',
+  };
+}
+
+/**
+ * The delta's outcome for an unchanged verdict's bytes when it is known without a download or a
+ * request: no delta rule to run, ruled out by the content prefilter, or the invocation's batch
+ * read it from the match table.
+ */
+function outcomeWithoutDownload(
+  previous: VerdictRecord,
+  delta: DeltaRules['manifest']['delta'],
+  shared: DeltaRescans,
+): { matched: boolean; how: 'known' | 'excluded' } | undefined {
+  if (delta.namespaces.length === 0) return { matched: false, how: 'known' };
+  if (excludedByPrefilter(previous.contentSignature, delta.prefilter)) {
+    return { matched: false, how: 'excluded' };
+  }
+  const matched = delta.usesExternals ? undefined : shared.outcomes.get(previous.sha256!);
+  return matched === undefined ? undefined : { matched, how: 'known' };
+}
+
+/**
+ * The delta re-scans an invocation's batch reads settle alone (the ledger verdict stands for the
+ * listed bytes and the delta's outcome is known without a download): their verdicts are carried
+ * over together, 25 to a request. By the objects' refs; the others are left to analyzeAfterRelease.
+ */
+export async function settleFromLedger(
+  deps: AnalyzerDeps,
+  settings: AnalyzerSettings,
+  refs: S3ObjectRef[],
+  version: number,
+  shared: DeltaRescans,
+): Promise<Map<S3ObjectRef, CarriedOutcome | ObjectOutcome>> {
+  const settled = new Map<S3ObjectRef, CarriedOutcome | ObjectOutcome>();
+  if (refs.length === 0) return settled;
+  const rules = await deps.rules.current();
+  if (!usableDelta(rules)) return settled;
+  const carries: Carry[] = [];
+  for (const ref of refs) {
+    const id = objectId(ref.bucket, ref.key);
+    if (!shared.verdicts.has(id)) continue;
+    const unchanged = judgeByListing(
+      ref,
+      shared.verdicts.get(id) ?? undefined,
+      rules.manifest.version,
+      rules.manifest.delta,
+    );
+    if (unchanged === undefined || unchanged === 'needs-head') continue;
+    if (Number(unchanged.previous.rulesVersion) === rules.manifest.version) {
+      settled.set(ref, confirmed(id, rules, unchanged.previous));
+      continue;
+    }
+    const known = outcomeWithoutDownload(unchanged.previous, rules.manifest.delta, shared);
+    if (known && !known.matched) carries.push({ ref, ...unchanged, how: known.how });
+  }
+  const outcomes = await carryOver(deps, settings, rules, version, carries);
+  carries.forEach((carry, index) => settled.set(carry.ref, outcomes[index]!));
+  return settled;
+}
+
+interface Carry extends Unchanged {
+  ref: S3ObjectRef;
+  how: CarriedOutcome['how'];
+}
+
+/** Records carried verdicts (recordCarriedVerdicts) and says, per object, what became of it. */
+async function carryOver(
+  deps: AnalyzerDeps,
+  settings: AnalyzerSettings,
+  rules: ActiveRules,
+  version: number,
+  carries: Carry[],
+): Promise<(CarriedOutcome | ObjectOutcome)[]> {
+  if (carries.length === 0) return [];
+  const records = carries.map(({ previous, observedAt }) =>
+    carriedRecord(previous, rules, version, observedAt, settings.verdictTtlDays),
+  );
+  const writes = await recordCarriedVerdicts(deps.dynamo, settings.verdictTable, records);
+  return carries.map(({ ref, previous, how }, index): CarriedOutcome | ObjectOutcome => {
+    const [record, write] = [records[index]!, writes[index]!];
+    const id = objectId(ref.bucket, ref.key);
+    const sha256 = record.sha256;
+    if (!write.written && write.reason === 'failed') {
+      deps.log.error('could not record the carried-over verdict; the object will be retried', {
+        object: id,
+        error: write.error,
+      });
+      return { status: 'failed', id, error: write.error };
+    }
+    if (write.written) {
+      deps.log.info('verdict carried over to a new rules release', {
+        object: id,
+        sha256,
+        verdict: record.verdict,
+        rulesVersion: rules.manifest.version,
+        from: previous.rulesVersion,
+        how,
+      });
+    } else {
+      // Another analysis wrote the object's verdict since it was read: that one stands.
+      deps.log.info('kept the verdict written meanwhile; nothing carried over', {
+        object: id,
+        sha256,
+      });
+    }
+    return {
+      status: 'carried',
+      id,
+      rulesVersion: rules.manifest.version,
+      verdict: record.verdict,
+      how,
+    };
+  });
+}
+
 /** A delta re-scan of one object: carried over where it can be, else analyzed in full. */
 export async function analyzeAfterRelease(
   deps: AnalyzerDeps,
@@ -74,50 +208,38 @@ export async function analyzeAfterRelease(
 ): Promise<ObjectOutcome | CarriedOutcome> {
   const full = () => analyzeObject(deps, settings, ref, version, remainingMs, scanSlots);
   const id = objectId(ref.bucket, ref.key);
-  const log = deps.log.createChild({ persistentKeys: { object: id } });
+  // Made when first needed: most objects of a delta re-scan log nothing of their own.
+  let objectLog: typeof deps.log | undefined;
+  const log = (): typeof deps.log =>
+    (objectLog ??= deps.log.createChild({ persistentKeys: { object: id } }));
   // One release for the whole decision, as for a full analysis.
   const rules = await deps.rules.current();
+  if (!usableDelta(rules)) return full();
   const delta = rules.manifest.delta;
-  if (!delta || (delta.namespaces.length > 0 && !rules.delta)) return full();
 
   let unchanged: Unchanged | undefined;
   try {
     unchanged = await unchangedVerdict(deps, settings, ref, shared, rules.manifest.version, delta);
   } catch (error) {
-    log.warn('could not decide a delta re-scan; analyzing in full', { error });
+    log().warn('could not decide a delta re-scan; analyzing in full', { error });
     return full();
   }
   if (!unchanged) return full();
-  const { previous, observedAt } = unchanged;
+  const { previous } = unchanged;
   if (Number(previous.rulesVersion) === rules.manifest.version) {
-    return {
-      status: 'carried',
-      id,
-      rulesVersion: rules.manifest.version,
-      verdict: previous.verdict,
-      how: 'current',
-    };
+    return confirmed(id, rules, previous);
   }
 
   const sha256 = previous.sha256!;
-  let how: CarriedOutcome['how'] = 'known';
-  let matched: boolean | undefined;
-  let remembered: Promise<void> = Promise.resolve();
   const sharesOutcome = !delta.usesExternals;
-  if (delta.namespaces.length === 0) matched = false;
-  else if (excludedByPrefilter(previous.contentSignature, delta.prefilter)) {
-    [matched, how] = [false, 'excluded'];
-  } else if (sharesOutcome) {
-    matched =
-      shared.outcomes.get(sha256) ??
-      (shared.verdicts.has(id)
-        ? undefined // read with the batch: not known then
-        : await knownDeltaOutcome(
-            deps.dynamo,
-            settings.matchesTable,
-            sha256,
-            rules.manifest.version,
-          ));
+  const known = outcomeWithoutDownload(previous, delta, shared);
+  let how: CarriedOutcome['how'] = known?.how ?? 'known';
+  let matched = known?.matched;
+  let remembered: Promise<void> = Promise.resolve();
+  if (matched === undefined && sharesOutcome) {
+    matched = shared.verdicts.has(id)
+      ? undefined // read with the batch: not known then
+      : await knownDeltaOutcome(deps.dynamo, settings.matchesTable, sha256, rules.manifest.version);
     // Another key of this invocation holding the same bytes is being scanned: its outcome.
     const inFlight = shared.scans.get(sha256);
     if (matched === undefined && inFlight) matched = await inFlight;
@@ -131,7 +253,7 @@ export async function analyzeAfterRelease(
       rules.delta!,
       remainingMs,
       scanSlots,
-      log,
+      log(),
     );
     if (sharesOutcome) shared.scans.set(sha256, scan);
     matched = await scan;
@@ -146,40 +268,16 @@ export async function analyzeAfterRelease(
         sha256,
         rules.manifest.version,
         matched,
-      ).catch((error: unknown) => log.warn('could not remember the delta outcome', { error }));
+      ).catch((error: unknown) => log().warn('could not remember the delta outcome', { error }));
     }
   }
   if (matched) {
     await remembered;
     return full();
   }
-
-  const record = carriedRecord(previous, rules, version, observedAt, settings.verdictTtlDays);
-  try {
-    const [write] = await Promise.all([
-      recordVerdict(deps.dynamo, settings.verdictTable, record, { carried: true }),
-      remembered,
-    ]);
-    if (!write.written) {
-      // Another analysis wrote the object's verdict since it was read: that one stands.
-      log.info('kept the verdict written meanwhile; nothing carried over', { sha256 });
-    }
-  } catch (error) {
-    log.error('could not record the carried-over verdict; the object will be retried', { error });
-    return { status: 'failed', id, error };
-  }
-  log.info('verdict carried over to a new rules release', {
-    sha256,
-    verdict: record.verdict,
-    rulesVersion: rules.manifest.version,
-    from: previous.rulesVersion,
-    how,
-  });
-  return {
-    status: 'carried',
-    id,
-    rulesVersion: rules.manifest.version,
-    verdict: record.verdict,
-    how,
-  };
+  const [[outcome]] = await Promise.all([
+    carryOver(deps, settings, rules, version, [{ ref, ...unchanged, how }]),
+    remembered,
+  ]);
+  return outcome!;
 }

@@ -17,7 +17,7 @@ import {
 } from '@binaryalert/core';
 import { AnalysisFailedError } from './errors';
 import { parseAnalyzerInput, type AnalyzerInput } from './input';
-import { analyzeAfterRelease, type CarriedOutcome } from './delta';
+import { analyzeAfterRelease, settleFromLedger, type CarriedOutcome } from './delta';
 import { prepareDeltaRescans } from './delta-reads';
 import { requeueFailedObjects } from './requeue';
 import {
@@ -182,10 +182,16 @@ async function handleInput(
   const scanSlots = new Slots(settings.concurrency);
   const deltaRefs = input.tasks.flatMap((task) => (task.ref.retro === 'delta' ? [task.ref] : []));
   const rescans = await prepareDeltaRescans(deps, settings, deltaRefs);
-  const outcomes = await mapConcurrent(input.tasks, settings.concurrency + 1, (task) =>
-    task.ref.retro === 'delta'
-      ? analyzeAfterRelease(deps, settings, task.ref, version, remainingMs, scanSlots, rescans)
-      : analyzeObject(deps, settings, task.ref, version, remainingMs, scanSlots),
+  // What the batch reads alone settle is carried over in batches, before any download.
+  const settled = await settleFromLedger(deps, settings, deltaRefs, version, rescans);
+  const outcomes = await mapConcurrent(
+    input.tasks,
+    settings.concurrency + 1,
+    async (task) =>
+      settled.get(task.ref) ??
+      (task.ref.retro === 'delta'
+        ? analyzeAfterRelease(deps, settings, task.ref, version, remainingMs, scanSlots, rescans)
+        : analyzeObject(deps, settings, task.ref, version, remainingMs, scanSlots)),
   );
   const finished = finishedGroups(input, outcomes);
   if (input.kind !== 's3') {

@@ -3,7 +3,13 @@ import type { FileAnalysis, VerdictRecord } from '@binaryalert/core';
 import { startDynamo, uniqueName, type Emulator } from '@binaryalert/testing';
 import { ScanTimeoutError } from '@binaryalert/yara';
 import { DownloadError } from './errors';
-import { failureReason, readVerdict, recordVerdict, verdictRecord } from './ledger';
+import {
+  failureReason,
+  readVerdict,
+  recordCarriedVerdicts,
+  recordVerdict,
+  verdictRecord,
+} from './ledger';
 import { createVerdictTable } from './testing';
 
 const BUCKET = 'binaries';
@@ -131,27 +137,93 @@ describe('verdict ledger', () => {
   it('carries a verdict over without resending its content signature, only onto the same bytes', async () => {
     const signature = Buffer.concat([Buffer.from([1]), Buffer.alloc(512, 0x5a)]);
     await recordVerdict(dynamo.client, table, {
-      ...analyzed('c.bin', 1000, 'sha-c'),
+      ...analyzed('c.bin', 1000, 'sha-c', ['r.yar:old']),
       contentSignature: signature,
     });
 
+    // The release dropped r.yar:old: the carried verdict is clean, its match list goes.
     const carried = { ...analyzed('c.bin', 2000, 'sha-c'), rulesVersion: '2' };
-    expect(await recordVerdict(dynamo.client, table, carried, { carried: true })).toEqual({
-      written: true,
-    });
+    expect(await recordCarriedVerdicts(dynamo.client, table, [carried])).toEqual([
+      { written: true },
+    ]);
     const after = await read('c.bin');
-    expect(after).toMatchObject({ rulesVersion: '2', analyzedAt: carried.analyzedAt });
+    expect(after).toMatchObject({
+      rulesVersion: '2',
+      analyzedAt: carried.analyzedAt,
+      verdict: 'clean',
+      rules: [],
+      matches: [],
+    });
+    expect(after?.md5).toBe('m'.repeat(32));
     expect(Buffer.from(after!.contentSignature!)).toEqual(signature);
 
     // Other bytes analyzed meanwhile: the carry (of the old bytes' verdict) is refused.
     await recordVerdict(dynamo.client, table, analyzed('c.bin', 3000, 'sha-other'));
     const stale = { ...analyzed('c.bin', 4000, 'sha-c'), rulesVersion: '3' };
-    expect(await recordVerdict(dynamo.client, table, stale, { carried: true })).toEqual({
-      written: false,
-      reason: 'newer verdict exists',
-    });
+    expect(await recordCarriedVerdicts(dynamo.client, table, [stale])).toEqual([
+      { written: false, reason: 'newer verdict exists' },
+    ]);
     expect(await read('c.bin')).toMatchObject({ sha256: 'sha-other' });
     expect((await read('c.bin'))?.contentSignature).toBeUndefined();
+  });
+
+  it('carries many verdicts in batches of 25, each standing alone, in order', async () => {
+    // 60 objects over 3 requests; hostile keys (quotes, unicode, 1,024 bytes) are parameters.
+    const keys = Array.from({ length: 60 }, (_unused, index) =>
+      index === 7
+        ? `"; DELETE FROM x; --${'\u00e9'.repeat(3)}`
+        : index === 8
+          ? 'k'.repeat(1024)
+          : `m${index}`,
+    );
+    for (const key of keys)
+      await recordVerdict(dynamo.client, table, analyzed(key, 1000, `sha-${key}`));
+    // Two were analyzed again since the verdicts were read (other bytes, a later verdict); one
+    // was never in the ledger.
+    await recordVerdict(dynamo.client, table, analyzed(keys[3]!, 5000, 'sha-new'));
+    await recordVerdict(dynamo.client, table, analyzed(keys[40]!, 5000, `sha-${keys[40]}`));
+    const records = [...keys, 'never-analyzed'].map((key) => ({
+      ...analyzed(key, 2000, `sha-${key}`),
+      rulesVersion: '2',
+    }));
+
+    const writes = await recordCarriedVerdicts(dynamo.client, table, records);
+
+    const refused = { written: false, reason: 'newer verdict exists' };
+    expect(writes).toEqual(
+      records.map((_record, index) =>
+        index === 3 || index === 40 || index === 60 ? refused : { written: true },
+      ),
+    );
+    for (const [index, key] of keys.entries()) {
+      expect(await read(key)).toMatchObject(
+        index === 3
+          ? { sha256: 'sha-new', analyzedAt: new Date(5000).toISOString() }
+          : index === 40
+            ? { sha256: `sha-${key}`, analyzedAt: new Date(5000).toISOString() }
+            : { sha256: `sha-${key}`, rulesVersion: '2' },
+      );
+    }
+    expect((await read(keys[40]!))?.rulesVersion).toBeUndefined();
+    expect(await read('never-analyzed')).toBeUndefined();
+  });
+
+  it('reports a carry the table refuses as failed, and the others as written', async () => {
+    await recordVerdict(dynamo.client, table, analyzed('ok.bin', 1000, 'sha-ok'));
+    const records = [
+      { ...analyzed('ok.bin', 2000, 'sha-ok'), rulesVersion: '2' },
+      { ...analyzed('ok.bin', 2000, 'sha-ok'), rulesVersion: '2', bucket: 'x' },
+    ];
+
+    const [written, missing] = await recordCarriedVerdicts(dynamo.client, table, records);
+    const gone = await recordCarriedVerdicts(dynamo.client, uniqueName('no-such-table'), records);
+
+    expect(written).toEqual({ written: true });
+    expect(missing).toEqual({ written: false, reason: 'newer verdict exists' });
+    expect(gone).toEqual([
+      { written: false, reason: 'failed', error: expect.any(Error) },
+      { written: false, reason: 'failed', error: expect.any(Error) },
+    ]);
   });
 
   it('never lets a stale analysis that finishes late overwrite a newer verdict', async () => {

@@ -1,4 +1,5 @@
 import {
+  BatchExecuteStatementCommand,
   ConditionalCheckFailedException,
   GetItemCommand,
   UpdateItemCommand,
@@ -124,6 +125,21 @@ export function verdictRecord(
   }
 }
 
+/**
+ * What a carried verdict leaves as the item has it: the facts of the bytes (the write happens only
+ * while the item holds the same SHA-256) and the content signature (up to 64 KiB). The fewer
+ * attributes, the cheaper the request: a delta re-scan writes one per object.
+ */
+const CARRY_KEEPS = new Set([
+  'SHA256',
+  'MD5',
+  'Size',
+  'ETag',
+  'VersionId',
+  'LastModified',
+  CONTENT_SIGNATURE_ATTRIBUTE,
+]);
+
 export type VerdictWrite =
   { written: true; previous?: VerdictRecord } | { written: false; reason: 'newer verdict exists' };
 
@@ -133,15 +149,12 @@ export type VerdictWrite =
  * it. Newer means a later `analyzedAt`; for equal times, a higher analyzer version. Returns the
  * verdict it replaced when asked (`returnPrevious`: the whole old item comes back, its content
  * signature included).
- * `carried`: a verdict carried over to a new release from the item's own: the content signature
- * (up to 64 KiB) is left as it is rather than sent again, and the write happens only while the item
- * describes the record's bytes (same SHA-256), so the signature kept is always theirs.
  */
 export async function recordVerdict(
   dynamo: DynamoDBClient,
   table: string,
   record: VerdictRecord,
-  options: { carried?: boolean; returnPrevious?: boolean } = {},
+  options: { returnPrevious?: boolean } = {},
 ): Promise<VerdictWrite> {
   // An update, not a put: the alert decision keeps each object's alert state on the same item.
   const names: Record<string, string> = {
@@ -156,7 +169,6 @@ export async function recordVerdict(
   const remove: string[] = [];
   Object.entries(verdictAttributes(record)).forEach(([name, value], index) => {
     if (name === 'Bucket' || name === 'Key') return;
-    if (options.carried && name === CONTENT_SIGNATURE_ATTRIBUTE) return;
     names[`#a${index}`] = name;
     if (value === undefined) remove.push(`#a${index}`);
     else {
@@ -170,13 +182,10 @@ export async function recordVerdict(
         TableName: table,
         Key: { Bucket: { S: record.bucket }, Key: { S: record.key } },
         UpdateExpression: `SET ${set.join(', ')}${remove.length ? ` REMOVE ${remove.join(', ')}` : ''}`,
-        ConditionExpression: options.carried
-          ? '(#at < :at OR (#at = :at AND #version <= :version)) AND #sha = :sha'
-          : 'attribute_not_exists(#at) OR #at < :at OR (#at = :at AND #version <= :version)',
-        ExpressionAttributeNames: options.carried ? { ...names, '#sha': 'SHA256' } : names,
-        ExpressionAttributeValues: options.carried
-          ? { ...values, ':sha': { S: record.sha256 ?? '' } }
-          : values,
+        ConditionExpression:
+          'attribute_not_exists(#at) OR #at < :at OR (#at = :at AND #version <= :version)',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
         ReturnValues: options.returnPrevious ? 'ALL_OLD' : 'NONE',
       }),
     );
@@ -190,6 +199,104 @@ export async function recordVerdict(
     }
     throw new VerdictLedgerError('could not record the verdict in DynamoDB', { cause: error });
   }
+}
+
+/** A carried verdict's write: as recordVerdict's, or failed (the object is retried). */
+export type CarryWrite = VerdictWrite | { written: false; reason: 'failed'; error: Error };
+
+/** BatchExecuteStatement's limit. */
+const STATEMENTS_PER_BATCH = 25;
+
+/** A PartiQL identifier: double quotes, a quote inside doubled. */
+const quoted = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+
+/**
+ * The conditional UPDATE that carries a verdict over to a new release, as recordVerdict's write
+ * but only while the item holds the record's bytes (same SHA-256) and sending only what a carry
+ * changes (CARRY_KEEPS stay as the item has them).
+ */
+export function carryStatement(
+  table: string,
+  record: VerdictRecord,
+): { Statement: string; Parameters: AttributeValue[] } {
+  const clauses: string[] = [];
+  const parameters: AttributeValue[] = [];
+  for (const [name, value] of Object.entries(verdictAttributes(record))) {
+    if (name === 'Bucket' || name === 'Key' || CARRY_KEEPS.has(name)) continue;
+    if (value === undefined) clauses.push(`REMOVE ${quoted(name)}`);
+    else {
+      clauses.push(`SET ${quoted(name)} = ?`);
+      parameters.push(value);
+    }
+  }
+  parameters.push(
+    { S: record.bucket },
+    { S: record.key },
+    { S: record.sha256 ?? '' },
+    { S: record.analyzedAt },
+    { S: record.analyzedAt },
+    { N: String(record.analyzerVersion) },
+  );
+  return {
+    Statement:
+      `UPDATE ${quoted(table)} ${clauses.join(' ')} WHERE "Bucket" = ? AND "Key" = ? AND ` +
+      '"SHA256" = ? AND ("AnalyzedAt" < ? OR ("AnalyzedAt" = ? AND "AnalyzerVersion" <= ?))',
+    Parameters: parameters,
+  };
+}
+
+/**
+ * Writes verdicts carried over to a new release, 25 to a request (BatchExecuteStatement): a delta
+ * re-scan carries most objects, and one request each would cost more than deciding them. Each
+ * write stands alone (none is undone when another fails); the results are in the records' order.
+ */
+export async function recordCarriedVerdicts(
+  dynamo: DynamoDBClient,
+  table: string,
+  records: VerdictRecord[],
+): Promise<CarryWrite[]> {
+  const batches: VerdictRecord[][] = [];
+  for (let start = 0; start < records.length; start += STATEMENTS_PER_BATCH) {
+    batches.push(records.slice(start, start + STATEMENTS_PER_BATCH));
+  }
+  const results = await Promise.all(
+    batches.map(async (batch): Promise<CarryWrite[]> => {
+      try {
+        const { Responses = [] } = await dynamo.send(
+          new BatchExecuteStatementCommand({
+            Statements: batch.map((record) => carryStatement(table, record)),
+          }),
+        );
+        return batch.map((_record, index): CarryWrite => {
+          const error = Responses[index]?.Error;
+          if (!Responses[index]) {
+            return {
+              written: false,
+              reason: 'failed',
+              error: new VerdictLedgerError('no response'),
+            };
+          }
+          if (!error) return { written: true };
+          if (error.Code === 'ConditionalCheckFailed') {
+            return { written: false, reason: 'newer verdict exists' };
+          }
+          return {
+            written: false,
+            reason: 'failed',
+            error: new VerdictLedgerError(
+              `could not record the carried verdict: ${error.Code ?? '?'} ${error.Message ?? ''}`,
+            ),
+          };
+        });
+      } catch (cause) {
+        const error = new VerdictLedgerError('could not record the carried verdicts in DynamoDB', {
+          cause,
+        });
+        return batch.map(() => ({ written: false, reason: 'failed', error }));
+      }
+    }),
+  );
+  return results.flat();
 }
 
 /**

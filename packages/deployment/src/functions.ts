@@ -135,6 +135,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     actions: [
       'dynamodb:BatchGetItem',
       'dynamodb:GetItem',
+      'dynamodb:PartiQLUpdate',
       'dynamodb:UpdateItem',
       's3:GetObject',
       'sns:Publish',

@@ -4,6 +4,7 @@ import { errorText } from '@binaryalert/core';
 import { isGetObject, slowStream, type FaultInjector } from './faults';
 import { refusal } from './guard';
 import { sendJsonError, sendQueryError, signingService } from './protocol';
+import { serveBatchExecuteStatement } from './partiql';
 import { proxy } from './proxy';
 import { s3Target } from './s3/http';
 import { serveSqs } from './sqs-front';
@@ -75,7 +76,19 @@ async function proxyDynamo(
     );
     return;
   }
-  await proxy(req, res, routes.dynamoPort);
+  await serveDynamo(req, res, routes.dynamoPort);
+}
+
+/** DynamoDB: dynalite, and BatchExecuteStatement (which it lacks) run as its UpdateItems. */
+export async function serveDynamo(
+  req: IncomingMessage,
+  res: ServerResponse,
+  dynamoPort: number,
+): Promise<void> {
+  if (req.headers['x-amz-target'] === 'DynamoDB_20120810.BatchExecuteStatement') {
+    return serveBatchExecuteStatement(req, res, dynamoPort);
+  }
+  await proxy(req, res, dynamoPort);
 }
 
 /**

@@ -13,6 +13,7 @@ export {
 export { DataDirLockedError } from './lock';
 export { startS3Server, type S3Server, type S3ServerOptions } from './s3/server';
 export { startSqsServer, type SqsServer } from './sqs-front';
+export { serveDynamo } from './front';
 export type { LocalStack, LocalStackOptions, LocalStatus } from './stack';
 export type { AlertRecord } from './alerts';
 export { parseEmfLine, type EmfMetric, type MetricTotal } from './metrics';

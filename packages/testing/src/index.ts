@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import dynalite from 'dynalite';
-import { startS3Server, startSqsServer } from '@binaryalert/local';
+import { serveDynamo, startS3Server, startSqsServer } from '@binaryalert/local';
 
 /** Dummy credentials: the emulators accept any pair. */
 export const TEST_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
@@ -102,11 +102,24 @@ export async function startSqs(): Promise<Emulator<SQSClient>> {
   return emulator(endpoint, new SQSClient(clientConfig(endpoint)), () => server.close());
 }
 
-/** Starts dynalite in memory, with tables ACTIVE as soon as they are created. */
+/**
+ * Starts dynalite in memory, with tables ACTIVE as soon as they are created, behind the local
+ * stack's DynamoDB front (which serves BatchExecuteStatement with dynalite's UpdateItem).
+ */
 export async function startDynamo(): Promise<Emulator<DynamoDBClient>> {
   const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  const endpoint = await listen(server);
-  return emulator(endpoint, new DynamoDBClient(clientConfig(endpoint)), () => close(server));
+  const dynamoPort = Number(new URL(await listen(server)).port);
+  const front = createServer((req, res) => {
+    serveDynamo(req, res, dynamoPort).catch((error: unknown) => {
+      if (!res.headersSent) res.writeHead(500);
+      res.end(String(error));
+    });
+  });
+  const endpoint = await listen(front);
+  return emulator(endpoint, new DynamoDBClient(clientConfig(endpoint)), async () => {
+    await close(front);
+    await close(server);
+  });
 }
 export * from './archives';
 export * from './dynamo-faults';
