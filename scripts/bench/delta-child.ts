@@ -2,8 +2,9 @@
  * Run by the delta section in its own process (bundled, plain node), as the analyzer runs in a
  * Lambda worker apart from the local stack's emulators: loads the rules bucket's current release,
  * lists the bucket and packs the records as the batcher does (its packMessages: `full` records, or
- * `delta` records carrying the listing's ETag, size and Last-Modified), then analyzes them with
- * handleInvocation, one 10-record message per invocation. Its own wall and CPU time exclude the
+ * `delta` records carrying the listing's ETag, size and Last-Modified, `objects_per_retro_message`
+ * to a message), then analyzes them with handleInvocation, ten messages per invocation as SQS
+ * hands them over during a re-scan (one invocation at a time). Its own wall and CPU time exclude the
  * rules' loading and the listing (the batcher's work, the same in both modes). `parts` instead
  * measures the parts of one object's cost one after the other over the whole bucket: download
  * (GetObject into a temp file, as a full analysis does; into memory, as the delta re-scan does),
@@ -53,9 +54,12 @@ interface ChildArgs {
   mode: 'full' | 'delta' | 'delta-unfiltered' | 'parts';
   concurrency: number;
   tempRoot: string;
+  /** The batcher's keys per message (tfvars objects_per_retro_message). */
+  objectsPerMessage: number;
 }
 
-const RECORDS_PER_INVOCATION = 10;
+/** SQS hands over at most 10 messages at once: the dispatcher's receive and Lambda's batch_size. */
+const MESSAGES_PER_INVOCATION = 10;
 
 async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2] ?? '{}') as ChildArgs;
@@ -132,13 +136,17 @@ async function main(): Promise<void> {
     objects.push(...(page.Contents ?? []));
     ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (ContinuationToken);
-  const invocations = packMessages(
+  const messages = packMessages(
     args.bucket,
     objects,
-    RECORDS_PER_INVOCATION,
+    args.objectsPerMessage,
     args.mode.startsWith('delta') ? 'delta' : 'full',
     listedAt,
   ).map((message) => (JSON.parse(message.body) as { Records: S3EventRecord[] }).Records);
+  const invocations: S3EventRecord[][] = [];
+  for (let start = 0; start < messages.length; start += MESSAGES_PER_INVOCATION) {
+    invocations.push(messages.slice(start, start + MESSAGES_PER_INVOCATION).flat());
+  }
 
   // Only the analysis counts: not the release's own downloads above, nor the listing.
   for (const name of Object.keys(requests)) delete requests[name];

@@ -308,8 +308,8 @@ function batchErrorCode(type: string): string {
 }
 
 /**
- * Serves one BatchExecuteStatement: every statement runs (in order, each on its own, none undone
- * when another fails), and each gets its own response or error, as DynamoDB answers.
+ * Serves one BatchExecuteStatement: every statement runs on its own (none undone when another
+ * fails), and each gets its own response or error, as DynamoDB answers.
  */
 export async function serveBatchExecuteStatement(
   req: IncomingMessage,
@@ -353,16 +353,16 @@ export async function serveBatchExecuteStatement(
     }
     return keySchemas.get(table)!;
   };
-  const responses: Record<string, unknown>[] = [];
-  for (const entry of statements) {
-    try {
-      if (typeof entry.Statement !== 'string') throw new StatementError('Statement is required');
-      const parameters = Array.isArray(entry.Parameters) ? (entry.Parameters as unknown[]) : [];
-      const parsed = parseUpdateStatement(entry.Statement);
-      const update = updateItemInput(parsed, parameters, await keyNames(parsed.table));
-      const { status, body } = await dynalite(dynamoPort, req, 'UpdateItem', update);
-      responses.push(
-        status === 200
+  // Independent statements, run at once as DynamoDB does; the responses keep their order.
+  const responses = await Promise.all(
+    statements.map(async (entry): Promise<Record<string, unknown>> => {
+      try {
+        if (typeof entry.Statement !== 'string') throw new StatementError('Statement is required');
+        const parameters = Array.isArray(entry.Parameters) ? (entry.Parameters as unknown[]) : [];
+        const parsed = parseUpdateStatement(entry.Statement);
+        const update = updateItemInput(parsed, parameters, await keyNames(parsed.table));
+        const { status, body } = await dynalite(dynamoPort, req, 'UpdateItem', update);
+        return status === 200
           ? { TableName: parsed.table }
           : {
               TableName: parsed.table,
@@ -370,13 +370,13 @@ export async function serveBatchExecuteStatement(
                 Code: batchErrorCode(body.__type ?? ''),
                 Message: body.message ?? body.Message ?? '',
               },
-            },
-      );
-    } catch (error) {
-      if (!(error instanceof StatementError)) throw error;
-      const code = (error as StatementError & { code?: string }).code ?? 'ValidationError';
-      responses.push({ Error: { Code: code, Message: error.message } });
-    }
-  }
+            };
+      } catch (error) {
+        if (!(error instanceof StatementError)) throw error;
+        const code = (error as StatementError & { code?: string }).code ?? 'ValidationError';
+        return { Error: { Code: code, Message: error.message } };
+      }
+    }),
+  );
   sendJson(res, 200, { Responses: responses }, 'application/x-amz-json-1.0');
 }
