@@ -24,6 +24,7 @@ import {
   ObjectAccessDeniedError,
   ObjectMissingError,
 } from './errors';
+import { recordContentSignature } from './delta-reads';
 import { recordVerdict, verdictRecord, type S3ObjectFacts } from './ledger';
 import { recordMatch, type MatchDecision } from './match-history';
 import type { ActiveRules, RulesProvider } from './rules-release';
@@ -141,8 +142,25 @@ export async function analyzeObject(
     ...(outcome.status === 'analyzed' ? { rulesVersion: String(outcome.rulesVersion) } : {}),
     ttlDays: settings.verdictTtlDays,
   });
+  // What a later delta re-scan's prefilter reads instead of the bytes, when every byte inside was
+  // scanned; an optimization: without it the re-scan reads the object.
+  const signature =
+    outcome.status === 'analyzed' && !outcome.unscanned
+      ? outcome.result.analysis.contentSignature
+      : undefined;
+  const signed = signature
+    ? recordContentSignature(deps.dynamo, settings.matchesTable, record.sha256!, signature).catch(
+        (error: unknown) =>
+          log.warn('could not record the content signature; a delta re-scan will read it', {
+            error,
+          }),
+      )
+    : undefined;
   try {
-    const write = await recordVerdict(deps.dynamo, settings.verdictTable, record);
+    const [write] = await Promise.all([
+      recordVerdict(deps.dynamo, settings.verdictTable, record),
+      signed,
+    ]);
     if (!write.written) {
       log.info('kept the newer verdict already in the ledger', { verdict: record.verdict });
     }

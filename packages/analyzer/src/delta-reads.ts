@@ -3,11 +3,12 @@ import {
   ConditionalCheckFailedException,
   GetItemCommand,
   UpdateItemCommand,
+  type AttributeValue,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import {
   batchGetItems,
-  excludedByPrefilter,
+  CONTENT_SIGNATURE_ATTRIBUTE,
   hasVerdict,
   objectId,
   verdictFromItem,
@@ -23,6 +24,8 @@ export interface DeltaRescans {
   verdicts: Map<string, VerdictRecord | null>;
   /** Delta outcomes of the current release known before the invocation, by SHA-256. */
   outcomes: Map<string, boolean>;
+  /** Content signatures by SHA-256; null: the binary has none; absent: not read. */
+  signatures: Map<string, Uint8Array | null>;
   /** This invocation's delta scans by SHA-256 (undefined: the scan could not decide). */
   scans: Map<string, Promise<boolean | undefined>>;
 }
@@ -31,13 +34,14 @@ export interface DeltaRescans {
 export const emptyRescans = (): DeltaRescans => ({
   verdicts: new Map(),
   outcomes: new Map(),
+  signatures: new Map(),
   scans: new Map(),
 });
 
 /**
  * Reads, for the delta re-scans of one invocation, the objects' ledger verdicts (one
- * BatchGetItem per 100 objects) and the delta outcomes of their binaries (one per 100 distinct
- * SHA-256); never throws (what it could not read is read per object later).
+ * BatchGetItem per 100 objects), then their binaries' content signatures and delta outcomes (one
+ * per 100 distinct SHA-256); never throws (what it could not read is read per object later).
  */
 export async function prepareDeltaRescans(
   deps: AnalyzerDeps,
@@ -66,33 +70,31 @@ export async function prepareDeltaRescans(
       const record = verdictFromItem(item);
       shared.verdicts.set(objectId(record.bucket, record.key), record);
     }
-    if (delta.namespaces.length === 0 || delta.usesExternals) return shared;
+    if (delta.namespaces.length === 0) return shared;
     const binaries = new Set<string>();
     for (const record of shared.verdicts.values()) {
-      if (
-        record?.sha256 &&
-        buildsOn(record, manifest.version, delta.baseVersion) &&
-        // Decided by the content prefilter: its outcome is not needed.
-        !excludedByPrefilter(record.contentSignature, delta.prefilter)
-      ) {
+      if (record?.sha256 && buildsOn(record, manifest.version, delta.baseVersion)) {
         binaries.add(record.sha256);
       }
     }
+    if (binaries.size === 0) return shared;
     const known = await batchGetItems(
       deps.dynamo,
       settings.matchesTable,
       [...binaries].map((sha256) => ({ SHA256: { S: sha256 } })),
-      { consistentRead: true, projection: 'SHA256, DeltaScanVersion, DeltaScanMatched' },
+      { consistentRead: true, projection: BINARY_FACTS },
     );
+    const unreadBinaries = new Set(known.unprocessed.map((key) => key.SHA256!.S!));
+    for (const sha256 of binaries)
+      if (!unreadBinaries.has(sha256)) shared.signatures.set(sha256, null);
     for (const item of known.items) {
-      const matched = item.DeltaScanMatched?.BOOL;
-      if (
-        item.SHA256?.S &&
-        item.DeltaScanVersion?.N === String(manifest.version) &&
-        matched !== undefined
-      ) {
-        shared.outcomes.set(item.SHA256.S, matched);
-      }
+      const sha256 = item.SHA256?.S;
+      if (!sha256) continue;
+      const facts = binaryFacts(item, manifest.version);
+      shared.signatures.set(sha256, facts.signature ?? null);
+      // Outcomes of delta rules that read per-object externals hold for one key only.
+      if (facts.matched !== undefined && !delta.usesExternals)
+        shared.outcomes.set(sha256, facts.matched);
     }
   } catch (error) {
     deps.log.warn('could not read the delta re-scans in batches; reading per object', { error });
@@ -100,23 +102,63 @@ export async function prepareDeltaRescans(
   return shared;
 }
 
-/** What the delta of `rulesVersion` found in these bytes, when some analyzer recorded it. */
-export async function knownDeltaOutcome(
+/** What a binary's match-table item tells a delta re-scan. */
+const BINARY_FACTS = `SHA256, DeltaScanVersion, DeltaScanMatched, ${CONTENT_SIGNATURE_ATTRIBUTE}`;
+
+interface BinaryFacts {
+  /** Its content signature, when a full analysis recorded one. */
+  signature?: Uint8Array;
+  /** What the delta of `rulesVersion` found in these bytes, when some analyzer recorded it. */
+  matched?: boolean;
+}
+
+function binaryFacts(item: Record<string, AttributeValue>, rulesVersion: number): BinaryFacts {
+  const signature = item[CONTENT_SIGNATURE_ATTRIBUTE]?.B;
+  const matched =
+    item.DeltaScanVersion?.N === String(rulesVersion) ? item.DeltaScanMatched?.BOOL : undefined;
+  return {
+    ...(signature ? { signature } : {}),
+    ...(matched === undefined ? {} : { matched }),
+  };
+}
+
+/** A binary's facts (prepareDeltaRescans's, for one that was not read with the batch). */
+export async function readBinaryFacts(
   dynamo: DynamoDBClient,
   table: string,
   sha256: string,
   rulesVersion: number,
-): Promise<boolean | undefined> {
+): Promise<BinaryFacts> {
   const { Item } = await dynamo.send(
     new GetItemCommand({
       TableName: table,
       Key: { SHA256: { S: sha256 } },
-      ProjectionExpression: 'DeltaScanVersion, DeltaScanMatched',
+      ProjectionExpression: BINARY_FACTS,
       ConsistentRead: true,
     }),
   );
-  if (Item?.DeltaScanVersion?.N !== String(rulesVersion)) return undefined;
-  return Item.DeltaScanMatched?.BOOL;
+  return Item ? binaryFacts(Item, rulesVersion) : {};
+}
+
+/**
+ * Records a binary's content signature (what a full analysis that scanned every byte inside
+ * computed) on its match-table item, for later delta re-scans of any key holding these bytes.
+ */
+export async function recordContentSignature(
+  dynamo: DynamoDBClient,
+  table: string,
+  sha256: string,
+  signature: Uint8Array,
+): Promise<void> {
+  await dynamo.send(
+    new UpdateItemCommand({
+      TableName: table,
+      Key: { SHA256: { S: sha256 } },
+      UpdateExpression: 'SET #signature = :signature',
+      ExpressionAttributeNames: { '#signature': CONTENT_SIGNATURE_ATTRIBUTE },
+      ExpressionAttributeValues: { ':signature': { B: signature } },
+    }),
+  );
 }
 
 /** Records the delta's outcome for these bytes (never over a newer release's). */

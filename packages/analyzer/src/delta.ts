@@ -14,7 +14,7 @@ import {
 import { carriedRecord, judgeByListing, unchangedVerdict, type Unchanged } from './delta-carry';
 import {
   emptyRescans,
-  knownDeltaOutcome,
+  readBinaryFacts,
   rememberDeltaOutcome,
   type DeltaRescans,
 } from './delta-reads';
@@ -95,7 +95,8 @@ function outcomeWithoutDownload(
   shared: DeltaRescans,
 ): { matched: boolean; how: 'known' | 'excluded' } | undefined {
   if (delta.namespaces.length === 0) return { matched: false, how: 'known' };
-  if (excludedByPrefilter(previous.contentSignature, delta.prefilter)) {
+  const signature = shared.signatures.get(previous.sha256!) ?? undefined;
+  if (excludedByPrefilter(signature, delta.prefilter)) {
     return { matched: false, how: 'excluded' };
   }
   const matched = delta.usesExternals ? undefined : shared.outcomes.get(previous.sha256!);
@@ -232,18 +233,30 @@ export async function analyzeAfterRelease(
 
   const sha256 = previous.sha256!;
   const sharesOutcome = !delta.usesExternals;
+  if (delta.namespaces.length > 0 && !shared.signatures.has(sha256)) {
+    // Not read with the invocation's batch: the binary's facts, for this object alone.
+    try {
+      const facts = await readBinaryFacts(
+        deps.dynamo,
+        settings.matchesTable,
+        sha256,
+        rules.manifest.version,
+      );
+      shared.signatures.set(sha256, facts.signature ?? null);
+      if (facts.matched !== undefined && sharesOutcome) shared.outcomes.set(sha256, facts.matched);
+    } catch (error) {
+      log().warn("could not read the binary's signature and delta outcome; reading the object", {
+        error,
+      });
+    }
+  }
   const known = outcomeWithoutDownload(previous, delta, shared);
   let how: CarriedOutcome['how'] = known?.how ?? 'known';
   let matched = known?.matched;
   let remembered: Promise<void> = Promise.resolve();
-  if (matched === undefined && sharesOutcome) {
-    matched = shared.verdicts.has(id)
-      ? undefined // read with the batch: not known then
-      : await knownDeltaOutcome(deps.dynamo, settings.matchesTable, sha256, rules.manifest.version);
-    // Another key of this invocation holding the same bytes is being scanned: its outcome.
-    const inFlight = shared.scans.get(sha256);
-    if (matched === undefined && inFlight) matched = await inFlight;
-  }
+  // Another key of this invocation holding the same bytes is being scanned: its outcome.
+  const inFlight = sharesOutcome ? shared.scans.get(sha256) : undefined;
+  if (matched === undefined && inFlight) matched = await inFlight;
   if (matched === undefined) {
     const scan = scanWithDelta(
       deps,

@@ -7,7 +7,6 @@ import {
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import {
-  CONTENT_SIGNATURE_ATTRIBUTE,
   hasVerdict,
   verdictAttributes,
   verdictFromItem,
@@ -107,9 +106,6 @@ export function verdictRecord(
         ...(outcome.decision
           ? { alerted: outcome.decision.alert, alertReason: outcome.decision.reason }
           : {}),
-        ...(analysis.contentSignature && !outcome.unscanned
-          ? { contentSignature: analysis.contentSignature }
-          : {}),
       };
     }
     case 'skipped':
@@ -127,18 +123,10 @@ export function verdictRecord(
 
 /**
  * What a carried verdict leaves as the item has it: the facts of the bytes (the write happens only
- * while the item holds the same SHA-256) and the content signature (up to 64 KiB). The fewer
- * attributes, the cheaper the request: a delta re-scan writes one per object.
+ * while the item holds the same SHA-256). The fewer attributes, the cheaper the request: a delta
+ * re-scan writes one per object.
  */
-const CARRY_KEEPS = new Set([
-  'SHA256',
-  'MD5',
-  'Size',
-  'ETag',
-  'VersionId',
-  'LastModified',
-  CONTENT_SIGNATURE_ATTRIBUTE,
-]);
+const CARRY_KEEPS = new Set(['SHA256', 'MD5', 'Size', 'ETag', 'VersionId', 'LastModified']);
 
 export type VerdictWrite =
   { written: true; previous?: VerdictRecord } | { written: false; reason: 'newer verdict exists' };

@@ -15,6 +15,14 @@ export function matchTableDefinition(tableName: string): CreateTableCommandInput
   };
 }
 
+/**
+ * The match-table item's attribute holding the binary's content signature (content-signature.ts):
+ * written by a full analysis that scanned every byte inside, read by the delta re-scans' prefilter.
+ * On the binary's item, not each object's ledger item: one per content, and the ledger items a
+ * re-scan rewrites stay small (DynamoDB bills a write by the whole item's size).
+ */
+export const CONTENT_SIGNATURE_ATTRIBUTE = 'ContentTrigrams';
+
 /** The verdict ledger's GSI of non-clean verdicts (sparse: clean items carry no `Notable`). */
 export const NOTABLE_VERDICTS_INDEX = 'NotableVerdicts';
 /** The verdict ledger's GSI by content hash (keys only: `results show` fetches the items). */

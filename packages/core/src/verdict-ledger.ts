@@ -63,15 +63,7 @@ export interface VerdictRecord {
   alertReason?: string;
   /** Epoch seconds after which DynamoDB's TTL may delete the item (when a TTL is set). */
   expiresAt?: number;
-  /**
-   * The content signature of everything the analysis scanned (content-signature.ts), kept while
-   * the verdict is carried to later releases: only when every byte inside was scanned by the addon.
-   */
-  contentSignature?: Uint8Array;
 }
-
-/** The ledger item's attribute holding the verdict's content signature (binary). */
-export const CONTENT_SIGNATURE_ATTRIBUTE = 'ContentTrigrams';
 
 // Bounds that keep an item far below DynamoDB's 400 KB: all rule ids are kept, details of at most
 // this many rules (a file matching more is listed with ids only past the limit).
@@ -138,9 +130,6 @@ export function verdictAttributes(
     Alerted: record.alerted === undefined ? undefined : { BOOL: record.alerted },
     AlertReason: str(record.alertReason),
     ExpiresAt: num(record.expiresAt),
-    [CONTENT_SIGNATURE_ATTRIBUTE]: record.contentSignature
-      ? { B: record.contentSignature }
-      : undefined,
   };
 }
 
@@ -204,6 +193,5 @@ export function verdictFromItem(item: Record<string, AttributeValue>): VerdictRe
     ...optional('alerted', item.Alerted?.BOOL),
     ...optional('alertReason', text('AlertReason')),
     ...optional('expiresAt', number('ExpiresAt')),
-    ...optional('contentSignature', item[CONTENT_SIGNATURE_ATTRIBUTE]?.B),
   };
 }
