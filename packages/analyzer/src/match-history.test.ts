@@ -232,6 +232,57 @@ describe('recordMatch', () => {
     });
   });
 
+  describe('a claim held by an invocation that may run longer than the claim time', () => {
+    // lambda_analyze_timeout_sec is 300 s by default: a slow publish (SNS retries) and a throttled
+    // commit can outlast the 60 s claim time while the holder is alive and about to record it.
+    const deadline = () => clock + 300_000;
+
+    it('is kept past the claim time until its holder must have ended: a duplicate delivery meanwhile waits and does not alert again', async () => {
+      let finishPublish!: () => void;
+      const slow = (decision: MatchDecision) =>
+        new Promise<void>((resolve) => {
+          finishPublish = () => {
+            published.push(decision);
+            resolve();
+          };
+        });
+      const holder = recordMatch(dynamo.client, tables, match('x.exe'), slow, {
+        ...options,
+        holderDeadline: deadline(),
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the claim is taken
+      clock += 61_000; // the holder is still publishing
+
+      // Retried when the claim expires: the holder's deadline (239 s from now) and a margin.
+      await expect(record(match('x.exe'))).rejects.toMatchObject({
+        name: 'AlertInFlightError',
+        retryAfterMs: 249_000,
+      });
+      finishPublish();
+      await holder;
+      const redelivered = await record(match('x.exe'));
+
+      expect(redelivered).toMatchObject({ alert: false });
+      expect(published).toHaveLength(1);
+    });
+
+    it('expires once its holder must have ended, so the retry of a holder that died alerts', async () => {
+      void recordMatch(dynamo.client, tables, match('x.exe'), dies, {
+        ...options,
+        holderDeadline: deadline(),
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the claim is taken
+
+      clock += 300_000; // the holder's invocation has ended, the margin not yet
+      await expect(record(match('x.exe'))).rejects.toThrow(AlertInFlightError);
+      clock += 11_000;
+      const retry = await record(match('x.exe'));
+
+      expect(retry).toMatchObject({ alert: true, reason: 'first match' });
+      expect(published).toHaveLength(1);
+    });
+  });
+
   it('sends one alert when many known copies meet a new rule at once', async () => {
     const keys = Array.from({ length: 8 }, (_v, i) => `copy-${i}.exe`);
     for (const key of keys) await record(match(key));
