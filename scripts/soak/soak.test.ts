@@ -12,6 +12,10 @@ describe('pnpm soak, e2e-sized', () => {
     expect({ failures: report.failures, summary }).toEqual({ failures: [], summary });
     expect(report.verdicted).toBe(report.verdictsExpected);
     expect(report.alertsDuplicated).toBe(0);
+    // Each sender killed right after SNS stored its alert caused one repeat, told apart by the
+    // run's records (a kill the verdict failed to recognise would count as a duplicate above).
+    expect(report.workerKills.afterPublish).toBeGreaterThan(0);
+    expect(report.alertsRepeatedAfterKill).toBeGreaterThanOrEqual(report.workerKills.afterPublish);
     expect(report.alertsMissed).toBe(0);
     expect(report.deadLetters.otherKeys).toEqual([]);
     expect(report.outsideDataDir).toEqual([]);

@@ -3,7 +3,8 @@
  * whole stack once with SIGKILL and starts it again, then checks the outcome an operator relies on
  * without stepping in: every healthy object that still exists has its content's verdict (the
  * restarted stack's reconciliation queues what the killed one's in-memory queue lost), every EICAR
- * upload alerted exactly once, the poison objects are `failed` and alone in the dead-letter queue,
+ * upload alerted exactly once (a repeat counts as SNS's at-least-once case only when the run's
+ * evidence shows a kill cut its first publish off from its bookkeeping: repeats.ts), the poison objects are `failed` and alone in the dead-letter queue,
  * and nothing was written outside the data directory. A retro-analysis of the whole bucket follows
  * (its messages group several objects): every object analyzed again, no alert again, still only
  * the poison objects dead-lettered.
@@ -21,16 +22,33 @@ import { GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aw
 
 import { decodeS3Key, objectId } from '../../packages/core/src';
 import { resourceNames } from '../../packages/deployment/src';
-import { LOCAL_CREDENTIALS } from '../../packages/local/src';
+import { LOCAL_CREDENTIALS, type AlertRecord, type WorkerKill } from '../../packages/local/src';
+import { functionLogPath } from '../../packages/local/src/functions';
+import { ALERTS_FILE, WORKER_KILLS_FILE } from '../../packages/local/src/kill-journal';
 import { buildZips, EICAR } from '../../packages/local/src/testing/e2e';
 import { testConfig } from '../../packages/local/src/testing/fixtures';
+import {
+  classifyRepeats,
+  committedKey,
+  recordingDelays,
+  type RepeatedAlert,
+  type RunEvidence,
+  type SentAlert,
+} from './repeats';
 import type { StackProcessMessage, StackProcessSettings } from './stack-process';
 
 export interface SoakOptions {
   objects: number;
   /** Chance of each injected fault per eligible request (S3 GET errors and slow reads, DynamoDB
-   * throttling, duplicate notifications, analyzer kills); SNS publish failures at 5x this. */
+   * throttling, duplicate notifications, analyzer kills); SNS publish failures at 5x this.
+   * The faults counted in the report are the restarted stack's; worker kills are both stacks'. */
   faultRate: number;
+  /** Chance of an analyzer worker SIGKILL per invocation (default: `faultRate`). */
+  killRate?: number;
+  /** Chance that the sender of an alert is killed right after SNS stored it (default 0.1; the
+   * first alert of each stack's run always): the SNS at-least-once case on purpose, so every run
+   * shows the verdict tells it from a duplicate. */
+  publisherKillRate?: number;
   seed: number;
   /** Upload concurrency. */
   concurrency?: number;
@@ -62,8 +80,16 @@ export interface SoakReport {
   alertsExpected: number;
   alertsDelivered: number;
   alertsDuplicated: number;
-  /** A second alert for a publish the kill cut off from its bookkeeping (SNS at-least-once). */
+  /** Repeats after a publish a kill cut off from its bookkeeping (SNS at-least-once; the evidence
+   * in repeats.ts): reported, not failures. `alertsDuplicated` counts every other repeat. */
   alertsRepeatedAfterKill: number;
+  /** Every repeat of an EICAR alert with its verdict's reason (duplicates first). */
+  repeatedAlerts: RepeatedAlert[];
+  /** From a publish to its sender's log line saying it recorded the alert (ms): the window a kill
+   * must hit to cause a repeat. */
+  recordingMs: { alerts: number; median: number; max: number };
+  /** Analyzer workers the stack killed mid-invocation, as worker-kills.jsonl recorded them. */
+  workerKills: { faultInjection: number; afterPublish: number; timeouts: number };
   alertsMissed: number;
   alertsUnexpected: number;
   /** DLQ messages; poison objects named in them; objects that travelled in a message with a poison
@@ -171,6 +197,66 @@ class StackProcess {
   }
 }
 
+/** The JSON lines of a file (none when it does not exist). */
+async function jsonLines<T>(path: string): Promise<T[]> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as T);
+}
+
+/** The match alerts of alerts.jsonl by object id (`S3Location`), with their senders. */
+async function matchAlerts(
+  dataDir: string,
+  topicSuffix: string,
+): Promise<Map<string, SentAlert[]>> {
+  const alerts = new Map<string, SentAlert[]>();
+  for (const alert of await jsonLines<AlertRecord>(join(dataDir, ALERTS_FILE))) {
+    if (!alert.topicArn.endsWith(topicSuffix)) continue;
+    const message = alert.message as { FileInfo?: { S3Location?: string } } | undefined;
+    const location = message?.FileInfo?.S3Location ?? '';
+    const sent: SentAlert = {
+      time: Date.parse(alert.time),
+      ...(alert.sender
+        ? { sender: { invocation: alert.sender.invocation, pid: alert.sender.pid } }
+        : {}),
+    };
+    alerts.set(location, [...(alerts.get(location) ?? []), sent]);
+  }
+  return alerts;
+}
+
+/** The analyzer's line once an alert is recorded as sent (analyze.ts recordAndAlert). */
+const ALERT_RECORDED_MESSAGE = 'object matched YARA rules';
+
+/** When the analyzer logged each alert as recorded (committed), by `invocation object`. */
+async function recordedAlerts(analyzerLog: string): Promise<Map<string, number>> {
+  const recorded = new Map<string, number>();
+  const text = await readFile(analyzerLog, 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    if (!line.includes(ALERT_RECORDED_MESSAGE)) continue;
+    try {
+      const entry = JSON.parse(line) as {
+        message?: string;
+        alert?: boolean;
+        object?: string;
+        function_request_id?: string;
+        timestamp?: string;
+      };
+      if (entry.message === ALERT_RECORDED_MESSAGE && entry.alert && entry.object) {
+        recorded.set(
+          committedKey(entry.function_request_id ?? '', entry.object),
+          Date.parse(entry.timestamp ?? ''),
+        );
+      }
+    } catch {
+      // a line cut by the kill of the stack
+    }
+  }
+  return recorded;
+}
+
 async function filesOutside(root: string, allowed: string[]): Promise<string[]> {
   const entries = await readdir(root, { recursive: true, withFileTypes: true });
   return entries
@@ -209,7 +295,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         dynamoThrottleRate: rate,
         snsPublishErrorRate: Math.min(0.5, rate * 5),
         duplicateNotificationRate: rate,
-        analyzerKillRate: rate,
+        analyzerKillRate: options.killRate ?? rate,
+        publisherKillRate: options.publisherKillRate ?? 0.1,
+        publisherKillFirst: 1,
         poisonPrefix: POISON_PREFIX,
       },
       logPath,
@@ -385,44 +473,34 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       retroSeconds = (performance.now() - retroStarted) / 1000;
     }
 
-    // Alerts: alerts.jsonl survives the kill, unlike the stack's memory.
-    const matchesTopic = `:${names.matchesTopic}`;
-    const alertTimes = new Map<string, number[]>();
-    const lines = (await readFile(join(dataDir, 'alerts.jsonl'), 'utf8').catch(() => '')).split(
-      '\n',
-    );
-    for (const line of lines.filter(Boolean)) {
-      const alert = JSON.parse(line) as {
-        time: string;
-        topicArn: string;
-        message: { FileInfo?: { S3Location?: string } };
-      };
-      if (!alert.topicArn.endsWith(matchesTopic)) continue;
-      const location = alert.message.FileInfo?.S3Location ?? '';
-      alertTimes.set(location, [...(alertTimes.get(location) ?? []), Date.parse(alert.time)]);
-    }
+    // Alerts and kills: their files survive the kill of the stack, unlike its memory.
+    const alerts = await matchAlerts(dataDir, `:${names.matchesTopic}`);
+    const kills = await jsonLines<WorkerKill>(join(dataDir, WORKER_KILLS_FILE));
+    const evidence: RunEvidence = {
+      alerts,
+      kills,
+      committed: await recordedAlerts(
+        functionLogPath(dataDir, config.name_prefix, names.analyzerFunction),
+      ),
+      ...(killedAt === undefined ? {} : { stackKilledAt: killedAt }),
+      stackKillWindowMs: CUT_OFF_WINDOW_MS,
+    };
+    const verdictsOfRepeats = classifyRepeats(evidence);
+    const delays = recordingDelays(evidence).sort((a, b) => a - b);
     const eicarIds = new Set(
       objects.filter((o) => o.kind === 'eicar').map((o) => objectId(names.bucket, o.key)),
     );
-    let delivered = 0;
-    let duplicated = 0;
-    let duplicatedByKill = 0;
-    let unexpected = 0;
-    for (const [location, times] of alertTimes) {
-      if (!eicarIds.has(location)) {
-        unexpected += times.length;
-        continue;
-      }
-      delivered += 1;
-      const [first = 0, ...again] = times.sort((a, b) => a - b);
-      // SNS is at-least-once where the kill cuts a publish off from its bookkeeping: one more
-      // alert after the restart for an alert that went out just before the kill (as the crash
-      // e2e test rules); any other repeat is a duplicate.
-      const cutOff =
-        killedAt !== undefined && first <= killedAt && killedAt - first <= CUT_OFF_WINDOW_MS;
-      if (cutOff && again.length === 1 && again[0]! > killedAt!) duplicatedByKill += 1;
-      else duplicated += again.length;
-    }
+    const alerted = [...alerts.entries()];
+    const delivered = alerted.filter(([location]) => eicarIds.has(location)).length;
+    const unexpected = alerted
+      .filter(([location]) => !eicarIds.has(location))
+      .reduce((sum, [, alerts]) => sum + alerts.length, 0);
+    const isEicar = (repeat: RepeatedAlert): boolean => eicarIds.has(repeat.object);
+    const repeats = {
+      afterKill: verdictsOfRepeats.afterKill.filter(isEicar),
+      duplicates: verdictsOfRepeats.duplicates.filter(isEicar),
+    };
+    const duplicated = repeats.duplicates.length;
 
     // A message of several objects (the batcher groups them) dies with its poison object: it
     // counts as poison when any of its objects is; its other objects have their verdicts anyway.
@@ -471,7 +549,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       alertsExpected: eicarIds.size,
       alertsDelivered: delivered,
       alertsDuplicated: duplicated,
-      alertsRepeatedAfterKill: duplicatedByKill,
+      alertsRepeatedAfterKill: repeats.afterKill.length,
+      repeatedAlerts: [...repeats.duplicates, ...repeats.afterKill],
+      recordingMs: {
+        alerts: delays.length,
+        median: delays[Math.floor(delays.length / 2)] ?? 0,
+        max: delays.at(-1) ?? 0,
+      },
+      workerKills: {
+        faultInjection: kills.filter((k) => k.cause === 'fault injection').length,
+        afterPublish: kills.filter((k) => k.cause === 'fault injection after its publish').length,
+        timeouts: kills.filter((k) => k.cause === 'timeout').length,
+      },
       alertsMissed: eicarIds.size - delivered,
       alertsUnexpected: unexpected,
       deadLetters: {
@@ -521,10 +610,17 @@ export function formatSoakReport(r: SoakReport): string {
   return [
     `uploaded                 ${r.uploaded} (deleted after upload ${r.deletedAfterUpload}, poison ${r.poisonObjects})`,
     `verdicts                 ${r.verdicted} of ${r.verdictsExpected} healthy objects matched/clean as their content; poison ${r.poisonFailed} of ${r.poisonObjects} failed${r.missingVerdicts.length ? `; missing e.g. ${r.missingVerdicts.slice(0, 3).join(', ')}` : ''}`,
-    `alerts                   expected ${r.alertsExpected}, delivered ${r.alertsDelivered}, duplicated ${r.alertsDuplicated}, missed ${r.alertsMissed}, unexpected ${r.alertsUnexpected}; repeated once after a publish the kill cut off ${r.alertsRepeatedAfterKill}`,
+    `alerts                   expected ${r.alertsExpected}, delivered ${r.alertsDelivered}, missed ${r.alertsMissed}, unexpected ${r.alertsUnexpected}`,
+    `repeated alerts          duplicates ${r.alertsDuplicated} (failures); after a publish a kill cut off from its bookkeeping ${r.alertsRepeatedAfterKill} (SNS at-least-once, not failures)`,
+    `  publish to recorded      median ${r.recordingMs.median} ms, max ${r.recordingMs.max} ms over ${r.recordingMs.alerts} alerts (the window a kill must hit to repeat one)`,
+    ...r.repeatedAlerts.map(
+      (a) =>
+        `  ${a.object}: ${a.previous} (sent by ${a.previousSender ?? 'unknown'}) then ${a.repeat}: ${a.why}`,
+    ),
     `dead-letter queue        ${r.deadLetters.messages} messages, ${r.deadLetters.poisonKeys} poison objects (+${r.deadLetters.coTravellers} objects batched with them), ${r.deadLetters.otherKeys.length} without poison${r.deadLetters.otherKeys.length ? ` (${r.deadLetters.otherKeys.slice(0, 3).join(', ')})` : ''}`,
     `outside the data dir     ${r.outsideDataDir.length} files${r.outsideDataDir.length ? ` (${r.outsideDataDir.slice(0, 3).join(', ')})` : ''}`,
     `faults injected          ${faults}; whole stack killed ${r.stackKills}x; emulator restarts ${r.emulatorRestarts}`,
+    `analyzer workers killed  ${r.workerKills.faultInjection} by fault injection, ${r.workerKills.afterPublish} right after SNS stored their alert, ${r.workerKills.timeouts} at their timeout (worker-kills.jsonl)`,
     `requeued at restart      ${r.requeuedAtRestart} (objects without a verdict, found by the restarted stack's reconciliation)`,
     `wall time                ${r.wallSeconds.toFixed(1)} s (every verdict after ${r.settledSeconds.toFixed(1)} s; retro-analysis of the bucket ${r.retroSeconds.toFixed(1)} s)`,
     r.failures.length === 0 ? 'PASSED' : `FAILED: ${r.failures.join('; ')}`,

@@ -17,9 +17,12 @@ deps.catch(() => undefined); // reported by the first invocation that awaits it
 /** Lambda entry point. */
 export async function handler(
   event: unknown,
-  // Tests and the local runtime may pass only part of Lambda's context.
-  context: Partial<Pick<Context, 'functionVersion' | 'getRemainingTimeInMillis'>>,
+  // Tests may pass only part of Lambda's context.
+  context: Partial<Context>,
 ): Promise<AnalysisResults | SqsBatchResponse> {
+  // Every log line names its invocation (function_request_id): which invocation decided and sent
+  // an alert is then in the logs, as Powertools' injectLambdaContext would add it.
+  log.addContext(context as Context);
   return handleInvocation(
     await deps,
     config.settings,

@@ -1,7 +1,7 @@
 import { appendFile } from 'node:fs/promises';
 
 import { errorText } from '@binaryalert/core';
-import type { DeliveredAttribute, PublishedMessage } from './sns';
+import type { DeliveredAttribute, PublishedMessage, PublishSender } from './sns';
 
 /** One alert as stored in alerts.jsonl and sent to webhooks (message parsed when it is JSON). */
 export interface AlertRecord {
@@ -11,6 +11,8 @@ export interface AlertRecord {
   message: unknown;
   /** SNS message attributes as HTTP/S subscribers get them (`rules`, `rule_files`, `sha256`). */
   messageAttributes: Record<string, DeliveredAttribute>;
+  /** The local Lambda invocation that published it, when the stack could tell. */
+  sender?: PublishSender;
 }
 
 export function alertRecord(published: PublishedMessage): AlertRecord {
@@ -26,6 +28,7 @@ export function alertRecord(published: PublishedMessage): AlertRecord {
     ...(published.subject === undefined ? {} : { subject: published.subject }),
     message,
     messageAttributes: published.messageAttributes,
+    ...(published.sender ? { sender: published.sender } : {}),
   };
 }
 

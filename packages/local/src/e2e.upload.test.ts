@@ -8,6 +8,7 @@ import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-
 
 import { buildZips, EICAR, rulesWith, startE2E, type E2E } from './testing/e2e';
 import { tempDir, testConfig, waitFor } from './testing/fixtures';
+import { functionLogPath } from './functions';
 
 jest.setTimeout(240_000);
 
@@ -111,6 +112,28 @@ describe('the local stack end to end: uploads, alerts, retro-analysis and new ru
     expect(JSON.stringify(e2e.alertsFor(cliEicarKey)[0])).toContain('C:/Users/x/eicar.com');
     expect(JSON.stringify(e2e.alertsFor(sdkEicarKey)[0])).toContain('/home/x/eicar (copy)+.exe');
     for (const key of cleanKeys) expect(e2e.alertsFor(key)).toEqual([]);
+    // Each alert names the analyzer invocation that sent it, and that invocation's log line
+    // (function_request_id) says it recorded the alert as sent: a soak's post-mortem evidence.
+    const { sender } = e2e.alertsFor(sdkEicarKey)[0]!;
+    expect(sender).toEqual({
+      functionName: e2e.stack.names.analyzerFunction,
+      invocation: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      pid: expect.any(Number),
+    });
+    const analyzerLog = await readFile(
+      functionLogPath(e2e.dataDir, e2e.config.name_prefix, e2e.stack.names.analyzerFunction),
+      'utf8',
+    );
+    const recorded = analyzerLog
+      .split('\n')
+      .filter((line) => line.includes('"object matched YARA rules"'))
+      .map((line) => JSON.parse(line) as { object?: string; function_request_id?: string });
+    expect(recorded).toContainEqual(
+      expect.objectContaining({
+        object: `S3:${bucket}:${sdkEicarKey}`,
+        function_request_id: sender!.invocation,
+      }),
+    );
 
     const eicarItem = (await matchItems()).find((item) => item.SHA256?.S === EICAR_SHA256);
     expect(eicarItem?.AlertedRules?.SS).toEqual([

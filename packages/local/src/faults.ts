@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 
-import type { LambdaRuntime } from './lambda';
+import type { LambdaRuntime, RunningInvocation } from './lambda';
 
 /**
  * Faults the local stack injects on purpose, for soak and failure tests. Each rate is the chance
@@ -22,6 +22,11 @@ export interface FaultPlan {
   duplicateNotificationRate?: number;
   /** An analyzer invocation's worker is killed with SIGKILL while it runs. */
   analyzerKillRate?: number;
+  /** The worker of a Lambda invocation is killed with SIGKILL right after SNS stored its Publish,
+   * before it answers: the alert went out and its sender never learns it (SNS at-least-once). */
+  publisherKillRate?: number;
+  /** The senders of this many first Publishes are killed so, whatever the rate says. */
+  publisherKillFirst?: number;
   /** GetObject of keys starting with this always answers 500: their messages can never succeed. */
   poisonPrefix?: string;
   /** Random numbers in [0, 1) (default Math.random; a seeded one makes a run repeatable). */
@@ -35,6 +40,7 @@ export type FaultKind =
   | 'snsPublishError'
   | 'duplicateNotification'
   | 'analyzerKill'
+  | 'publisherKill'
   | 'poison';
 
 /** Decides which requests fail, and counts each fault injected. */
@@ -46,8 +52,12 @@ export class FaultInjector {
     snsPublishError: 0,
     duplicateNotification: 0,
     analyzerKill: 0,
+    publisherKill: 0,
     poison: 0,
   };
+
+  /** Publishes whose sender could have been killed so far (publisherKillFirst counts them). */
+  private publishes = 0;
 
   constructor(private readonly plan: FaultPlan = {}) {}
 
@@ -86,27 +96,41 @@ export class FaultInjector {
     return this.roll('snsPublishError', this.plan.snsPublishErrorRate);
   }
 
+  publisherKill(): boolean {
+    this.publishes += 1;
+    if (this.publishes <= (this.plan.publisherKillFirst ?? 0)) {
+      this.injected.publisherKill += 1;
+      return true;
+    }
+    return this.roll('publisherKill', this.plan.publisherKillRate);
+  }
+
   duplicateNotification(): boolean {
     return this.roll('duplicateNotification', this.plan.duplicateNotificationRate);
   }
 
   /**
    * Rolls once for each invocation of `fn` as it runs and SIGKILLs the worker of the unlucky
-   * ones, as a crashed container would die. Returns its stop function.
+   * ones, as a crashed container would die; `onKill` hears of each kill as it is sent (the
+   * evidence a soak classifies repeated alerts by). Returns its stop function.
    */
-  killWorkers(runtime: LambdaRuntime, fn: string): () => Promise<void> {
+  killWorkers(
+    runtime: LambdaRuntime,
+    fn: string,
+    onKill: (killed: RunningInvocation) => void = () => undefined,
+  ): () => Promise<void> {
     if (!this.plan.analyzerKillRate) return () => Promise.resolve();
     const rolled = new WeakSet<object>();
     const timer = setInterval(() => {
       for (const worker of runtime.workerInfo(fn)) {
-        const event = worker.event;
-        if (!worker.busy || worker.pid === undefined || typeof event !== 'object' || !event)
-          continue;
-        if (rolled.has(event)) continue;
+        const { event, invocation, pid } = worker;
+        if (!worker.busy || pid === undefined || invocation === undefined) continue;
+        if (typeof event !== 'object' || !event || rolled.has(event)) continue;
         rolled.add(event);
         if (this.roll('analyzerKill', this.plan.analyzerKillRate)) {
+          onKill({ pid, invocation, event });
           try {
-            process.kill(worker.pid, 'SIGKILL');
+            process.kill(pid, 'SIGKILL');
           } catch {
             // already gone
           }

@@ -10,7 +10,12 @@ import {
   type ResourceNames,
 } from '@binaryalert/deployment';
 
-import { LambdaRuntime, type InvokeOutcome, type LocalFunction } from './lambda';
+import {
+  LambdaRuntime,
+  type InvokeOutcome,
+  type LambdaRuntimeOptions,
+  type LocalFunction,
+} from './lambda';
 import type { MetricStore } from './metrics';
 
 export interface FunctionTableOptions {
@@ -101,6 +106,18 @@ export interface FunctionRunnerOptions {
   metrics: MetricStore;
   /** A worker died in the middle of an invocation (see LambdaRuntimeOptions.onWorkerDeath). */
   onWorkerDeath?: (functionName: string, event: unknown) => void;
+  /** An invocation timed out; its worker is killed next (LambdaRuntimeOptions.onTimeout). */
+  onTimeout?: LambdaRuntimeOptions['onTimeout'];
+}
+
+/** A function's name without the deployment's prefix (`analyzer`), as the console shows it. */
+function shortFunctionName(namePrefix: string, functionName: string): string {
+  return functionName.replace(`${namePrefix}_binaryalert_`, '');
+}
+
+/** Where the local stack writes the log lines of function `functionName`. */
+export function functionLogPath(dataDir: string, namePrefix: string, functionName: string): string {
+  return join(dataDir, 'logs', `${shortFunctionName(namePrefix, functionName)}.log`);
 }
 
 /**
@@ -109,18 +126,20 @@ export interface FunctionRunnerOptions {
  */
 export async function startFunctionRunner(options: FunctionRunnerOptions): Promise<FunctionRunner> {
   const { dataDir, print } = options;
-  const logsDir = join(dataDir, 'logs');
-  await mkdir(logsDir, { recursive: true });
+  await mkdir(join(dataDir, 'logs'), { recursive: true });
   let errors = 0;
-  const shortName = (fn: string): string => fn.replace(`${options.namePrefix}_binaryalert_`, '');
+  const shortName = (fn: string): string => shortFunctionName(options.namePrefix, fn);
   const runtime = new LambdaRuntime({
     dataDir: join(dataDir, 'lambda'),
     region: options.region,
     accountId: options.accountId,
     baseEnvironment: options.baseEnvironment,
     ...(options.onWorkerDeath ? { onWorkerDeath: options.onWorkerDeath } : {}),
+    ...(options.onTimeout ? { onTimeout: options.onTimeout } : {}),
     onLog: (fn, line) => {
-      void appendFile(join(logsDir, `${shortName(fn)}.log`), `${line}\n`).catch(() => undefined);
+      void appendFile(functionLogPath(dataDir, options.namePrefix, fn), `${line}\n`).catch(
+        () => undefined,
+      );
       // As in CloudWatch Logs: an embedded-metric-format line is also the function's metrics.
       if (options.metrics.addLogLine(line)) return;
       try {

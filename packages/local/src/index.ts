@@ -16,6 +16,7 @@ export { startSqsServer, type SqsServer } from './sqs-front';
 export { serveDynamo } from './front';
 export type { LocalStack, LocalStackOptions, LocalStatus } from './stack';
 export type { AlertRecord } from './alerts';
+export type { WorkerKill } from './kill-journal';
 export { parseEmfLine, type EmfMetric, type MetricTotal } from './metrics';
 export type { InvokeOutcome } from './lambda';
 export type { FaultPlan } from './faults';

@@ -48,6 +48,15 @@ export interface LambdaRuntimeOptions {
   onLog: (functionName: string, line: string) => void;
   /** A worker process died in the middle of an invocation (not when the runtime stops). */
   onWorkerDeath?: (functionName: string, event: unknown) => void;
+  /** An invocation ran out of time: its worker is killed right after this call. */
+  onTimeout?: (functionName: string, invocation: RunningInvocation) => void;
+}
+
+/** An invocation running in a worker process: its request id (awsRequestId) and event. */
+export interface RunningInvocation {
+  pid: number | undefined;
+  invocation: string;
+  event: unknown;
 }
 
 /** A function name this runtime does not know. */
@@ -119,13 +128,30 @@ export class LambdaRuntime {
     return deployment;
   }
 
-  /** Worker processes of a function: pid and whether it is running an invocation (with its event). */
-  workerInfo(name: string): { pid: number | undefined; busy: boolean; event?: unknown }[] {
+  /**
+   * Worker processes of a function: pid and whether it is running an invocation (with its request
+   * id and event).
+   */
+  workerInfo(
+    name: string,
+  ): { pid: number | undefined; busy: boolean; invocation?: string; event?: unknown }[] {
     return (this.workers.get(name) ?? []).map((worker) => ({
       pid: worker.process.pid,
       busy: worker.busy,
-      ...(worker.current ? { event: worker.current.event } : {}),
+      ...(worker.current ? { invocation: worker.current.id, event: worker.current.event } : {}),
     }));
+  }
+
+  /** The invocation each busy worker process runs right now, by pid, across all functions. */
+  runningByPid(): Map<number, { functionName: string; invocation: string }> {
+    const running = new Map<number, { functionName: string; invocation: string }>();
+    for (const [functionName, workers] of this.workers) {
+      for (const worker of workers) {
+        if (worker.current && worker.process.pid !== undefined)
+          running.set(worker.process.pid, { functionName, invocation: worker.current.id });
+      }
+    }
+    return running;
   }
 
   /** Invocations waiting for a free worker plus those running. */
@@ -290,6 +316,11 @@ export class LambdaRuntime {
     };
     worker.current = { id: requestId, event: pending.event, finish };
     const timer: NodeJS.Timeout = setTimeout(() => {
+      this.options.onTimeout?.(fn.name, {
+        pid: worker.process.pid,
+        invocation: requestId,
+        event: pending.event,
+      });
       finish({
         ok: false,
         version: String(worker.deployment.version),

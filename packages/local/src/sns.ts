@@ -18,10 +18,20 @@ export interface DeliveredAttribute {
   Value: string;
 }
 
+/** The local Lambda invocation that sent a Publish (local stack only: for post-mortems). */
+export interface PublishSender {
+  functionName: string;
+  /** The invocation's request id (its function's log lines carry it as function_request_id). */
+  invocation: string;
+  pid: number;
+}
+
 /** One SNS Publish received by the local stack. */
 export interface PublishedMessage {
   messageId: string;
   time: string;
+  /** Who sent it, when the stack could tell (a Lambda invocation of its own). */
+  sender?: PublishSender;
   topicArn: string;
   subject?: string;
   message: string;
@@ -66,6 +76,10 @@ export function createSnsHandler(
   onPublish: (message: PublishedMessage) => Promise<void> | void,
   /** Fault injection: when it answers true, the Publish fails with 500 InternalError. */
   failPublish: () => boolean = () => false,
+  /** Which local invocation sent the request (asked before the Publish is stored and answered,
+   * while its sender still waits for the answer). */
+  senderOf: (req: IncomingMessage) => Promise<PublishSender | undefined> = () =>
+    Promise.resolve(undefined),
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   return async (req, res) => {
     const body = await readBody(req);
@@ -110,9 +124,12 @@ export function createSnsHandler(
       fail(500, 'InternalError', 'injected fault: publish failed');
       return;
     }
+    const time = new Date().toISOString();
+    const sender = await senderOf(req);
     const published: PublishedMessage = {
       messageId: randomUUID(),
-      time: new Date().toISOString(),
+      time,
+      ...(sender ? { sender } : {}),
       topicArn,
       ...(typeof params.Subject === 'string' ? { subject: params.Subject } : {}),
       message: params.Message,

@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -18,6 +18,7 @@ import { createTables, startDynamo, startS3, startSqs } from './emulators';
 import { requeueDeadAnalyzerMessages } from './dead-worker';
 import { FaultInjector, type FaultPlan } from './faults';
 import { createFrontHandler } from './front';
+import { ALERTS_FILE, recordWorkerKill } from './kill-journal';
 import { localFunctions, startFunctionRunner } from './functions';
 import type { LambdaRuntime } from './lambda';
 import { createLambdaHandler } from './lambdaApi';
@@ -26,7 +27,8 @@ import { closeServer, listenLoopback } from './loopback';
 import { notifyObjectCreated } from './notifications';
 import { reconcileVerdicts, type ReconcileOutcome } from './reconcile';
 import { sendJsonError } from './protocol';
-import { createSnsHandler } from './sns';
+import { peerPid } from './sender';
+import { createSnsHandler, type PublishSender } from './sns';
 import { startRulesReload } from './rules-reload';
 import type { SupervisedEmulator } from './supervisor';
 import { readStatus, startStatusLine, type LocalStatus } from './status';
@@ -152,7 +154,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     stopSteps.push(s3.close);
 
     const sinks = createAlertSinks({
-      alertsPath: join(dataDir, 'alerts.jsonl'),
+      alertsPath: join(dataDir, ALERTS_FILE),
       webhooks: options.webhooks ?? [],
       print,
     });
@@ -193,8 +195,30 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       onWorkerDeath: (fn, event) => {
         if (fn === names.analyzerFunction) requeueDeadAnalyzerMessages(sqs, queueUrl, event, print);
       },
+      onTimeout: (fn, invocation) => recordWorkerKill(dataDir, fn, invocation, 'timeout'),
     });
     const { runtime } = runner;
+    const killSender = ({ functionName, invocation, pid }: PublishSender): void => {
+      const worker = runtime.workerInfo(functionName).find((w) => w.invocation === invocation);
+      recordWorkerKill(
+        dataDir,
+        functionName,
+        { pid, invocation, event: worker?.event },
+        'fault injection after its publish',
+      );
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    /** The local invocation on the other end of a request (the sender of an alert). */
+    const senderOf = async (req: IncomingMessage): Promise<PublishSender | undefined> => {
+      const running = runtime.runningByPid();
+      const pid = await peerPid(req.socket.remotePort, req.socket.localPort, running.keys());
+      const invocation = pid === undefined ? undefined : running.get(pid);
+      return invocation && pid !== undefined ? { ...invocation, pid } : undefined;
+    };
     stopSteps.push(() => runtime.stop());
 
     frontHandler = createFrontHandler({
@@ -207,8 +231,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       },
       sns: createSnsHandler(
         [names.matchesTopic, names.negativeMatchesTopic, names.alarmTopic].map(topicArn),
-        sinks.deliver,
+        async (published) => {
+          await sinks.deliver(published);
+          // Before SNS answers: the alert is out, its sender dies without knowing.
+          if (published.sender && faults.publisherKill()) killSender(published.sender);
+        },
         () => faults.snsPublishError(),
+        senderOf,
       ),
       lambda: createLambdaHandler(runtime, runner.reportFailure),
       purgeQueue: sqsEmulator.purgeQueue,
@@ -223,7 +252,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     stopSteps.push(() => Promise.resolve(dynamoClient.destroy()));
     await createTables(dynamoClient, names);
 
-    stopSteps.push(faults.killWorkers(runtime, names.analyzerFunction));
+    stopSteps.push(
+      faults.killWorkers(runtime, names.analyzerFunction, (killed) =>
+        recordWorkerKill(dataDir, names.analyzerFunction, killed, 'fault injection'),
+      ),
+    );
 
     if (options.dispatch ?? true) {
       const stopTrigger = startAnalyzerTrigger({
