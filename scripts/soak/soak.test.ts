@@ -8,6 +8,7 @@ describe('pnpm soak, e2e-sized', () => {
   it('gives every surviving object a verdict, alerts each EICAR once and dead-letters only poison', async () => {
     const report = await runSoak({ objects: 200, faultRate: 0.03, seed: 7 });
     const summary = formatSoakReport(report);
+    console.log(summary); // the figures in the CI log, both counts of repeated alerts included
 
     expect({ failures: report.failures, summary }).toEqual({ failures: [], summary });
     expect(report.verdicted).toBe(report.verdictsExpected);
