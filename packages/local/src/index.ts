@@ -13,7 +13,6 @@ export {
 export { DataDirLockedError } from './lock';
 export { startS3Server, type S3Server, type S3ServerOptions } from './s3/server';
 export { startSqsServer, type SqsServer } from './sqs-front';
-export { serveDynamo } from './front';
 export type { LocalStack, LocalStackOptions, LocalStatus } from './stack';
 export type { AlertRecord } from './alerts';
 export type { WorkerKill } from './kill-journal';
@@ -39,4 +38,14 @@ export async function reconcileVerdicts(
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const reconcile = require('./reconcile') as typeof import('./reconcile');
   return reconcile.reconcileVerdicts(...args);
+}
+
+/** Serves one DynamoDB request through dynalite as the stack's front does (see `./front`); the
+ * front and its SDK clients load on the first call, not on import. */
+export async function serveDynamo(
+  ...args: Parameters<(typeof import('./front'))['serveDynamo']>
+): ReturnType<(typeof import('./front'))['serveDynamo']> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const front = require('./front') as typeof import('./front');
+  return front.serveDynamo(...args);
 }
