@@ -4,7 +4,7 @@
  * lists the bucket and packs the records as the batcher does (its packMessages: `full` records, or
  * `delta` records carrying the listing's ETag, size and Last-Modified, `objects_per_retro_message`
  * to a message), then analyzes them with handleInvocation, ten messages per invocation as SQS
- * hands them over during a re-scan (one invocation at a time). Its own wall and CPU time exclude the
+ * hands them over during a re-scan (one invocation at a time, or `invocationsAtOnce` in flight). Its own wall and CPU time exclude the
  * rules' loading and the listing (the batcher's work, the same in both modes). `parts` instead
  * measures the parts of one object's cost one after the other over the whole bucket: download
  * (GetObject into a temp file, as a full analysis does; into memory, as the delta re-scan does),
@@ -36,6 +36,7 @@ import {
   createLogger,
   createMetrics,
   DEFAULT_ARCHIVE_SETTINGS,
+  mapConcurrent,
   s3ObjectRef,
   type S3EventRecord,
 } from '../../packages/core/src';
@@ -56,6 +57,8 @@ interface ChildArgs {
   tempRoot: string;
   /** The batcher's keys per message (tfvars objects_per_retro_message). */
   objectsPerMessage: number;
+  /** Invocations in flight at once (1: one after the other). */
+  invocationsAtOnce: number;
 }
 
 /** SQS hands over at most 10 messages at once: the dispatcher's receive and Lambda's batch_size. */
@@ -155,9 +158,11 @@ async function main(): Promise<void> {
   const result =
     args.mode === 'parts'
       ? await measureParts(deps, settings, loaded, invocations.flat())
-      : await measure(async () => {
-          for (const Records of invocations) await handleInvocation(deps, settings, { Records }, 1);
-        });
+      : await measure(() =>
+          mapConcurrent(invocations, args.invocationsAtOnce, (Records) =>
+            handleInvocation(deps, settings, { Records }, 1),
+          ),
+        );
   process.stdout.write(
     `\nBENCH ${JSON.stringify({
       ...result,
@@ -175,7 +180,7 @@ async function main(): Promise<void> {
 }
 
 /** Wall and CPU time (user + system, all threads) of `work`. */
-async function measure(work: () => Promise<void>): Promise<{ wallMs: number; cpuMs: number }> {
+async function measure(work: () => Promise<unknown>): Promise<{ wallMs: number; cpuMs: number }> {
   const cpu0 = process.cpuUsage();
   const started = performance.now();
   await work();

@@ -129,6 +129,7 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
   const analyze = async <Result = ChildResult>(
     target: Awaited<ReturnType<typeof bucketOf>>,
     mode: 'full' | 'delta' | 'delta-unfiltered' | 'parts',
+    invocationsAtOnce = 1,
   ): Promise<Result> => {
     const result = await runTimed(process.execPath, [
       child,
@@ -142,6 +143,7 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
         concurrency: ctx.cores,
         tempRoot,
         objectsPerMessage: tfvars.objects_per_retro_message,
+        invocationsAtOnce,
         ...target,
       }),
     ]);
@@ -186,6 +188,16 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
   const unfiltered = await analyze(distinct, 'delta-unfiltered');
   const copiesUnfiltered = await analyze(copies, 'delta-unfiltered');
   const parts = await analyze<PartsResult>(distinct, 'parts');
+  // Re-scans as the dispatcher runs them (lambda_analyze_concurrency_limit invocations at once)
+  // after a fourth one-rule release: the delta's wall is mostly waiting, which overlaps then.
+  await fs.writeFile(
+    path.join(rulesDir, 'custom', 'bench_added_rule_3.yara'),
+    'rule bench_added_rule_3 { strings: $a = "BENCH_THIRD_RULE_MARKER_9e21" condition: $a }\n',
+  );
+  await releaseRules({ s3, bucket: rulesBucket, rulesDir, testSamples: false });
+  const inFlight = tfvars.lambda_analyze_concurrency_limit;
+  const deltaAtOnce = await analyze(distinct, 'delta', inFlight);
+  const fullAtOnce = await analyze(distinct, 'full', inFlight);
   s3.destroy();
   dynamo.destroy();
   sns.destroy();
@@ -241,6 +253,13 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
       value: (delta.cpuMs - readCostMs) / full.cpuMs,
       unit: 'x',
       note: `the delta's CPU less the measured cost of reading and scanning those ${delta.readKeys.length} objects: what settling every other object from the ledger costs`,
+    },
+    {
+      section: SECTION,
+      metric: `delta / full, wall time, ${inFlight} invocations at once (reported)`,
+      value: deltaAtOnce.wallMs / fullAtOnce.wallMs,
+      unit: 'x',
+      note: `as the dispatcher runs them (lambda_analyze_concurrency_limit), after another one-rule release: delta ${(deltaAtOnce.wallMs / 1000).toFixed(2)} s, full ${(fullAtOnce.wallMs / 1000).toFixed(2)} s; analyzer CPU ${(deltaAtOnce.cpuMs / fullAtOnce.cpuMs).toFixed(3)} x`,
     },
     {
       section: SECTION,
@@ -300,6 +319,8 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
       copiesFull,
       unfiltered,
       copiesUnfiltered,
+      deltaAtOnce,
+      fullAtOnce,
       files: corpus.files.length,
       copied: copied.length,
     },
