@@ -165,12 +165,14 @@ describe('recordMatch', () => {
       void record(attempt, dies);
       await new Promise((resolve) => setTimeout(resolve, 50)); // the claim is taken
 
-      // The retry is told to come back when the claim expires, however long that is.
+      // The retry is told to come back when the claim expires, or in 30 s at most.
       await expect(record(attempt)).rejects.toMatchObject({
         name: 'AlertInFlightError',
-        retryAfterMs: 60_000,
+        retryAfterMs: 30_000,
       });
-      clock += 45_000;
+      clock += 30_000;
+      await expect(record(attempt)).rejects.toMatchObject({ retryAfterMs: 30_000 });
+      clock += 15_000;
       await expect(record(attempt)).rejects.toMatchObject({ retryAfterMs: 15_000 });
       clock += 16_000;
       const retry = await record(attempt);
@@ -253,11 +255,14 @@ describe('recordMatch', () => {
       await new Promise((resolve) => setTimeout(resolve, 50)); // the claim is taken
       clock += 61_000; // the holder is still publishing
 
-      // Retried when the claim expires: the holder's deadline (239 s from now) and a margin.
+      // The claim lives to the holder's deadline (239 s from now) and a margin; the duplicate
+      // looks again in 30 s, and waits again while the holder is still at it.
       await expect(record(match('x.exe'))).rejects.toMatchObject({
         name: 'AlertInFlightError',
-        retryAfterMs: 249_000,
+        retryAfterMs: 30_000,
       });
+      clock += 30_000;
+      await expect(record(match('x.exe'))).rejects.toMatchObject({ retryAfterMs: 30_000 });
       finishPublish();
       await holder;
       const redelivered = await record(match('x.exe'));

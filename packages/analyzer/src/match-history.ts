@@ -88,6 +88,8 @@ export interface RecordMatchOptions {
 const DEFAULT_CLAIM_MS = 60_000;
 /** Beyond the holder's deadline: a publish SNS received just before it, the clocks of hosts. */
 const DEADLINE_MARGIN_MS = 10_000;
+/** The longest a delivery that finds the alert claimed waits before it looks again. */
+const CLAIM_RECHECK_MS = 30_000;
 /** The longest a claim lives: Lambda's longest invocation (15 min) and the margin. */
 const MAX_CLAIM_MS = 15 * 60_000 + DEADLINE_MARGIN_MS;
 
@@ -257,8 +259,10 @@ export async function recordMatch(
     if (!decide(record, binaryNow, objectNow).alert) {
       return { alert: false, reason: 'alerted by a duplicate delivery', newRules: [] };
     }
-    // Without a readable expiry (released meanwhile), retry soon; no claim outlives MAX_CLAIM_MS.
-    const retryAfterMs = Math.min(MAX_CLAIM_MS, Math.max(1000, (expiresAt ?? 0) - now()));
+    // Retried when the claim expires, or sooner: a live holder is usually done within seconds (the
+    // retry then finds the alert sent), and a claim may live as long as its holder's Lambda
+    // timeout, which a duplicate should not wait out; without a readable expiry, retry soon.
+    const retryAfterMs = Math.min(CLAIM_RECHECK_MS, Math.max(1000, (expiresAt ?? 0) - now()));
     throw new AlertInFlightError(
       `another analysis holds the alert for ${record.sha256} for ${Math.ceil(retryAfterMs / 1000)} s more; retrying then`,
       retryAfterMs,
