@@ -4,14 +4,14 @@
  * without stepping in: every healthy object that still exists has its content's verdict (the
  * restarted stack's reconciliation queues what the killed one's in-memory queue lost), every EICAR
  * upload alerted exactly once (a repeat counts as SNS's at-least-once case only when the run's
- * evidence shows a kill cut its first publish off from its bookkeeping: repeats.ts), the poison objects are `failed` and alone in the dead-letter queue,
+ * evidence shows a kill cut its first publish off from its bookkeeping: packages/local/src/testing/repeats.ts), the poison objects are `failed` and alone in the dead-letter queue,
  * and nothing was written outside the data directory. A retro-analysis of the whole bucket follows
  * (its messages group several objects): every object analyzed again, no alert again, still only
  * the poison objects dead-lettered.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -22,19 +22,15 @@ import { GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aw
 
 import { decodeS3Key, objectId } from '../../packages/core/src';
 import { resourceNames } from '../../packages/deployment/src';
-import { LOCAL_CREDENTIALS, type AlertRecord, type WorkerKill } from '../../packages/local/src';
-import { functionLogPath } from '../../packages/local/src/functions';
-import { ALERTS_FILE, WORKER_KILLS_FILE } from '../../packages/local/src/kill-journal';
+import { LOCAL_CREDENTIALS } from '../../packages/local/src';
 import { buildZips, EICAR } from '../../packages/local/src/testing/e2e';
 import { testConfig } from '../../packages/local/src/testing/fixtures';
 import {
   classifyRepeats,
-  committedKey,
+  readRunEvidence,
   recordingDelays,
   type RepeatedAlert,
-  type RunEvidence,
-  type SentAlert,
-} from './repeats';
+} from '../../packages/local/src/testing/repeats';
 import type { StackProcessMessage, StackProcessSettings } from './stack-process';
 
 export interface SoakOptions {
@@ -81,7 +77,7 @@ export interface SoakReport {
   alertsDelivered: number;
   alertsDuplicated: number;
   /** Repeats after a publish a kill cut off from its bookkeeping (SNS at-least-once; the evidence
-   * in repeats.ts): reported, not failures. `alertsDuplicated` counts every other repeat. */
+   * in packages/local/src/testing/repeats.ts): reported, not failures. `alertsDuplicated` counts every other repeat. */
   alertsRepeatedAfterKill: number;
   /** Every repeat of an EICAR alert with its verdict's reason (duplicates first). */
   repeatedAlerts: RepeatedAlert[];
@@ -114,9 +110,6 @@ const TSX_LOADER = pathToFileURL(require.resolve('tsx')).href;
 const POISON_PREFIX = 'poison/';
 const VISIBILITY_SECONDS = 30;
 const MAX_RECEIVES = 4;
-/** How long before the kill an alert cut off from its bookkeeping can have gone out (the crash
- * e2e test's window: milliseconds normally, seconds on a loaded 2-core machine). */
-const CUT_OFF_WINDOW_MS = 5000;
 
 /** Keys of every odd kind: traversal, 1,024 bytes, unicode, spaces and plus signs. */
 function keyFor(i: number, kind: Kind): string {
@@ -195,66 +188,6 @@ class StackProcess {
     child.send({ type: 'stop' });
     await exited;
   }
-}
-
-/** The JSON lines of a file (none when it does not exist). */
-async function jsonLines<T>(path: string): Promise<T[]> {
-  const text = await readFile(path, 'utf8').catch(() => '');
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as T);
-}
-
-/** The match alerts of alerts.jsonl by object id (`S3Location`), with their senders. */
-async function matchAlerts(
-  dataDir: string,
-  topicSuffix: string,
-): Promise<Map<string, SentAlert[]>> {
-  const alerts = new Map<string, SentAlert[]>();
-  for (const alert of await jsonLines<AlertRecord>(join(dataDir, ALERTS_FILE))) {
-    if (!alert.topicArn.endsWith(topicSuffix)) continue;
-    const message = alert.message as { FileInfo?: { S3Location?: string } } | undefined;
-    const location = message?.FileInfo?.S3Location ?? '';
-    const sent: SentAlert = {
-      time: Date.parse(alert.time),
-      ...(alert.sender
-        ? { sender: { invocation: alert.sender.invocation, pid: alert.sender.pid } }
-        : {}),
-    };
-    alerts.set(location, [...(alerts.get(location) ?? []), sent]);
-  }
-  return alerts;
-}
-
-/** The analyzer's line once an alert is recorded as sent (analyze.ts recordAndAlert). */
-const ALERT_RECORDED_MESSAGE = 'object matched YARA rules';
-
-/** When the analyzer logged each alert as recorded (committed), by `invocation object`. */
-async function recordedAlerts(analyzerLog: string): Promise<Map<string, number>> {
-  const recorded = new Map<string, number>();
-  const text = await readFile(analyzerLog, 'utf8').catch(() => '');
-  for (const line of text.split('\n')) {
-    if (!line.includes(ALERT_RECORDED_MESSAGE)) continue;
-    try {
-      const entry = JSON.parse(line) as {
-        message?: string;
-        alert?: boolean;
-        object?: string;
-        function_request_id?: string;
-        timestamp?: string;
-      };
-      if (entry.message === ALERT_RECORDED_MESSAGE && entry.alert && entry.object) {
-        recorded.set(
-          committedKey(entry.function_request_id ?? '', entry.object),
-          Date.parse(entry.timestamp ?? ''),
-        );
-      }
-    } catch {
-      // a line cut by the kill of the stack
-    }
-  }
-  return recorded;
 }
 
 async function filesOutside(root: string, allowed: string[]): Promise<string[]> {
@@ -474,17 +407,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     }
 
     // Alerts and kills: their files survive the kill of the stack, unlike its memory.
-    const alerts = await matchAlerts(dataDir, `:${names.matchesTopic}`);
-    const kills = await jsonLines<WorkerKill>(join(dataDir, WORKER_KILLS_FILE));
-    const evidence: RunEvidence = {
-      alerts,
-      kills,
-      committed: await recordedAlerts(
-        functionLogPath(dataDir, config.name_prefix, names.analyzerFunction),
-      ),
+    const evidence = await readRunEvidence(dataDir, {
+      namePrefix: config.name_prefix,
+      names,
       ...(killedAt === undefined ? {} : { stackKilledAt: killedAt }),
-      stackKillWindowMs: CUT_OFF_WINDOW_MS,
-    };
+    });
+    const { alerts, kills } = evidence;
     const verdictsOfRepeats = classifyRepeats(evidence);
     const delays = recordingDelays(evidence).sort((a, b) => a - b);
     const eicarIds = new Set(

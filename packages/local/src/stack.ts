@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -212,10 +213,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         // already gone
       }
     };
+    /** The process at the other end of each connection, once found (a keep-alive connection
+     * carries many Publishes of one worker). */
+    const socketPids = new WeakMap<Socket, number>();
     /** The local invocation on the other end of a request (the sender of an alert). */
     const senderOf = async (req: IncomingMessage): Promise<PublishSender | undefined> => {
       const running = runtime.runningByPid();
-      const pid = await peerPid(req.socket.remotePort, req.socket.localPort, running.keys());
+      let pid = socketPids.get(req.socket);
+      if (pid === undefined) {
+        pid = await peerPid(req.socket.remotePort, req.socket.localPort, running.keys());
+        if (pid !== undefined) socketPids.set(req.socket, pid);
+      }
       const invocation = pid === undefined ? undefined : running.get(pid);
       return invocation && pid !== undefined ? { ...invocation, pid } : undefined;
     };

@@ -1,12 +1,23 @@
 /**
- * Classifies the soak's repeated alerts by what the run recorded. SNS is at-least-once where a
+ * Classifies repeated alerts of a local-stack run (the soak, the crash e2e test) by what the run
+ * recorded in its data directory. SNS is at-least-once where a
  * process dies after SNS accepted a publish and before the analyzer recorded the alert as sent
  * (match-history.ts): its claim expires and the retried message alerts again. A repeat is that
  * case only when the evidence says so: the invocation that sent the previous alert of the object
  * (alerts.jsonl names it) was killed before the repeat (worker-kills.jsonl, or the whole stack)
  * and never logged the alert as recorded. Any other repeat is a duplicate, a failure.
  */
-import type { WorkerKill } from '../../packages/local/src';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ResourceNames } from '@binaryalert/deployment';
+import type { AlertRecord } from '../alerts';
+import { functionLogPath } from '../functions';
+import { ALERTS_FILE, WORKER_KILLS_FILE, type WorkerKill } from '../kill-journal';
+
+/** How long before a kill of the whole stack a publish it cut off from its bookkeeping can have
+ * gone out (generous: the publish-to-recorded step takes milliseconds, a second or more on a
+ * loaded 2-core machine). */
+export const STACK_KILL_WINDOW_MS = 5000;
 
 /** One alert of an object, with the local invocation that published it when the stack knew. */
 export interface SentAlert {
@@ -122,4 +133,89 @@ function cutOffBy(
     };
   }
   return { killed: false, why: 'no kill of its sender between the publish and the repeat' };
+}
+
+/** The JSON lines of a file (none when it does not exist). */
+async function jsonLines<T>(path: string): Promise<T[]> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as T);
+}
+
+/** The match alerts of alerts.jsonl by object id (`S3Location`), with their senders. */
+async function matchAlerts(
+  dataDir: string,
+  topicSuffix: string,
+): Promise<Map<string, SentAlert[]>> {
+  const alerts = new Map<string, SentAlert[]>();
+  for (const alert of await jsonLines<AlertRecord>(join(dataDir, ALERTS_FILE))) {
+    if (!alert.topicArn.endsWith(topicSuffix)) continue;
+    const message = alert.message as { FileInfo?: { S3Location?: string } } | undefined;
+    const location = message?.FileInfo?.S3Location ?? '';
+    const sent: SentAlert = {
+      time: Date.parse(alert.time),
+      ...(alert.sender
+        ? { sender: { invocation: alert.sender.invocation, pid: alert.sender.pid } }
+        : {}),
+    };
+    alerts.set(location, [...(alerts.get(location) ?? []), sent]);
+  }
+  return alerts;
+}
+
+/** The analyzer's line once an alert is recorded as sent (analyze.ts recordAndAlert). */
+const ALERT_RECORDED_MESSAGE = 'object matched YARA rules';
+
+/** When the analyzer logged each alert as recorded (committed), by `invocation object`. */
+async function recordedAlerts(analyzerLog: string): Promise<Map<string, number>> {
+  const recorded = new Map<string, number>();
+  const text = await readFile(analyzerLog, 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    if (!line.includes(ALERT_RECORDED_MESSAGE)) continue;
+    try {
+      const entry = JSON.parse(line) as {
+        message?: string;
+        alert?: boolean;
+        object?: string;
+        function_request_id?: string;
+        timestamp?: string;
+      };
+      if (entry.message === ALERT_RECORDED_MESSAGE && entry.alert && entry.object) {
+        recorded.set(
+          committedKey(entry.function_request_id ?? '', entry.object),
+          Date.parse(entry.timestamp ?? ''),
+        );
+      }
+    } catch {
+      // a line cut by the kill of the stack
+    }
+  }
+  return recorded;
+}
+
+/**
+ * Reads a run's evidence from its data directory: the match alerts with their senders
+ * (alerts.jsonl), the workers killed (worker-kills.jsonl) and the alerts the analyzer logged as
+ * recorded (logs/analyzer.log).
+ */
+export async function readRunEvidence(
+  dataDir: string,
+  run: {
+    namePrefix: string;
+    names: Pick<ResourceNames, 'analyzerFunction' | 'matchesTopic'>;
+    /** When the whole stack was killed (epoch ms), if it was. */
+    stackKilledAt?: number;
+  },
+): Promise<RunEvidence> {
+  return {
+    alerts: await matchAlerts(dataDir, `:${run.names.matchesTopic}`),
+    kills: await jsonLines<WorkerKill>(join(dataDir, WORKER_KILLS_FILE)),
+    committed: await recordedAlerts(
+      functionLogPath(dataDir, run.namePrefix, run.names.analyzerFunction),
+    ),
+    ...(run.stackKilledAt === undefined ? {} : { stackKilledAt: run.stackKilledAt }),
+    stackKillWindowMs: STACK_KILL_WINDOW_MS,
+  };
 }

@@ -1,7 +1,12 @@
-import type { WorkerKill } from '../../packages/local/src';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { functionLogPath } from '../functions';
+import type { WorkerKill } from '../kill-journal';
 import {
   classifyRepeats,
   committedKey,
+  readRunEvidence,
   recordingDelays,
   type RunEvidence,
   type SentAlert,
@@ -137,5 +142,59 @@ describe('classifyRepeats', () => {
     );
 
     expect(delays.sort((a, b) => a - b)).toEqual([17, 48]);
+  });
+
+  it('reads the evidence a stack leaves in its data directory, lines cut by a kill skipped', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ba-evidence-'));
+    try {
+      const names = { analyzerFunction: 'p_binaryalert_analyzer', matchesTopic: 'p_matches' };
+      const alertLine = (time: string, invocation: string, topic = names.matchesTopic) =>
+        JSON.stringify({
+          time,
+          topicArn: `arn:aws:sns:us-east-1:123456789012:${topic}`,
+          message: { FileInfo: { S3Location: OBJECT } },
+          messageAttributes: {},
+          sender: { functionName: names.analyzerFunction, invocation, pid: 4242 },
+        });
+      await writeFile(
+        join(dir, 'alerts.jsonl'),
+        [
+          alertLine('2026-12-01T09:00:00.000Z', 'first'),
+          alertLine('2026-12-01T09:00:00.500Z', 'first', 'p_alarms'),
+          alertLine('2026-12-01T09:01:01.000Z', 'retry'),
+        ].join('\n') + '\n',
+      );
+      await writeFile(join(dir, 'worker-kills.jsonl'), `${JSON.stringify(kill(20, 'first'))}\n`);
+      const log = functionLogPath(dir, 'p', names.analyzerFunction);
+      await mkdir(join(dir, 'logs'));
+      await writeFile(
+        log,
+        [
+          JSON.stringify({
+            message: 'object matched YARA rules',
+            alert: true,
+            object: OBJECT,
+            function_request_id: 'retry',
+            timestamp: '2026-12-01T09:01:01.030Z',
+          }),
+          '{"message":"object matched YARA rules","alert":tr',
+        ].join('\n'),
+      );
+
+      const read = await readRunEvidence(dir, { namePrefix: 'p', names });
+
+      expect(read.alerts.get(OBJECT)).toEqual([
+        { time: T, sender: { invocation: 'first', pid: 4242 } },
+        { time: T + 61_000, sender: { invocation: 'retry', pid: 4242 } },
+      ]);
+      expect(read.kills).toHaveLength(1);
+      expect(recordingDelays(read)).toEqual([30]);
+      expect(classifyRepeats(read)).toMatchObject({
+        afterKill: [{ object: OBJECT }],
+        duplicates: [],
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
