@@ -47,6 +47,53 @@ export async function takeClaim(
   }
 }
 
+/** Pushes the claim's expiry to `now + claimMs` while we still hold it; false if we do not. */
+export async function renewClaim(
+  dynamo: DynamoDBClient,
+  claim: Claim,
+  now: number,
+  claimMs: number,
+): Promise<boolean> {
+  try {
+    await dynamo.send(
+      new UpdateItemCommand({
+        TableName: claim.table,
+        Key: claim.key,
+        UpdateExpression: 'SET AlertClaimExpiresAt = :expires',
+        ConditionExpression: 'AlertClaimToken = :token',
+        ExpressionAttributeValues: {
+          ':token': { S: claim.token },
+          ':expires': { N: String(now + claimMs) },
+        },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
+}
+
+/**
+ * Keeps a claim alive while its holder works (every `everyMs`, the expiry moves `claimMs` ahead)
+ * until the returned function is called. A live holder however slow keeps it; a dead one renews
+ * nothing, so its claim expires `claimMs` after its last renewal. A failed renewal is tried again
+ * at the next one.
+ */
+export function holdClaim(
+  dynamo: DynamoDBClient,
+  claim: Claim,
+  now: () => number,
+  claimMs: number,
+  everyMs: number,
+): () => void {
+  const timer = setInterval(() => {
+    renewClaim(dynamo, claim, now(), claimMs).catch(() => undefined);
+  }, everyMs);
+  timer.unref(); // the holder's own work keeps the process alive, not its lease
+  return () => clearInterval(timer);
+}
+
 /** Gives a claim back (after a failed publish) unless someone else holds it by now. */
 export async function releaseClaim(dynamo: DynamoDBClient, claim: Claim): Promise<void> {
   try {

@@ -257,7 +257,7 @@ async function scanObject(
       }
       return outcome;
     }
-    const decision = await recordAndAlert(deps, settings, result, rules, log, remainingMs);
+    const decision = await recordAndAlert(deps, settings, result, rules, log);
     return { ...outcome, decision };
   } catch (error) {
     if (error instanceof ObjectMissingError || error instanceof ObjectAccessDeniedError) {
@@ -289,7 +289,6 @@ async function recordAndAlert(
   result: ObjectAnalysis,
   rules: ActiveRules,
   log: Logger,
-  remainingMs: (() => number) | undefined,
 ): Promise<MatchDecision> {
   const { object: ref, analysis } = result;
   if (analysis.md5 === undefined) {
@@ -323,17 +322,10 @@ async function recordAndAlert(
   let published = false;
   let decision: MatchDecision;
   try {
-    decision = await recordMatch(
-      deps.dynamo,
-      tables,
-      record,
-      async () => {
-        await publishMatchAlert(deps.sns, settings.alertsTopicArn, objectSummary(result));
-        published = true;
-      },
-      // The alert's claim outlives this invocation, however slow its publish and commit.
-      remainingMs ? { holderDeadline: Date.now() + remainingMs() } : {},
-    );
+    decision = await recordMatch(deps.dynamo, tables, record, async () => {
+      await publishMatchAlert(deps.sns, settings.alertsTopicArn, objectSummary(result));
+      published = true;
+    });
   } catch (error) {
     if (error instanceof AlertInFlightError) throw error;
     throw new MatchBookkeepingError(

@@ -165,14 +165,12 @@ describe('recordMatch', () => {
       void record(attempt, dies);
       await new Promise((resolve) => setTimeout(resolve, 50)); // the claim is taken
 
-      // The retry is told to come back when the claim expires, or in 30 s at most.
+      // The retry is told to come back when the claim expires (a dead holder renews nothing).
       await expect(record(attempt)).rejects.toMatchObject({
         name: 'AlertInFlightError',
-        retryAfterMs: 30_000,
+        retryAfterMs: 60_000,
       });
-      clock += 30_000;
-      await expect(record(attempt)).rejects.toMatchObject({ retryAfterMs: 30_000 });
-      clock += 15_000;
+      clock += 45_000;
       await expect(record(attempt)).rejects.toMatchObject({ retryAfterMs: 15_000 });
       clock += 16_000;
       const retry = await record(attempt);
@@ -234,12 +232,14 @@ describe('recordMatch', () => {
     });
   });
 
-  describe('a claim held by an invocation that may run longer than the claim time', () => {
+  describe('a claim whose holder is slower than the claim time', () => {
     // lambda_analyze_timeout_sec is 300 s by default: a slow publish (SNS retries) and a throttled
     // commit can outlast the 60 s claim time while the holder is alive and about to record it.
-    const deadline = () => clock + 300_000;
+    /** Real milliseconds between renewals here (the claim time stays 60 s of the test's clock). */
+    const renewEveryMs = 20;
+    const renewals = () => new Promise((resolve) => setTimeout(resolve, 5 * renewEveryMs));
 
-    it('is kept past the claim time until its holder must have ended: a duplicate delivery meanwhile waits and does not alert again', async () => {
+    it('is kept while its holder is alive: a duplicate delivery meanwhile waits and does not alert again', async () => {
       let finishPublish!: () => void;
       const slow = (decision: MatchDecision) =>
         new Promise<void>((resolve) => {
@@ -250,19 +250,19 @@ describe('recordMatch', () => {
         });
       const holder = recordMatch(dynamo.client, tables, match('x.exe'), slow, {
         ...options,
-        holderDeadline: deadline(),
+        renewEveryMs,
       });
       await new Promise((resolve) => setTimeout(resolve, 50)); // the claim is taken
-      clock += 61_000; // the holder is still publishing
+      clock += 61_000; // the holder is still publishing, past the first claim time
+      await renewals();
 
-      // The claim lives to the holder's deadline (239 s from now) and a margin; the duplicate
-      // looks again in 30 s, and waits again while the holder is still at it.
       await expect(record(match('x.exe'))).rejects.toMatchObject({
         name: 'AlertInFlightError',
-        retryAfterMs: 30_000,
+        retryAfterMs: 60_000, // renewed: a full claim time from now
       });
-      clock += 30_000;
-      await expect(record(match('x.exe'))).rejects.toMatchObject({ retryAfterMs: 30_000 });
+      clock += 61_000;
+      await renewals();
+      await expect(record(match('x.exe'))).rejects.toThrow(AlertInFlightError);
       finishPublish();
       await holder;
       const redelivered = await record(match('x.exe'));
@@ -271,16 +271,21 @@ describe('recordMatch', () => {
       expect(published).toHaveLength(1);
     });
 
-    it('expires once its holder must have ended, so the retry of a holder that died alerts', async () => {
-      void recordMatch(dynamo.client, tables, match('x.exe'), dies, {
-        ...options,
-        holderDeadline: deadline(),
-      });
+    it('expires a claim time after its holder died (no more renewals), and the retry alerts once', async () => {
+      // A holder that dies with its process: its publish never returns and its renewals stop.
+      let alive = true;
+      const holderClient = {
+        send: (command: Parameters<DynamoDBClient['send']>[0]) =>
+          alive ? dynamo.client.send(command as never) : new Promise(() => undefined),
+      } as unknown as DynamoDBClient;
+      void recordMatch(holderClient, tables, match('x.exe'), dies, { ...options, renewEveryMs });
       await new Promise((resolve) => setTimeout(resolve, 50)); // the claim is taken
+      await renewals();
+      alive = false;
 
-      clock += 300_000; // the holder's invocation has ended, the margin not yet
       await expect(record(match('x.exe'))).rejects.toThrow(AlertInFlightError);
-      clock += 11_000;
+      clock += 61_000;
+      await renewals();
       const retry = await record(match('x.exe'));
 
       expect(retry).toMatchObject({ alert: true, reason: 'first match' });

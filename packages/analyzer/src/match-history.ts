@@ -13,6 +13,7 @@ import {
 } from '@binaryalert/core';
 import {
   claimExpiry,
+  holdClaim,
   releaseClaim,
   stillNewCopy,
   stillNewRules,
@@ -34,12 +35,13 @@ import { AlertInFlightError } from './errors';
  * it loses it when it expires, so the retried message alerts. A delivery that finds a live claim
  * fails with AlertInFlightError carrying the time left on the claim: its message is retried right
  * after the expiry. Nobody can tell a dead holder from a slow one before that (on AWS or locally),
- * so taking a live claim over could alert twice; waiting for the expiry cannot. A claim therefore
- * lives until its holder's invocation must have ended (Lambda stops it at its timeout), never
- * less than the claim time: a slow holder (a publish or a throttled commit outlasting the claim
- * time, possible with lambda_analyze_timeout_sec above it) still holds it when it records the
- * alert. A holder that died (a killed worker, a killed stack) delays its object's alert by at most
- * that life. The claim itself (take, release, expiry, its conditions) is alert-claim.ts.
+ * so taking a live claim over could alert twice; waiting for the expiry cannot. The holder
+ * therefore renews its claim while it publishes and records (every third of the claim time): a
+ * slow holder (a publish or a throttled commit outlasting the claim time, possible with
+ * lambda_analyze_timeout_sec above it) still holds it when it records the alert, and a holder that
+ * died (a killed worker, a killed stack) renews nothing, so its object's alert is delayed by at
+ * most the claim time. The claim itself (take, renew, release, expiry, its conditions) is
+ * alert-claim.ts.
  */
 
 export interface MatchTables {
@@ -77,29 +79,14 @@ export interface MatchDecision {
 export interface RecordMatchOptions {
   /** Clock (epoch ms); tests move it to expire claims. */
   now?: () => number;
-  /** How long a claim protects an alert in flight at least (default 60 s, well above one SNS
-   * publish). */
+  /** How long a claim protects an alert in flight without a renewal (default 60 s, well above
+   * one SNS publish). */
   claimMs?: number;
-  /** When the invocation holding the claim must have ended (epoch ms; Lambda's deadline): the
-   * claim lives until then plus a margin, if that is longer than `claimMs`. */
-  holderDeadline?: number;
+  /** How often the holder renews its claim (default a third of `claimMs`). */
+  renewEveryMs?: number;
 }
 
 const DEFAULT_CLAIM_MS = 60_000;
-/** Beyond the holder's deadline: a publish SNS received just before it, the clocks of hosts. */
-const DEADLINE_MARGIN_MS = 10_000;
-/** The longest a delivery that finds the alert claimed waits before it looks again. */
-const CLAIM_RECHECK_MS = 30_000;
-/** The longest a claim lives: Lambda's longest invocation (15 min) and the margin. */
-const MAX_CLAIM_MS = 15 * 60_000 + DEADLINE_MARGIN_MS;
-
-/** How long a claim taken at `now` lives (see the module comment). */
-function claimLifeMs(now: number, options: RecordMatchOptions): number {
-  const minimum = options.claimMs ?? DEFAULT_CLAIM_MS;
-  const holder =
-    options.holderDeadline === undefined ? 0 : options.holderDeadline + DEADLINE_MARGIN_MS - now;
-  return Math.min(Math.max(minimum, holder), Math.max(minimum, MAX_CLAIM_MS));
-}
 
 interface BinaryState {
   /** Whether any rule alerted on this binary (its item can exist without: delta results). */
@@ -240,12 +227,11 @@ export async function recordMatch(
   const claim: Claim = newCopy
     ? { table: tables.ledger, key: ledgerKey(record.object), token: randomUUID() }
     : { table: tables.matches, key: matchKey(record.sha256), token: randomUUID() };
-  const takenAt = now();
-  const claimMs = claimLifeMs(takenAt, options);
+  const claimMs = options.claimMs ?? DEFAULT_CLAIM_MS;
   const claimed = await takeClaim(
     dynamo,
     claim,
-    takenAt,
+    now(),
     claimMs,
     newCopy ? stillNewCopy(record.sha256) : stillNewRules(decision.newRules),
   );
@@ -259,22 +245,29 @@ export async function recordMatch(
     if (!decide(record, binaryNow, objectNow).alert) {
       return { alert: false, reason: 'alerted by a duplicate delivery', newRules: [] };
     }
-    // Retried when the claim expires, or sooner: a live holder is usually done within seconds (the
-    // retry then finds the alert sent), and a claim may live as long as its holder's Lambda
-    // timeout, which a duplicate should not wait out; without a readable expiry, retry soon.
-    const retryAfterMs = Math.min(CLAIM_RECHECK_MS, Math.max(1000, (expiresAt ?? 0) - now()));
+    // Retried when the claim expires (within the claim time, as its holder renews it; one more
+    // receive of the message); without a readable expiry (released meanwhile), retry soon.
+    const retryAfterMs = Math.min(claimMs, Math.max(1000, (expiresAt ?? 0) - now()));
     throw new AlertInFlightError(
       `another analysis holds the alert for ${record.sha256} for ${Math.ceil(retryAfterMs / 1000)} s more; retrying then`,
       retryAfterMs,
     );
   }
+  const release = holdClaim(dynamo, claim, now, claimMs, options.renewEveryMs ?? claimMs / 3);
   try {
-    await publish(decision);
-  } catch (error) {
-    await releaseClaim(dynamo, claim).catch(() => undefined); // else it expires
-    throw error;
+    try {
+      await publish(decision);
+    } catch (error) {
+      await releaseClaim(dynamo, claim).catch(() => undefined); // else it expires
+      throw error;
+    }
+    await recordSent(
+      () => commitAlert(dynamo, tables, record, decision, claim, now()),
+      claimMs / 2,
+    );
+  } finally {
+    release(); // a renewal after the commit finds the claim gone and changes nothing
   }
-  await recordSent(() => commitAlert(dynamo, tables, record, decision, claim, now()), claimMs / 2);
   return decision;
 }
 

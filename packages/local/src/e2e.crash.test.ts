@@ -101,16 +101,7 @@ describe('the local stack after kill -9 in the middle of a 500-upload load', () 
     const prefix = `crash${Math.random().toString(36).slice(2, 7).replace(/\d/g, 'x')}`;
     const tfvars = join(work.path, 'terraform.tfvars');
     const settings = await readFile(REPO_TFVARS, 'utf8');
-    // An analysis the kill cut off while it held an alert claim is retried once the claim expires,
-    // after its invocation's deadline (match-history.ts): a 60 s timeout keeps that inside the
-    // wait for every verdict below.
-    await writeFile(
-      tfvars,
-      settings
-        .replace(/^name_prefix\s*=.*$/m, `name_prefix = "${prefix}"`)
-        .replace(/^lambda_analyze_timeout_sec\s*=.*$/m, 'lambda_analyze_timeout_sec = 60')
-        .replace(/^scan_timeout_seconds\s*=.*$/m, 'scan_timeout_seconds = 30'),
-    );
+    await writeFile(tfvars, settings.replace(/^name_prefix\s*=.*$/m, `name_prefix = "${prefix}"`));
     const config = await loadTfvars(tfvars);
     const names = resourceNames(config);
     const bucket = names.bucket;
