@@ -30,7 +30,7 @@ import type { ActiveRules } from './rules-release';
  * - "still holds": S3's ETag, size and Last-Modified equal the ledger's. The batcher's listing says
  *   so when it was made after the verdict (no request per object); otherwise a HEAD (which also
  *   compares the version id);
- * - the content prefilter: when the verdict's content signature (the trigrams of every byte the
+ * - the content prefilter: when the binary's content signature (the trigrams of every byte the
  *   full analysis scanned) lacks a literal that any match of the delta rules requires (the
  *   release's `delta.prefilter`), no delta rule can match: decided with no download or read;
  * - each distinct SHA-256 is scanned with the delta once: within an invocation the copies wait for
@@ -45,8 +45,10 @@ import type { ActiveRules } from './rules-release';
  * - a delta rule matched: the object is analyzed in full, which records and alerts as always.
  * Everything else (no ledger entry, changed bytes, an older verdict, a skipped, failed or partial
  * one, a release without a delta) is analyzed in full.
- * An invocation reads its objects' ledger entries and their binaries' delta outcomes in batches
- * first (prepareDeltaRescans, delta-reads.ts); whatever that could not read is read per object.
+ * An invocation reads its objects' ledger entries, then their binaries' content signatures and
+ * delta outcomes, in batches first (prepareDeltaRescans, delta-reads.ts), and carries what those
+ * reads settle alone, 25 to a request, before any download (settleFromLedger); whatever the batches
+ * could not read is read per object.
  * Whether a verdict still stands is delta-carry.ts; the download and scan with the delta rules is
  * delta-scan.ts.
  */

@@ -5,7 +5,7 @@ import { z } from 'zod';
  *
  * A full analysis asks the addon for the object's content signature: the byte trigrams of
  * everything it scanned (the object and every container member) hashed into a bitmap, stored on
- * the object's ledger item. A rules release states, for its delta rules, what bytes any match
+ * the binary's match-table item (CONTENT_SIGNATURE_ATTRIBUTE). A rules release states, for its delta rules, what bytes any match
  * requires (a ContentRequirement, computed from the rule sources by the CLI). A delta re-scan
  * then decides "no delta rule can match" without reading the object when some required literal
  * has a trigram the bitmap does not hold. Hash collisions only ever make the bitmap say "present":
@@ -43,7 +43,7 @@ export interface ContentSignature {
   log2Bits: number;
 }
 
-/** The signature of a ledger attribute, or undefined when it is absent, of another format or damaged. */
+/** The signature of a stored attribute, or undefined when it is absent, of another format or damaged. */
 export function readContentSignature(value: Uint8Array | undefined): ContentSignature | undefined {
   if (!value || value.length < 1 + MIN_BITMAP_BYTES || value[0] !== FORMAT) return undefined;
   const bytes = value.length - 1;
