@@ -51,6 +51,18 @@ describe('recordMatch', () => {
     return Promise.resolve();
   };
   const publishFails = () => Promise.reject(new PublishRefused('SNS is down'));
+  /** A publish that returns only once `finishPublish` is called (SNS retrying, a slow network). */
+  const slowPublish = () => {
+    let finish!: () => void;
+    const slow = (decision: MatchDecision) =>
+      new Promise<void>((resolve) => {
+        finish = () => {
+          published.push(decision);
+          resolve();
+        };
+      });
+    return { slow, finishPublish: () => finish() };
+  };
   /** A publish that never returns: the process dies while holding the claim. */
   const dies = () => new Promise<void>(() => undefined);
   const record = (m: MatchRecord, publish = publishOk) =>
@@ -211,14 +223,7 @@ describe('recordMatch', () => {
     });
 
     it('a duplicate delivery during the publish does not alert twice', async () => {
-      let finishPublish!: () => void;
-      const slow = (decision: MatchDecision) =>
-        new Promise<void>((resolve) => {
-          finishPublish = () => {
-            published.push(decision);
-            resolve();
-          };
-        });
+      const { slow, finishPublish } = slowPublish();
       const original = record(attempt, slow);
       await new Promise((resolve) => setTimeout(resolve, 50));
 
@@ -240,14 +245,7 @@ describe('recordMatch', () => {
     const renewals = () => new Promise((resolve) => setTimeout(resolve, 5 * renewEveryMs));
 
     it('is kept while its holder is alive: a duplicate delivery meanwhile waits and does not alert again', async () => {
-      let finishPublish!: () => void;
-      const slow = (decision: MatchDecision) =>
-        new Promise<void>((resolve) => {
-          finishPublish = () => {
-            published.push(decision);
-            resolve();
-          };
-        });
+      const { slow, finishPublish } = slowPublish();
       const holder = recordMatch(dynamo.client, tables, match('x.exe'), slow, {
         ...options,
         renewEveryMs,

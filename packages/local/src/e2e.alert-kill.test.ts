@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -6,6 +5,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { functionLogPath } from './functions';
 import { WORKER_KILLS_FILE, type WorkerKill } from './kill-journal';
 import { EICAR, startE2E, type E2E } from './testing/e2e';
+import { committedKey, recordedAlerts } from './testing/repeats';
 import { readJsonLines, waitFor } from './testing/fixtures';
 
 jest.setTimeout(240_000);
@@ -64,16 +64,16 @@ describe('the local stack end to end: an analyzer killed right after SNS accepte
         objects: [id],
       }),
     ]);
-    const analyzerLog = await readFile(
-      functionLogPath(e2e.dataDir, e2e.config.name_prefix, e2e.stack.names.analyzerFunction),
-      'utf8',
-    );
-    const recordedBy = analyzerLog
-      .split('\n')
-      .filter((line) => line.includes('"object matched YARA rules"'))
-      .map((line) => JSON.parse(line) as { object?: string; function_request_id?: string })
-      .filter((entry) => entry.object === id)
-      .map((entry) => entry.function_request_id);
+    // The invocations that logged the object's alert as recorded.
+    const recordedBy = [
+      ...(
+        await recordedAlerts(
+          functionLogPath(e2e.dataDir, e2e.config.name_prefix, e2e.stack.names.analyzerFunction),
+        )
+      ).keys(),
+    ]
+      .filter((recorded) => recorded.endsWith(committedKey('', id)))
+      .map((recorded) => recorded.slice(0, recorded.indexOf(' ')));
     expect(recordedBy).toEqual([repeat!.sender!.invocation]);
     expect(repeat!.sender!.invocation).not.toBe(first!.sender!.invocation);
     // The repeat is recorded as sent: a later analysis of the object does not alert.

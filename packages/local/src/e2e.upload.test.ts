@@ -8,6 +8,7 @@ import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-
 
 import { buildZips, EICAR, rulesWith, startE2E, type E2E } from './testing/e2e';
 import { tempDir, testConfig, waitFor } from './testing/fixtures';
+import { committedKey, recordedAlerts } from './testing/repeats';
 import { functionLogPath } from './functions';
 
 jest.setTimeout(240_000);
@@ -122,19 +123,11 @@ describe('the local stack end to end: uploads, alerts, retro-analysis and new ru
       invocation: expect.stringMatching(/^[0-9a-f-]{36}$/),
       pid: expect.any(Number),
     });
-    const analyzerLog = await readFile(
+    const recorded = await recordedAlerts(
       functionLogPath(e2e.dataDir, e2e.config.name_prefix, e2e.stack.names.analyzerFunction),
-      'utf8',
     );
-    const recorded = analyzerLog
-      .split('\n')
-      .filter((line) => line.includes('"object matched YARA rules"'))
-      .map((line) => JSON.parse(line) as { object?: string; function_request_id?: string });
-    expect(recorded).toContainEqual(
-      expect.objectContaining({
-        object: `S3:${bucket}:${sdkEicarKey}`,
-        function_request_id: sender!.invocation,
-      }),
+    expect([...recorded.keys()]).toContain(
+      committedKey(sender!.invocation, `S3:${bucket}:${sdkEicarKey}`),
     );
 
     const eicarItem = (await matchItems()).find((item) => item.SHA256?.S === EICAR_SHA256);

@@ -168,8 +168,8 @@ async function matchAlerts(
 /** The analyzer's line once an alert is recorded as sent (analyze.ts recordAndAlert). */
 const ALERT_RECORDED_MESSAGE = 'object matched YARA rules';
 
-/** When the analyzer logged each alert as recorded (committed), by `invocation object`. */
-async function recordedAlerts(analyzerLog: string): Promise<Map<string, number>> {
+/** When the analyzer logged each alert as recorded (committed), by committedKey. */
+export async function recordedAlerts(analyzerLog: string): Promise<Map<string, number>> {
   const recorded = new Map<string, number>();
   const text = await readFile(analyzerLog, 'utf8').catch(() => '');
   for (const line of text.split('\n')) {
