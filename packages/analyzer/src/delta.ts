@@ -47,8 +47,8 @@ import type { ActiveRules } from './rules-release';
  * one, a release without a delta) is analyzed in full.
  * An invocation reads its objects' ledger entries, then their binaries' content signatures and
  * delta outcomes, in batches first (prepareDeltaRescans, delta-reads.ts), and carries what those
- * reads settle alone, 25 to a request, before any download (settleFromLedger); whatever the batches
- * could not read is read per object.
+ * reads settle alone, 25 to a request, while it reads the others (settleFromLedger); whatever the
+ * batches could not read is read per object.
  * Whether a verdict still stands is delta-carry.ts; the download and scan with the delta rules is
  * delta-scan.ts.
  */
@@ -105,10 +105,17 @@ function outcomeWithoutDownload(
   return matched === undefined ? undefined : { matched, how: 'known' };
 }
 
+/** The objects an invocation's batch reads settle alone, and their outcomes once recorded. */
+export interface Settling {
+  refs: Set<S3ObjectRef>;
+  outcomes: Promise<Map<S3ObjectRef, CarriedOutcome | ObjectOutcome>>;
+}
+
 /**
  * The delta re-scans an invocation's batch reads settle alone (the ledger verdict stands for the
- * listed bytes and the delta's outcome is known without a download): their verdicts are carried
- * over together, 25 to a request. By the objects' refs; the others are left to analyzeAfterRelease.
+ * listed bytes and the delta's outcome is known without a download): decided at once, their
+ * verdicts carried over together, 25 to a request, while the invocation reads the others (which
+ * are left to analyzeAfterRelease).
  */
 export async function settleFromLedger(
   deps: AnalyzerDeps,
@@ -116,11 +123,12 @@ export async function settleFromLedger(
   refs: S3ObjectRef[],
   version: number,
   shared: DeltaRescans,
-): Promise<Map<S3ObjectRef, CarriedOutcome | ObjectOutcome>> {
+): Promise<Settling> {
   const settled = new Map<S3ObjectRef, CarriedOutcome | ObjectOutcome>();
-  if (refs.length === 0) return settled;
+  const none = { refs: new Set<S3ObjectRef>(), outcomes: Promise.resolve(settled) };
+  if (refs.length === 0) return none;
   const rules = await deps.rules.current();
-  if (!usableDelta(rules)) return settled;
+  if (!usableDelta(rules)) return none;
   const carries: Carry[] = [];
   for (const ref of refs) {
     const id = objectId(ref.bucket, ref.key);
@@ -139,9 +147,13 @@ export async function settleFromLedger(
     const known = outcomeWithoutDownload(unchanged.previous, rules.manifest.delta, shared);
     if (known && !known.matched) carries.push({ ref, ...unchanged, how: known.how });
   }
-  const outcomes = await carryOver(deps, settings, rules, version, carries);
-  carries.forEach((carry, index) => settled.set(carry.ref, outcomes[index]!));
-  return settled;
+  return {
+    refs: new Set([...settled.keys(), ...carries.map((carry) => carry.ref)]),
+    outcomes: carryOver(deps, settings, rules, version, carries).then((outcomes) => {
+      carries.forEach((carry, index) => settled.set(carry.ref, outcomes[index]!));
+      return settled;
+    }),
+  };
 }
 
 interface Carry extends Unchanged {

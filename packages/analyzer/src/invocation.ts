@@ -182,17 +182,19 @@ async function handleInput(
   const scanSlots = new Slots(settings.concurrency);
   const deltaRefs = input.tasks.flatMap((task) => (task.ref.retro === 'delta' ? [task.ref] : []));
   const rescans = await prepareDeltaRescans(deps, settings, deltaRefs);
-  // What the batch reads alone settle is carried over in batches, before any download.
-  const settled = await settleFromLedger(deps, settings, deltaRefs, version, rescans);
-  const outcomes = await mapConcurrent(
-    input.tasks,
-    settings.concurrency + 1,
-    async (task) =>
-      settled.get(task.ref) ??
-      (task.ref.retro === 'delta'
+  // What the batch reads alone settle is carried over in batches while the others are read.
+  const settling = await settleFromLedger(deps, settings, deltaRefs, version, rescans);
+  const others = input.tasks.filter((task) => !settling.refs.has(task.ref));
+  const [settled, analyzed] = await Promise.all([
+    settling.outcomes,
+    mapConcurrent(others, settings.concurrency + 1, (task) =>
+      task.ref.retro === 'delta'
         ? analyzeAfterRelease(deps, settings, task.ref, version, remainingMs, scanSlots, rescans)
-        : analyzeObject(deps, settings, task.ref, version, remainingMs, scanSlots)),
-  );
+        : analyzeObject(deps, settings, task.ref, version, remainingMs, scanSlots),
+    ),
+  ]);
+  const byTask = new Map(others.map((task, index) => [task, analyzed[index]!]));
+  const outcomes = input.tasks.map((task) => settled.get(task.ref) ?? byTask.get(task)!);
   const finished = finishedGroups(input, outcomes);
   if (input.kind !== 's3') {
     const requeued = await requeueFailedObjects(

@@ -1,9 +1,9 @@
 // Entry of an emulator's child process (see supervisor.ts): starts one emulator on 127.0.0.1,
 // reports its port and events to the parent over IPC, and exits when the parent goes away.
 import { join } from 'node:path';
-import dynalite from 'dynalite';
 
 import { errorText } from '@binaryalert/core';
+import { createDynamoServer } from './dynamo-server';
 import { closeServer, listenLoopback } from './loopback';
 import { startS3Server } from './s3/server';
 import type { ObjectCreatedEvent } from './s3/store';
@@ -39,7 +39,7 @@ async function main(kind: string, settings: Settings): Promise<() => Promise<voi
       return server.close;
     }
     case 'dynamodb': {
-      const server = dynalite({
+      const server = createDynamoServer({
         path: join(settings.dataDir, 'dynamodb'),
         createTableMs: 0,
         deleteTableMs: 0,

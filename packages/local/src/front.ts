@@ -4,7 +4,6 @@ import { errorText } from '@binaryalert/core';
 import { isGetObject, slowStream, type FaultInjector } from './faults';
 import { refusal } from './guard';
 import { sendJsonError, sendQueryError, signingService } from './protocol';
-import { serveBatchExecuteStatement } from './partiql';
 import { proxy } from './proxy';
 import { s3Target } from './s3/http';
 import { serveSqs } from './sqs-front';
@@ -76,19 +75,8 @@ async function proxyDynamo(
     );
     return;
   }
-  await serveDynamo(req, res, routes.dynamoPort);
-}
-
-/** DynamoDB: dynalite, and BatchExecuteStatement (which it lacks) run as its UpdateItems. */
-export async function serveDynamo(
-  req: IncomingMessage,
-  res: ServerResponse,
-  dynamoPort: number,
-): Promise<void> {
-  if (req.headers['x-amz-target'] === 'DynamoDB_20120810.BatchExecuteStatement') {
-    return serveBatchExecuteStatement(req, res, dynamoPort);
-  }
-  await proxy(req, res, dynamoPort);
+  // BatchExecuteStatement too: the DynamoDB emulator serves it (dynamo-server.ts).
+  await proxy(req, res, routes.dynamoPort);
 }
 
 /**

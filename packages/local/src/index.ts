@@ -40,12 +40,12 @@ export async function reconcileVerdicts(
   return reconcile.reconcileVerdicts(...args);
 }
 
-/** Serves one DynamoDB request through dynalite as the stack's front does (see `./front`); the
- * front and its SDK clients load on the first call, not on import. */
-export async function serveDynamo(
-  ...args: Parameters<(typeof import('./front'))['serveDynamo']>
-): ReturnType<(typeof import('./front'))['serveDynamo']> {
+/** The stack's DynamoDB server (dynalite and BatchExecuteStatement, see `./dynamo-server`);
+ * dynalite loads on the first call, not on import. */
+export function createDynamoServer(
+  ...args: Parameters<(typeof import('./dynamo-server'))['createDynamoServer']>
+): ReturnType<(typeof import('./dynamo-server'))['createDynamoServer']> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const front = require('./front') as typeof import('./front');
-  return front.serveDynamo(...args);
+  const server = require('./dynamo-server') as typeof import('./dynamo-server');
+  return server.createDynamoServer(...args);
 }

@@ -3,6 +3,7 @@ import {
   CreateTableCommand,
   GetItemCommand,
   PutItemCommand,
+  type AttributeValue,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import { startDynamo, uniqueName, type Emulator } from '@binaryalert/testing';
@@ -102,6 +103,36 @@ describe('BatchExecuteStatement on dynalite (PartiQL UPDATEs run as its UpdateIt
       expect(await item(untouched)).toMatchObject({ N: { N: '1' }, Gone: { S: 'x' } });
     }
     expect(await item('zz')).toBeUndefined();
+  });
+
+  it("judges each statement by its own values when dynalite's parse is reused", async () => {
+    // One statement shape throughout: the server parses it once and fills in the values.
+    const update = (key: string, value: string, limit: AttributeValue) => ({
+      Statement: `UPDATE "${table}" SET "N" = ? WHERE "Bucket" = ? AND "Key" = ? AND "N" < ?`,
+      Parameters: [{ N: value }, { S: 'bk' }, { S: key }, limit],
+    });
+    const codes = async (statements: ReturnType<typeof update>[]) => {
+      const { Responses = [] } = await dynamo.client.send(
+        new BatchExecuteStatementCommand({ Statements: statements }),
+      );
+      return Responses.map((response) => response.Error?.Code ?? 'ok');
+    };
+
+    expect(
+      await codes([
+        update('a', '2', { N: '5' }), // 1 < 5: written
+        update('b', '3', { N: '1' }), // 1 < 1 false
+        update('c', '4', { S: '5' }), // a string limit: another parse; N < S is false
+        update('c', 'not a number', { N: '5' }), // checked though the parse is reused
+      ]),
+    ).toEqual(['ok', 'ConditionalCheckFailed', 'ConditionalCheckFailed', 'ValidationError']);
+    expect(await codes([update('b', '8', { N: '9' }), update('a', '9', { N: '2' })])).toEqual([
+      'ok',
+      'ConditionalCheckFailed',
+    ]);
+    expect((await item('a'))?.N).toEqual({ N: '2' });
+    expect((await item('b'))?.N).toEqual({ N: '8' });
+    expect((await item('c'))?.N).toEqual({ N: '1' });
   });
 
   it('refuses more than 25 statements as DynamoDB does, running none', async () => {

@@ -1,9 +1,9 @@
 // DynamoDB's BatchExecuteStatement, which dynalite lacks. Each statement must be what the Lambda
 // code sends: a parameterized single-item PartiQL UPDATE (`UPDATE "t" SET "a" = ? REMOVE "b"
-// WHERE "k" = ? AND <condition>`). It runs as the conditional UpdateItem it means, against dynalite,
-// so conditions are judged by dynalite as for any UpdateItem. Anything else is answered with the
+// WHERE "k" = ? AND <condition>`). It runs as the conditional UpdateItem it means, by dynalite (in
+// its process, dynamo-server.ts), so conditions are judged by dynalite as for any UpdateItem. Anything else is answered with the
 // statement's ValidationError rather than guessed at.
-import { request, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import { readBody, sendJson, sendJsonError } from './protocol';
 
@@ -244,49 +244,11 @@ interface DynaliteReply {
   Table?: { KeySchema?: { AttributeName: string }[] };
 }
 
-/** One JSON request to dynalite with the caller's signature headers; its status and body. */
-function dynalite(
-  port: number,
-  req: IncomingMessage,
-  operation: string,
-  input: unknown,
-): Promise<{ status: number; body: DynaliteReply }> {
-  const payload = Buffer.from(JSON.stringify(input));
-  return new Promise((resolve, reject) => {
-    const upstream = request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/',
-        headers: {
-          authorization: req.headers.authorization ?? '',
-          'x-amz-date': req.headers['x-amz-date'] ?? '',
-          'content-type': 'application/x-amz-json-1.0',
-          'content-length': payload.length,
-          'x-amz-target': `DynamoDB_20120810.${operation}`,
-        },
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => {
-          try {
-            resolve({
-              status: response.statusCode ?? 500,
-              body: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as DynaliteReply,
-            });
-          } catch (error) {
-            reject(error instanceof Error ? error : new Error(String(error)));
-          }
-        });
-        response.on('error', reject);
-      },
-    );
-    upstream.on('error', reject);
-    upstream.end(payload);
-  });
-}
+/** One dynalite operation (dynamo-server.ts runs it in dynalite's process): status and answer. */
+export type DynamoCall = (
+  operation: 'UpdateItem' | 'DescribeTable',
+  input: Record<string, unknown>,
+) => Promise<{ status: number; body: DynaliteReply }>;
 
 /** BatchStatementError codes by the UpdateItem error they stand for. */
 function batchErrorCode(type: string): string {
@@ -314,7 +276,7 @@ function batchErrorCode(type: string): string {
 export async function serveBatchExecuteStatement(
   req: IncomingMessage,
   res: ServerResponse,
-  dynamoPort: number,
+  dynamo: DynamoCall,
 ): Promise<void> {
   let input: { Statements?: { Statement?: unknown; Parameters?: unknown }[] };
   try {
@@ -338,17 +300,15 @@ export async function serveBatchExecuteStatement(
     if (!keySchemas.has(table)) {
       keySchemas.set(
         table,
-        dynalite(dynamoPort, req, 'DescribeTable', { TableName: table }).then(
-          ({ status, body }) => {
-            const keySchema = body.Table?.KeySchema;
-            if (status !== 200 || !keySchema) {
-              throw Object.assign(new StatementError(body.message ?? 'no such table'), {
-                code: 'ResourceNotFound',
-              });
-            }
-            return keySchema.map((element) => element.AttributeName);
-          },
-        ),
+        dynamo('DescribeTable', { TableName: table }).then(({ status, body }) => {
+          const keySchema = body.Table?.KeySchema;
+          if (status !== 200 || !keySchema) {
+            throw Object.assign(new StatementError(body.message ?? 'no such table'), {
+              code: 'ResourceNotFound',
+            });
+          }
+          return keySchema.map((element) => element.AttributeName);
+        }),
       );
     }
     return keySchemas.get(table)!;
@@ -361,7 +321,7 @@ export async function serveBatchExecuteStatement(
         const parameters = Array.isArray(entry.Parameters) ? (entry.Parameters as unknown[]) : [];
         const parsed = parseUpdateStatement(entry.Statement);
         const update = updateItemInput(parsed, parameters, await keyNames(parsed.table));
-        const { status, body } = await dynalite(dynamoPort, req, 'UpdateItem', update);
+        const { status, body } = await dynamo('UpdateItem', update);
         return status === 200
           ? { TableName: parsed.table }
           : {

@@ -12,8 +12,7 @@ import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import dynalite from 'dynalite';
-import { serveDynamo, startS3Server, startSqsServer } from '@binaryalert/local';
+import { createDynamoServer, startS3Server, startSqsServer } from '@binaryalert/local';
 
 /** Dummy credentials: the emulators accept any pair. */
 export const TEST_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
@@ -103,23 +102,13 @@ export async function startSqs(): Promise<Emulator<SQSClient>> {
 }
 
 /**
- * Starts dynalite in memory, with tables ACTIVE as soon as they are created, behind the local
- * stack's DynamoDB front (which serves BatchExecuteStatement with dynalite's UpdateItem).
+ * Starts the local stack's DynamoDB server (dynalite, and BatchExecuteStatement run by its
+ * UpdateItem) in memory, with tables ACTIVE as soon as they are created.
  */
 export async function startDynamo(): Promise<Emulator<DynamoDBClient>> {
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  const dynamoPort = Number(new URL(await listen(server)).port);
-  const front = createServer((req, res) => {
-    serveDynamo(req, res, dynamoPort).catch((error: unknown) => {
-      if (!res.headersSent) res.writeHead(500);
-      res.end(String(error));
-    });
-  });
-  const endpoint = await listen(front);
-  return emulator(endpoint, new DynamoDBClient(clientConfig(endpoint)), async () => {
-    await close(front);
-    await close(server);
-  });
+  const server = createDynamoServer({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  const endpoint = await listen(server);
+  return emulator(endpoint, new DynamoDBClient(clientConfig(endpoint)), () => close(server));
 }
 export * from './archives';
 export * from './dynamo-faults';

@@ -1,0 +1,175 @@
+// DynamoDB served locally: dynalite, plus the BatchExecuteStatement it lacks (partiql.ts). The
+// statements run in dynalite's own process, straight against its store through its own request
+// validation and UpdateItem: an HTTP request per statement cost more than the update itself.
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import dynalite from 'dynalite';
+import dynaliteDb from 'dynalite/db';
+import dynaliteValidations from 'dynalite/validations';
+import describeTable from 'dynalite/actions/describeTable';
+import updateItem from 'dynalite/actions/updateItem';
+import describeTableValidation from 'dynalite/validations/describeTable';
+import updateItemValidation from 'dynalite/validations/updateItem';
+
+import { serveBatchExecuteStatement, type DynamoCall } from './partiql';
+import { sendJsonError } from './protocol';
+
+type DynaliteOptions = NonNullable<Parameters<typeof dynalite>[0]>;
+
+const OPERATIONS = {
+  UpdateItem: { action: updateItem, validation: updateItemValidation },
+  DescribeTable: { action: describeTable, validation: describeTableValidation },
+};
+
+type Expressions = Record<string, unknown> & {
+  UpdateExpression?: string;
+  ConditionExpression?: string;
+  ExpressionAttributeNames?: Record<string, string>;
+  ExpressionAttributeValues?: Record<string, Record<string, unknown>>;
+};
+
+/** Where a statement's value goes in a parsed expression kept for reuse. */
+class Placeholder {
+  constructor(readonly ref: string) {}
+}
+
+/** A copy of `tree` with `replace`'s answer wherever it has one (plain objects and arrays only). */
+function rebuild(tree: unknown, replace: (node: object) => unknown): unknown {
+  if (typeof tree !== 'object' || tree === null) return tree;
+  const replaced = replace(tree);
+  if (replaced !== undefined) return replaced;
+  if (Array.isArray(tree)) return tree.map((node) => rebuild(node, replace));
+  return Object.fromEntries(Object.entries(tree).map(([k, node]) => [k, rebuild(node, replace)]));
+}
+
+/**
+ * dynalite's validateExpressions, reusing parses: the statements of a batch differ in their values
+ * only, and dynalite's expression parser cost more than the whole update. A parse is kept by its
+ * expressions, names and value types, with placeholders where the values were (its parser puts
+ * the very value objects in the tree), and filled with each statement's values; a tree the values
+ * cannot all be found in is never kept. At most MAX_TEMPLATES kept (a hostile client sends new ones).
+ */
+function reusingParses(
+  parse: (data: Expressions) => string | undefined,
+): (data: Expressions) => string | undefined {
+  const MAX_TEMPLATES = 64;
+  const templates = new Map<string, { updates: unknown; condition: unknown }>();
+  return (data) => {
+    const values = data.ExpressionAttributeValues ?? {};
+    const key = JSON.stringify([
+      data.UpdateExpression,
+      data.ConditionExpression,
+      data.ExpressionAttributeNames,
+      Object.entries(values).map(([ref, value]) => [ref, Object.keys(value)]),
+    ]);
+    const template = templates.get(key);
+    if (template) {
+      for (const [ref, value] of Object.entries(values)) {
+        const invalid = dynaliteValidations.validateAttributeValue(value);
+        if (invalid)
+          return `ExpressionAttributeValues contains invalid value: ${invalid} for key ${ref}`;
+      }
+      const fill = (node: object) => (node instanceof Placeholder ? values[node.ref] : undefined);
+      data._updates = rebuild(template.updates, fill);
+      data._condition = rebuild(template.condition, fill);
+      return undefined;
+    }
+    const invalid = parse(data);
+    if (invalid !== undefined) return invalid;
+    const refs = new Map(Object.entries(values).map(([ref, value]) => [value as object, ref]));
+    const found = new Set<string>();
+    const mark = (node: object) => {
+      const ref = refs.get(node);
+      if (ref === undefined) return undefined;
+      found.add(ref);
+      return new Placeholder(ref);
+    };
+    const kept = {
+      updates: rebuild(data._updates, mark),
+      condition: rebuild(data._condition, mark),
+    };
+    if (found.size === refs.size) {
+      if (templates.size >= MAX_TEMPLATES) templates.clear();
+      templates.set(key, kept);
+    }
+    return undefined;
+  };
+}
+
+/** One dynalite operation, validated and run as its HTTP handler would, without the HTTP. */
+function callIn(store: unknown): DynamoCall {
+  const validateExpressions = reusingParses(dynaliteValidations.validateExpressions);
+  return (operation, input) =>
+    new Promise((resolve, reject) => {
+      const { action, validation } = OPERATIONS[operation];
+      const answer = (error: unknown, output?: unknown) => {
+        const refused = error as { statusCode?: number; body?: Record<string, unknown> } | null;
+        if (refused?.statusCode) resolve({ status: refused.statusCode, body: refused.body ?? {} });
+        else if (error) reject(error instanceof Error ? error : new Error(String(error)));
+        else resolve({ status: 200, body: (output ?? {}) as Record<string, unknown> });
+      };
+      const parse = dynaliteValidations.validateExpressions;
+      try {
+        const data = dynaliteValidations.checkTypes(input, validation.types);
+        // dynalite's validation calls the module's validateExpressions, synchronously.
+        dynaliteValidations.validateExpressions = validateExpressions;
+        try {
+          dynaliteValidations.checkValidations(data, validation.types, validation.custom, store);
+        } finally {
+          dynaliteValidations.validateExpressions = parse;
+        }
+        action(store, data, answer);
+      } catch (error) {
+        answer(error);
+      }
+    });
+}
+
+/** dynalite's server and its store (which dynalite does not expose: caught as it is created). */
+function dynaliteWithStore(options: DynaliteOptions): { server: Server; store: unknown } {
+  const create = dynaliteDb.create;
+  let store: unknown;
+  dynaliteDb.create = (settings) => (store = create(settings));
+  try {
+    const server = dynalite(options);
+    return { server, store };
+  } finally {
+    dynaliteDb.create = create;
+  }
+}
+
+/**
+ * An HTTP server answering as DynamoDB does for what dynalite serves and for BatchExecuteStatement.
+ * Not listening yet; closing it closes dynalite's store.
+ */
+export function createDynamoServer(options: DynaliteOptions): Server {
+  const { server, store } = dynaliteWithStore(options);
+  const [serveDynalite] = server.listeners('request') as ((
+    req: IncomingMessage,
+    res: ServerResponse,
+  ) => void)[];
+  server.removeAllListeners('request');
+  const call = callIn(store);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.headers['x-amz-target'] !== 'DynamoDB_20120810.BatchExecuteStatement') {
+      serveDynalite!(req, res);
+      return;
+    }
+    // As dynalite checks every request it serves: signed with SigV4 (not verified).
+    if (!/^AWS4-/.test(req.headers.authorization?.trim() ?? '')) {
+      req.resume();
+      sendJsonError(
+        res,
+        400,
+        'com.amazon.coral.service#MissingAuthenticationTokenException',
+        'Request is missing Authentication Token',
+        'application/x-amz-json-1.0',
+      );
+      return;
+    }
+    serveBatchExecuteStatement(req, res, call).catch((error: unknown) => {
+      if (!res.headersSent) res.writeHead(500);
+      res.end(String(error));
+    });
+  });
+  return server;
+}
