@@ -78,16 +78,23 @@ async function main(): Promise<void> {
   // The keys the analysis downloaded (the objects the delta could not settle from the ledger).
   const readKeys = new Set<string>();
   let readBytes = 0;
+  // Wall time with at least one request awaiting its answer (a GetObject's until its headers).
+  const waiting = { ms: 0, outstanding: 0, since: 0 };
   for (const client of [s3, dynamo] as const) {
     (client as S3Client).middlewareStack.add(
       (next, context) => async (input) => {
         const name = (context.commandName ?? '?').replace(/Command$/, '');
         requests[name] = (requests[name] ?? 0) + 1;
-        if (name !== 'GetObject') return next(input);
-        readKeys.add((input.input as { Key: string }).Key);
-        const result = await next(input);
-        readBytes += (result.output as { ContentLength?: number }).ContentLength ?? 0;
-        return result;
+        if (waiting.outstanding++ === 0) waiting.since = performance.now();
+        try {
+          if (name !== 'GetObject') return await next(input);
+          readKeys.add((input.input as { Key: string }).Key);
+          const result = await next(input);
+          readBytes += (result.output as { ContentLength?: number }).ContentLength ?? 0;
+          return result;
+        } finally {
+          if (--waiting.outstanding === 0) waiting.ms += performance.now() - waiting.since;
+        }
       },
       { step: 'initialize', name: 'benchCounts' },
     );
@@ -155,6 +162,7 @@ async function main(): Promise<void> {
   for (const name of Object.keys(requests)) delete requests[name];
   readKeys.clear();
   readBytes = 0;
+  waiting.ms = 0;
   const result =
     args.mode === 'parts'
       ? await measureParts(deps, settings, loaded, invocations.flat())
@@ -175,6 +183,7 @@ async function main(): Promise<void> {
       requests,
       readKeys: [...readKeys],
       readBytes,
+      waitingMs: waiting.ms,
     })}\n`,
   );
 }

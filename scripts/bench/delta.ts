@@ -39,6 +39,8 @@ interface ChildResult extends Timing {
   /** Keys the analysis downloaded, and their bytes. */
   readKeys: string[];
   readBytes: number;
+  /** Wall time with a request to S3 or DynamoDB awaiting its answer. */
+  waitingMs: number;
 }
 
 interface PartsResult extends Omit<ChildResult, 'wallMs' | 'cpuMs'> {
@@ -229,7 +231,7 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
       metric: `delta re-analysis after adding 1 rule (delta: ${delta.deltaRules} rule)`,
       value: delta.wallMs / 1000,
       unit: 's',
-      note: `analyzer CPU ${(delta.cpuMs / 1000).toFixed(2)} s; per object: ${requestsPerObject(delta)}`,
+      note: `analyzer CPU ${(delta.cpuMs / 1000).toFixed(2)} s; waiting on S3 or DynamoDB ${(delta.waitingMs / 1000).toFixed(2)} s; per object: ${requestsPerObject(delta)}`,
     },
     { section: SECTION, metric: 'delta / full, wall time', value: wallRatio, unit: 'x' },
     { section: SECTION, metric: 'delta / full, analyzer CPU', value: cpuRatio, unit: 'x' },

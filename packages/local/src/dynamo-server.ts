@@ -104,8 +104,8 @@ function callIn(store: unknown): DynamoCall {
       const answer = (error: unknown, output?: unknown) => {
         const refused = error as { statusCode?: number; body?: Record<string, unknown> } | null;
         if (refused?.statusCode) resolve({ status: refused.statusCode, body: refused.body ?? {} });
-        else if (error) reject(error instanceof Error ? error : new Error(String(error)));
-        else resolve({ status: 200, body: (output ?? {}) as Record<string, unknown> });
+        else if (error) reject(error instanceof Error ? error : new Error('dynalite failed'));
+        else resolve({ status: 200, body: output ?? {} });
       };
       const parse = dynaliteValidations.validateExpressions;
       try {

@@ -19,15 +19,15 @@ declare module 'dynalite' {
 // dynalite's own modules, for the local stack's BatchExecuteStatement (packages/local
 // dynamo-server.ts), which runs statements in dynalite's process against its store.
 declare module 'dynalite/db' {
-  const db: { create(options: object): unknown };
+  const db: { create: (options: object) => unknown };
   export = db;
 }
 declare module 'dynalite/validations' {
   const validations: {
-    checkTypes(data: unknown, types: object): Record<string, unknown>;
-    checkValidations(data: unknown, types: object, custom: unknown, store: unknown): void;
-    validateExpressions(data: Record<string, unknown>): string | undefined;
-    validateAttributeValue(value: unknown): string | undefined;
+    checkTypes: (data: unknown, types: object) => Record<string, unknown>;
+    checkValidations: (data: unknown, types: object, custom: unknown, store: unknown) => void;
+    validateExpressions: (data: Record<string, unknown>) => string | undefined;
+    validateAttributeValue: (value: unknown) => string | undefined;
   };
   export = validations;
 }
