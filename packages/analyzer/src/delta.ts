@@ -174,6 +174,17 @@ async function carryOver(
     carriedRecord(previous, rules, version, observedAt, settings.verdictTtlDays),
   );
   const writes = await recordCarriedVerdicts(deps.dynamo, settings.verdictTable, records);
+  const how: Partial<Record<CarriedOutcome['how'], number>> = {};
+  carries.forEach((carry, index) => {
+    if (writes[index]!.written) how[carry.how] = (how[carry.how] ?? 0) + 1;
+  });
+  // One line for the batch; each object's at debug level (a re-scan carries most of a bucket).
+  if (Object.keys(how).length > 0) {
+    deps.log.info('verdicts carried over to a new rules release', {
+      rulesVersion: rules.manifest.version,
+      ...how,
+    });
+  }
   return carries.map(({ ref, previous, how }, index): CarriedOutcome | ObjectOutcome => {
     const [record, write] = [records[index]!, writes[index]!];
     const id = objectId(ref.bucket, ref.key);
@@ -186,7 +197,7 @@ async function carryOver(
       return { status: 'failed', id, error: write.error };
     }
     if (write.written) {
-      deps.log.info('verdict carried over to a new rules release', {
+      deps.log.debug('verdict carried over to a new rules release', {
         object: id,
         sha256,
         verdict: record.verdict,

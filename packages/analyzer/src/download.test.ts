@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import {
@@ -182,6 +184,32 @@ describe('downloadObject', () => {
       expect(error).toBeInstanceOf(DownloadError);
       // S3's 412: If-Match failed.
       expect((error as Error).cause).toMatchObject({ name: 'PreconditionFailed' });
+    });
+
+    it('reads a body sent without a Content-Length whole, and stops one that grows past the limit', async () => {
+      // S3 always announces the length; a server that streams chunked must still work.
+      const content = Buffer.from(Array.from({ length: 150_000 }, (_, i) => (i * 7) % 256));
+      const server = createServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', etag: '"e"' });
+        for (let at = 0; at < content.length; at += 40_000)
+          res.write(content.subarray(at, at + 40_000));
+        res.end();
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const chunked = new S3Client(clientConfig(endpoint));
+      try {
+        const whole = await downloadBytes(chunked, { bucket, key: 'chunked' }, 200_000);
+        if (whole.kind !== 'downloaded') throw new Error(`unexpected ${whole.kind}`);
+        expect(whole.bytes.equals(content)).toBe(true);
+        expect(await downloadBytes(chunked, { bucket, key: 'chunked' }, 100_000)).toMatchObject({
+          kind: 'too-large',
+        });
+      } finally {
+        chunked.destroy();
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
     });
 
     it('is too large by the event size (no request), by Content-Length, and missing objects are ObjectMissingError', async () => {

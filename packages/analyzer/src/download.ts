@@ -200,23 +200,32 @@ export async function downloadBytes(
   if (!(body instanceof Readable)) {
     throw new DownloadError(id, { cause: new TypeError('GetObject returned no readable body') });
   }
+  // Into one buffer of the announced size as the bytes arrive (no copy of the whole at the end);
+  // chunks only when S3 announced no length or sent more or less than it.
+  const announced = response.ContentLength;
+  let bytes = announced === undefined ? undefined : Buffer.allocUnsafe(announced);
   const chunks: Buffer[] = [];
   let size = 0;
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > maxBytes) {
+      if (size + chunk.length > maxBytes) {
         body.destroy();
-        return { kind: 'too-large', size };
+        return { kind: 'too-large', size: size + chunk.length };
       }
-      chunks.push(chunk);
+      if (bytes && size + chunk.length <= bytes.length) chunk.copy(bytes, size);
+      else {
+        if (bytes) chunks.push(bytes.subarray(0, size));
+        bytes = undefined;
+        chunks.push(chunk);
+      }
+      size += chunk.length;
     }
   } catch (error) {
     throw new DownloadError(id, { cause: error });
   }
   return {
     kind: 'downloaded',
-    bytes: Buffer.concat(chunks, size),
+    bytes: bytes ? bytes.subarray(0, size) : Buffer.concat(chunks, size),
     ...(response.ETag ? { etag: response.ETag } : {}),
     ...(response.VersionId ? { versionId: response.VersionId } : {}),
     metadata: { ...(response.Metadata ?? {}) },
