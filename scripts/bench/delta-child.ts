@@ -4,8 +4,9 @@
  * lists the bucket and packs the records as the batcher does (its packMessages: `full` records, or
  * `delta` records carrying the listing's ETag, size and Last-Modified, `objects_per_retro_message`
  * to a message), then analyzes them with handleInvocation, ten messages per invocation as SQS
- * hands them over during a re-scan (one invocation at a time, or `invocationsAtOnce` in flight). Its own wall and CPU time exclude the
- * rules' loading and the listing (the batcher's work, the same in both modes). `parts` instead
+ * hands them over during a re-scan, one invocation after the other (as a `worker`: its share of
+ * them, started with the others). Its own wall and CPU time exclude the rules' loading and the
+ * listing (the batcher's work, the same in both modes). `parts` instead
  * measures the parts of one object's cost one after the other over the whole bucket: download
  * (GetObject into a temp file, as a full analysis does; into memory, as the delta re-scan does),
  * hash + scan with the delta rules, hash + scan with every rule.
@@ -16,7 +17,8 @@ import { ListObjectsV2Command, S3Client, type _Object } from '@aws-sdk/client-s3
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 
-import { mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import {
@@ -57,8 +59,12 @@ interface ChildArgs {
   tempRoot: string;
   /** The batcher's keys per message (tfvars objects_per_retro_message). */
   objectsPerMessage: number;
-  /** Invocations in flight at once (1: one after the other). */
-  invocationsAtOnce: number;
+  /**
+   * One of several processes re-analyzing the bucket at once, as concurrent Lambda invocations
+   * run in execution environments of their own: it takes every `of`-th invocation from `index`,
+   * and starts when the file `start` exists (after writing `start.ready.<index>`).
+   */
+  worker?: { index: number; of: number; start: string };
 }
 
 /** SQS hands over at most 10 messages at once: the dispatcher's receive and Lambda's batch_size. */
@@ -153,9 +159,15 @@ async function main(): Promise<void> {
     args.mode.startsWith('delta') ? 'delta' : 'full',
     listedAt,
   ).map((message) => (JSON.parse(message.body) as { Records: S3EventRecord[] }).Records);
-  const invocations: S3EventRecord[][] = [];
+  let invocations: S3EventRecord[][] = [];
   for (let start = 0; start < messages.length; start += MESSAGES_PER_INVOCATION) {
     invocations.push(messages.slice(start, start + MESSAGES_PER_INVOCATION).flat());
+  }
+  const { worker } = args;
+  if (worker) {
+    invocations = invocations.filter((_, index) => index % worker.of === worker.index);
+    await writeFile(`${worker.start}.ready.${worker.index}`, '');
+    while (!existsSync(worker.start)) await new Promise((resolve) => setTimeout(resolve, 2));
   }
 
   // Only the analysis counts: not the release's own downloads above, nor the listing.
@@ -167,7 +179,7 @@ async function main(): Promise<void> {
     args.mode === 'parts'
       ? await measureParts(deps, settings, loaded, invocations.flat())
       : await measure(() =>
-          mapConcurrent(invocations, args.invocationsAtOnce, (Records) =>
+          mapConcurrent(invocations, 1, (Records) =>
             handleInvocation(deps, settings, { Records }, 1),
           ),
         );
@@ -188,14 +200,21 @@ async function main(): Promise<void> {
   );
 }
 
-/** Wall and CPU time (user + system, all threads) of `work`. */
-async function measure(work: () => Promise<unknown>): Promise<{ wallMs: number; cpuMs: number }> {
+/** Wall and CPU time (user + system, all threads) of `work`, and when it began and ended (epoch ms). */
+async function measure(
+  work: () => Promise<unknown>,
+): Promise<{ wallMs: number; cpuMs: number; startedAt: number; endedAt: number }> {
   const cpu0 = process.cpuUsage();
   const started = performance.now();
   await work();
-  const wallMs = performance.now() - started;
+  const ended = performance.now();
   const cpu = process.cpuUsage(cpu0);
-  return { wallMs, cpuMs: (cpu.user + cpu.system) / 1000 };
+  return {
+    wallMs: ended - started,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    startedAt: performance.timeOrigin + started,
+    endedAt: performance.timeOrigin + ended,
+  };
 }
 
 /** CPU time (user + system, all threads) of `work`, in ms. */

@@ -28,6 +28,9 @@ interface Timing {
 }
 
 interface ChildResult extends Timing {
+  /** When the measured analysis began and ended (epoch ms). */
+  startedAt: number;
+  endedAt: number;
   objects: number;
   rulesVersion: number;
   ruleCount: number;
@@ -128,28 +131,80 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
     }
     return { bucket, ...tables };
   }
+  const childArgs = (
+    target: Awaited<ReturnType<typeof bucketOf>>,
+    mode: 'full' | 'delta' | 'delta-unfiltered' | 'parts',
+    worker?: { index: number; of: number; start: string },
+  ) =>
+    JSON.stringify({
+      endpoint: stack.endpoint,
+      region: stack.region,
+      rulesBucket,
+      bakedRules: ctx.compiledRules,
+      alertsTopicArn: TopicArn,
+      mode,
+      concurrency: ctx.cores,
+      tempRoot,
+      objectsPerMessage: tfvars.objects_per_retro_message,
+      ...(worker ? { worker } : {}),
+      ...target,
+    });
   const analyze = async <Result = ChildResult>(
     target: Awaited<ReturnType<typeof bucketOf>>,
     mode: 'full' | 'delta' | 'delta-unfiltered' | 'parts',
-    invocationsAtOnce = 1,
-  ): Promise<Result> => {
-    const result = await runTimed(process.execPath, [
-      child,
-      JSON.stringify({
-        endpoint: stack.endpoint,
-        region: stack.region,
-        rulesBucket,
-        bakedRules: ctx.compiledRules,
-        alertsTopicArn: TopicArn,
-        mode,
-        concurrency: ctx.cores,
-        tempRoot,
-        objectsPerMessage: tfvars.objects_per_retro_message,
-        invocationsAtOnce,
-        ...target,
-      }),
-    ]);
-    return resultLine<Result>(result.stdout);
+  ): Promise<Result> =>
+    resultLine<Result>((await runTimed(process.execPath, [child, childArgs(target, mode)])).stdout);
+  // `workers` processes at once, as the dispatcher runs concurrent analyzer invocations (each in
+  // an execution environment of its own), started together once all are ready: wall time from
+  // the first start to the last end, CPU summed.
+  const analyzeInWorkers = async (
+    target: Awaited<ReturnType<typeof bucketOf>>,
+    mode: 'full' | 'delta',
+    workers: number,
+  ): Promise<ChildResult> => {
+    const start = path.join(ctx.workDir, `delta-start-${mode}-${Date.now()}`);
+    let failed: Error | undefined;
+    const runs = Array.from({ length: workers }, (_, index) =>
+      runTimed(process.execPath, [child, childArgs(target, mode, { index, of: workers, start })]),
+    );
+    for (const run of runs) {
+      run.catch((error: unknown) => {
+        failed = error instanceof Error ? error : new Error('a worker failed');
+      });
+    }
+    const ready = async () =>
+      (await fs.readdir(ctx.workDir)).filter((name) =>
+        name.startsWith(`${path.basename(start)}.ready.`),
+      ).length;
+    while ((await ready()) < workers) {
+      if (failed) throw failed;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await fs.writeFile(start, '');
+    const results = (await Promise.all(runs)).map((run) => resultLine<ChildResult>(run.stdout));
+    const requests: Record<string, number> = {};
+    for (const result of results) {
+      for (const [name, n] of Object.entries(result.requests)) {
+        requests[name] = (requests[name] ?? 0) + n;
+      }
+    }
+    const startedAt = Math.min(...results.map((result) => result.startedAt));
+    const endedAt = Math.max(...results.map((result) => result.endedAt));
+    const sum = (pick: (result: ChildResult) => number) =>
+      results.reduce((total, result) => total + pick(result), 0);
+    return {
+      ...results[0]!,
+      startedAt,
+      endedAt,
+      wallMs: endedAt - startedAt,
+      cpuMs: sum((result) => result.cpuMs),
+      getObject: sum((result) => result.getObject),
+      headObject: sum((result) => result.headObject),
+      requests,
+      readKeys: results.flatMap((result) => result.readKeys),
+      readBytes: sum((result) => result.readBytes),
+      waitingMs: Math.max(...results.map((result) => result.waitingMs)),
+    };
   };
 
   ctx.log(`delta: ${corpus.files.length} ELF files (${(corpus.totalBytes / MB).toFixed(0)} MB)`);
@@ -198,8 +253,8 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
   );
   await releaseRules({ s3, bucket: rulesBucket, rulesDir, testSamples: false });
   const inFlight = tfvars.lambda_analyze_concurrency_limit;
-  const deltaAtOnce = await analyze(distinct, 'delta', inFlight);
-  const fullAtOnce = await analyze(distinct, 'full', inFlight);
+  const deltaAtOnce = await analyzeInWorkers(distinct, 'delta', inFlight);
+  const fullAtOnce = await analyzeInWorkers(distinct, 'full', inFlight);
   s3.destroy();
   dynamo.destroy();
   sns.destroy();
