@@ -38,7 +38,9 @@ function rebuild(tree: unknown, replace: (node: object) => unknown): unknown {
   const replaced = replace(tree);
   if (replaced !== undefined) return replaced;
   if (Array.isArray(tree)) return tree.map((node) => rebuild(node, replace));
-  return Object.fromEntries(Object.entries(tree).map(([k, node]) => [k, rebuild(node, replace)]));
+  const copy: Record<string, unknown> = {};
+  for (const [name, node] of Object.entries(tree)) copy[name] = rebuild(node, replace);
+  return copy;
 }
 
 /**
@@ -55,12 +57,13 @@ function reusingParses(
   const templates = new Map<string, { updates: unknown; condition: unknown }>();
   return (data) => {
     const values = data.ExpressionAttributeValues ?? {};
-    const key = JSON.stringify([
-      data.UpdateExpression,
-      data.ConditionExpression,
-      data.ExpressionAttributeNames,
-      Object.entries(values).map(([ref, value]) => [ref, Object.keys(value)]),
-    ]);
+    let key = `${data.UpdateExpression}\u0000${data.ConditionExpression}`;
+    for (const [ref, name] of Object.entries(data.ExpressionAttributeNames ?? {})) {
+      key += `\u0000${ref}\u0000${name}`;
+    }
+    for (const [ref, value] of Object.entries(values)) {
+      key += `\u0001${ref}\u0001${Object.keys(value).join()}`;
+    }
     const template = templates.get(key);
     if (template) {
       for (const [ref, value] of Object.entries(values)) {
@@ -124,6 +127,66 @@ function callIn(store: unknown): DynamoCall {
     });
 }
 
+interface Store {
+  getTable: (name: string, checkStatus: unknown, done?: unknown) => void;
+  tableDb: Record<'put' | 'del' | 'batch', (...args: unknown[]) => void>;
+}
+
+/**
+ * dynalite reads a table's description from LevelDB for every request and every statement (half
+ * its reads in a delta re-scan): kept here once ACTIVE, and dropped whenever a description is
+ * written. A read that a write began or ended during is not kept. Each caller gets its own copy.
+ */
+function keepingTableDescriptions(store: Store): void {
+  const read = store.getTable.bind(store);
+  const tables = new Map<string, unknown>();
+  let writes = 0;
+  for (const method of ['put', 'del', 'batch'] as const) {
+    const write = store.tableDb[method].bind(store.tableDb);
+    store.tableDb[method] = (...args: unknown[]) => {
+      writes += 1;
+      tables.clear();
+      const last = args.length - 1;
+      const done = args[last];
+      if (typeof done === 'function') {
+        args[last] = (...results: unknown[]) => {
+          writes += 1;
+          tables.clear();
+          (done as (...results: unknown[]) => void)(...results);
+        };
+      }
+      write(...args);
+    };
+  }
+  store.getTable = (name, checkStatus, done) => {
+    const callback = (typeof checkStatus === 'function' ? checkStatus : done) as (
+      error: unknown,
+      table?: unknown,
+    ) => void;
+    const kept = tables.get(name);
+    if (kept) {
+      process.nextTick(callback, null, structuredClone(kept));
+      return;
+    }
+    const writesBefore = writes;
+    read(
+      name,
+      // dynalite checks the status when called without the flag
+      typeof checkStatus === 'function' ? true : checkStatus,
+      (error: unknown, table?: unknown) => {
+        if (
+          !error &&
+          writes === writesBefore &&
+          (table as { TableStatus?: string }).TableStatus === 'ACTIVE'
+        ) {
+          tables.set(name, structuredClone(table));
+        }
+        callback(error, table);
+      },
+    );
+  };
+}
+
 /** dynalite's server and its store (which dynalite does not expose: caught as it is created). */
 function dynaliteWithStore(options: DynaliteOptions): { server: Server; store: unknown } {
   const create = dynaliteDb.create;
@@ -143,6 +206,7 @@ function dynaliteWithStore(options: DynaliteOptions): { server: Server; store: u
  */
 export function createDynamoServer(options: DynaliteOptions): Server {
   const { server, store } = dynaliteWithStore(options);
+  keepingTableDescriptions(store as Store);
   const [serveDynalite] = server.listeners('request') as ((
     req: IncomingMessage,
     res: ServerResponse,

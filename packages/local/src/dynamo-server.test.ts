@@ -1,0 +1,102 @@
+import {
+  BatchExecuteStatementCommand,
+  CreateTableCommand,
+  DeleteTableCommand,
+  DescribeTableCommand,
+  GetItemCommand,
+  PutItemCommand,
+  UpdateTableCommand,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+import { startDynamo, uniqueName, type Emulator } from '@binaryalert/testing';
+
+// The server keeps ACTIVE table descriptions in memory (dynalite would read one from LevelDB per
+// request): every change to a table must still show at once.
+describe('the local DynamoDB server', () => {
+  let dynamo: Emulator<DynamoDBClient>;
+
+  beforeAll(async () => {
+    dynamo = await startDynamo();
+  });
+  afterAll(() => dynamo.stop());
+
+  const waitActive = async (table: string) => {
+    for (;;) {
+      const { Table } = await dynamo.client.send(new DescribeTableCommand({ TableName: table }));
+      if (Table?.TableStatus === 'ACTIVE') return Table;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+
+  it('serves a table deleted and created again with another key by its new description', async () => {
+    const table = uniqueName('recreated');
+    const create = (key: string) =>
+      dynamo.client.send(
+        new CreateTableCommand({
+          TableName: table,
+          KeySchema: [{ AttributeName: key, KeyType: 'HASH' }],
+          AttributeDefinitions: [{ AttributeName: key, AttributeType: 'S' }],
+          BillingMode: 'PAY_PER_REQUEST',
+        }),
+      );
+    const update = (key: string) =>
+      dynamo.client.send(
+        new BatchExecuteStatementCommand({
+          Statements: [
+            {
+              Statement: `UPDATE "${table}" SET "V" = ? WHERE "${key}" = ?`,
+              Parameters: [{ S: 'v' }, { S: 'k' }],
+            },
+          ],
+        }),
+      );
+    await create('A');
+    await waitActive(table);
+    await dynamo.client.send(new PutItemCommand({ TableName: table, Item: { A: { S: 'k' } } }));
+    expect((await update('A')).Responses?.[0]?.Error).toBeUndefined();
+
+    await dynamo.client.send(new DeleteTableCommand({ TableName: table }));
+    await expect(
+      dynamo.client.send(new GetItemCommand({ TableName: table, Key: { A: { S: 'k' } } })),
+    ).rejects.toThrow(/not found/i);
+    await create('B');
+    await waitActive(table);
+    await dynamo.client.send(new PutItemCommand({ TableName: table, Item: { B: { S: 'k' } } }));
+
+    expect((await update('A')).Responses?.[0]?.Error?.Code).toBe('ValidationError');
+    expect((await update('B')).Responses?.[0]?.Error).toBeUndefined();
+    await expect(
+      dynamo.client.send(new GetItemCommand({ TableName: table, Key: { A: { S: 'k' } } })),
+    ).rejects.toThrow(/key/i);
+    expect(
+      (await dynamo.client.send(new GetItemCommand({ TableName: table, Key: { B: { S: 'k' } } })))
+        .Item,
+    ).toEqual({ B: { S: 'k' }, V: { S: 'v' } });
+  });
+
+  it('describes a table as last updated', async () => {
+    const table = uniqueName('updated');
+    await dynamo.client.send(
+      new CreateTableCommand({
+        TableName: table,
+        KeySchema: [{ AttributeName: 'K', KeyType: 'HASH' }],
+        AttributeDefinitions: [{ AttributeName: 'K', AttributeType: 'S' }],
+        ProvisionedThroughput: { ReadCapacityUnits: 1, WriteCapacityUnits: 1 },
+      }),
+    );
+    expect((await waitActive(table)).ProvisionedThroughput).toMatchObject({ ReadCapacityUnits: 1 });
+    await dynamo.client.send(
+      new UpdateTableCommand({
+        TableName: table,
+        ProvisionedThroughput: { ReadCapacityUnits: 7, WriteCapacityUnits: 3 },
+      }),
+    );
+
+    const after = await waitActive(table);
+    expect(after.ProvisionedThroughput).toMatchObject({
+      ReadCapacityUnits: 7,
+      WriteCapacityUnits: 3,
+    });
+    expect(after.KeySchema).toEqual([{ AttributeName: 'K', KeyType: 'HASH' }]);
+  });
+});
