@@ -45,6 +45,8 @@ import {
 
 interface ChildArgs {
   endpoint: string;
+  /** Where the local stack's Lambda workers reach S3 and DynamoDB (its workerEndpoints). */
+  workerEndpoints: { s3: string; dynamodb: string };
   region: string;
   bucket: string;
   rulesBucket: string;
@@ -77,8 +79,12 @@ async function main(): Promise<void> {
     region: args.region,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
   };
-  const s3 = new S3Client({ ...clientConfig, forcePathStyle: true });
-  const dynamo = new DynamoDBClient(clientConfig);
+  const s3 = new S3Client({
+    ...clientConfig,
+    endpoint: args.workerEndpoints.s3,
+    forcePathStyle: true,
+  });
+  const dynamo = new DynamoDBClient({ ...clientConfig, endpoint: args.workerEndpoints.dynamodb });
   // Requests the analysis sends, by command (GetObject, HeadObject, GetItem, BatchGetItem, ...).
   const requests: Record<string, number> = {};
   // The keys the analysis downloaded (the objects the delta could not settle from the ledger).

@@ -12,7 +12,7 @@ import { matchTableDefinition, verdictTableDefinition } from '../../packages/cor
 import { bundleEntry } from './bundle';
 import type { BenchContext } from './context';
 import { copyElfCorpus } from './corpus';
-import { MB, runTimed } from './measure';
+import { MB, processCpuSeconds, runTimed } from './measure';
 import { resultLine } from './packaging';
 import type { Row, SectionResult } from './report';
 import { writeRulesDir } from './rules-section';
@@ -28,6 +28,9 @@ interface Timing {
 }
 
 interface ChildResult extends Timing {
+  /** CPU ms of the local stack's processes meanwhile: DynamoDB, S3, and this one (the front). */
+  emulatorCpuMs?: number;
+  emulatorCpuByProcess?: Record<'dynamodb' | 's3' | 'front', number>;
   /** When the measured analysis began and ended (epoch ms). */
   startedAt: number;
   endedAt: number;
@@ -53,6 +56,12 @@ interface PartsResult extends Omit<ChildResult, 'wallMs' | 'cpuMs'> {
   fullScan: Timing;
   /** Per key: CPU ms of its download into memory + scan with the delta rules. */
   readCostByKey: Record<string, number>;
+}
+
+/** The local stack's CPU seconds by process, e.g. "0.40 s (0.25 + 0.10 + 0.05)". */
+function stackCpuText(result: ChildResult): string {
+  const parts = result.emulatorCpuByProcess!;
+  return `${(result.emulatorCpuMs! / 1000).toFixed(2)} s (${[parts.dynamodb, parts.s3, parts.front].map((ms) => (ms / 1000).toFixed(2)).join(' + ')})`;
 }
 
 /** Requests per object, e.g. "GetObject 1.00, UpdateItem 2.00, BatchGetItem 0.20". */
@@ -138,6 +147,7 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
   ) =>
     JSON.stringify({
       endpoint: stack.endpoint,
+      workerEndpoints: stack.workerEndpoints,
       region: stack.region,
       rulesBucket,
       bakedRules: ctx.compiledRules,
@@ -149,11 +159,33 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
       ...(worker ? { worker } : {}),
       ...target,
     });
-  const analyze = async <Result = ChildResult>(
+  // What the local stack's own processes spend meanwhile (on AWS, the services' work).
+  const stackCpuMs = () => ({
+    dynamodb: 1000 * processCpuSeconds(stack.emulators.dynamo.pid),
+    s3: 1000 * processCpuSeconds(stack.emulators.s3.pid),
+    front: 1000 * processCpuSeconds(process.pid),
+  });
+  const withStackCpu = async <Result>(run: () => Promise<Result>): Promise<Result> => {
+    const before = stackCpuMs();
+    const result = await run();
+    const after = stackCpuMs();
+    const emulatorCpuByProcess = {
+      dynamodb: after.dynamodb - before.dynamodb,
+      s3: after.s3 - before.s3,
+      front: after.front - before.front,
+    };
+    const emulatorCpuMs = Object.values(emulatorCpuByProcess).reduce((a, b) => a + b, 0);
+    return { ...result, emulatorCpuMs, emulatorCpuByProcess };
+  };
+  const analyze = <Result = ChildResult>(
     target: Awaited<ReturnType<typeof bucketOf>>,
     mode: 'full' | 'delta' | 'delta-unfiltered' | 'parts',
   ): Promise<Result> =>
-    resultLine<Result>((await runTimed(process.execPath, [child, childArgs(target, mode)])).stdout);
+    withStackCpu(async () =>
+      resultLine<Result>(
+        (await runTimed(process.execPath, [child, childArgs(target, mode)])).stdout,
+      ),
+    );
   // `workers` processes at once, as the dispatcher runs concurrent analyzer invocations (each in
   // an execution environment of its own), started together once all are ready: wall time from
   // the first start to the last end, CPU summed.
@@ -253,8 +285,8 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
   );
   await releaseRules({ s3, bucket: rulesBucket, rulesDir, testSamples: false });
   const inFlight = tfvars.lambda_analyze_concurrency_limit;
-  const deltaAtOnce = await analyzeInWorkers(distinct, 'delta', inFlight);
-  const fullAtOnce = await analyzeInWorkers(distinct, 'full', inFlight);
+  const deltaAtOnce = await withStackCpu(() => analyzeInWorkers(distinct, 'delta', inFlight));
+  const fullAtOnce = await withStackCpu(() => analyzeInWorkers(distinct, 'full', inFlight));
   s3.destroy();
   dynamo.destroy();
   sns.destroy();
@@ -310,6 +342,13 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
       value: (delta.cpuMs - readCostMs) / full.cpuMs,
       unit: 'x',
       note: `the delta's CPU less the measured cost of reading and scanning those ${delta.readKeys.length} objects: what settling every other object from the ledger costs`,
+    },
+    {
+      section: SECTION,
+      metric: 'delta / full, CPU of the analyzer and the local stack (DynamoDB, S3, front)',
+      value: (delta.cpuMs + delta.emulatorCpuMs!) / (full.cpuMs + full.emulatorCpuMs!),
+      unit: 'x',
+      note: `the local stack's processes (DynamoDB, S3, front): delta ${stackCpuText(delta)}, full ${stackCpuText(full)} (on AWS, the services' work); with invocations at once on ${ctx.cores} cores the wall follows this`,
     },
     {
       section: SECTION,

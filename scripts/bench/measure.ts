@@ -150,3 +150,15 @@ export function processTreeCpuSeconds(): number {
   }
   return ticks / ticksPerSecond;
 }
+
+/** User + system CPU seconds of a process so far (Linux /proc; clock ticks of 1/100 s). */
+export function processCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}

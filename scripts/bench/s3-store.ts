@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
 import {
@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-s3';
 
 import type { BenchContext } from './context';
-import { interleave, loadPerCore, MB, median } from './measure';
+import { interleave, loadPerCore, MB, median, processCpuSeconds } from './measure';
 import type { Row, SectionResult, TargetCheck } from './report';
 import { localStack } from './stack';
 
@@ -32,18 +32,6 @@ interface Pass {
   storeMbPerCpuS: number;
   /** MB moved per CPU-second of this process (the SDK client, and the front server when used). */
   clientMbPerCpuS: number;
-}
-
-/** User + system CPU seconds of a process so far (Linux /proc; clock ticks of 1/100 s). */
-function processCpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
 }
 
 const ownCpuSeconds = (): number => {

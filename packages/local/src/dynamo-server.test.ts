@@ -8,6 +8,7 @@ import {
   UpdateTableCommand,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
+import { request } from 'node:http';
 import { startDynamo, uniqueName, type Emulator } from '@binaryalert/testing';
 
 // The server keeps ACTIVE table descriptions in memory (dynalite would read one from LevelDB per
@@ -72,6 +73,42 @@ describe('the local DynamoDB server', () => {
       (await dynamo.client.send(new GetItemCommand({ TableName: table, Key: { B: { S: 'k' } } })))
         .Item,
     ).toEqual({ B: { S: 'k' }, V: { S: 'v' } });
+  });
+
+  it('refuses what the front refuses (its port is reached straight by Lambda workers)', async () => {
+    const { hostname, port } = new URL(dynamo.endpoint);
+    const post = (headers: Record<string, string>) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request({ host: hostname, port, method: 'POST', path: '/', headers }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
+          );
+        });
+        req.on('error', reject);
+        req.end('{}');
+      });
+    const signed = {
+      'content-type': 'application/x-amz-json-1.0',
+      'x-amz-target': 'DynamoDB_20120810.ListTables',
+      authorization: 'AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/dynamodb/aws4_request',
+    };
+
+    expect(await post({ ...signed, host: 'attacker.example' })).toMatchObject({
+      status: 403,
+      body: expect.stringMatching(/not this machine's loopback/) as string,
+    });
+    expect(await post({ ...signed, origin: 'http://attacker.example' })).toMatchObject({
+      status: 403,
+      body: expect.stringMatching(/web pages/) as string,
+    });
+    const target = 'DynamoDB_20120810.BatchExecuteStatement';
+    expect(
+      await post({ ...signed, 'x-amz-target': target, 'content-type': 'multipart/form-data' }),
+    ).toMatchObject({ status: 403 });
+    const { authorization: _unsigned, ...unsigned } = signed;
+    expect(await post({ ...unsigned, 'x-amz-target': target })).toMatchObject({ status: 403 });
   });
 
   it('describes a table as last updated', async () => {

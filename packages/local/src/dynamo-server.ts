@@ -10,6 +10,7 @@ import updateItem from 'dynalite/actions/updateItem';
 import describeTableValidation from 'dynalite/validations/describeTable';
 import updateItemValidation from 'dynalite/validations/updateItem';
 
+import { refusal } from './guard';
 import { serveBatchExecuteStatement, type DynamoCall } from './partiql';
 import { sendJsonError } from './protocol';
 
@@ -214,6 +215,13 @@ export function createDynamoServer(options: DynaliteOptions): Server {
   server.removeAllListeners('request');
   const call = callIn(store);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    // Clients reach this port straight (Lambda workers): the front's guard applies here too.
+    const refused = refusal(req);
+    if (refused) {
+      req.resume();
+      sendJsonError(res, 403, 'AccessDenied', refused);
+      return;
+    }
     if (req.headers['x-amz-target'] !== 'DynamoDB_20120810.BatchExecuteStatement') {
       serveDynalite!(req, res);
       return;

@@ -247,6 +247,35 @@ describe('the local stack end to end: uploads, alerts, retro-analysis and new ru
     expect((await stack.status()).deadLetters).toBe(0);
   });
 
+  it('analyzes uploads after DynamoDB was killed: the analyzers reach it straight, on the port it keeps', async () => {
+    const { stack } = e2e;
+    const dynamoPort = stack.emulators.dynamo.port;
+    const before = analyzed();
+    await put('dynamo-kill/before.txt', 'clean, before the kill');
+    await analysesAfter(before, 1, 'the upload before the kill');
+    // The analyzers' DynamoDB endpoint is the emulator's own port, not the front's.
+    const pids = stack.lambda.workerInfo(stack.names.analyzerFunction).map((w) => w.pid);
+    expect(pids.length).toBeGreaterThan(0);
+    for (const pid of pids) {
+      const environ = (await readFile(`/proc/${pid}/environ`, 'latin1')).split('\0');
+      expect(environ).toContain(`AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:${dynamoPort}`);
+    }
+
+    process.kill(stack.emulators.dynamo.pid!, 'SIGKILL');
+    await waitFor(
+      () => (stack.emulators.dynamo.restarts >= 1 ? true : undefined),
+      10_000,
+      'restart',
+    );
+    const keys = ['dynamo-kill/after.txt', 'dynamo-kill/eicar.com'];
+    for (const key of keys) await put(key, key.endsWith('.com') ? EICAR : key);
+    await analysesAfter(before + 1, keys.length, 'the uploads after the kill');
+
+    expect(stack.emulators.dynamo.port).toBe(dynamoPort);
+    expect(e2e.alertsFor('dynamo-kill/eicar.com')).toHaveLength(1);
+    expect((await stack.status()).deadLetters).toBe(0);
+  });
+
   it('keeps objects, matches and the analyzer version across a restart', async () => {
     const analyzedBefore = analyzed();
     await put('restart/eicar.com', EICAR);

@@ -29,7 +29,14 @@ export function startDynamo(
   dataDir: string,
   print: (text: string) => void,
 ): Promise<SupervisedEmulator> {
-  return superviseEmulator({ name: 'DynamoDB', kind: 'dynamodb', settings: { dataDir }, print });
+  return superviseEmulator({
+    name: 'DynamoDB',
+    kind: 'dynamodb',
+    // Lambda workers were given its port at their start (stack.ts).
+    keepPort: true,
+    settings: { dataDir },
+    print,
+  });
 }
 
 export interface SqsEmulator extends Emulator {

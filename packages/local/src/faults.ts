@@ -88,6 +88,11 @@ export class FaultInjector {
     return undefined;
   }
 
+  /** Whether DynamoDB faults are planned: injected in the front, so DynamoDB must go through it. */
+  get injectsDynamoFaults(): boolean {
+    return Boolean(this.plan.dynamoThrottleRate);
+  }
+
   dynamoThrottle(): boolean {
     return this.roll('dynamoThrottle', this.plan.dynamoThrottleRate);
   }

@@ -86,6 +86,9 @@ export interface LocalStack {
   faults: FaultInjector['injected'];
   /** The emulators in child processes (pids for fault injection; restart counts). */
   emulators: { s3: SupervisedEmulator; dynamo: SupervisedEmulator };
+  /** Where the Lambda workers reach S3 and DynamoDB (the emulators' own ports, unless faults are
+   * injected in the front). */
+  workerEndpoints: { s3: string; dynamodb: string };
   status(): Promise<LocalStatus>;
   /** The reconciliation run at start: objects queued again because they had no verdict. */
   reconciled: Promise<ReconcileOutcome | undefined>;
@@ -173,6 +176,18 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         ? {}
         : { dispatchWaitSeconds: options.dispatchWaitSeconds }),
     });
+    const workerEndpoints = {
+      // S3 by host name: S3 clients address dotted bucket names virtual-hosted style, which
+      // needs a name rather than an IP (the worker preload resolves *.localhost). Straight to
+      // the store's process, which applies the front's guard itself and keeps its port across
+      // restarts: the front's proxy hop cost as much CPU per byte as the store and every
+      // object is read once by an analyzer. Through the front when S3 faults are injected.
+      s3: `http://localhost:${faults.injectsS3Faults ? port : s3.port}`,
+      // DynamoDB likewise straight to its process (which applies the guard and keeps its port):
+      // the front's hop cost as much CPU as dynalite for the small requests the workers make.
+      // Through the front when DynamoDB faults are injected.
+      dynamodb: faults.injectsDynamoFaults ? endpoint : `http://127.0.0.1:${dynamo.port}`,
+    };
     const runner = await startFunctionRunner({
       functions,
       namePrefix: config.name_prefix,
@@ -181,12 +196,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       accountId,
       baseEnvironment: {
         AWS_ENDPOINT_URL: endpoint,
-        // S3 by host name: S3 clients address dotted bucket names virtual-hosted style, which
-        // needs a name rather than an IP (the worker preload resolves *.localhost). Straight to
-        // the store's process, which applies the front's guard itself and keeps its port across
-        // restarts: the front's proxy hop cost as much CPU per byte as the store and every
-        // object is read once by an analyzer. Through the front when S3 faults are injected.
-        AWS_ENDPOINT_URL_S3: `http://localhost:${faults.injectsS3Faults ? port : s3.port}`,
+        AWS_ENDPOINT_URL_S3: workerEndpoints.s3,
+        AWS_ENDPOINT_URL_DYNAMODB: workerEndpoints.dynamodb,
         AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
         AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
       },
@@ -346,6 +357,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       lambda: runtime,
       faults: faults.injected,
       emulators: { s3, dynamo },
+      workerEndpoints,
       status,
       reconciled,
       reconcile,
