@@ -37,6 +37,8 @@ double MonotonicNowMs() {
 namespace {
 
 constexpr size_t kChunk = 64 * 1024;  // bytes fed to libarchive per read: the ratio check's grain
+// Encrypted zip members tried again with each password alone, per container (see WalkArchive).
+constexpr int kPasswordRetriesPerContainer = 16;
 constexpr size_t kMaxLabelBytes = 1024;
 
 bool StartsWith(const uint8_t* data, size_t size, const char* magic, size_t magicSize, size_t offset = 0) {
@@ -608,7 +610,8 @@ class Walker {
 
   // A reader over `data` with the filters and either the archive formats or only "raw" (the
   // decompressed stream as one member).
-  std::unique_ptr<struct archive, int (*)(struct archive*)> NewReader(bool raw) const {
+  std::unique_ptr<struct archive, int (*)(struct archive*)> NewReader(
+      bool raw, const std::vector<std::string>* passwords = nullptr) const {
     std::unique_ptr<struct archive, int (*)(struct archive*)> a(archive_read_new(), archive_read_free);
     if (!a) return a;
     struct archive* ar = a.get();
@@ -634,7 +637,9 @@ class Walker {
       archive_read_support_format_cpio(ar);
       archive_read_support_format_ar(ar);
     }
-    for (const std::string& password : limits_.passwords) archive_read_add_passphrase(ar, password.c_str());
+    for (const std::string& password : passwords != nullptr ? *passwords : limits_.passwords) {
+      archive_read_add_passphrase(ar, password.c_str());
+    }
     return a;
   }
 
@@ -698,12 +703,17 @@ class Walker {
 
     uint64_t containerExpanded = 0;
     const std::vector<uint8_t> chunk(kChunk);  // zeros, for the holes of sparse entries
+    uint64_t entryIndex = 0;  // headers read so far: where a member is found again (password retry)
+    // Members tried again with each password alone: each retry reads the headers up to the member
+    // again, so a hostile zip of many encrypted members must not make that quadratic.
+    int passwordRetriesLeft = kPasswordRetriesPerContainer;
     for (;;) {
       if (PastDeadline()) return TimeLimit(path, path);
       struct archive_entry* entry = nullptr;
       int rc = archive_read_next_header(ar, &entry);
       if (rc == ARCHIVE_EOF) return;
       if (rc == ARCHIVE_RETRY) continue;
+      if (rc >= ARCHIVE_WARN) entryIndex++;
       if (rc < ARCHIVE_WARN) {
         // FAILED or FATAL on a header: the rest of this container cannot be trusted.
         std::string why = std::string(detected.name) + ": " + ErrorText(ar);
@@ -748,27 +758,62 @@ class Walker {
       };
       // libarchive's own blocks (no copy into a buffer of ours); the holes of a sparse entry
       // between them read as zeros, as archive_read_data gives them.
-      const void* block = nullptr;
-      size_t blockSize = 0;
-      la_int64_t blockOffset = 0;
-      uint64_t produced = 0;
-      la_ssize_t n;
-      while ((n = archive_read_data_block(ar, &block, &blockSize, &blockOffset)) == ARCHIVE_OK) {
-        if (blockOffset > 0 && static_cast<uint64_t>(blockOffset) > produced) {
-          take(nullptr, static_cast<uint64_t>(blockOffset) - produced);  // chunk holds zeros
-          produced = static_cast<uint64_t>(blockOffset);
+      auto readData = [&](struct archive* from) -> la_ssize_t {
+        const void* block = nullptr;
+        size_t blockSize = 0;
+        la_int64_t blockOffset = 0;
+        uint64_t produced = 0;
+        la_ssize_t n;
+        while ((n = archive_read_data_block(from, &block, &blockSize, &blockOffset)) == ARCHIVE_OK) {
+          if (blockOffset > 0 && static_cast<uint64_t>(blockOffset) > produced) {
+            take(nullptr, static_cast<uint64_t>(blockOffset) - produced);  // chunk holds zeros
+            produced = static_cast<uint64_t>(blockOffset);
+          }
+          take(static_cast<const uint8_t*>(block), blockSize);
+          produced += blockSize;
+          if (stop != Stop::kNo || writeError != 0) break;
         }
-        take(static_cast<const uint8_t*>(block), blockSize);
-        produced += blockSize;
-        if (stop != Stop::kNo || writeError != 0) break;
-      }
-      if (n == ARCHIVE_EOF) {
-        // A sparse entry's trailing hole: at its end the tar reader gives the entry's real size as
-        // the offset (archive_read_data stops short of it; the member is its whole size here).
-        if (stop == Stop::kNo && writeError == 0 && blockOffset > 0 && static_cast<uint64_t>(blockOffset) > produced) {
-          take(nullptr, static_cast<uint64_t>(blockOffset) - produced);
+        if (n == ARCHIVE_EOF) {
+          // A sparse entry's trailing hole: at its end the tar reader gives the entry's real size
+          // as the offset (archive_read_data stops short of it; the member is its whole size here).
+          if (stop == Stop::kNo && writeError == 0 && blockOffset > 0 && static_cast<uint64_t>(blockOffset) > produced) {
+            take(nullptr, static_cast<uint64_t>(blockOffset) - produced);
+          }
+          n = 0;
         }
-        n = 0;
+        return n;
+      };
+      la_ssize_t n = readData(ar);
+      std::string readError = n < 0 ? ErrorText(ar) : "";
+      const bool fatal = n == ARCHIVE_FATAL;  // this container's reader cannot go on
+      // A ZIP's traditional encryption checks a password against one byte: a wrong one passes
+      // 1 time in 256, libarchive decrypts with it and the member fails its CRC, though a later
+      // password would open it. Each password is then tried alone on the member.
+      if (n < 0 && !fatal && isEncrypted && archive_format(ar) == ARCHIVE_FORMAT_ZIP &&
+          limits_.passwords.size() > 1 && stop == Stop::kNo && writeError == 0 &&
+          passwordRetriesLeft-- > 0) {
+        for (const std::string& password : limits_.passwords) {
+          if (PastDeadline()) break;
+          const std::vector<std::string> one{password};
+          auto retry = NewReader(stream, &one);
+          if (!retry) break;
+          Source again{data, size};
+          archive_read_set_read_callback(retry.get(), SourceRead);
+          archive_read_set_skip_callback(retry.get(), SourceSkip);
+          archive_read_set_seek_callback(retry.get(), SourceSeek);
+          archive_read_set_callback_data(retry.get(), &again);
+          if (archive_read_open1(retry.get()) != ARCHIVE_OK) break;
+          struct archive_entry* same = nullptr;
+          bool found = true;
+          for (uint64_t at = 0; at < entryIndex && found && !PastDeadline(); at++) {
+            found = archive_read_next_header(retry.get(), &same) >= ARCHIVE_WARN;
+          }
+          if (PastDeadline()) break;
+          if (!found) break;
+          buffer = std::make_shared<MemberBuffer>(limits_);
+          n = readData(retry.get());
+          if (n >= 0 || stop != Stop::kNo || writeError != 0) break;
+        }
       }
       if (stop == Stop::kAll) return;
       if (stop == Stop::kContainer) return;
@@ -777,8 +822,7 @@ class Walker {
         continue;
       }
       if (n < 0) {
-        bool fatal = n == ARCHIVE_FATAL;
-        std::string why = ErrorText(ar);
+        const std::string& why = readError;
         if (isEncrypted) {
           if (sealed != nullptr) sealed->scannedNames.pop_back();
           encrypted(view.path, why);

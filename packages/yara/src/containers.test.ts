@@ -138,6 +138,38 @@ describe('scanning inside containers', () => {
     ]);
   });
 
+  it('opens a zip with the right password even when a wrong one passes the one-byte check', async () => {
+    // Traditional zip encryption checks a password against one byte of its header: a wrong
+    // password passes 1 time in 256, decrypts garbage and fails the CRC. Find such a password for
+    // this archive (Python's zipfile tells "Bad password" from a failed decryption), then give it
+    // before the right one.
+    const archive = kit.zip('sample.zip', { 'payload.exe': EICAR_TEXT }, 'infected');
+    const script = [
+      'import sys, zipfile',
+      'z = zipfile.ZipFile(sys.argv[1])',
+      'for i in range(20000):',
+      '    p = "wrong%d" % i',
+      '    try:',
+      '        z.read("payload.exe", pwd=p.encode())',
+      '    except RuntimeError:',
+      '        continue',
+      '    except Exception:',
+      '        print(p); break',
+    ].join('\n');
+    const passing = execFileSync('python3', ['-c', script, archive], { encoding: 'utf8' }).trim();
+    expect(passing).toMatch(/^wrong\d+$/);
+
+    const opened = await scan(archive, { passwords: [passing, 'infected'] });
+    const locked = await scan(archive, { passwords: [passing, 'malware'] });
+
+    expect(matchedMembers(opened)).toEqual(['sample.zip!payload.exe eicar']);
+    expect(opened.containers?.unscanned).toEqual([]);
+    expect(matchedMembers(locked)).toEqual([]);
+    expect(locked.containers?.unscanned).toEqual([
+      expect.objectContaining({ path: 'sample.zip!payload.exe', reason: 'encrypted' }),
+    ]);
+  });
+
   it('reports a 7z made with 7z -p as encrypted (libarchive does not decrypt 7z AES)', async () => {
     const archive = kit.sevenZip('sample.7z', { 'payload.exe': EICAR_TEXT }, 'infected');
 
