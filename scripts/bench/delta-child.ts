@@ -22,6 +22,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import {
+  DYNAMO_CLIENT_OPTIONS,
   handleInvocation,
   loadBakedRules,
   rulesFromBucket,
@@ -84,7 +85,11 @@ async function main(): Promise<void> {
     endpoint: args.workerEndpoints.s3,
     forcePathStyle: true,
   });
-  const dynamo = new DynamoDBClient({ ...clientConfig, endpoint: args.workerEndpoints.dynamodb });
+  const dynamo = new DynamoDBClient({
+    ...clientConfig,
+    ...DYNAMO_CLIENT_OPTIONS,
+    endpoint: args.workerEndpoints.dynamodb,
+  });
   // Requests the analysis sends, by command (GetObject, HeadObject, GetItem, BatchGetItem, ...).
   const requests: Record<string, number> = {};
   // The keys the analysis downloaded (the objects the delta could not settle from the ledger).
