@@ -157,23 +157,26 @@ const lazyThirdParty = {
   },
 };
 
+/** esbuild's options for the bundle, written to `outfile`. */
+const bundleOptions = (outfile) => ({
+  entryPoints: [ENTRY],
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  outfile,
+  plugins: [lazyThirdParty],
+  metafile: true,
+  absWorkingDir: REPO_ROOT,
+  logLevel: 'silent',
+});
+
 /** Builds the bundle (written aside, then renamed, so a concurrent start never runs half a file). */
 async function buildBundle() {
   const esbuild = require('esbuild');
   fs.mkdirSync(CACHE_DIR, { recursive: true });
   const temporary = `${BUNDLE}.${process.pid}.tmp`;
-  const result = await esbuild.build({
-    entryPoints: [ENTRY],
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    outfile: temporary,
-    plugins: [lazyThirdParty],
-    metafile: true,
-    absWorkingDir: REPO_ROOT,
-    logLevel: 'error',
-  });
+  const result = await esbuild.build(bundleOptions(temporary));
   const files = {};
   for (const input of Object.keys(result.metafile.inputs)) {
     const file = input.startsWith(`${LAZY}:`)
@@ -203,13 +206,17 @@ async function cliBundle() {
  * cache after the first run (once the functions that start-up uses have been compiled).
  */
 function runBundle() {
-  const source = fs.readFileSync(BUNDLE, 'utf8');
   let cachedData;
   try {
     cachedData = fs.readFileSync(CODE_CACHE);
   } catch {
     cachedData = undefined;
   }
+  runSource(fs.readFileSync(BUNDLE, 'utf8'), cachedData, true);
+}
+
+/** Runs bundle source as the module BUNDLE would be; `writeCache`: leaves V8's code cache for it. */
+function runSource(source, cachedData, writeCache) {
   const script = new vm.Script(Module.wrap(source), { filename: BUNDLE, cachedData });
   const bundle = new Module(BUNDLE, module);
   bundle.filename = BUNDLE;
@@ -217,7 +224,7 @@ function runBundle() {
   script
     .runInThisContext()
     .call(bundle.exports, bundle.exports, Module.createRequire(BUNDLE), bundle, BUNDLE, CACHE_DIR);
-  if (cachedData === undefined || script.cachedDataRejected) {
+  if (writeCache && (cachedData === undefined || script.cachedDataRejected)) {
     process.once('exit', () => {
       const temporary = `${CODE_CACHE}.${process.pid}.tmp`;
       try {
@@ -236,10 +243,19 @@ function run() {
     runBundle();
     return;
   }
-  buildBundle().then(runBundle, (error) => {
-    process.stderr.write(`manage.ts: could not bundle the CLI: ${error.message}\n`);
-    process.exitCode = 1;
-  });
+  buildBundle().then(runBundle, () =>
+    // A checkout this user may not write to (another user's, read-only): bundled in memory, as
+    // it would be in the cache, for this run only.
+    require('esbuild')
+      .build({ ...bundleOptions(BUNDLE), write: false })
+      .then(
+        (result) => runSource(result.outputFiles[0].text, undefined, false),
+        (error) => {
+          process.stderr.write(`manage.ts: could not bundle the CLI: ${error.message}\n`);
+          process.exitCode = 1;
+        },
+      ),
+  );
 }
 
 module.exports = { cliBundle, run };

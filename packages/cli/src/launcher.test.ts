@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -10,6 +10,8 @@ import { cliBundle } from '../launcher.cjs';
 const MANAGE = path.join(REPO_ROOT, 'manage.ts');
 const EICAR_SAMPLE = path.join(REPO_ROOT, 'rules', 'samples', 'positive', 'eicar_test_file');
 const run = promisify(execFile);
+/** The unprivileged user a root test runs as (Debian's nobody). */
+const NOBODY = 65534;
 
 interface Inputs {
   files: Record<string, { mtimeMs: number; size: number }>;
@@ -80,6 +82,41 @@ describe('manage.ts launcher (esbuild bundle, lazily required packages)', () => 
     expect(result.code).toBe(0);
     const rebuilt = JSON.parse(readFileSync(inputsFile, 'utf8')) as Inputs;
     expect(rebuilt.files[main]?.mtimeMs).not.toBe(1);
+  });
+
+  it('runs from a bundle made in memory for a user who cannot write the cache', async () => {
+    // Another user's checkout, or a read-only one, whose bundle is out of date.
+    const inputsFile = path.join(path.dirname(bundle), 'inputs.json');
+    const inputs = JSON.parse(readFileSync(inputsFile, 'utf8')) as Inputs;
+    const main = path.join(REPO_ROOT, 'packages', 'cli', 'src', 'main.ts');
+    inputs.files[main] = { mtimeMs: 1, size: 1 };
+    writeFileSync(inputsFile, JSON.stringify(inputs));
+    const asRoot = process.getuid?.() === 0;
+    const cacheDir = path.dirname(bundle);
+    if (!asRoot) chmodSync(cacheDir, 0o555);
+    try {
+      const result = await new Promise<{ code: number; stdout: string; stderr: string }>(
+        (resolve) => {
+          execFile(
+            process.execPath,
+            [MANAGE, 'scan', EICAR_SAMPLE],
+            { cwd: REPO_ROOT, ...(asRoot ? { uid: NOBODY, gid: NOBODY } : {}) },
+            (error, stdout, stderr) =>
+              resolve({ code: (error as { code?: number } | null)?.code ?? 0, stdout, stderr }),
+          );
+        },
+      );
+
+      expect(result.stderr).not.toMatch(/could not bundle/);
+      expect(result.stdout).toMatch(/MATCH\s+\S*eicar\.com\s+\S*:eicar_test_file/);
+      expect(result.code).toBe(1); // a finding
+      // Nothing written: the bundle is still out of date for the next user who can write it.
+      const after = JSON.parse(readFileSync(inputsFile, 'utf8')) as Inputs;
+      expect(after.files[main]?.mtimeMs).toBe(1);
+    } finally {
+      if (!asRoot) chmodSync(cacheDir, 0o755);
+    }
+    expect((await manage(['--help'])).code).toBe(0);
   });
 
   it('runs when the code cache is garbage (V8 rejects it) and replaces it', async () => {
