@@ -403,12 +403,14 @@ describe('handleInvocation', () => {
             AttributeNames: [
               'ApproximateNumberOfMessages',
               'ApproximateNumberOfMessagesNotVisible',
+              'ApproximateNumberOfMessagesDelayed',
             ],
           }),
         );
         if (
           Number(Attributes.ApproximateNumberOfMessages) +
-            Number(Attributes.ApproximateNumberOfMessagesNotVisible) ===
+            Number(Attributes.ApproximateNumberOfMessagesNotVisible) +
+            Number(Attributes.ApproximateNumberOfMessagesDelayed ?? 0) ===
           0
         ) {
           return rounds;
@@ -489,6 +491,44 @@ describe('handleInvocation', () => {
     expect(await verdictOf('r/poison.bin')).toEqual(
       expect.objectContaining({ verdict: 'failed', reason: 'scan-timeout' }),
     );
+  });
+
+  it('queues an object that waits for another alert claim again, delayed: the wait uses no receive', async () => {
+    // Another analysis holds this new object's alert for 2 s more (its claim is on the object's
+    // ledger item). With one receive before the dead-letter queue, a retry of the same message
+    // would dead-letter a healthy match.
+    await put('w/evil.bin', EVIL);
+    await dynamo.client.send(
+      new UpdateItemCommand({
+        TableName: settings.verdictTable,
+        Key: { Bucket: { S: bucket }, Key: { S: 'w/evil.bin' } },
+        UpdateExpression: 'SET AlertClaimToken = :token, AlertClaimExpiresAt = :expires',
+        ExpressionAttributeValues: {
+          ':token': { S: 'another analysis' },
+          ':expires': { N: String(Date.now() + 2000) },
+        },
+      }),
+    );
+    const queues = await queueWithDeadLetters(1);
+    settings = { ...settings, queueUrl: queues.queueUrl };
+    await sqs.client.send(
+      new SendMessageCommand({
+        QueueUrl: queues.queueUrl,
+        MessageBody: JSON.stringify({ Records: [s3EventRecord({ bucket, key: 'w/evil.bin' })] }),
+      }),
+    );
+
+    const rounds = await dispatchUntilEmpty(queues.queueUrl);
+
+    expect(rounds).toBe(2);
+    const dead = await sqs.client.send(
+      new ReceiveMessageCommand({ QueueUrl: queues.deadLetterQueueUrl, MaxNumberOfMessages: 10 }),
+    );
+    expect(dead.Messages ?? []).toEqual([]);
+    // Scanned in both rounds (the first was refused the claim only then), alerted once.
+    expect(analyzedKeys()).toEqual(['w/evil.bin', 'w/evil.bin']);
+    expect(publishes()).toHaveLength(1);
+    expect(await verdictOf('w/evil.bin')).toEqual(expect.objectContaining({ verdict: 'matched' }));
   });
 
   it('loses nothing and alerts once when the analyzer dies between queueing the failed object and deleting the message', async () => {

@@ -13,11 +13,15 @@ const MAX_DELAY_SECONDS = 900;
  * When some of its objects finished and others failed, the failed ones go back to the queue in a
  * message of their own and the original counts as finished: the healthy objects are not analyzed
  * again on every redelivery, and an object that always fails (poison) reaches the dead-letter
- * queue alone, its `failed` verdict already in the ledger.
+ * queue alone, its `failed` verdict already in the ledger. Objects that only wait for another
+ * analysis's alert claim go back too, even when they are the whole message, in a message delayed
+ * until the claim ends: a wait never brings a healthy object nearer the dead-letter queue.
  *
  * The caller deletes (or reports as done) the original only after this returned it: a crash in
  * between leaves both messages (objects analyzed twice, never alerted twice), never neither.
- * Each split leaves fewer objects in the new message, so a message is split at most n-1 times.
+ * Each split for failures leaves fewer objects in the new message, so a message is split at most
+ * n-1 times; an object waiting for a claim goes out again once per claim it meets (a claim ends
+ * within the claim time unless its live holder renews it).
  *
  * Returns the indexes of the groups (messages) whose failed objects are queued again.
  */
@@ -42,7 +46,14 @@ export async function requeueFailedObjects(
       task.groups.includes(group) ? [index] : [],
     );
     const failing = members.filter(failed);
-    if (failing.length === 0 || failing.length === members.length) return;
+    // A message all of whose objects failed is retried whole (its receives count toward the
+    // dead-letter queue), unless each of them only waits for another analysis's alert claim:
+    // waiting must not use up receives, so they too go out again, delayed until the claim ends.
+    const waitsForClaims = failing.every((index) => {
+      const outcome = outcomes[index];
+      return outcome?.status === 'failed' && outcome.retryAfterMs !== undefined;
+    });
+    if (failing.length === 0 || (failing.length === members.length && !waitsForClaims)) return;
     // An object in two such messages is queued once; both messages count as split.
     const refs = failing
       .map((index) => input.tasks[index]!.ref)
