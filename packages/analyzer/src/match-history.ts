@@ -245,8 +245,8 @@ export async function recordMatch(
     if (!decide(record, binaryNow, objectNow).alert) {
       return { alert: false, reason: 'alerted by a duplicate delivery', newRules: [] };
     }
-    // Retried when the claim expires (within the claim time, as its holder renews it; one more
-    // receive of the message); without a readable expiry (released meanwhile), retry soon.
+    // Retried when the claim expires (within the claim time, as its holder renews it), in a new
+    // message (requeue.ts); without a readable expiry (released meanwhile), retry soon.
     const retryAfterMs = Math.min(claimMs, Math.max(1000, (expiresAt ?? 0) - now()));
     throw new AlertInFlightError(
       `another analysis holds the alert for ${record.sha256} for ${Math.ceil(retryAfterMs / 1000)} s more; retrying then`,
