@@ -5,6 +5,7 @@ import {
   UpdateItemCommand,
   type AttributeValue,
   type DynamoDBClient,
+  type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
 
 /** Where the claim of one alert is written: the object (a new copy) or the binary (new rules). */
@@ -25,26 +26,16 @@ export async function takeClaim(
   extraCondition: ClaimCondition,
 ): Promise<boolean> {
   const free = '(attribute_not_exists(AlertClaimToken) OR AlertClaimExpiresAt < :now)';
-  try {
-    await dynamo.send(
-      new UpdateItemCommand({
-        TableName: claim.table,
-        Key: claim.key,
-        UpdateExpression: 'SET AlertClaimToken = :token, AlertClaimExpiresAt = :expires',
-        ConditionExpression: `${free} AND (${extraCondition.expression})`,
-        ExpressionAttributeValues: {
-          ':token': { S: claim.token },
-          ':expires': { N: String(now + claimMs) },
-          ':now': { N: String(now) },
-          ...extraCondition.values,
-        },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (isConditionFailure(error)) return false;
-    throw error;
-  }
+  return updateClaimItem(dynamo, claim, {
+    UpdateExpression: 'SET AlertClaimToken = :token, AlertClaimExpiresAt = :expires',
+    ConditionExpression: `${free} AND (${extraCondition.expression})`,
+    ExpressionAttributeValues: {
+      ':token': { S: claim.token },
+      ':expires': { N: String(now + claimMs) },
+      ':now': { N: String(now) },
+      ...extraCondition.values,
+    },
+  });
 }
 
 /** Pushes the claim's expiry to `now + claimMs` while we still hold it; false if we do not. */
@@ -54,24 +45,14 @@ export async function renewClaim(
   now: number,
   claimMs: number,
 ): Promise<boolean> {
-  try {
-    await dynamo.send(
-      new UpdateItemCommand({
-        TableName: claim.table,
-        Key: claim.key,
-        UpdateExpression: 'SET AlertClaimExpiresAt = :expires',
-        ConditionExpression: 'AlertClaimToken = :token',
-        ExpressionAttributeValues: {
-          ':token': { S: claim.token },
-          ':expires': { N: String(now + claimMs) },
-        },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (isConditionFailure(error)) return false;
-    throw error;
-  }
+  return updateClaimItem(dynamo, claim, {
+    UpdateExpression: 'SET AlertClaimExpiresAt = :expires',
+    ConditionExpression: 'AlertClaimToken = :token',
+    ExpressionAttributeValues: {
+      ':token': { S: claim.token },
+      ':expires': { N: String(now + claimMs) },
+    },
+  });
 }
 
 /**
@@ -96,18 +77,28 @@ export function holdClaim(
 
 /** Gives a claim back (after a failed publish) unless someone else holds it by now. */
 export async function releaseClaim(dynamo: DynamoDBClient, claim: Claim): Promise<void> {
+  await updateClaimItem(dynamo, claim, {
+    UpdateExpression: 'REMOVE AlertClaimToken, AlertClaimExpiresAt',
+    ConditionExpression: 'AlertClaimToken = :token',
+    ExpressionAttributeValues: { ':token': { S: claim.token } },
+  });
+}
+
+/** One conditional update of the claim's item: false when its condition did not hold. */
+async function updateClaimItem(
+  dynamo: DynamoDBClient,
+  claim: Claim,
+  update: Pick<
+    UpdateItemCommandInput,
+    'UpdateExpression' | 'ConditionExpression' | 'ExpressionAttributeValues'
+  >,
+): Promise<boolean> {
   try {
-    await dynamo.send(
-      new UpdateItemCommand({
-        TableName: claim.table,
-        Key: claim.key,
-        UpdateExpression: 'REMOVE AlertClaimToken, AlertClaimExpiresAt',
-        ConditionExpression: 'AlertClaimToken = :token',
-        ExpressionAttributeValues: { ':token': { S: claim.token } },
-      }),
-    );
+    await dynamo.send(new UpdateItemCommand({ TableName: claim.table, Key: claim.key, ...update }));
+    return true;
   } catch (error) {
-    if (!isConditionFailure(error)) throw error;
+    if (isConditionFailure(error)) return false;
+    throw error;
   }
 }
 

@@ -428,6 +428,21 @@ describe('handleInvocation', () => {
     }
   }
 
+  /** Leaves a claim on a new object's alert (on its ledger item), as another analysis would. */
+  async function holdObjectAlertClaim(key: string, token: string, forMs: number) {
+    await dynamo.client.send(
+      new UpdateItemCommand({
+        TableName: settings.verdictTable,
+        Key: { Bucket: { S: bucket }, Key: { S: key } },
+        UpdateExpression: 'SET AlertClaimToken = :token, AlertClaimExpiresAt = :expires',
+        ExpressionAttributeValues: {
+          ':token': { S: token },
+          ':expires': { N: String(Date.now() + forMs) },
+        },
+      }),
+    );
+  }
+
   /** A queue with a dead-letter queue after `maxReceives` receives; 3 s visibility, longer than
    * an invocation with a 1 s scan timeout, so a receipt is still current when it is deleted. */
   async function queueWithDeadLetters(maxReceives: number) {
@@ -498,17 +513,7 @@ describe('handleInvocation', () => {
     // ledger item). With one receive before the dead-letter queue, a retry of the same message
     // would dead-letter a healthy match.
     await put('w/evil.bin', EVIL);
-    await dynamo.client.send(
-      new UpdateItemCommand({
-        TableName: settings.verdictTable,
-        Key: { Bucket: { S: bucket }, Key: { S: 'w/evil.bin' } },
-        UpdateExpression: 'SET AlertClaimToken = :token, AlertClaimExpiresAt = :expires',
-        ExpressionAttributeValues: {
-          ':token': { S: 'another analysis' },
-          ':expires': { N: String(Date.now() + 2000) },
-        },
-      }),
-    );
+    await holdObjectAlertClaim('w/evil.bin', 'another analysis', 2000);
     const queues = await queueWithDeadLetters(1);
     settings = { ...settings, queueUrl: queues.queueUrl };
     await sqs.client.send(
@@ -838,17 +843,7 @@ describe('handleInvocation', () => {
         settings.queueUrl = queueUrl;
         await put('evil.bin', EVIL);
         // What a killed analysis leaves behind: its claim on the object's alert, 2 s to live.
-        await dynamo.client.send(
-          new UpdateItemCommand({
-            TableName: settings.verdictTable,
-            Key: { Bucket: { S: bucket }, Key: { S: 'evil.bin' } },
-            UpdateExpression: 'SET AlertClaimToken = :token, AlertClaimExpiresAt = :expires',
-            ExpressionAttributeValues: {
-              ':token': { S: 'killed-holder' },
-              ':expires': { N: String(Date.now() + 2000) },
-            },
-          }),
-        );
+        await holdObjectAlertClaim('evil.bin', 'killed-holder', 2000);
         await sqs.client.send(
           new SendMessageCommand({
             QueueUrl: queueUrl,

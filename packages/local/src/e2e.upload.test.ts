@@ -66,6 +66,17 @@ describe('the local stack end to end: uploads, alerts, retro-analysis and new ru
     return Items.filter((item) => item.AlertedRules !== undefined);
   }
 
+  /** Every running analyzer worker has `variable` (NAME=value) in its environment. */
+  async function expectAnalyzersEnv(variable: string): Promise<void> {
+    const { stack } = e2e;
+    const pids = stack.lambda.workerInfo(stack.names.analyzerFunction).map((w) => w.pid);
+    expect(pids.length).toBeGreaterThan(0);
+    for (const pid of pids) {
+      const environ = (await readFile(`/proc/${pid}/environ`, 'latin1')).split('\0');
+      expect(environ).toContain(variable);
+    }
+  }
+
   async function analyzerVersion(): Promise<number> {
     const fn = await e2e.lambda.send(
       new GetFunctionCommand({ FunctionName: e2e.stack.names.analyzerFunction }),
@@ -222,12 +233,7 @@ describe('the local stack end to end: uploads, alerts, retro-analysis and new ru
     await put('store-kill/before.txt', 'clean, before the kill');
     await analysesAfter(before, 1, 'the upload before the kill');
     // The analyzers' S3 endpoint is the store's own port, not the front's.
-    const pids = stack.lambda.workerInfo(stack.names.analyzerFunction).map((w) => w.pid);
-    expect(pids.length).toBeGreaterThan(0);
-    for (const pid of pids) {
-      const environ = (await readFile(`/proc/${pid}/environ`, 'latin1')).split('\0');
-      expect(environ).toContain(`AWS_ENDPOINT_URL_S3=http://localhost:${storePort}`);
-    }
+    await expectAnalyzersEnv(`AWS_ENDPOINT_URL_S3=http://localhost:${storePort}`);
 
     process.kill(stack.emulators.s3.pid!, 'SIGKILL');
     await waitFor(() => (stack.emulators.s3.restarts >= 1 ? true : undefined), 10_000, 'restart');
@@ -254,12 +260,7 @@ describe('the local stack end to end: uploads, alerts, retro-analysis and new ru
     await put('dynamo-kill/before.txt', 'clean, before the kill');
     await analysesAfter(before, 1, 'the upload before the kill');
     // The analyzers' DynamoDB endpoint is the emulator's own port, not the front's.
-    const pids = stack.lambda.workerInfo(stack.names.analyzerFunction).map((w) => w.pid);
-    expect(pids.length).toBeGreaterThan(0);
-    for (const pid of pids) {
-      const environ = (await readFile(`/proc/${pid}/environ`, 'latin1')).split('\0');
-      expect(environ).toContain(`AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:${dynamoPort}`);
-    }
+    await expectAnalyzersEnv(`AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:${dynamoPort}`);
 
     process.kill(stack.emulators.dynamo.pid!, 'SIGKILL');
     // Back once it answers (an analysis that meets it down fails and waits for the visibility
