@@ -3,8 +3,11 @@ import {
   CreateTableCommand,
   DeleteTableCommand,
   DescribeTableCommand,
+  DeleteItemCommand,
   GetItemCommand,
   PutItemCommand,
+  QueryCommand,
+  UpdateItemCommand,
   UpdateTableCommand,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
@@ -135,5 +138,95 @@ describe('the local DynamoDB server', () => {
       WriteCapacityUnits: 3,
     });
     expect(after.KeySchema).toEqual([{ AttributeName: 'K', KeyType: 'HASH' }]);
+  });
+  it('keeps every secondary index right while writes leave unchanged entries alone', async () => {
+    const table = uniqueName('indexed');
+    const index = (name: string, key: string, projection: object) => ({
+      IndexName: name,
+      KeySchema: [{ AttributeName: key, KeyType: 'HASH' as const }],
+      Projection: projection,
+    });
+    await dynamo.client.send(
+      new CreateTableCommand({
+        TableName: table,
+        KeySchema: [{ AttributeName: 'K', KeyType: 'HASH' }],
+        AttributeDefinitions: [
+          { AttributeName: 'K', AttributeType: 'S' },
+          { AttributeName: 'Digest', AttributeType: 'S' },
+          { AttributeName: 'Kind', AttributeType: 'S' },
+          { AttributeName: 'State', AttributeType: 'S' },
+        ],
+        GlobalSecondaryIndexes: [
+          index('ByDigest', 'Digest', { ProjectionType: 'KEYS_ONLY' }),
+          index('ByKind', 'Kind', { ProjectionType: 'INCLUDE', NonKeyAttributes: ['Label'] }),
+          index('ByState', 'State', { ProjectionType: 'ALL' }),
+        ],
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    );
+    await waitActive(table);
+    const query = async (IndexName: string, name: string, value: string) =>
+      (
+        await dynamo.client.send(
+          new QueryCommand({
+            TableName: table,
+            IndexName,
+            KeyConditionExpression: '#k = :v',
+            ExpressionAttributeNames: { '#k': name },
+            ExpressionAttributeValues: { ':v': { S: value } },
+          }),
+        )
+      ).Items ?? [];
+    const set = (expression: string, values: Record<string, string>) =>
+      dynamo.client.send(
+        new UpdateItemCommand({
+          TableName: table,
+          Key: { K: { S: 'k' } },
+          UpdateExpression: expression,
+          ExpressionAttributeValues: Object.fromEntries(
+            Object.entries(values).map(([name, value]) => [name, { S: value }]),
+          ),
+        }),
+      );
+    await dynamo.client.send(
+      new PutItemCommand({
+        TableName: table,
+        Item: {
+          K: { S: 'k' },
+          Digest: { S: 'h1' },
+          Kind: { S: 'elf' },
+          Label: { S: 'one' },
+          State: { S: 'new' },
+          Note: { S: 'x' },
+        },
+      }),
+    );
+
+    // Nothing any index projects changes: each still finds the item, the ALL one as it is now.
+    await set('SET Note = :o', { ':o': 'y' });
+    expect(await query('ByDigest', 'Digest', 'h1')).toEqual([
+      { K: { S: 'k' }, Digest: { S: 'h1' } },
+    ]);
+    expect((await query('ByKind', 'Kind', 'elf'))[0]).toMatchObject({ Label: { S: 'one' } });
+    expect((await query('ByState', 'State', 'new'))[0]).toMatchObject({ Note: { S: 'y' } });
+
+    // An INCLUDE attribute changes: that index shows it; a key changes: the entry moves.
+    await set('SET Label = :l, Digest = :h', { ':l': 'two', ':h': 'h2' });
+    expect((await query('ByKind', 'Kind', 'elf'))[0]).toMatchObject({ Label: { S: 'two' } });
+    expect(await query('ByDigest', 'Digest', 'h1')).toEqual([]);
+    expect(await query('ByDigest', 'Digest', 'h2')).toHaveLength(1);
+
+    // A projected attribute removed, then the item deleted: no entry is left behind.
+    await dynamo.client.send(
+      new UpdateItemCommand({
+        TableName: table,
+        Key: { K: { S: 'k' } },
+        UpdateExpression: 'REMOVE Kind',
+      }),
+    );
+    expect(await query('ByKind', 'Kind', 'elf')).toEqual([]);
+    await dynamo.client.send(new DeleteItemCommand({ TableName: table, Key: { K: { S: 'k' } } }));
+    expect(await query('ByDigest', 'Digest', 'h2')).toEqual([]);
+    expect(await query('ByState', 'State', 'new')).toEqual([]);
   });
 });

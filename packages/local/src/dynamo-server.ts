@@ -133,10 +133,18 @@ interface Store {
   tableDb: Record<'put' | 'del' | 'batch', (...args: unknown[]) => void>;
 }
 
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
+}
+
 /**
  * dynalite reads a table's description from LevelDB for every request and every statement (half
  * its reads in a delta re-scan): kept here once ACTIVE, and dropped whenever a description is
- * written. A read that a write began or ended during is not kept. Each caller gets its own copy.
+ * written. A read that a write began or ended during is not kept.
  */
 function keepingTableDescriptions(store: Store): void {
   const read = store.getTable.bind(store);
@@ -166,7 +174,10 @@ function keepingTableDescriptions(store: Store): void {
     ) => void;
     const kept = tables.get(name);
     if (kept) {
-      process.nextTick(callback, null, structuredClone(kept));
+      // Item reads and writes (no flag) only read the description: they share the frozen copy;
+      // table operations (describe, update, delete: with the flag) may change theirs.
+      const copy = typeof checkStatus === 'function' ? kept : structuredClone(kept);
+      process.nextTick(callback, null, copy);
       return;
     }
     const writesBefore = writes;
@@ -180,12 +191,71 @@ function keepingTableDescriptions(store: Store): void {
           writes === writesBefore &&
           (table as { TableStatus?: string }).TableStatus === 'ACTIVE'
         ) {
-          tables.set(name, structuredClone(table));
+          tables.set(name, deepFreeze(structuredClone(table)));
         }
         callback(error, table);
       },
     );
   };
+}
+
+interface IndexDescription {
+  KeySchema: { AttributeName: string }[];
+  Projection: { ProjectionType?: string; NonKeyAttributes?: string[] };
+}
+interface TableDescription {
+  KeySchema: { AttributeName: string }[];
+  LocalSecondaryIndexes?: IndexDescription[];
+  GlobalSecondaryIndexes?: IndexDescription[];
+}
+type Item = Record<string, unknown>;
+
+/** Whether an item write leaves its entry in a keys-only or INCLUDE index as it was. */
+function sameIndexEntry(
+  index: IndexDescription,
+  table: TableDescription,
+  before: Item,
+  after: Item,
+): boolean {
+  if (index.Projection.ProjectionType === 'ALL' || !index.Projection.ProjectionType) return false;
+  const projected = [
+    ...index.KeySchema.map((key) => key.AttributeName),
+    ...table.KeySchema.map((key) => key.AttributeName),
+    ...(index.Projection.NonKeyAttributes ?? []),
+  ];
+  return projected.every((name) => JSON.stringify(before[name]) === JSON.stringify(after[name]));
+}
+
+const SKIPS = Symbol('skips unchanged index entries');
+
+/**
+ * dynalite rewrites every secondary-index entry of an item on each write of it; DynamoDB writes
+ * an index only where the item's projection into it changed. A carried verdict keeps its SHA-256,
+ * so its keys-only index entry is left alone here too (a LevelDB write less per carry).
+ */
+function skippingUnchangedIndexEntries(): void {
+  const update = dynaliteDb.updateIndexes;
+  if (SKIPS in update) return;
+  const skipping: typeof update = (store, table, before, after, done) => {
+    if (!before || !after) return update(store, table, before, after, done);
+    const description = table as TableDescription;
+    const changed = (indexes?: IndexDescription[]) =>
+      indexes?.filter(
+        (index) => !sameIndexEntry(index, description, before as Item, after as Item),
+      );
+    return update(
+      store,
+      {
+        ...description,
+        LocalSecondaryIndexes: changed(description.LocalSecondaryIndexes),
+        GlobalSecondaryIndexes: changed(description.GlobalSecondaryIndexes),
+      },
+      before,
+      after,
+      done,
+    );
+  };
+  dynaliteDb.updateIndexes = Object.assign(skipping, { [SKIPS]: true });
 }
 
 /** dynalite's server and its store (which dynalite does not expose: caught as it is created). */
@@ -208,6 +278,7 @@ function dynaliteWithStore(options: DynaliteOptions): { server: Server; store: u
 export function createDynamoServer(options: DynaliteOptions): Server {
   const { server, store } = dynaliteWithStore(options);
   keepingTableDescriptions(store as Store);
+  skippingUnchangedIndexEntries();
   const [serveDynalite] = server.listeners('request') as ((
     req: IncomingMessage,
     res: ServerResponse,

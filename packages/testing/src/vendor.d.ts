@@ -19,7 +19,17 @@ declare module 'dynalite' {
 // dynalite's own modules, for the local stack's BatchExecuteStatement (packages/local
 // dynamo-server.ts), which runs statements in dynalite's process against its store.
 declare module 'dynalite/db' {
-  const db: { create: (options: object) => unknown };
+  const db: {
+    create: (options: object) => unknown;
+    // dynalite's item writes call it through here (so it can be replaced).
+    updateIndexes: (
+      store: unknown,
+      table: object,
+      existingItem: object | null | undefined,
+      item: object | null | undefined,
+      done: (error?: unknown) => void,
+    ) => void;
+  };
   export = db;
 }
 declare module 'dynalite/validations' {
