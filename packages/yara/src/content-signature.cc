@@ -52,7 +52,7 @@ std::vector<uint8_t> TrigramSet::Signature() const {
   std::vector<uint64_t> words = bits_;
   if (words.empty()) words.assign((size_t{1} << kMaxLog2) / 64, 0);
   int log2 = kMaxLog2;
-  if (Ones(words) * 10 > (size_t{7} << kMaxLog2)) return {};
+  if (Ones(words) * 20 > (size_t{19} << kMaxLog2)) return {};
   while (log2 > kMinLog2) {
     std::vector<uint64_t> half = Fold(words);
     if (Ones(half) * 10 > (size_t{4} << (log2 - 1))) break;
