@@ -229,4 +229,65 @@ describe('the local DynamoDB server', () => {
     expect(await query('ByDigest', 'Digest', 'h2')).toEqual([]);
     expect(await query('ByState', 'State', 'new')).toEqual([]);
   });
+  it("answers with the body's CRC-32 in x-amz-crc32, as DynamoDB does", async () => {
+    // The checksum, bit by bit (CRC-32/ISO-HDLC), apart from what the server computes it with.
+    const crc32 = (bytes: Buffer) => {
+      let crc = 0xffffffff;
+      for (const byte of bytes) {
+        crc ^= byte;
+        for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ 0xedb88320 : crc >>> 1;
+      }
+      return (crc ^ 0xffffffff) >>> 0;
+    };
+    expect(crc32(Buffer.from('123456789'))).toBe(0xcbf43926);
+    const table = uniqueName('checksummed');
+    await dynamo.client.send(
+      new CreateTableCommand({
+        TableName: table,
+        KeySchema: [{ AttributeName: 'K', KeyType: 'HASH' }],
+        AttributeDefinitions: [{ AttributeName: 'K', AttributeType: 'S' }],
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    );
+    await waitActive(table);
+    await dynamo.client.send(
+      new PutItemCommand({ TableName: table, Item: { K: { S: 'k' }, V: { S: 'ünïcødé ✓' } } }),
+    );
+    const { hostname, port } = new URL(dynamo.endpoint);
+    const answer = await new Promise<{ header: string | undefined; body: Buffer }>(
+      (resolve, reject) => {
+        const req = request(
+          {
+            host: hostname,
+            port,
+            method: 'POST',
+            path: '/',
+            headers: {
+              'content-type': 'application/x-amz-json-1.0',
+              'x-amz-target': 'DynamoDB_20120810.GetItem',
+              'x-amz-date': '20260101T000000Z',
+              // dynalite checks the header's shape, not the signature
+              authorization:
+                'AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/dynamodb/aws4_request, ' +
+                'SignedHeaders=host;x-amz-date, Signature=00',
+            },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.on('end', () =>
+              resolve({
+                header: res.headers['x-amz-crc32'] as string | undefined,
+                body: Buffer.concat(chunks),
+              }),
+            );
+          },
+        );
+        req.on('error', reject);
+        req.end(JSON.stringify({ TableName: table, Key: { K: { S: 'k' } } }));
+      },
+    );
+    expect(answer.body.toString()).toContain('ünïcødé ✓');
+    expect(answer.header).toBe(String(crc32(answer.body)));
+  });
 });

@@ -2,6 +2,8 @@
 // statements run in dynalite's own process, straight against its store through its own request
 // validation and UpdateItem: an HTTP request per statement cost more than the update itself.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import { crc32 } from 'node:zlib';
 import dynalite from 'dynalite';
 import dynaliteDb from 'dynalite/db';
 import dynaliteValidations from 'dynalite/validations';
@@ -258,6 +260,17 @@ function skippingUnchangedIndexEntries(): void {
   dynaliteDb.updateIndexes = Object.assign(skipping, { [SKIPS]: true });
 }
 
+/**
+ * dynalite checksums every response body (the x-amz-crc32 header the SDK verifies) in JavaScript,
+ * a tenth of its CPU when it answers with content signatures: node's zlib computes the same CRC-32.
+ */
+function checksummingNatively(): void {
+  const bufferCrc32 = createRequire(require.resolve('dynalite'))('buffer-crc32') as {
+    unsigned: (data: string | Buffer) => number;
+  };
+  bufferCrc32.unsigned = (data) => crc32(data);
+}
+
 /** dynalite's server and its store (which dynalite does not expose: caught as it is created). */
 function dynaliteWithStore(options: DynaliteOptions): { server: Server; store: unknown } {
   const create = dynaliteDb.create;
@@ -279,6 +292,7 @@ export function createDynamoServer(options: DynaliteOptions): Server {
   const { server, store } = dynaliteWithStore(options);
   keepingTableDescriptions(store as Store);
   skippingUnchangedIndexEntries();
+  checksummingNatively();
   const [serveDynalite] = server.listeners('request') as ((
     req: IncomingMessage,
     res: ServerResponse,
