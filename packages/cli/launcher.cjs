@@ -1,6 +1,7 @@
 // Starts manage.ts from an esbuild bundle of packages/cli/src/main.ts instead of transpiling the
 // workspace's TypeScript at every start (tsx). The bundle is built on demand into
-// node_modules/.cache/binaryalert-cli and rebuilt when any file it was built from changed.
+// node_modules/.cache/binaryalert-cli (or the directory BINARYALERT_CLI_CACHE names) and rebuilt
+// when any file it was built from changed.
 // Third-party packages and the YARA addon are not bundled: each is required from where pnpm
 // installed it, and only when the code first uses one of its exports, so `--help` never loads the
 // AWS SDK, esbuild or the addon, and each command loads only what it uses.
@@ -13,7 +14,9 @@ const vm = require('node:vm');
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
 const ENTRY = path.join(__dirname, 'src', 'main.ts');
-const CACHE_DIR = path.join(REPO_ROOT, 'node_modules', '.cache', 'binaryalert-cli');
+const CACHE_DIR = process.env.BINARYALERT_CLI_CACHE
+  ? path.resolve(process.env.BINARYALERT_CLI_CACHE)
+  : path.join(REPO_ROOT, 'node_modules', '.cache', 'binaryalert-cli');
 const BUNDLE = path.join(CACHE_DIR, 'manage.js');
 const INPUTS = path.join(CACHE_DIR, 'inputs.json');
 // V8's compiled code for the bundle: compiling 1 MB of JavaScript is most of a cold start.
@@ -220,7 +223,7 @@ function runSource(source, cachedData, writeCache) {
   const script = new vm.Script(Module.wrap(source), { filename: BUNDLE, cachedData });
   const bundle = new Module(BUNDLE, module);
   bundle.filename = BUNDLE;
-  bundle.paths = Module._nodeModulePaths(CACHE_DIR);
+  bundle.paths = Module._nodeModulePaths(REPO_ROOT);
   script
     .runInThisContext()
     .call(bundle.exports, bundle.exports, Module.createRequire(BUNDLE), bundle, BUNDLE, CACHE_DIR);

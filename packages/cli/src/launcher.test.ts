@@ -85,14 +85,18 @@ describe('manage.ts launcher (esbuild bundle, lazily required packages)', () => 
   });
 
   it('runs from a bundle made in memory for a user who cannot write the cache', async () => {
-    // Another user's checkout, or a read-only one, whose bundle is out of date.
-    const inputsFile = path.join(path.dirname(bundle), 'inputs.json');
+    // Another user's checkout, or a read-only one, whose bundle is out of date. A cache of its own:
+    // other tests' runs of manage.ts would bring the shared one up to date meanwhile.
+    chmodSync(dir, 0o755);
+    const cacheDir = path.join(dir, 'cache');
+    const env = { BINARYALERT_CLI_CACHE: cacheDir };
+    expect((await manage(['--help'], [], env)).code).toBe(0);
+    const inputsFile = path.join(cacheDir, 'inputs.json');
     const inputs = JSON.parse(readFileSync(inputsFile, 'utf8')) as Inputs;
     const main = path.join(REPO_ROOT, 'packages', 'cli', 'src', 'main.ts');
     inputs.files[main] = { mtimeMs: 1, size: 1 };
     writeFileSync(inputsFile, JSON.stringify(inputs));
     const asRoot = process.getuid?.() === 0;
-    const cacheDir = path.dirname(bundle);
     if (!asRoot) chmodSync(cacheDir, 0o555);
     try {
       const result = await new Promise<{ code: number; stdout: string; stderr: string }>(
@@ -100,7 +104,11 @@ describe('manage.ts launcher (esbuild bundle, lazily required packages)', () => 
           execFile(
             process.execPath,
             [MANAGE, 'scan', EICAR_SAMPLE],
-            { cwd: REPO_ROOT, ...(asRoot ? { uid: NOBODY, gid: NOBODY } : {}) },
+            {
+              cwd: REPO_ROOT,
+              env: { ...process.env, ...env },
+              ...(asRoot ? { uid: NOBODY, gid: NOBODY } : {}),
+            },
             (error, stdout, stderr) =>
               resolve({ code: (error as { code?: number } | null)?.code ?? 0, stdout, stderr }),
           );
@@ -116,7 +124,10 @@ describe('manage.ts launcher (esbuild bundle, lazily required packages)', () => 
     } finally {
       if (!asRoot) chmodSync(cacheDir, 0o755);
     }
-    expect((await manage(['--help'])).code).toBe(0);
+    // Whoever can write it brings it up to date.
+    expect((await manage(['--help'], [], env)).code).toBe(0);
+    const rebuilt = JSON.parse(readFileSync(inputsFile, 'utf8')) as Inputs;
+    expect(rebuilt.files[main]?.mtimeMs).not.toBe(1);
   });
 
   it('runs when the code cache is garbage (V8 rejects it) and replaces it', async () => {
