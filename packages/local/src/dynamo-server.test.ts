@@ -11,7 +11,7 @@ import {
   UpdateTableCommand,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
-import { request } from 'node:http';
+import { request, type IncomingHttpHeaders } from 'node:http';
 import { startDynamo, uniqueName, type Emulator } from '@binaryalert/testing';
 
 // The server keeps ACTIVE table descriptions in memory (dynalite would read one from LevelDB per
@@ -31,6 +31,27 @@ describe('the local DynamoDB server', () => {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
   };
+
+  /** POSTs `body` to the server's port as a raw HTTP request: its status, headers and body. */
+  const post = (headers: Record<string, string>, body = '{}') =>
+    new Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }>(
+      (resolve, reject) => {
+        const { hostname, port } = new URL(dynamo.endpoint);
+        const req = request({ host: hostname, port, method: 'POST', path: '/', headers }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: Buffer.concat(chunks),
+            }),
+          );
+        });
+        req.on('error', reject);
+        req.end(body);
+      },
+    );
 
   it('serves a table deleted and created again with another key by its new description', async () => {
     const table = uniqueName('recreated');
@@ -79,39 +100,30 @@ describe('the local DynamoDB server', () => {
   });
 
   it('refuses what the front refuses (its port is reached straight by Lambda workers)', async () => {
-    const { hostname, port } = new URL(dynamo.endpoint);
-    const post = (headers: Record<string, string>) =>
-      new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const req = request({ host: hostname, port, method: 'POST', path: '/', headers }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
-          );
-        });
-        req.on('error', reject);
-        req.end('{}');
-      });
+    const refusal = async (headers: Record<string, string>) => {
+      const { status, body } = await post(headers);
+      return { status, body: body.toString() };
+    };
     const signed = {
       'content-type': 'application/x-amz-json-1.0',
       'x-amz-target': 'DynamoDB_20120810.ListTables',
       authorization: 'AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/dynamodb/aws4_request',
     };
 
-    expect(await post({ ...signed, host: 'attacker.example' })).toMatchObject({
+    expect(await refusal({ ...signed, host: 'attacker.example' })).toMatchObject({
       status: 403,
       body: expect.stringMatching(/not this machine's loopback/) as string,
     });
-    expect(await post({ ...signed, origin: 'http://attacker.example' })).toMatchObject({
+    expect(await refusal({ ...signed, origin: 'http://attacker.example' })).toMatchObject({
       status: 403,
       body: expect.stringMatching(/web pages/) as string,
     });
     const target = 'DynamoDB_20120810.BatchExecuteStatement';
     expect(
-      await post({ ...signed, 'x-amz-target': target, 'content-type': 'multipart/form-data' }),
+      await refusal({ ...signed, 'x-amz-target': target, 'content-type': 'multipart/form-data' }),
     ).toMatchObject({ status: 403 });
     const { authorization: _unsigned, ...unsigned } = signed;
-    expect(await post({ ...unsigned, 'x-amz-target': target })).toMatchObject({ status: 403 });
+    expect(await refusal({ ...unsigned, 'x-amz-target': target })).toMatchObject({ status: 403 });
   });
 
   it('describes a table as last updated', async () => {
@@ -253,41 +265,19 @@ describe('the local DynamoDB server', () => {
     await dynamo.client.send(
       new PutItemCommand({ TableName: table, Item: { K: { S: 'k' }, V: { S: 'ünïcødé ✓' } } }),
     );
-    const { hostname, port } = new URL(dynamo.endpoint);
-    const answer = await new Promise<{ header: string | undefined; body: Buffer }>(
-      (resolve, reject) => {
-        const req = request(
-          {
-            host: hostname,
-            port,
-            method: 'POST',
-            path: '/',
-            headers: {
-              'content-type': 'application/x-amz-json-1.0',
-              'x-amz-target': 'DynamoDB_20120810.GetItem',
-              'x-amz-date': '20260101T000000Z',
-              // dynalite checks the header's shape, not the signature
-              authorization:
-                'AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/dynamodb/aws4_request, ' +
-                'SignedHeaders=host;x-amz-date, Signature=00',
-            },
-          },
-          (res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (chunk: Buffer) => chunks.push(chunk));
-            res.on('end', () =>
-              resolve({
-                header: res.headers['x-amz-crc32'] as string | undefined,
-                body: Buffer.concat(chunks),
-              }),
-            );
-          },
-        );
-        req.on('error', reject);
-        req.end(JSON.stringify({ TableName: table, Key: { K: { S: 'k' } } }));
+    const answer = await post(
+      {
+        'content-type': 'application/x-amz-json-1.0',
+        'x-amz-target': 'DynamoDB_20120810.GetItem',
+        'x-amz-date': '20260101T000000Z',
+        // dynalite checks the header's shape, not the signature
+        authorization:
+          'AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/dynamodb/aws4_request, ' +
+          'SignedHeaders=host;x-amz-date, Signature=00',
       },
+      JSON.stringify({ TableName: table, Key: { K: { S: 'k' } } }),
     );
     expect(answer.body.toString()).toContain('ünïcødé ✓');
-    expect(answer.header).toBe(String(crc32(answer.body)));
+    expect(answer.headers['x-amz-crc32']).toBe(String(crc32(answer.body)));
   });
 });
