@@ -22,6 +22,9 @@ export interface FaultPlan {
   duplicateNotificationRate?: number;
   /** An analyzer invocation's worker is killed with SIGKILL while it runs. */
   analyzerKillRate?: number;
+  /** ...at a random instant of the invocation's first this many ms (default 1,000), if it still
+   * runs then: any step of its work can be cut off, not only its start. */
+  analyzerKillWithinMs?: number;
   /** The worker of a Lambda invocation is killed with SIGKILL right after SNS stored its Publish,
    * before it answers: the alert went out and its sender never learns it (SNS at-least-once). */
   publisherKillRate?: number;
@@ -115,34 +118,53 @@ export class FaultInjector {
   }
 
   /**
-   * Rolls once for each invocation of `fn` as it runs and SIGKILLs the worker of the unlucky
-   * ones, as a crashed container would die; `onKill` hears of each kill as it is sent (the
-   * evidence a soak classifies repeated alerts by). Returns its stop function.
+   * Rolls once for each invocation of `fn` as it starts and SIGKILLs the worker of the unlucky
+   * ones at a random instant of the invocation's first `analyzerKillWithinMs`, as a crashed
+   * container would die; an invocation that ended before its instant is left alone (and not
+   * counted). `onKill` hears of each kill as it is sent (the evidence a soak classifies repeated
+   * alerts by). Returns its stop function, which also calls off the kills still to come.
    */
   killWorkers(
-    runtime: LambdaRuntime,
+    runtime: Pick<LambdaRuntime, 'workerInfo'>,
     fn: string,
     onKill: (killed: RunningInvocation) => void = () => undefined,
   ): () => Promise<void> {
-    if (!this.plan.analyzerKillRate) return () => Promise.resolve();
+    const rate = this.plan.analyzerKillRate;
+    if (!rate) return () => Promise.resolve();
+    const random = this.plan.random ?? Math.random;
+    const withinMs = this.plan.analyzerKillWithinMs ?? 1000;
     const rolled = new WeakSet<object>();
+    const pending = new Set<NodeJS.Timeout>();
     const timer = setInterval(() => {
       for (const worker of runtime.workerInfo(fn)) {
         const { event, invocation, pid } = worker;
         if (!worker.busy || pid === undefined || invocation === undefined) continue;
         if (typeof event !== 'object' || !event || rolled.has(event)) continue;
         rolled.add(event);
-        if (this.roll('analyzerKill', this.plan.analyzerKillRate)) {
+        if (random() >= rate) continue;
+        const kill = setTimeout(() => {
+          pending.delete(kill);
+          const stillRunning = runtime
+            .workerInfo(fn)
+            .some((now) => now.busy && now.pid === pid && now.event === event);
+          if (!stillRunning) return;
+          this.injected.analyzerKill += 1;
           onKill({ pid, invocation, event });
           try {
             process.kill(pid, 'SIGKILL');
           } catch {
             // already gone
           }
-        }
+        }, random() * withinMs);
+        pending.add(kill);
       }
     }, 100);
-    return () => Promise.resolve(clearInterval(timer));
+    return () => {
+      clearInterval(timer);
+      for (const kill of pending) clearTimeout(kill);
+      pending.clear();
+      return Promise.resolve();
+    };
   }
 }
 
