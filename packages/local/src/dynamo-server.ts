@@ -261,7 +261,7 @@ function skippingUnchangedIndexEntries(): void {
 }
 
 /**
- * dynalite checksums every response body (the x-amz-crc32 header the SDK verifies) in JavaScript,
+ * dynalite checksums every response body (x-amz-crc32, which the aws CLI verifies) in JavaScript,
  * a tenth of its CPU when it answers with content signatures: node's zlib computes the same CRC-32.
  */
 function checksummingNatively(): void {
