@@ -8,7 +8,7 @@ import type { AnalyzerConfig } from './config';
 import { fixedRules, loadBakedRules, rulesFromBucket } from './rules-release';
 
 /**
- * The analyzer's DynamoDB client settings. Binary attributes (content signatures, about 12 KB
+ * The analyzer's DynamoDB client settings. Binary attributes (content signatures, 0.5-64 KiB
  * each, 50 to a delta re-scan's batch read) are decoded with Buffer's base64 decoder: the SDK's
  * default checks each string against a regular expression first, which cost more than the
  * decoding; what DynamoDB sends is its own encoding.
