@@ -4,6 +4,7 @@ import { analyzerVersion } from './analyze';
 import { handleInvocation, type AnalysisResults, type SqsBatchResponse } from './invocation';
 import { loadConfig } from './config';
 import { createDeps } from './deps';
+import { collectGarbageInOnePause } from './gc';
 
 // Once per container: a bad environment fails the cold start; rules load once and are reused.
 const config = loadConfig();
@@ -11,6 +12,7 @@ const log = createLogger(config.service);
 // Scans and the downloads' file writes share libuv's thread pool (4 threads by default): size it
 // so concurrent scans never starve the writes. libuv reads it when the pool first starts, below.
 process.env.UV_THREADPOOL_SIZE ??= String(config.settings.concurrency + 4);
+collectGarbageInOnePause();
 const deps = createDeps(config, log);
 deps.catch(() => undefined); // reported by the first invocation that awaits it
 
