@@ -13,7 +13,7 @@ import { cliBundle as buildCliBundle } from '../../packages/cli/launcher.cjs';
 import { REPO_ROOT } from './bundle';
 import type { BenchContext } from './context';
 import { copyElfCorpus, writeSyntheticCorpus } from './corpus';
-import { loadPerCore, MB, runTimed } from './measure';
+import { freePageReportingOrder, loadPerCore, MB, runTimed } from './measure';
 import {
   formatTable,
   formatTargets,
@@ -110,6 +110,7 @@ function machineInfo(): Record<string, unknown> {
     node: process.version,
     libyaraAddon: libyaraVersion,
     yaraCli,
+    freePageReportingOrder: freePageReportingOrder() ?? 'none',
   };
 }
 
@@ -230,7 +231,8 @@ async function main(): Promise<void> {
     `\nBinaryAlert benchmark (${results.mode}, median of ${options.reps}, ${results.seconds} s)\n` +
       `machine: ${String(machine.cpuModel)}, ${String(machine.cores)} cores, ${String(machine.memoryGiB)} GiB, ` +
       `Node ${process.version}, libyara ${libyaraVersion} (addon), yara CLI ${String(machine.yaraCli)}; ` +
-      `load per core ${loadAtStart.toFixed(2)} at start, ${loadAtEnd.toFixed(2)} at end\n\n` +
+      `load per core ${loadAtStart.toFixed(2)} at start, ${loadAtEnd.toFixed(2)} at end; ` +
+      `free-page reporting order ${String(machine.freePageReportingOrder)}\n\n` +
       `${formatTable(rows)}\n\nTargets\n${formatTargets(targets)}\n\nwritten to ${path.relative(process.cwd(), options.output) || options.output}\n`,
   );
 }

@@ -1,7 +1,10 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 
-import { processTreeCpuSeconds } from './measure';
+import { freePageReportingOrder, processTreeCpuSeconds } from './measure';
 
 /** Spins until it used 0.4 s of CPU (not of wall time: the machine may be loaded), says so, waits. */
 const SPINNER = `
@@ -23,5 +26,20 @@ describe('processTreeCpuSeconds', () => {
     // Assert: its 0.4 s (and node's start-up) counted while it lived, gone once it exited.
     expect(after - before).toBeGreaterThanOrEqual(0.4);
     expect(processTreeCpuSeconds()).toBeLessThan(after - 0.3);
+  });
+});
+
+describe('freePageReportingOrder', () => {
+  it('reads the kernel parameter, and is undefined where there is none or it is not a number', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-page-reporting-'));
+    try {
+      await writeFile(path.join(dir, 'page_reporting_order'), '9\n');
+      expect(freePageReportingOrder(dir)).toBe(9);
+      await writeFile(path.join(dir, 'page_reporting_order'), 'nine\n');
+      expect(freePageReportingOrder(dir)).toBeUndefined();
+      expect(freePageReportingOrder(path.join(dir, 'missing'))).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

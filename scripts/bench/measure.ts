@@ -162,3 +162,22 @@ export function processCpuSeconds(pid: number | undefined): number {
     return NaN;
   }
 }
+
+/**
+ * The guest kernel's free-page reporting (virtio-balloon), as the lowest order of free blocks it
+ * hands back to the hypervisor; undefined when the kernel has none. Pages handed back cost the
+ * hypervisor a fault to touch again: on the machine this bench was tuned on, writing 1 GB into
+ * new page-cache pages took 6-10 s of system time instead of 0.2 s, so a bench run that grows the
+ * page cache (the pipeline's S3 store) measures the host as much as the code. Reported with every
+ * run, so figures from machines with and without it are not compared blindly.
+ */
+export function freePageReportingOrder(
+  parameters = '/sys/module/page_reporting/parameters',
+): number | undefined {
+  try {
+    const order = Number(readFileSync(path.join(parameters, 'page_reporting_order'), 'utf8'));
+    return Number.isInteger(order) ? order : undefined;
+  } catch {
+    return undefined;
+  }
+}
