@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import { freePageReportingOrder, processTreeCpuSeconds } from './measure';
+import { cpuByPid, cpuSince, freePageReportingOrder, processTreeCpuSeconds } from './measure';
 
 /** Spins until it used 0.4 s of CPU (not of wall time: the machine may be loaded), says so, waits. */
 const SPINNER = `
@@ -41,5 +41,23 @@ describe('freePageReportingOrder', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('cpuSince', () => {
+  it("counts a process's CPU since the first reading, and all of it for one started since", async () => {
+    // Prepare
+    const child = spawn(process.execPath, ['-e', SPINNER], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const atStart = cpuByPid([child.pid]);
+    // Act
+    await once(child.stdout, 'data');
+    const spun = cpuByPid([child.pid, undefined, 2 ** 22 + 1]);
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    // Assert: its 0.4 s counted from either reading; pids that are not running are left out.
+    expect([...spun.keys()]).toEqual([child.pid]);
+    expect(cpuSince(atStart, spun)).toBeGreaterThanOrEqual(0.4 - (atStart.get(child.pid!) ?? 0));
+    expect(cpuSince(new Map(), spun)).toBeGreaterThanOrEqual(0.4);
+    expect(cpuSince(spun, spun)).toBe(0);
   });
 });

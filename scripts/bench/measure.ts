@@ -163,6 +163,26 @@ export function processCpuSeconds(pid: number | undefined): number {
   }
 }
 
+/** CPU seconds of each of `pids` so far, by pid; those gone (or never started) are left out. */
+export function cpuByPid(pids: (number | undefined)[]): Map<number, number> {
+  const cpu = new Map<number, number>();
+  for (const pid of pids) {
+    const seconds = processCpuSeconds(pid);
+    if (pid !== undefined && !Number.isNaN(seconds)) cpu.set(pid, seconds);
+  }
+  return cpu;
+}
+
+/**
+ * The CPU seconds the processes of `after` used since `before` was taken; one missing from
+ * `before` started since, so all of its CPU counts. One that exited in between is not counted.
+ */
+export function cpuSince(before: Map<number, number>, after: Map<number, number>): number {
+  let seconds = 0;
+  for (const [pid, now] of after) seconds += now - (before.get(pid) ?? 0);
+  return seconds;
+}
+
 /**
  * The guest kernel's free-page reporting (virtio-balloon), as the lowest order of free blocks it
  * hands back to the hypervisor; undefined when the kernel has none. Pages handed back cost the

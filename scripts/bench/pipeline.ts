@@ -14,6 +14,8 @@ import { startS3, uniqueName } from '../../packages/testing/src';
 import type { BenchContext } from './context';
 import { EICAR } from './corpus';
 import {
+  cpuByPid,
+  cpuSince,
   interleave,
   MB,
   median,
@@ -103,17 +105,36 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
     uploadMs: number;
     downloadMs: number;
     scanMs: number;
+    /** Of cpuS, each of the stack's own processes (the rest is the main process: the uploading
+     * client, the front, SQS and the notifications). */
+    cpuByProcess?: Record<ProcessGroup, number>;
   }
   const latencySums = () => ({
     download: stack.metrics.sum('S3DownloadLatency'),
     scan: stack.metrics.sum('ScanLatency'),
   });
+  type ProcessGroup = 'analyzer workers' | 'dispatcher workers' | 'S3 store' | 'DynamoDB';
+  const groupPids = (): Record<ProcessGroup, (number | undefined)[]> => ({
+    'analyzer workers': stack.lambda
+      .workerInfo(stack.names.analyzerFunction)
+      .map((worker) => worker.pid),
+    'dispatcher workers': stack.lambda
+      .workerInfo(stack.names.dispatcherFunction)
+      .map((worker) => worker.pid),
+    'S3 store': [stack.emulators.s3.pid],
+    DynamoDB: [stack.emulators.dynamo.pid],
+  });
+  const groupCpu = () =>
+    Object.fromEntries(
+      Object.entries(groupPids()).map(([group, pids]) => [group, cpuByPid(pids)]),
+    ) as Record<ProcessGroup, Map<number, number>>;
   const uploadAndAnalyze = async (files: typeof chosen): Promise<Round> => {
     await idle(stack);
     const before = (await stack.status()).analyzed;
     const sums = latencySums();
     const prefix = `bench-${process.pid}-${round++}`;
     const cpuBefore = processTreeCpuSeconds();
+    const groupsBefore = groupCpu();
     const started = performance.now();
     let next = 0;
     const uploader = async () => {
@@ -137,6 +158,7 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
     );
     const ms = performance.now() - started;
     const cpuS = processTreeCpuSeconds() - cpuBefore;
+    const groupsAfter = groupCpu();
     const after = latencySums();
     return {
       ms,
@@ -144,6 +166,12 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
       uploadMs,
       downloadMs: after.download - sums.download,
       scanMs: after.scan - sums.scan,
+      cpuByProcess: Object.fromEntries(
+        Object.entries(groupsAfter).map(([group, cpu]) => [
+          group,
+          cpuSince(groupsBefore[group as ProcessGroup], cpu),
+        ]),
+      ) as Record<ProcessGroup, number>,
     };
   };
   const pipelineRun = () => uploadAndAnalyze(chosen);
@@ -225,6 +253,20 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
   // The large round's CPU less what its objects cost as objects: what its bytes cost.
   const perObjectShare = (cpuPerObjectS * chosen.length) / pipelineCpuS;
   const perByteMs = ((pipelineCpuS - cpuPerObjectS * chosen.length) * 1000) / mb;
+  // Where a round's CPU goes, as the median of each process group over the rounds.
+  const groupNames = Object.keys(rounds[0]?.cpuByProcess ?? {}) as ProcessGroup[];
+  const groupMsPerMb = groupNames.map((group) => ({
+    group,
+    msPerMb: (median(rounds.map((r) => r.cpuByProcess?.[group] ?? NaN)) * 1000) / mb,
+  }));
+  const restMsPerMb =
+    (median(
+      rounds.map(
+        (r) => r.cpuS - Object.values(r.cpuByProcess ?? {}).reduce((sum, cpu) => sum + cpu, 0),
+      ),
+    ) *
+      1000) /
+    mb;
 
   // EICAR: unique files (a new SHA-256 each time, so every one alerts), one at a time, idle queue.
   await idle(stack);
@@ -278,6 +320,18 @@ export async function benchPipeline(ctx: BenchContext): Promise<SectionResult> {
       value: cpuPerObjectS * 1000,
       unit: 'ms',
       note: `${small.length} files < 64 KB; ${(perObjectShare * 100).toFixed(0)}% of the CPU above (${(mb / chosen.length).toFixed(1)} MB per file); per byte ${perByteMs.toFixed(1)} ms/MB`,
+    },
+    {
+      section: SECTION,
+      metric: 'CPU per MB: the analyzer workers',
+      value: groupMsPerMb.find((entry) => entry.group === 'analyzer workers')?.msPerMb ?? NaN,
+      unit: 'ms',
+      note: [
+        ...groupMsPerMb
+          .filter((entry) => entry.group !== 'analyzer workers')
+          .map((entry) => `${entry.group} ${entry.msPerMb.toFixed(1)}`),
+        `the main process (uploading client, front, SQS, notifications) ${restMsPerMb.toFixed(1)} ms/MB`,
+      ].join(', '),
     },
     {
       section: SECTION,
