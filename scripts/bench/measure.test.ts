@@ -37,6 +37,8 @@ describe('freePageReportingOrder', () => {
       expect(freePageReportingOrder(dir)).toBe(9);
       await writeFile(path.join(dir, 'page_reporting_order'), 'nine\n');
       expect(freePageReportingOrder(dir)).toBeUndefined();
+      await writeFile(path.join(dir, 'page_reporting_order'), '\n');
+      expect(freePageReportingOrder(dir)).toBeUndefined();
       expect(freePageReportingOrder(path.join(dir, 'missing'))).toBeUndefined();
     } finally {
       await rm(dir, { recursive: true, force: true });

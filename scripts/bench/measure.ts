@@ -195,8 +195,8 @@ export function freePageReportingOrder(
   parameters = '/sys/module/page_reporting/parameters',
 ): number | undefined {
   try {
-    const order = Number(readFileSync(path.join(parameters, 'page_reporting_order'), 'utf8'));
-    return Number.isInteger(order) ? order : undefined;
+    const text = readFileSync(path.join(parameters, 'page_reporting_order'), 'utf8').trim();
+    return /^\d+$/.test(text) ? Number(text) : undefined; // Number('') would be 0
   } catch {
     return undefined;
   }
