@@ -17,7 +17,7 @@ import {
   type S3ObjectRef,
 } from '@binaryalert/core';
 import { publishMatchAlert, publishNegativeAlert } from './alerts';
-import { downloadObject, privateTempDir } from './download';
+import { downloadForScan, type ScanSource } from './download';
 import {
   AlertInFlightError,
   MatchBookkeepingError,
@@ -180,23 +180,23 @@ async function scanObject(
   scanSlots: Slots,
 ): Promise<ObjectOutcome> {
   const id = objectId(ref.bucket, ref.key);
-  let temp: Awaited<ReturnType<typeof privateTempDir>> | undefined;
+  let download: Extract<ScanSource, { kind: 'downloaded' }> | undefined;
   try {
-    temp = await privateTempDir(settings.tempRoot);
-    const tempDir = temp.dir;
-    const download = await downloadObject(deps.s3, ref, tempDir, settings.maxFileBytes);
-    if (download.kind === 'too-large') {
+    const fetched = await downloadForScan(deps.s3, ref, settings.maxFileBytes, settings.tempRoot);
+    if (fetched.kind === 'too-large') {
       log.warn('skipping object larger than the maximum file size', {
-        size: download.size,
+        size: fetched.size,
         maxFileBytes: settings.maxFileBytes,
       });
-      return { status: 'skipped', id, reason: 'too-large', object: { size: download.size } };
+      return { status: 'skipped', id, reason: 'too-large', object: { size: fetched.size } };
     }
+    download = fetched;
     // One release for the whole object: a newer one loaded meanwhile applies to the next scan.
     const rules = await deps.rules.current();
+    const { source, tempDir, metadata } = download;
     const analysis = await scanSlots.run(() =>
-      analyzeFile(rules.compiled, download.file, {
-        ...(download.metadata.filepath ? { filepath: download.metadata.filepath } : {}),
+      analyzeFile(rules.compiled, source, {
+        ...(metadata.filepath ? { filepath: metadata.filepath } : {}),
         // Member paths start from the key: what is in S3 (`key!dir/member`).
         label: ref.key,
         timeoutSeconds: settings.scanTimeoutSeconds,
@@ -209,8 +209,8 @@ async function scanObject(
         contentSignature: settings.contentSignatures !== false,
       }),
     );
-    // The file is no longer needed: free /tmp before the (network-bound) bookkeeping.
-    await temp.remove();
+    // The bytes are no longer needed: free /tmp before the (network-bound) bookkeeping.
+    await download.remove();
     const result: ObjectAnalysis = {
       object: {
         bucket: ref.bucket,
@@ -277,8 +277,8 @@ async function scanObject(
     log.error('analysis failed; the object will be retried', { error });
     return { status: 'failed', id, error };
   } finally {
-    await temp?.remove().catch((error: unknown) => {
-      log.error('could not remove the temp directory', { error, dir: temp?.dir });
+    await download?.remove().catch((error: unknown) => {
+      log.error('could not remove the temp directory', { error, dir: download?.tempDir });
     });
   }
 }

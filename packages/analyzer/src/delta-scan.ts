@@ -9,13 +9,7 @@ import {
 } from '@binaryalert/core';
 import type { CompiledRules } from '@binaryalert/yara';
 import { scanBudgetMs, type AnalyzerDeps, type AnalyzerSettings } from './analyze';
-import { DEFAULT_RANGED_DOWNLOAD, downloadBytes, downloadObject, privateTempDir } from './download';
-
-/**
- * Objects smaller than this (by the listing) are delta-scanned from memory: no temp directory and
- * no file written and read back (members of containers inside still spill to anonymous files).
- */
-const IN_MEMORY_BYTES = DEFAULT_RANGED_DOWNLOAD.thresholdBytes;
+import { downloadForScan, type ScanSource } from './download';
 
 /**
  * Downloads the ledger's version of the object and scans it with the delta rules: whether a delta
@@ -32,33 +26,17 @@ export async function scanWithDelta(
   scanSlots: Slots,
   log: Logger,
 ): Promise<boolean | undefined> {
-  const inMemory = ref.size !== undefined && ref.size < IN_MEMORY_BYTES;
-  let temp: Awaited<ReturnType<typeof privateTempDir>> | undefined;
+  let download: Extract<ScanSource, { kind: 'downloaded' }> | undefined;
   try {
-    let download: { etag?: string; versionId?: string; metadata: Record<string, string> };
-    let source: string | Buffer;
-    if (inMemory) {
-      const bytes = await downloadBytes(
-        deps.s3,
-        ref,
-        Math.min(settings.maxFileBytes, IN_MEMORY_BYTES),
-        previous.etag,
-      );
-      if (bytes.kind === 'too-large') return undefined;
-      [download, source] = [bytes, bytes.bytes];
-    } else {
-      temp = await privateTempDir(settings.tempRoot);
-      const file = await downloadObject(
-        deps.s3,
-        ref,
-        temp.dir,
-        settings.maxFileBytes,
-        undefined,
-        previous.etag,
-      );
-      if (file.kind === 'too-large') return undefined;
-      [download, source] = [file, file.file];
-    }
+    const fetched = await downloadForScan(
+      deps.s3,
+      ref,
+      settings.maxFileBytes,
+      settings.tempRoot,
+      previous.etag,
+    );
+    if (fetched.kind === 'too-large') return undefined;
+    download = fetched;
     // A store that ignores If-Match, or another version with the same ETag.
     if (
       (download.etag !== undefined &&
@@ -68,15 +46,15 @@ export async function scanWithDelta(
       log.info('the object changed since its verdict; analyzing in full');
       return undefined;
     }
-    const tempDir = temp?.dir ?? settings.tempRoot;
+    const { source, tempDir, metadata } = download;
     const analysis = await scanSlots.run(() =>
       analyzeFile(delta, source, {
-        ...(download.metadata.filepath ? { filepath: download.metadata.filepath } : {}),
+        ...(metadata.filepath ? { filepath: metadata.filepath } : {}),
         label: ref.key,
         timeoutSeconds: settings.scanTimeoutSeconds,
         archives: settings.archives,
         budgetMs: scanBudgetMs(settings, remainingMs),
-        ...(tempDir === undefined ? {} : { tempDir }),
+        tempDir,
       }),
     );
     // The hash proves the scanned bytes are the verdict's (an ETag is no proof: MD5 collides).
@@ -90,6 +68,6 @@ export async function scanWithDelta(
     log.warn('the delta scan failed; analyzing in full', { error });
     return undefined;
   } finally {
-    await temp?.remove().catch(() => undefined);
+    await download?.remove().catch(() => undefined);
   }
 }

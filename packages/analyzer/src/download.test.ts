@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFile, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import {
   CreateBucketCommand,
@@ -9,7 +11,14 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { clientConfig, startS3, uniqueName, type Emulator } from '@binaryalert/testing';
-import { downloadBytes, downloadError, downloadObject, privateTempDir } from './download';
+import {
+  downloadBytes,
+  downloadError,
+  downloadForScan,
+  downloadObject,
+  IN_MEMORY_BYTES,
+  privateTempDir,
+} from './download';
 import { DownloadError, ObjectAccessDeniedError, ObjectMissingError } from './errors';
 
 describe('downloadObject', () => {
@@ -226,6 +235,83 @@ describe('downloadObject', () => {
       await expect(downloadBytes(s3.client, { bucket, key: 'not-there' }, 100)).rejects.toThrow(
         ObjectMissingError,
       );
+    });
+  });
+
+  describe('downloadForScan (memory or a private file, by the event size)', () => {
+    it('reads an object the event calls small into memory and creates nothing under the temp root', async () => {
+      const content = Buffer.from(Array.from({ length: 300_001 }, (_, i) => (i * 13) % 256));
+      await put('small.bin', content, { filepath: 'C:/x.exe' });
+
+      const result = await downloadForScan(
+        s3.client,
+        { bucket, key: 'small.bin', size: content.length },
+        1 << 30,
+        temp.dir,
+      );
+
+      if (result.kind !== 'downloaded') throw new Error(`unexpected ${result.kind}`);
+      expect(Buffer.isBuffer(result.source)).toBe(true);
+      expect((result.source as Buffer).equals(content)).toBe(true);
+      expect(result).toMatchObject({ size: content.length, tempDir: temp.dir });
+      expect(result.metadata).toEqual({ filepath: 'C:/x.exe' });
+      expect(new Date(result.lastModified).getTime()).toBeGreaterThan(Date.now() - 60_000);
+      expect(await readdir(temp.dir)).toEqual([]);
+    });
+
+    it.each([
+      ['the event gives no size', undefined],
+      ['the event says it is large', IN_MEMORY_BYTES],
+      // Replaced by a larger object after the event: not cut off, not skipped.
+      ['the object grew past the memory limit since the event', 10],
+    ])(
+      'writes the object to a private file, removed with its directory, when %s',
+      async (_why, size) => {
+        const content = randomBytes(IN_MEMORY_BYTES + 5);
+        await put('large.bin', content);
+
+        const result = await downloadForScan(
+          s3.client,
+          { bucket, key: 'large.bin', ...(size === undefined ? {} : { size }) },
+          1 << 30,
+          temp.dir,
+        );
+
+        if (result.kind !== 'downloaded') throw new Error(`unexpected ${result.kind}`);
+        if (typeof result.source !== 'string') throw new Error('expected a file');
+        expect((await readFile(result.source)).equals(content)).toBe(true);
+        expect(await readdir(temp.dir)).toEqual([path.basename(result.tempDir)]);
+        expect((await stat(result.tempDir)).mode & 0o777).toBe(0o700);
+        await result.remove();
+        await result.remove();
+        expect(await readdir(temp.dir)).toEqual([]);
+      },
+    );
+
+    it('is too large, writing nothing, when a small-looking object grew past the maximum size', async () => {
+      await put('grown.bin', Buffer.alloc(5000));
+
+      const result = await downloadForScan(
+        s3.client,
+        { bucket, key: 'grown.bin', size: 10 },
+        4999,
+        temp.dir,
+      );
+
+      expect(result).toEqual({ kind: 'too-large', size: 5000 });
+      expect(await readdir(temp.dir)).toEqual([]);
+    });
+
+    it('leaves no directory behind when the download fails', async () => {
+      const error = await downloadForScan(
+        s3.client,
+        { bucket, key: 'gone', size: IN_MEMORY_BYTES },
+        1 << 30,
+        temp.dir,
+      ).catch((caught: unknown) => caught);
+
+      expect(error).toBeInstanceOf(ObjectMissingError);
+      expect(await readdir(temp.dir)).toEqual([]);
     });
   });
 

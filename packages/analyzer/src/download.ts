@@ -171,6 +171,7 @@ export type BytesDownload =
   | {
       kind: 'downloaded';
       bytes: Buffer;
+      lastModified: string;
       etag?: string;
       versionId?: string;
       metadata: Record<string, string>;
@@ -226,10 +227,83 @@ export async function downloadBytes(
   return {
     kind: 'downloaded',
     bytes: bytes ? bytes.subarray(0, size) : Buffer.concat(chunks, size),
+    lastModified: response.LastModified?.toISOString() ?? '',
     ...(response.ETag ? { etag: response.ETag } : {}),
     ...(response.VersionId ? { versionId: response.VersionId } : {}),
     metadata: { ...(response.Metadata ?? {}) },
   };
+}
+
+/**
+ * Objects smaller than this (by the event's size) are read into memory to be scanned: no temp
+ * directory, no file written and read back (members of containers inside still spill to anonymous
+ * files past 16 MiB). At most one per scan slot, plus the one downloading ahead, is held at once.
+ */
+export const IN_MEMORY_BYTES = DEFAULT_RANGED_DOWNLOAD.thresholdBytes;
+
+/** An object ready to be scanned: its bytes in memory or in a private temp file. */
+export type ScanSource =
+  | {
+      kind: 'downloaded';
+      /** The bytes, or the private temp file holding them. */
+      source: Buffer | string;
+      size: number;
+      lastModified: string;
+      etag?: string;
+      versionId?: string;
+      metadata: Record<string, string>;
+      downloadMs: number;
+      /** Where the scan spills large members: the object's private directory, or the temp root. */
+      tempDir: string;
+      /** Deletes the temp file and its directory (nothing for bytes in memory); may be called again. */
+      remove: () => Promise<void>;
+    }
+  | { kind: 'too-large'; size: number };
+
+/**
+ * Downloads one object for its scan: into memory when the event says it is smaller than
+ * IN_MEMORY_BYTES, else into a file in a new private directory under `tempRoot`
+ * (downloadObject). An object that turns out larger than the event said goes to a file after all,
+ * unless it is larger than `maxBytes`. `ifMatch` and the errors as downloadObject's.
+ */
+export async function downloadForScan(
+  s3: S3Client,
+  ref: S3ObjectRef,
+  maxBytes: number,
+  tempRoot: string = os.tmpdir(),
+  ifMatch?: string,
+): Promise<ScanSource> {
+  if (ref.size !== undefined && ref.size < IN_MEMORY_BYTES && ref.size <= maxBytes) {
+    const started = performance.now();
+    const download = await downloadBytes(s3, ref, Math.min(maxBytes, IN_MEMORY_BYTES - 1), ifMatch);
+    if (download.kind === 'downloaded') {
+      const { bytes, kind, ...facts } = download;
+      return {
+        kind,
+        source: bytes,
+        size: bytes.length,
+        ...facts,
+        downloadMs: performance.now() - started,
+        tempDir: tempRoot,
+        remove: () => Promise.resolve(),
+      };
+    }
+    if (download.size > maxBytes) return download;
+    // Replaced by a larger object since the event: read it again, into a file.
+  }
+  const temp = await privateTempDir(tempRoot);
+  try {
+    const download = await downloadObject(s3, ref, temp.dir, maxBytes, undefined, ifMatch);
+    if (download.kind === 'too-large') {
+      await temp.remove();
+      return download;
+    }
+    const { file, ...facts } = download;
+    return { ...facts, source: file, tempDir: temp.dir, remove: temp.remove };
+  } catch (error) {
+    await temp.remove().catch(() => undefined);
+    throw error;
+  }
 }
 
 /** The object's full size from `Content-Range: bytes 0-8388607/52428800`; undefined without one. */

@@ -126,7 +126,7 @@ export interface AnalyzeOptions {
  */
 export async function analyzeFile(
   rules: CompiledRules,
-  /** A local file, or bytes in memory (no encrypted 7z is then handed to 7-Zip: it stays `encrypted`). */
+  /** A local file, or bytes in memory (an encrypted 7z among them is copied to `tempDir` for 7-Zip). */
   source: string | Buffer,
   options: AnalyzeOptions = {},
 ): Promise<FileAnalysis> {
@@ -154,7 +154,7 @@ export async function analyzeFile(
             maxMembers: archives.maxMembers,
             maxExpandedBytes: archives.maxExpandedBytes,
             maxRatio: archives.maxRatio,
-            handOffEncryptedSevenZip: !inMemory && archives.passwords.length > 0,
+            handOffEncryptedSevenZip: archives.passwords.length > 0,
             // Stopped a little early: unmapping the object and answering fit in the budget.
             ...(deadlineMs === undefined ? {} : { deadlineMs: deadlineMs - ADDON_WRAP_UP_MS }),
             ...(options.tempDir === undefined ? {} : { tempDir: options.tempDir }),
@@ -190,13 +190,16 @@ export async function analyzeFile(
   if (result.contentSignature && unscanned.length === 0 && sealed.length === 0) {
     analysis.contentSignature = result.contentSignature;
   }
-  // (Bytes in memory have no file for 7-Zip: their encrypted 7z entries stay `encrypted`.)
-  if (typeof source !== 'string' || !archives || sealed.length === 0) return analysis;
+  if (!archives || sealed.length === 0) return analysis;
   let objectMd5 = analysis.md5;
   // A match inside needs the object's MD5 (it is stored and alerted with the object): taken at
   // the first one, so the pass is spent inside the time budget (as the addon does).
   const onMemberMatch = async (): Promise<void> => {
-    if (objectMd5 === undefined && md5 !== 'never') objectMd5 = await fileDigest(source, 'md5');
+    if (objectMd5 !== undefined || md5 === 'never') return;
+    objectMd5 =
+      typeof source === 'string'
+        ? await fileDigest(source, 'md5')
+        : createHash('md5').update(source).digest('hex');
   };
   try {
     for (const archive of sealed) {

@@ -81,11 +81,30 @@ describe('analyzeFile on encrypted 7z', () => {
   const located = (analysis: FileAnalysis) =>
     analysis.matches.map((match) => [match.member?.path, match.member?.sha256]);
 
-  it('leaves an encrypted 7z given as bytes in memory `encrypted` (7-Zip opens files), never a silent skip', async () => {
+  it('opens an encrypted 7z given as bytes in memory as it does the file (7-Zip reads a copy in tempDir, removed after)', async () => {
     const archive = kit.sevenZip('in-memory.7z', { 'a.exe': payload }, 'infected');
+    const bytes = readFileSync(archive);
+    const options = {
+      label: 'up/in-memory.7z',
+      archives: { ...DEFAULT_ARCHIVE_SETTINGS, passwords: ['infected'] },
+      tempDir,
+    };
+
+    const fromMemory = await analyzeFile(rules, bytes, options);
+    const fromFile = await analyzeFile(rules, archive, options);
+
+    expect(located(fromMemory)).toEqual([['up/in-memory.7z!a.exe', sha256(payload)]]);
+    expect(fromMemory.coverage).toBe('complete');
+    // The object's MD5 (stored and alerted with a match inside) is the bytes', as from the file.
+    expect(fromMemory.md5).toBe(createHash('md5').update(bytes).digest('hex'));
+    expect({ ...fromMemory, scanMs: 0 }).toEqual({ ...fromFile, scanMs: 0 });
+  });
+
+  it('leaves an encrypted 7z in memory `encrypted` when no password fits, never a silent skip', async () => {
+    const archive = kit.sevenZip('in-memory-locked.7z', { 'a.exe': payload }, 'secret');
 
     const fromMemory = await analyzeFile(rules, readFileSync(archive), {
-      label: 'up/in-memory.7z',
+      label: 'up/in-memory-locked.7z',
       archives: { ...DEFAULT_ARCHIVE_SETTINGS, passwords: ['infected'] },
       tempDir,
     });

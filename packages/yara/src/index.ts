@@ -66,7 +66,10 @@ export class CompiledRules {
     }
   }
 
-  /** Scans the bytes of a Buffer (copied before the scan starts). */
+  /**
+   * Scans the bytes of a Buffer. One of 64 KiB or more is read in place while the scan runs: leave
+   * its bytes unchanged (and its ArrayBuffer untransferred) until the promise settles.
+   */
   async scanBuffer(data: Buffer, options?: ScanOptions): Promise<ScanResult> {
     try {
       return toScanResult(await this.#native.scanBuffer(data, options));

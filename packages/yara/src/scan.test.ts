@@ -117,6 +117,33 @@ describe('CompiledRules scans', () => {
     expect(fromFile.size).toBe(content.length);
   });
 
+  it('scans a large Buffer in place: only the bytes of a subarray, at their own offsets, as from a file', async () => {
+    const rules = await compileTexts(dir, { eicar: EICAR_RULE });
+    const whole = Buffer.alloc(3 << 20, 0x41);
+    const at = 2 << 20;
+    whole.write(EICAR, at, 'latin1');
+    const before = whole.subarray(0, at); // 2 MiB, the EICAR string just past its end
+    const from = whole.subarray(1 << 20); // 2 MiB, the EICAR string 1 MiB in
+    const file = dir.write('from.bin', from);
+
+    const [cut, inside, fromFile] = await Promise.all([
+      rules.scanBuffer(before, { sha256: true }),
+      rules.scanBuffer(from, { sha256: true }),
+      rules.scanFile(file, { sha256: true }),
+    ]);
+
+    expect(cut.matches).toEqual([]);
+    expect(cut).toMatchObject({
+      size: before.length,
+      sha256: createHash('sha256').update(before).digest('hex'),
+    });
+    expect(inside.matches).toHaveLength(1);
+    expect(inside.matches[0]!.strings[0]!.offsets).toEqual([
+      at - (1 << 20) + EICAR.indexOf('EICAR-STANDARD'),
+    ]);
+    expect(inside).toEqual(fromFile);
+  });
+
   it('computes SHA-256 and MD5 equal to node:crypto for files and buffers', async () => {
     const rules = await compileTexts(dir, { eicar: EICAR_RULE });
     const content = Buffer.alloc(300_000);
