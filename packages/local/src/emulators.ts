@@ -42,6 +42,11 @@ export function startDynamo(
 export interface SqsEmulator extends Emulator {
   /** Empties a queue at once (local-aws-sqs would wait 60 s); false when there is no such queue. */
   purgeQueue: (queueUrl: string) => boolean;
+  /**
+   * Puts one message on a queue in the stack's own process, as AWS delivers an S3 event
+   * notification: no SDK client, no HTTP. Throws when there is no such queue.
+   */
+  enqueue: (queueUrl: string, messageBody: string) => void;
 }
 
 export interface SqsSettings {
@@ -146,14 +151,22 @@ export async function startSqs(settings: SqsSettings): Promise<SqsEmulator> {
   for (const queue of service.Queues) changingVisibilityIsNoReceive(queue);
   const server = createServer((req, res) => void requestHandler(req, res));
   const port = await listenLoopback(server, 0);
+  const queueAt = (queueUrl: string): SqsQueue | undefined => {
+    const name = queueUrl.split('/').pop();
+    return service.Queues.find((q) => q.QueueName === name);
+  };
   return {
     port,
     purgeQueue: (queueUrl) => {
-      const name = queueUrl.split('/').pop();
-      const queue = service.Queues.find((q) => q.QueueName === name);
+      const queue = queueAt(queueUrl);
       if (!queue) return false;
       queue.clearRecords();
       return true;
+    },
+    enqueue: (queueUrl, messageBody) => {
+      const queue = queueAt(queueUrl);
+      if (!queue) throw new Error(`no queue ${queueUrl}`);
+      queue.setRecord({ MessageBody: messageBody });
     },
     close: async () => {
       await closeServer(server);

@@ -146,15 +146,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         options.visibilityTimeoutSeconds ?? queueVisibilityTimeoutSeconds(config),
     });
     stopSteps.push(sqsEmulator.close);
-    const notifier = notifyObjectCreated(
-      sqs,
+    const notify = notifyObjectCreated(
+      (body) => sqsEmulator.enqueue(queueUrl, body),
       names.bucket,
-      queueUrl,
       (key, error) => print(`[local] S3 notification for ${key} failed: ${errorText(error)}`),
       () => faults.duplicateNotification(),
     );
-    stopSteps.push(notifier.drain);
-    const s3 = await startS3(dataDir, [names.bucket, names.rulesBucket], print, notifier.notify);
+    const s3 = await startS3(dataDir, [names.bucket, names.rulesBucket], print, notify);
     stopSteps.push(s3.close);
 
     const sinks = createAlertSinks({
