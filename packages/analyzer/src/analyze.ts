@@ -63,6 +63,8 @@ export interface AnalyzerSettings {
   contentSignatures?: boolean;
   /** Objects analyzed at once. */
   concurrency: number;
+  /** Objects smaller than this (by their event) are read into memory (default IN_MEMORY_BYTES). */
+  inMemoryBytes?: number;
   /** The dispatcher's slots table; the slot a dispatched invocation holds is released there. */
   dispatchSlotsTable?: string;
   /** Where the per-object temp directories go (default: the OS temp directory, /tmp on Lambda). */
@@ -182,7 +184,10 @@ async function scanObject(
   const id = objectId(ref.bucket, ref.key);
   let download: Extract<ScanSource, { kind: 'downloaded' }> | undefined;
   try {
-    const fetched = await downloadForScan(deps.s3, ref, settings.maxFileBytes, settings.tempRoot);
+    const fetched = await downloadForScan(deps.s3, ref, settings.maxFileBytes, {
+      tempRoot: settings.tempRoot,
+      inMemoryBytes: settings.inMemoryBytes,
+    });
     if (fetched.kind === 'too-large') {
       log.warn('skipping object larger than the maximum file size', {
         size: fetched.size,

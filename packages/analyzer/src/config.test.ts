@@ -41,6 +41,7 @@ describe('loadConfig', () => {
         },
         contentSignatures: true,
         concurrency: os.availableParallelism(),
+        inMemoryBytes: 16 * 1024 * 1024,
       },
       rulesPath: path.join('/var/task', 'compiled_yara_rules.bin'),
       manifestPath: path.join('/var/task', 'rules_manifest.json'),
@@ -81,6 +82,20 @@ describe('loadConfig', () => {
     expect(config.rulesPath).toBe('/opt/rules.bin');
   });
 
+  it.each([
+    ['128', 4],
+    ['256', 8],
+    ['1024', 16],
+    ['10240', 16],
+  ])(
+    'reads objects into memory below a bound that fits the function (%s MB: under %d MiB)',
+    (memoryMb, mib) => {
+      const config = loadConfig({ ...ENV, AWS_LAMBDA_FUNCTION_MEMORY_SIZE: memoryMb });
+
+      expect(config.settings.inMemoryBytes).toBe(mib * 1024 * 1024);
+    },
+  );
+
   it('treats empty optional variables as unset', () => {
     const config = loadConfig({ ...ENV, ANALYSIS_CONCURRENCY: '', COMPILED_RULES_PATH: '' }, '/x');
 
@@ -96,6 +111,7 @@ describe('loadConfig', () => {
     ['MAX_FILE_SIZE_MB', 'big'],
     ['SCAN_TIMEOUT_SECONDS', '0'],
     ['ANALYSIS_CONCURRENCY', '-1'],
+    ['AWS_LAMBDA_FUNCTION_MEMORY_SIZE', 'lots'],
   ])('fails naming %s when it is %p', (name, value) => {
     const env: NodeJS.ProcessEnv = { ...ENV, [name]: value };
     if (value === undefined) delete env[name];

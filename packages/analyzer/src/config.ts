@@ -3,6 +3,7 @@ import path from 'node:path';
 import { COMPILED_RULES_FILE, functionService, manifestPathFor, parseEnv } from '@binaryalert/core';
 import { z } from 'zod';
 import type { AnalyzerSettings } from './analyze';
+import { IN_MEMORY_BYTES } from './download';
 import type { RulesBucketSettings } from './rules-release';
 
 const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
@@ -43,7 +44,22 @@ export const EnvSchema = z.object({
   COMPILED_RULES_PATH: z.preprocess(emptyAsUndefined, z.string().optional()),
   // The dispatcher's slots table (empty: none, e.g. with the SQS event source mapping).
   DISPATCH_SLOTS_TABLE: z.preprocess(emptyAsUndefined, z.string().optional()),
+  // Set by Lambda: the function's memory in MB (bounds the objects read into memory).
+  AWS_LAMBDA_FUNCTION_MEMORY_SIZE: z.preprocess(
+    emptyAsUndefined,
+    z.coerce.number().int().positive().optional(),
+  ),
 });
+
+/**
+ * The size below which an object is read into memory: IN_MEMORY_BYTES, less on a small function,
+ * so the objects held at once (one per scan slot and one downloading ahead) stay near a tenth of
+ * its memory.
+ */
+export function inMemoryBytes(memoryMb: number | undefined): number {
+  if (memoryMb === undefined) return IN_MEMORY_BYTES;
+  return Math.min(IN_MEMORY_BYTES, Math.floor((memoryMb * 1024 * 1024) / 32));
+}
 
 export interface AnalyzerConfig {
   settings: AnalyzerSettings;
@@ -83,6 +99,7 @@ export function loadConfig(
     },
     contentSignatures: parsed.CONTENT_PREFILTER === 'true',
     concurrency: parsed.ANALYSIS_CONCURRENCY ?? os.availableParallelism(),
+    inMemoryBytes: inMemoryBytes(parsed.AWS_LAMBDA_FUNCTION_MEMORY_SIZE),
     ...(parsed.DISPATCH_SLOTS_TABLE ? { dispatchSlotsTable: parsed.DISPATCH_SLOTS_TABLE } : {}),
   };
   const rulesPath = parsed.COMPILED_RULES_PATH ?? path.join(handlerDir, COMPILED_RULES_FILE);

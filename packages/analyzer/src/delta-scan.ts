@@ -28,13 +28,11 @@ export async function scanWithDelta(
 ): Promise<boolean | undefined> {
   let download: Extract<ScanSource, { kind: 'downloaded' }> | undefined;
   try {
-    const fetched = await downloadForScan(
-      deps.s3,
-      ref,
-      settings.maxFileBytes,
-      settings.tempRoot,
-      previous.etag,
-    );
+    const fetched = await downloadForScan(deps.s3, ref, settings.maxFileBytes, {
+      tempRoot: settings.tempRoot,
+      inMemoryBytes: settings.inMemoryBytes,
+      ifMatch: previous.etag,
+    });
     if (fetched.kind === 'too-large') return undefined;
     download = fetched;
     // A store that ignores If-Match, or another version with the same ETag.

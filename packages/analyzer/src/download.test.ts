@@ -247,7 +247,7 @@ describe('downloadObject', () => {
         s3.client,
         { bucket, key: 'small.bin', size: content.length },
         1 << 30,
-        temp.dir,
+        { tempRoot: temp.dir },
       );
 
       if (result.kind !== 'downloaded') throw new Error(`unexpected ${result.kind}`);
@@ -261,20 +261,20 @@ describe('downloadObject', () => {
 
     it.each([
       ['the event gives no size', undefined],
-      ['the event says it is large', IN_MEMORY_BYTES],
+      ['the event says it is at the memory bound', 100_000],
       // Replaced by a larger object after the event: not cut off, not skipped.
-      ['the object grew past the memory limit since the event', 10],
+      ['the object grew past the memory bound since the event', 10],
     ])(
       'writes the object to a private file, removed with its directory, when %s',
       async (_why, size) => {
-        const content = randomBytes(IN_MEMORY_BYTES + 5);
+        const content = randomBytes(100_005);
         await put('large.bin', content);
 
         const result = await downloadForScan(
           s3.client,
           { bucket, key: 'large.bin', ...(size === undefined ? {} : { size }) },
           1 << 30,
-          temp.dir,
+          { tempRoot: temp.dir, inMemoryBytes: 100_000 },
         );
 
         if (result.kind !== 'downloaded') throw new Error(`unexpected ${result.kind}`);
@@ -295,7 +295,7 @@ describe('downloadObject', () => {
         s3.client,
         { bucket, key: 'grown.bin', size: 10 },
         4999,
-        temp.dir,
+        { tempRoot: temp.dir },
       );
 
       expect(result).toEqual({ kind: 'too-large', size: 5000 });
@@ -307,7 +307,7 @@ describe('downloadObject', () => {
         s3.client,
         { bucket, key: 'gone', size: IN_MEMORY_BYTES },
         1 << 30,
-        temp.dir,
+        { tempRoot: temp.dir },
       ).catch((caught: unknown) => caught);
 
       expect(error).toBeInstanceOf(ObjectMissingError);

@@ -237,7 +237,8 @@ export async function downloadBytes(
 /**
  * Objects smaller than this (by the event's size) are read into memory to be scanned: no temp
  * directory, no file written and read back (members of containers inside still spill to anonymous
- * files past 16 MiB). At most one per scan slot, plus the one downloading ahead, is held at once.
+ * files past 16 MiB). At most one per scan slot, plus the one downloading ahead, is held at once;
+ * a function with little memory uses a lower bound (config.ts inMemoryBytes).
  */
 export const IN_MEMORY_BYTES = DEFAULT_RANGED_DOWNLOAD.thresholdBytes;
 
@@ -262,20 +263,20 @@ export type ScanSource =
 
 /**
  * Downloads one object for its scan: into memory when the event says it is smaller than
- * IN_MEMORY_BYTES, else into a file in a new private directory under `tempRoot`
- * (downloadObject). An object that turns out larger than the event said goes to a file after all,
- * unless it is larger than `maxBytes`. `ifMatch` and the errors as downloadObject's.
+ * `inMemoryBytes` (default IN_MEMORY_BYTES), else into a file in a new private directory under
+ * `tempRoot` (downloadObject). An object that turns out larger than the event said goes to a file
+ * after all, unless it is larger than `maxBytes`. `ifMatch` and the errors as downloadObject's.
  */
 export async function downloadForScan(
   s3: S3Client,
   ref: S3ObjectRef,
   maxBytes: number,
-  tempRoot: string = os.tmpdir(),
-  ifMatch?: string,
+  options: { tempRoot?: string; inMemoryBytes?: number; ifMatch?: string } = {},
 ): Promise<ScanSource> {
-  if (ref.size !== undefined && ref.size < IN_MEMORY_BYTES && ref.size <= maxBytes) {
+  const { tempRoot = os.tmpdir(), inMemoryBytes = IN_MEMORY_BYTES, ifMatch } = options;
+  if (ref.size !== undefined && ref.size < inMemoryBytes && ref.size <= maxBytes) {
     const started = performance.now();
-    const download = await downloadBytes(s3, ref, Math.min(maxBytes, IN_MEMORY_BYTES - 1), ifMatch);
+    const download = await downloadBytes(s3, ref, Math.min(maxBytes, inMemoryBytes - 1), ifMatch);
     if (download.kind === 'downloaded') {
       const { bytes, kind, ...facts } = download;
       return {
