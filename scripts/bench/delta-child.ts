@@ -18,8 +18,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { writeFile } from 'node:fs/promises';
 
 import {
   DYNAMO_CLIENT_OPTIONS,
@@ -30,8 +29,9 @@ import {
 } from '../../packages/analyzer/src';
 import {
   downloadBytes,
-  downloadObject,
+  downloadForScan,
   privateTempDir,
+  type ScanSource,
 } from '../../packages/analyzer/src/download';
 import { packMessages } from '../../packages/batcher/src';
 import {
@@ -238,8 +238,9 @@ async function cpuOf(work: () => Promise<unknown>): Promise<number> {
 
 /**
  * The parts of an object's analysis, each over every object, one after the other: the download
- * alone (GetObject streamed into a temp file, as the analyzer does), then the hash + scan of those
- * files with the delta rules, then with every rule (libyara in the thread pool, counted in CPU).
+ * alone (as the analyzer does it: into memory, or into a temp file from 16 MiB up), then the hash +
+ * scan of those bytes with the delta rules, then with every rule (libyara in the thread pool,
+ * counted in CPU).
  * `readCostByKey`: each object's download into memory + scan with the delta, in CPU ms (what a
  * delta re-scan spends on an object it must read; objects differ in size by 1,000x).
  */
@@ -255,17 +256,17 @@ async function measureParts(
   > & { readCostByKey: Record<string, number> }
 > {
   const temp = await privateTempDir(settings.tempRoot);
-  const files: string[] = [];
-  const fileKeys: string[] = [];
+  const sources: Extract<ScanSource, { kind: 'downloaded' }>[] = [];
+  const sourceKeys: string[] = [];
   try {
     const download = await measure(async () => {
-      for (const [index, record] of records.entries()) {
-        const dir = path.join(temp.dir, String(index));
-        await mkdir(dir);
-        const got = await downloadObject(deps.s3, s3ObjectRef(record), dir, settings.maxFileBytes);
+      for (const record of records) {
+        const got = await downloadForScan(deps.s3, s3ObjectRef(record), settings.maxFileBytes, {
+          tempRoot: temp.dir,
+        });
         if (got.kind === 'downloaded') {
-          files.push(got.file);
-          fileKeys.push(record.s3.object.key);
+          sources.push(got);
+          sourceKeys.push(record.s3.object.key);
         }
       }
     });
@@ -280,9 +281,9 @@ async function measureParts(
     });
     const scanWith = (compiled: Parameters<typeof analyzeFile>[0]) =>
       measure(async () => {
-        for (const file of files) {
+        for (const { source } of sources) {
           // With the content signature, as a full analysis computes it (one more pass).
-          await analyzeFile(compiled, file, {
+          await analyzeFile(compiled, source, {
             timeoutSeconds: settings.scanTimeoutSeconds,
             contentSignature: compiled === rules.compiled,
           });
@@ -291,14 +292,15 @@ async function measureParts(
     const deltaScan = rules.delta ? await scanWith(rules.delta) : { wallMs: 0, cpuMs: 0 };
     const fullScan = await scanWith(rules.compiled);
     if (rules.delta) {
-      for (const [index, file] of files.entries()) {
-        readCostByKey[fileKeys[index]!]! += await cpuOf(() =>
-          analyzeFile(rules.delta!, file, { timeoutSeconds: settings.scanTimeoutSeconds }),
+      for (const [index, { source }] of sources.entries()) {
+        readCostByKey[sourceKeys[index]!]! += await cpuOf(() =>
+          analyzeFile(rules.delta!, source, { timeoutSeconds: settings.scanTimeoutSeconds }),
         );
       }
     }
     return { download, downloadToMemory, deltaScan, fullScan, readCostByKey };
   } finally {
+    for (const source of sources) await source.remove();
     await temp.remove();
   }
 }

@@ -369,7 +369,7 @@ export async function benchDelta(ctx: BenchContext): Promise<SectionResult> {
       metric: 'floor of delta / full while each distinct file is read (CPU)',
       value: floor,
       unit: 'x',
-      note: '(download into memory + delta scan) / (download into a file + full scan), measured apart in the same run',
+      note: '(download into memory + delta scan) / (download as a full analysis does it + full scan), measured apart in the same run',
     },
     {
       section: SECTION,

@@ -34,6 +34,10 @@ export function startDynamo(
     kind: 'dynamodb',
     // Lambda workers were given its port at their start (stack.ts).
     keepPort: true,
+    // dynalite allocates a JSON document or two per item and keeps little: without incremental
+    // marking and with a larger young generation, its CPU during a delta re-scan (pnpm bench
+    // --only delta) fell from 0.29 to 0.23-0.24 s (issue #14's notes, session 9).
+    v8Flags: ['--no-incremental-marking', '--max-semi-space-size=16'],
     settings: { dataDir },
     print,
   });
