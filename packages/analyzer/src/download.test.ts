@@ -302,6 +302,18 @@ describe('downloadObject', () => {
       expect(await readdir(temp.dir)).toEqual([]);
     });
 
+    it('is too large by the event size alone: no request, no directory', async () => {
+      const result = await downloadForScan(
+        s3.client,
+        { bucket, key: 'not-there', size: 5000 },
+        4999,
+        { tempRoot: temp.dir },
+      );
+
+      expect(result).toEqual({ kind: 'too-large', size: 5000 });
+      expect(await readdir(temp.dir)).toEqual([]);
+    });
+
     it('leaves no directory behind when the download fails', async () => {
       const error = await downloadForScan(
         s3.client,

@@ -6,18 +6,22 @@ import { GetObjectCommand, type GetObjectCommandOutput, type S3Client } from '@a
 import { objectId, type S3ObjectRef } from '@binaryalert/core';
 import { DownloadError, ObjectAccessDeniedError, ObjectMissingError } from './errors';
 
+/** What a download tells about the object besides its bytes. */
+export interface DownloadedFacts {
+  size: number;
+  lastModified: string;
+  etag?: string;
+  versionId?: string;
+  metadata: Record<string, string>;
+  downloadMs: number;
+}
+
 export type DownloadResult =
-  | {
+  | ({
       kind: 'downloaded';
       /** The private temp file holding the object. */
       file: string;
-      size: number;
-      lastModified: string;
-      etag?: string;
-      versionId?: string;
-      metadata: Record<string, string>;
-      downloadMs: number;
-    }
+    } & DownloadedFacts)
   | { kind: 'too-large'; size: number };
 
 /** A private temp directory (mode 0700) for one object; `remove` deletes it with its contents. */
@@ -244,21 +248,15 @@ export const IN_MEMORY_BYTES = DEFAULT_RANGED_DOWNLOAD.thresholdBytes;
 
 /** An object ready to be scanned: its bytes in memory or in a private temp file. */
 export type ScanSource =
-  | {
+  | ({
       kind: 'downloaded';
       /** The bytes, or the private temp file holding them. */
       source: Buffer | string;
-      size: number;
-      lastModified: string;
-      etag?: string;
-      versionId?: string;
-      metadata: Record<string, string>;
-      downloadMs: number;
       /** Where the scan spills large members: the object's private directory, or the temp root. */
       tempDir: string;
       /** Deletes the temp file and its directory (nothing for bytes in memory); may be called again. */
       remove: () => Promise<void>;
-    }
+    } & DownloadedFacts)
   | { kind: 'too-large'; size: number };
 
 /**
@@ -274,7 +272,8 @@ export async function downloadForScan(
   options: { tempRoot?: string; inMemoryBytes?: number; ifMatch?: string } = {},
 ): Promise<ScanSource> {
   const { tempRoot = os.tmpdir(), inMemoryBytes = IN_MEMORY_BYTES, ifMatch } = options;
-  if (ref.size !== undefined && ref.size < inMemoryBytes && ref.size <= maxBytes) {
+  if (ref.size !== undefined && ref.size > maxBytes) return { kind: 'too-large', size: ref.size };
+  if (ref.size !== undefined && ref.size < inMemoryBytes) {
     const started = performance.now();
     const download = await downloadBytes(s3, ref, Math.min(maxBytes, inMemoryBytes - 1), ifMatch);
     if (download.kind === 'downloaded') {
