@@ -18,8 +18,13 @@ const OBJECTS = 500;
 /** The kill comes once this many objects have their verdict (analysis is well under way). */
 const KILL_AFTER_VERDICTS = 40;
 const UPLOAD_CONCURRENCY = 4;
-/** A pause after each put: a load that lasts longer than the analysis takes to warm up. */
-const UPLOAD_PAUSE_MS = 60;
+/**
+ * Puts come in bursts (each worker puts this many back to back, then pauses): a burst outruns
+ * the analysis however fast it is, so the kill finds a backlog; the pauses make the load last
+ * longer than the analysis takes to warm up (about 7 s in all, as one put per 60 ms per worker).
+ */
+const UPLOAD_BURST = 20;
+const UPLOAD_PAUSE_MS = 60 * UPLOAD_BURST;
 const isEicar = (i: number) => i % 10 === 3;
 const keyOf = (i: number) => (isEicar(i) ? `load/eicar-${i}.com` : `load/clean ${i}.txt`);
 const bodyOf = (i: number) => (isEicar(i) ? EICAR : `clean file ${i}\n`);
@@ -119,6 +124,7 @@ describe('the local stack after kill -9 in the middle of a 500-upload load', () 
     const upload = async (s3: S3Client, indexes: number[]) => {
       const pending = [...indexes];
       const worker = async () => {
+        let puts = 0;
         for (let i = pending.shift(); i !== undefined; i = pending.shift()) {
           try {
             await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keyOf(i), Body: bodyOf(i) }));
@@ -126,7 +132,8 @@ describe('the local stack after kill -9 in the middle of a 500-upload load', () 
           } catch {
             // cut off by the kill
           }
-          await new Promise((ok) => setTimeout(ok, UPLOAD_PAUSE_MS));
+          if (++puts % UPLOAD_BURST === 0)
+            await new Promise((ok) => setTimeout(ok, UPLOAD_PAUSE_MS));
         }
       };
       await Promise.all(Array.from({ length: UPLOAD_CONCURRENCY }, worker));
