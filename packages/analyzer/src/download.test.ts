@@ -115,7 +115,7 @@ describe('downloadObject', () => {
     expect((await readFile(result.file)).equals(content)).toBe(true);
   });
 
-  it('fails clearly when the body ends before its Content-Length (a dropped connection)', async () => {
+  it('fails clearly when the body ends before its Content-Length (a dropped connection), on disk or in memory', async () => {
     await put('cut.bin', Buffer.alloc(300_000, 3));
     const client = new S3Client(clientConfig(s3.endpoint));
     client.middlewareStack.add(
@@ -142,8 +142,18 @@ describe('downloadObject', () => {
       (e: unknown) => e,
     );
 
+    // The same cut body read into memory (an object the event calls small).
+    const inMemory = await downloadForScan(
+      client,
+      { bucket, key: 'cut.bin', size: 300_000 },
+      1 << 20,
+      { tempRoot: temp.dir },
+    ).catch((e: unknown) => e);
+
     expect(error).toBeInstanceOf(DownloadError);
     expect(String((error as Error).cause)).toContain('got 1000 of 300000 bytes');
+    expect(inMemory).toBeInstanceOf(DownloadError);
+    expect(String((inMemory as Error).cause)).toContain('got 1000 of 300000 bytes');
     client.destroy();
   });
 

@@ -228,6 +228,12 @@ export async function downloadBytes(
   } catch (error) {
     throw new DownloadError(id, { cause: error });
   }
+  // A body cut short (a dropped connection) must not pass for the whole object.
+  if (announced !== undefined && size !== announced) {
+    throw new DownloadError(id, {
+      cause: new Error(`got ${size} of ${announced} bytes (Content-Length)`),
+    });
+  }
   return {
     kind: 'downloaded',
     bytes: bytes ? bytes.subarray(0, size) : Buffer.concat(chunks, size),
