@@ -189,6 +189,8 @@ export function startS3(
   buckets: string[],
   print: (text: string) => void,
   onObjectCreated: (event: ObjectCreatedEvent) => void,
+  /** The stack's port, which hands S3 connections to the store (handoff.ts). */
+  frontPort?: number,
 ): Promise<SupervisedEmulator> {
   return superviseEmulator({
     name: 'S3',
@@ -200,7 +202,7 @@ export function startS3(
     // streamed, for the process's whole life: 2-3x the store's CPU per MB (pnpm bench --only
     // pipeline splits the CPU by process; notes of issue #14).
     v8Flags: ['--no-incremental-marking'],
-    settings: { dataDir, buckets },
+    settings: { dataDir, buckets, ...(frontPort === undefined ? {} : { frontPort }) },
     print,
     onEvent: (message) => {
       if (message.type === 'objectCreated') onObjectCreated(message.event);

@@ -3,7 +3,7 @@ import { errorText } from '@binaryalert/core';
 
 import { isGetObject, slowStream, type FaultInjector } from './faults';
 import { refusal } from './guard';
-import { sendJsonError, sendQueryError, signingService } from './protocol';
+import { frontService, sendJsonError, sendQueryError, signingService } from './protocol';
 import { proxy } from './proxy';
 import { s3Target } from './s3/http';
 import { serveSqs } from './sqs-front';
@@ -79,11 +79,7 @@ async function proxyDynamo(
   await proxy(req, res, routes.dynamoPort);
 }
 
-/**
- * The one request handler on the stack's port: JSON-protocol requests by X-Amz-Target, Lambda by
- * its REST path, query-protocol requests by the service in the SigV4 credential scope, the rest
- * to S3.
- */
+/** The one request handler on the stack's port, each request to its service (frontService). */
 export function createFrontHandler(
   routes: FrontRoutes,
 ): (req: IncomingMessage, res: ServerResponse) => void {
@@ -94,39 +90,35 @@ export function createFrontHandler(
       sendJsonError(res, 403, 'AccessDenied', refused);
       return;
     }
-    const target = req.headers['x-amz-target'];
-    if (typeof target === 'string') {
-      if (target.startsWith('DynamoDB_')) return proxyDynamo(req, res, routes);
-      if (target.startsWith('AmazonSQS.')) return serveSqs(req, res, routes);
-      if (target.startsWith('AmazonSimpleNotificationService.')) return routes.sns(req, res);
-      sendJsonError(
-        res,
-        400,
-        'UnknownOperationException',
-        `not served by the local stack: ${target}`,
-      );
-      return;
-    }
-    if ((req.url ?? '').startsWith('/2015-03-31/functions')) return routes.lambda(req, res);
-    switch (signingService(req)) {
+    switch (frontService(req)) {
+      case 'dynamodb':
+        return proxyDynamo(req, res, routes);
       case 'sqs':
         return serveSqs(req, res, routes);
       case 'sns':
         return routes.sns(req, res);
-      case 'dynamodb':
-        return proxyDynamo(req, res, routes);
       case 'lambda':
         return routes.lambda(req, res);
-      case undefined:
       case 's3':
         return proxyS3(req, res, routes);
-      default:
-        sendQueryError(
-          res,
-          400,
-          'InvalidAction',
-          `service ${signingService(req)} is not served by the local stack`,
-        );
+      case 'unknown': {
+        const target = req.headers['x-amz-target'];
+        if (typeof target === 'string') {
+          sendJsonError(
+            res,
+            400,
+            'UnknownOperationException',
+            `not served by the local stack: ${target}`,
+          );
+        } else {
+          sendQueryError(
+            res,
+            400,
+            'InvalidAction',
+            `service ${signingService(req)} is not served by the local stack`,
+          );
+        }
+      }
     }
   };
   return (req, res) => {

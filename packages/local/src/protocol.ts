@@ -10,8 +10,11 @@ export async function readBody(req: IncomingMessage): Promise<Buffer> {
   return req.headers['content-encoding'] === 'gzip' ? gunzipSync(body) : body;
 }
 
+/** What routing reads of a request: its target and headers (a parsed IncomingMessage or head). */
+export type RequestHead = Pick<IncomingMessage, 'url' | 'headers'>;
+
 /** The AWS service named in a SigV4 credential scope (Authorization header or presigned query). */
-export function signingService(req: IncomingMessage): string | undefined {
+export function signingService(req: RequestHead): string | undefined {
   const auth = req.headers.authorization;
   const fromHeader = typeof auth === 'string' ? /Credential=([^,\s]+)/.exec(auth)?.[1] : undefined;
   let credential = fromHeader;
@@ -112,4 +115,28 @@ export function parseQueryParams(params: URLSearchParams): Record<string, unknow
     });
   }
   return root;
+}
+
+/** Which service of the stack's one port a request is for; `unknown` is answered as an error. */
+export type FrontService = 'dynamodb' | 'sqs' | 'sns' | 'lambda' | 's3' | 'unknown';
+
+/**
+ * JSON-protocol requests by X-Amz-Target, Lambda by its REST path, query-protocol requests by the
+ * service in the SigV4 credential scope, the rest (unsigned too) to S3.
+ */
+export function frontService(req: RequestHead): FrontService {
+  const target = req.headers['x-amz-target'];
+  if (typeof target === 'string') {
+    if (target.startsWith('DynamoDB_')) return 'dynamodb';
+    if (target.startsWith('AmazonSQS.')) return 'sqs';
+    if (target.startsWith('AmazonSimpleNotificationService.')) return 'sns';
+    return 'unknown';
+  }
+  if ((req.url ?? '').startsWith('/2015-03-31/functions')) return 'lambda';
+  const service = signingService(req);
+  if (service === undefined) return 's3';
+  return (
+    (['sqs', 'sns', 'dynamodb', 'lambda', 's3'] as const).find((known) => known === service) ??
+    'unknown'
+  );
 }

@@ -19,12 +19,13 @@ import { createTables, startDynamo, startS3, startSqs } from './emulators';
 import { requeueDeadAnalyzerMessages } from './dead-worker';
 import { FaultInjector, type FaultPlan } from './faults';
 import { createFrontHandler } from './front';
+import { acceptConnection, closeFront, type HandOff } from './handoff';
 import { ALERTS_FILE, recordWorkerKill } from './kill-journal';
 import { localFunctions, startFunctionRunner } from './functions';
 import type { LambdaRuntime } from './lambda';
 import { createLambdaHandler } from './lambdaApi';
 import { lockDataDir } from './lock';
-import { closeServer, listenLoopback } from './loopback';
+import { listenLoopback } from './loopback';
 import { notifyObjectCreated } from './notifications';
 import { reconcileVerdicts, type ReconcileOutcome } from './reconcile';
 import { sendJsonError } from './protocol';
@@ -123,8 +124,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     let frontHandler: ReturnType<typeof createFrontHandler> = (_req, res) =>
       sendJsonError(res, 503, 'ServiceUnavailable', 'the local stack is starting');
     const front = createServer((req, res) => frontHandler(req, res));
+    // Each new connection's first request decides where the connection is served: S3 ones in
+    // the store's process (set below, once the stack is wired), the rest by `front` here.
+    let handOff: HandOff | undefined;
+    const serveHere = front.listeners('connection')[0] as (socket: Socket) => void;
+    front.removeAllListeners('connection');
+    front.on('connection', (socket: Socket) =>
+      acceptConnection(socket, (accepted) => serveHere.call(front, accepted), handOff),
+    );
     const port = await listenLoopback(front, options.port ?? DEFAULT_LOCAL_PORT);
-    stopSteps.push(() => closeServer(front));
+    stopSteps.push(() => closeFront(front));
     const endpoint = `http://127.0.0.1:${port}`;
     const queueUrl = `${endpoint}/${accountId}/${names.queue}`;
     const deadLetterQueueUrl = `${endpoint}/${accountId}/${names.deadLetterQueue}`;
@@ -152,7 +161,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       (key, error) => print(`[local] S3 notification for ${key} failed: ${errorText(error)}`),
       () => faults.duplicateNotification(),
     );
-    const s3 = await startS3(dataDir, [names.bucket, names.rulesBucket], print, notify);
+    const s3 = await startS3(dataDir, [names.bucket, names.rulesBucket], print, notify, port);
     stopSteps.push(s3.close);
 
     const sinks = createAlertSinks({
@@ -264,6 +273,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         if (!stopping) print(`[local] ${req.method} ${req.url} failed: ${errorText(error)}`);
       },
     });
+
+    // Upload bytes then go from the client's socket to the store's disk without passing through
+    // this process; with S3 faults injected, S3 stays here, where the faults are.
+    if (!faults.injectsS3Faults) handOff = s3.handOff;
 
     const dynamoClient = new DynamoDBClient(clientConfig);
     stopSteps.push(() => Promise.resolve(dynamoClient.destroy()));

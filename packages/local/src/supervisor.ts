@@ -1,9 +1,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 
-import type { EmulatorKind, EmulatorMessage } from './emulator-main';
+import type { EmulatorCommand, EmulatorKind, EmulatorMessage } from './emulator-main';
 
 /** The child entry, run as TypeScript through tsx (the stack itself runs under tsx or jest). */
 const EMULATOR_MAIN = join(__dirname, 'emulator-main.ts');
@@ -20,6 +21,11 @@ export interface SupervisedEmulator {
   readonly restarts: number;
   /** The running child's pid (for fault injection and tests). */
   readonly pid: number | undefined;
+  /**
+   * Sends a client connection (and the bytes already read from it) to the running child to serve;
+   * false when no child is listening now (being restarted): the caller serves it then.
+   */
+  handOff: (socket: Socket, prefix: Buffer) => boolean;
   close: () => Promise<void>;
 }
 
@@ -41,7 +47,7 @@ export interface SuperviseOptions {
 function startChild(
   options: SuperviseOptions,
   port: number,
-): { child: ChildProcess; listening: Promise<number> } {
+): { child: ChildProcess; listening: Promise<number>; isListening: () => boolean } {
   const child = fork(EMULATOR_MAIN, [options.kind, JSON.stringify({ ...options.settings, port })], {
     execArgv: [...(options.v8Flags ?? []), '--import', TSX_LOADER],
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -53,16 +59,21 @@ function startChild(
         options.print(`[local] ${options.name}: ${line}`),
       );
   }
+  let listened = false;
   const listening = new Promise<number>((ok, fail) => {
     child.on('message', (message: EmulatorMessage) => {
-      if (message.type === 'listening') ok(message.port);
-      else options.onEvent?.(message);
+      if (message.type === 'listening') {
+        listened = true;
+        ok(message.port);
+      } else options.onEvent?.(message);
     });
     child.once('exit', (code, signal) =>
       fail(new Error(`${options.name} exited before listening (${signal ?? `exit ${code}`})`)),
     );
   });
-  return { child, listening };
+  const isListening = (): boolean =>
+    listened && child.connected && child.exitCode === null && child.signalCode === null;
+  return { child, listening, isListening };
 }
 
 /**
@@ -77,7 +88,7 @@ export async function superviseEmulator(options: SuperviseOptions): Promise<Supe
   let backoff = FIRST_BACKOFF_MS;
   // The first start is retried a while too: after a crash of the whole stack, the old child
   // may still hold its files (dynalite's LevelDB lock) for a moment.
-  let { child, listening } = startChild(options, 0);
+  let { child, listening, isListening } = startChild(options, 0);
   let port = 0;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -87,7 +98,7 @@ export async function superviseEmulator(options: SuperviseOptions): Promise<Supe
       if (attempt >= 8) throw error;
       await new Promise((ok) => setTimeout(ok, backoff));
       backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-      ({ child, listening } = startChild(options, 0));
+      ({ child, listening, isListening } = startChild(options, 0));
     }
   }
   backoff = FIRST_BACKOFF_MS;
@@ -108,7 +119,7 @@ export async function superviseEmulator(options: SuperviseOptions): Promise<Supe
   const restart = async (): Promise<void> => {
     if (closing) return;
     restarts += 1;
-    ({ child, listening } = startChild(options, port));
+    ({ child, listening, isListening } = startChild(options, port));
     watch(child);
     startedAt = Date.now();
     try {
@@ -132,12 +143,21 @@ export async function superviseEmulator(options: SuperviseOptions): Promise<Supe
     get pid() {
       return child.pid;
     },
+    handOff: (socket, prefix) => {
+      if (closing || !isListening()) return false;
+      const command: EmulatorCommand = { type: 'connection', prefix: prefix.toString('base64') };
+      // A child that dies before taking it: the client sees its connection reset and retries.
+      child.send(command, socket, (error) => {
+        if (error) socket.destroy();
+      });
+      return true;
+    },
     close: async () => {
       closing = true;
       clearTimeout(restartTimer);
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
-      if (child.connected) child.send({ type: 'close' });
+      if (child.connected) child.send({ type: 'close' } satisfies EmulatorCommand);
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
       await exited;
       clearTimeout(timer);
