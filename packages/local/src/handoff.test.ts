@@ -1,7 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Agent, createServer as createHttpServer, request, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Readable } from 'node:stream';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  NotFound,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 
 import { startS3 } from './emulators';
@@ -230,6 +237,56 @@ describe('a port handing S3 connections to the store process', () => {
           ),
         ]),
       ).toContain('served here');
+    } finally {
+      s3.destroy();
+    }
+  });
+
+  it('never stores part of an upload whose handed-off connection dies with the store', async () => {
+    // Prepare: an 8 MiB upload that sends its first 2 MiB, then waits.
+    const s3 = new S3Client({
+      endpoint: `http://127.0.0.1:${port}`,
+      region: 'us-east-1',
+      credentials,
+      forcePathStyle: true,
+      maxAttempts: 1,
+    });
+    const body = new Readable({ read: () => undefined });
+    const chunk = randomBytes(1024 * 1024);
+    body.push(chunk);
+    body.push(chunk);
+    const put = s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: 'cut',
+        Body: body,
+        ContentLength: 8 * chunk.length,
+      }),
+    );
+    const outcome = put.then(
+      () => 'stored',
+      () => 'failed',
+    );
+    const first = store.pid!;
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+
+      // Act: the store dies mid-body; the rest of the body follows.
+      process.kill(first, 'SIGKILL');
+      for (let i = 2; i < 8; i++) body.push(chunk);
+      body.push(null);
+
+      // Assert: the client hears of it, and once the store is back the key does not exist.
+      expect(await outcome).toBe('failed');
+      expect(servedHere).toEqual([]);
+      const deadline = Date.now() + 20_000;
+      while (store.pid === first || !(await statusOk(port))) {
+        if (Date.now() > deadline) throw new Error('the store did not come back');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await expect(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'cut' }))).rejects.toThrow(
+        NotFound,
+      );
     } finally {
       s3.destroy();
     }
