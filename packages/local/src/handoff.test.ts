@@ -97,6 +97,15 @@ describe('a port handing S3 connections to the store process', () => {
       ...(agent ? { requestHandler: { httpAgent: agent } } : {}),
     });
 
+  /** Waits until a store other than the `killed` one answers S3 through the port. */
+  const storeBackAfter = async (killed: number): Promise<void> => {
+    const deadline = Date.now() + 20_000;
+    while (store.pid === killed || !(await statusOk(port))) {
+      if (Date.now() > deadline) throw new Error('the store did not come back');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+
   const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
   it('loses no byte of 40 concurrent 2 MiB uploads, each on a connection of its own', async () => {
@@ -279,11 +288,7 @@ describe('a port handing S3 connections to the store process', () => {
       // Assert: the client hears of it, and once the store is back the key does not exist.
       expect(await outcome).toBe('failed');
       expect(servedHere).toEqual([]);
-      const deadline = Date.now() + 20_000;
-      while (store.pid === first || !(await statusOk(port))) {
-        if (Date.now() > deadline) throw new Error('the store did not come back');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await storeBackAfter(first);
       await expect(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'cut' }))).rejects.toThrow(
         NotFound,
       );
@@ -308,11 +313,7 @@ describe('a port handing S3 connections to the store process', () => {
     expect(servedHere).toEqual([`GET /${bucket}`]);
     const s3 = s3Client();
     try {
-      const deadline = Date.now() + 20_000;
-      while (store.pid === first || !(await statusOk(port))) {
-        if (Date.now() > deadline) throw new Error('the store did not come back');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await storeBackAfter(first);
       servedHere = [];
       await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'back', Body: 'back' }));
       expect(servedHere).toEqual([]);
