@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createServer, type IncomingMessage } from 'node:http';
+import { Agent, createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -118,6 +118,32 @@ describe('local stack services', () => {
     webhook?.closeAllConnections();
     webhook?.close();
     for (const dir of dirs ?? []) await dir.remove();
+  });
+
+  it("keeps an idle connection open longer than Node's default 5 s, as AWS endpoints do", async () => {
+    // Prepare: one connection for every request of this client.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const sqs = client(
+      () => new SQSClient({ ...sdk(), maxAttempts: 1, requestHandler: { httpAgent: agent } }),
+    );
+    const sockets = new Set<unknown>();
+    agent.on('free', (socket) => sockets.add(socket));
+    const attributes = () =>
+      sqs.send(
+        new GetQueueAttributesCommand({ QueueUrl: stack.queueUrl, AttributeNames: ['All'] }),
+      );
+    try {
+      await attributes();
+
+      // Act: idle past Node's default keep-alive timeout, then reuse the connection.
+      await new Promise((resolve) => setTimeout(resolve, 6000));
+      await attributes();
+
+      // Assert: the same connection served both (no reset for a client that never retries).
+      expect(sockets.size).toBe(1);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('listens on loopback only and creates the binaries bucket', async () => {

@@ -25,7 +25,7 @@ import { localFunctions, startFunctionRunner } from './functions';
 import type { LambdaRuntime } from './lambda';
 import { createLambdaHandler } from './lambdaApi';
 import { lockDataDir } from './lock';
-import { listenLoopback } from './loopback';
+import { keepIdleConnections, listenLoopback } from './loopback';
 import { notifyObjectCreated } from './notifications';
 import { reconcileVerdicts, type ReconcileOutcome } from './reconcile';
 import { sendJsonError } from './protocol';
@@ -124,6 +124,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     let frontHandler: ReturnType<typeof createFrontHandler> = (_req, res) =>
       sendJsonError(res, 503, 'ServiceUnavailable', 'the local stack is starting');
     const front = createServer((req, res) => frontHandler(req, res));
+    keepIdleConnections(front);
     // Each new connection's first request decides where the connection is served: S3 ones in
     // the store's process (set below, once the stack is wired), the rest by `front` here.
     let handOff: HandOff | undefined;

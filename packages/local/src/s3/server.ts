@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 
-import { closeServer, listenLoopback } from '../loopback';
+import { closeServer, keepIdleConnections, listenLoopback } from '../loopback';
 import { frontService } from '../protocol';
 import { proxy } from '../proxy';
 import { createS3Handler } from './api';
@@ -54,6 +54,7 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
   );
   // Uploads of several GB over a slow link must not be cut by Node's 5-minute request timeout.
   server.requestTimeout = 0;
+  keepIdleConnections(server);
   const port = await listenLoopback(server, options.port ?? 0);
   const adopt = (socket: Socket, prefix: Buffer): void => {
     // Before Node's parser reads the socket: the bytes the front read come first.
