@@ -205,6 +205,28 @@ describe('a port handing S3 connections to the store process', () => {
     expect(servedHere).toEqual([]);
   });
 
+  it.each([1, 2, 3])(
+    'hands over a head whose blank line is split %i byte(s) from its end across two reads',
+    async (split) => {
+      // Prepare
+      const head = Buffer.from(
+        `GET /${bucket}?list-type=2 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`,
+        'latin1',
+      );
+
+      // Act: the second read starts inside the final CRLF CRLF.
+      const answer = await exchange(
+        [head.subarray(0, head.length - split), head.subarray(head.length - split)],
+        20,
+      );
+
+      // Assert
+      expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+      expect(answer).toContain('<ListBucketResult');
+      expect(servedHere).toEqual([]);
+    },
+  );
+
   it.each([
     [
       'garbage',

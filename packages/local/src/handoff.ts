@@ -96,16 +96,23 @@ export function acceptConnection(
     serve(socket);
     socket.resume();
   };
+  // The last bytes read so far: a head's end may straddle two chunks.
+  let tail = Buffer.alloc(0);
   const onData = (chunk: Buffer): void => {
-    const searchFrom = Math.max(0, length - (HEAD_END.length - 1));
+    // Only the new bytes (and the tail before them) are searched, and the chunks are joined once,
+    // when the head is whole: a head dripped a byte at a time costs no more than one sent at once.
+    const window = tail.length === 0 ? chunk : Buffer.concat([tail, chunk]);
+    const found = window.indexOf(HEAD_END);
+    const windowStart = length - tail.length;
     chunks.push(chunk);
     length += chunk.length;
-    const whole = chunks.length === 1 ? chunk : Buffer.concat(chunks, length);
-    const end = whole.indexOf(HEAD_END, searchFrom);
-    if (end < 0) {
+    if (found < 0) {
       if (length > MAX_PEEKED_HEAD_BYTES) settle(serveHere);
+      else tail = Buffer.from(window.subarray(Math.max(0, window.length - (HEAD_END.length - 1))));
       return;
     }
+    const end = windowStart + found;
+    const whole = chunks.length === 1 ? chunk : Buffer.concat(chunks, length);
     const head = parseRequestHead(whole.subarray(0, end + HEAD_END.length));
     if (!head || frontService(head) !== 's3' || !stopReading(socket)) {
       settle(serveHere);
