@@ -1,4 +1,4 @@
-import { appendFile, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -16,6 +16,7 @@ import {
   type LambdaRuntimeOptions,
   type LocalFunction,
 } from './lambda';
+import { LineLog } from './line-log';
 import type { MetricStore } from './metrics';
 
 export interface FunctionTableOptions {
@@ -87,6 +88,8 @@ export function localFunctions(options: FunctionTableOptions): {
 
 export interface FunctionRunner {
   runtime: LambdaRuntime;
+  /** Writes out the functions' buffered log lines and closes their files (after runtime.stop). */
+  closeLogs: () => Promise<void>;
   /** Error log lines of the functions plus failed invocations reported through `reportFailure`. */
   errors: () => number;
   /** Prints a failed invocation and counts it; successful outcomes are ignored. */
@@ -128,6 +131,7 @@ export async function startFunctionRunner(options: FunctionRunnerOptions): Promi
   const { dataDir, print } = options;
   await mkdir(join(dataDir, 'logs'), { recursive: true });
   let errors = 0;
+  const logs = new LineLog();
   const shortName = (fn: string): string => shortFunctionName(options.namePrefix, fn);
   const runtime = new LambdaRuntime({
     dataDir: join(dataDir, 'lambda'),
@@ -137,9 +141,7 @@ export async function startFunctionRunner(options: FunctionRunnerOptions): Promi
     ...(options.onWorkerDeath ? { onWorkerDeath: options.onWorkerDeath } : {}),
     ...(options.onTimeout ? { onTimeout: options.onTimeout } : {}),
     onLog: (fn, line) => {
-      void appendFile(functionLogPath(dataDir, options.namePrefix, fn), `${line}\n`).catch(
-        () => undefined,
-      );
+      logs.append(functionLogPath(dataDir, options.namePrefix, fn), line);
       // As in CloudWatch Logs: an embedded-metric-format line is also the function's metrics.
       if (options.metrics.addLogLine(line)) return;
       try {
@@ -159,6 +161,7 @@ export async function startFunctionRunner(options: FunctionRunnerOptions): Promi
   await runtime.init(options.functions);
   return {
     runtime,
+    closeLogs: () => logs.close(),
     errors: () => errors,
     reportFailure: (fn, outcome) => {
       if (outcome.ok) return;

@@ -246,6 +246,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       const invocation = pid === undefined ? undefined : running.get(pid);
       return invocation && pid !== undefined ? { ...invocation, pid } : undefined;
     };
+    stopSteps.push(runner.closeLogs); // after the workers stop, for their last lines
     stopSteps.push(() => runtime.stop());
 
     frontHandler = createFrontHandler({
