@@ -11,8 +11,14 @@ export const MAX_PEEKED_HEAD_BYTES = 32 * 1024;
 /** A connection that has not sent a whole head by then goes the ordinary way too. */
 export const PEEK_TIMEOUT_MS = 10_000;
 
-/** Hands a connection and the bytes already read from it to another process; false if it cannot. */
-export type HandOff = (socket: Socket, prefix: Buffer) => boolean;
+/** A connection's first request head, as parsed for routing. */
+export type ParsedHead = RequestHead & { method: string };
+
+/**
+ * Hands a connection and the bytes already read from it to another process; false if it cannot
+ * (or, judging by its first request's `head`, should not).
+ */
+export type HandOff = (socket: Socket, prefix: Buffer, head: ParsedHead) => boolean;
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 
@@ -20,7 +26,7 @@ const HEAD_END = Buffer.from('\r\n\r\n');
  * The request line and headers of a complete HTTP/1.x request head, as much as routing needs;
  * undefined when it does not parse (Node's parser then answers it).
  */
-export function parseRequestHead(head: Buffer): (RequestHead & { method: string }) | undefined {
+export function parseRequestHead(head: Buffer): ParsedHead | undefined {
   const lines = head.toString('latin1').split('\r\n');
   const requestLine = /^([A-Z]+) (\S+) HTTP\/1\.[01]$/.exec(lines[0] ?? '');
   if (!requestLine) return undefined;
@@ -119,7 +125,7 @@ export function acceptConnection(
       return;
     }
     settle((prefix) => {
-      if (handOff(socket, prefix)) return;
+      if (handOff(socket, prefix, head)) return;
       resumeReading(socket);
       serveHere(prefix);
     });

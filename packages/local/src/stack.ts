@@ -277,8 +277,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
 
     // Upload bytes then go from the client's socket to the store's disk without passing through
-    // this process; with S3 faults injected, S3 stays here, where the faults are.
+    // this process. S3 faults are injected on GetObject here, so with them a connection that
+    // starts with a read stays here (the analyzers' connections only read) and uploads still go.
     if (!faults.injectsS3Faults) handOff = s3.handOff;
+    else {
+      handOff = (socket, prefix, head) =>
+        head.method !== 'GET' && head.method !== 'HEAD' && s3.handOff(socket, prefix);
+    }
 
     const dynamoClient = new DynamoDBClient(clientConfig);
     stopSteps.push(() => Promise.resolve(dynamoClient.destroy()));
