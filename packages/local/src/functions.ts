@@ -131,7 +131,14 @@ export async function startFunctionRunner(options: FunctionRunnerOptions): Promi
   const { dataDir, print } = options;
   await mkdir(join(dataDir, 'logs'), { recursive: true });
   let errors = 0;
-  const logs = new LineLog();
+  const unwritableLogs = new Set<string>();
+  const logs = new LineLog((path, error) => {
+    if (unwritableLogs.has(path)) return; // once per file, not once per line
+    unwritableLogs.add(path);
+    print(
+      `[local] cannot write ${path} (${error.message}): lines that cannot be written are dropped`,
+    );
+  });
   const shortName = (fn: string): string => shortFunctionName(options.namePrefix, fn);
   const runtime = new LambdaRuntime({
     dataDir: join(dataDir, 'lambda'),

@@ -50,16 +50,23 @@ describe('LineLog', () => {
     // Prepare: the log's directory does not exist yet.
     const logsDir = join(dir.path, 'logs');
     const file = join(logsDir, 'dispatcher.log');
-    const log = new LineLog();
+    const failed: string[] = [];
+    let reported!: () => void;
+    const failure = new Promise<void>((resolve) => (reported = resolve));
+    const log = new LineLog((path) => {
+      failed.push(path);
+      reported();
+    });
 
     // Act
     log.append(file, 'lost');
-    await new Promise((resolve) => setTimeout(resolve, 100)); // the failed open is reported
+    await failure;
     await fs.mkdir(logsDir);
     log.append(file, 'kept');
     await log.close();
 
     // Assert
     expect(await fs.readFile(file, 'utf8')).toBe('kept\n');
+    expect(failed).toEqual([file]);
   });
 });
