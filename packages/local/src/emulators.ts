@@ -71,6 +71,20 @@ interface SqsRecord {
 }
 
 /**
+ * The MessageId in a local-aws-sqs receipt handle (base64 of a UUID followed by a JSON object
+ * naming the message); undefined for a handle not in that form.
+ */
+export function messageIdOfReceipt(receipt: string): string | undefined {
+  const text = Buffer.from(receipt, 'base64').toString('utf8');
+  try {
+    const { MessageId } = JSON.parse(text.slice(text.indexOf('{'))) as { MessageId?: unknown };
+    return typeof MessageId === 'string' ? MessageId : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * On AWS, ChangeMessageVisibility is no receive; local-aws-sqs counts it as one, so a message
  * made visible again (a dead worker's, one waiting for an alert claim) would reach the
  * dead-letter queue a receive early. Gives the count back after each change.
@@ -82,8 +96,15 @@ function changingVisibilityIsNoReceive(queue: SqsQueue): void {
     records.set((record as SqsRecord).MessageId, record as SqsRecord);
     return newRecord(record, delay) as unknown;
   };
-  const byReceipt = (receipt: string): SqsRecord | undefined =>
-    [...records.values()].find((record) => record.ReceiptHandle === receipt);
+  // By the MessageId the handle carries: a search of every record on each delete was O(queue).
+  const byReceipt = (receipt: string): SqsRecord | undefined => {
+    const messageId = messageIdOfReceipt(receipt);
+    if (messageId === undefined) {
+      return [...records.values()].find((record) => record.ReceiptHandle === receipt);
+    }
+    const record = records.get(messageId);
+    return record?.ReceiptHandle === receipt ? record : undefined;
+  };
   const deleteMessage = queue.delete.bind(queue);
   queue.delete = (receipt) => {
     const record = byReceipt(receipt);

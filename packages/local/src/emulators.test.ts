@@ -1,0 +1,99 @@
+import {
+  ChangeMessageVisibilityCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+  type Message,
+} from '@aws-sdk/client-sqs';
+import { resourceNames } from '@binaryalert/deployment';
+
+import { messageIdOfReceipt, startSqs, type SqsEmulator } from './emulators';
+import { testConfig } from './testing/fixtures';
+
+describe('the local SQS (local-aws-sqs with the stack patches)', () => {
+  let sqs: SqsEmulator;
+  let client: SQSClient;
+  let queueUrl: string;
+
+  beforeEach(async () => {
+    const config = await testConfig();
+    const names = resourceNames(config);
+    sqs = await startSqs({
+      config,
+      names,
+      region: 'us-east-1',
+      accountId: '123456789012',
+      frontPort: 1,
+      visibilityTimeoutSeconds: 300,
+    });
+    client = new SQSClient({
+      endpoint: `http://127.0.0.1:${sqs.port}`,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    queueUrl = `http://127.0.0.1:1/123456789012/${names.queue}`;
+  });
+
+  afterEach(async () => {
+    client.destroy();
+    await sqs.close();
+  });
+
+  const receiveOne = async (): Promise<Message> => {
+    const { Messages = [] } = await client.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 1,
+        // local-aws-sqs reads only the legacy name (the stack's SQS front copies the current one).
+        AttributeNames: ['All'],
+      }),
+    );
+    expect(Messages).toHaveLength(1);
+    return Messages[0]!;
+  };
+
+  it('reads the MessageId a receipt handle carries, and nothing from other strings', async () => {
+    // Prepare
+    sqs.enqueue(queueUrl, 'body');
+
+    // Act
+    const message = await receiveOne();
+
+    // Assert
+    expect(messageIdOfReceipt(message.ReceiptHandle!)).toBe(message.MessageId);
+    const base64 = (text: string) => Buffer.from(text).toString('base64');
+    for (const other of [
+      '',
+      '!!not base64!!',
+      base64('{}'),
+      base64('{"MessageId":5}'),
+      base64('x{'),
+    ]) {
+      expect(messageIdOfReceipt(other)).toBeUndefined();
+    }
+  });
+
+  it('does not count a visibility change as a receive, with thousands of messages queued', async () => {
+    // Prepare: one message received and made visible again twice, behind 5,000 others.
+    sqs.enqueue(queueUrl, 'first');
+    for (let i = 0; i < 5000; i++) sqs.enqueue(queueUrl, `other ${i}`);
+    const first = await receiveOne();
+    const hide = (receipt: string, seconds: number) =>
+      client.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: queueUrl,
+          ReceiptHandle: receipt,
+          VisibilityTimeout: seconds,
+        }),
+      );
+
+    // Act: visible again, received again, visible again, received a third time.
+    await hide(first.ReceiptHandle!, 0);
+    const second = await receiveOne();
+    await hide(second.ReceiptHandle!, 0);
+    const third = await receiveOne();
+
+    // Assert: the same message, received three times (local-aws-sqs alone says five).
+    expect([second.MessageId, third.MessageId]).toEqual([first.MessageId, first.MessageId]);
+    expect(third.Attributes?.ApproximateReceiveCount).toBe('3');
+  });
+});
