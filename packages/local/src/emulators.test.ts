@@ -96,4 +96,42 @@ describe('the local SQS (local-aws-sqs with the stack patches)', () => {
     expect([second.MessageId, third.MessageId]).toEqual([first.MessageId, first.MessageId]);
     expect(third.Attributes?.ApproximateReceiveCount).toBe('3');
   });
+
+  it('answers a long poll as soon as a message arrives, as SQS does', async () => {
+    // Prepare: a long poll for up to 10 messages on an empty queue, for up to 20 s.
+    const started = Date.now();
+    const poll = client.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 20,
+      }),
+    );
+
+    // Act: one message, half a second into the wait.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    sqs.enqueue(queueUrl, 'the only one');
+    const { Messages = [] } = await poll;
+
+    // Assert: that one message, long before the wait was over (local-aws-sqs alone waits 20 s
+    // for a tenth).
+    expect(Messages.map((message) => message.Body)).toEqual(['the only one']);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('answers a long poll on an empty queue with nothing once the wait is over', async () => {
+    // Act
+    const started = Date.now();
+    const { Messages = [] } = await client.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 1,
+      }),
+    );
+
+    // Assert
+    expect(Messages).toEqual([]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+  });
 });

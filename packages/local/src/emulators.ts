@@ -129,6 +129,25 @@ function changingVisibilityIsNoReceive(queue: SqsQueue): void {
   };
 }
 
+/**
+ * SQS's long poll answers as soon as a message is available; local-aws-sqs's keeps collecting
+ * until it has `MaxNumberOfMessages` or the whole wait has passed, so a shallow queue held every
+ * receive for the whole wait (the local dispatcher's 1 s: most of an upload's time to its alert).
+ * A receive with a wait is made of receives without one (each collects for local-aws-sqs's 40 ms),
+ * repeated until one returns a message or the wait is over.
+ */
+function longPollAnswersEarly(queue: SqsQueue): void {
+  const receive = queue.receive.bind(queue);
+  queue.receive = async (options: { WaitTimeSeconds?: number | string }) => {
+    const waitSeconds = Number(options.WaitTimeSeconds ?? queue.ReceiveMessageWaitTimeSeconds ?? 0);
+    const deadline = Date.now() + waitSeconds * 1000;
+    for (;;) {
+      const messages = (await receive({ ...options, WaitTimeSeconds: 0 })) as unknown[];
+      if (messages.length > 0 || Date.now() >= deadline) return messages;
+    }
+  };
+}
+
 /** SQS (local-aws-sqs): the analysis queue and its dead-letter queue, as terraform/sqs.tf configures them. */
 export async function startSqs(settings: SqsSettings): Promise<SqsEmulator> {
   const { config, names, region, accountId } = settings;
@@ -173,7 +192,10 @@ export async function startSqs(settings: SqsSettings): Promise<SqsEmulator> {
       return attributes;
     };
   }
-  for (const queue of service.Queues) changingVisibilityIsNoReceive(queue);
+  for (const queue of service.Queues) {
+    changingVisibilityIsNoReceive(queue);
+    longPollAnswersEarly(queue);
+  }
   const server = createServer((req, res) => void requestHandler(req, res));
   const port = await listenLoopback(server, 0);
   const queueAt = (queueUrl: string): SqsQueue | undefined => {
