@@ -64,5 +64,7 @@ describe('the match table with one binary under 10,000 keys', () => {
     const again = await recordMatch(dynamo.client, tables, copy(COPIES - 1), publish);
     expect(again).toMatchObject({ alert: false, reason: 'already known' });
     expect(decisions).toHaveLength(COPIES);
-  }, 300_000);
+    // About 100 s alone; 210-250 s and once over 300 s in clean-clone CI runs beside the e2e
+    // suites and the soak test (two jest workers on two cores).
+  }, 900_000);
 });
