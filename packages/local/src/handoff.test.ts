@@ -56,12 +56,18 @@ describe('a port handing S3 connections to the store process', () => {
   let front: Server;
   let port: number;
   let servedHere: string[];
+  /** What the store's supervisor printed (its restarts). */
+  let printed: string[];
+  /** Connections the port handed to the store's process. */
+  let handedOff: number;
   const bucket = 'handoff-bucket';
   const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 
   beforeEach(async () => {
     dir = await tempDir('ba-handoff-');
     servedHere = [];
+    printed = [];
+    handedOff = 0;
     front = createHttpServer((req, res) => {
       servedHere.push(`${req.method ?? ''} ${req.url ?? ''}`);
       req.resume();
@@ -70,13 +76,21 @@ describe('a port handing S3 connections to the store process', () => {
     const serve = front.listeners('connection')[0] as (socket: Socket) => void;
     front.removeAllListeners('connection');
     front.on('connection', (socket: Socket) =>
-      acceptConnection(socket, (accepted) => serve.call(front, accepted), store.handOff),
+      acceptConnection(
+        socket,
+        (accepted) => serve.call(front, accepted),
+        (handed, prefix) => {
+          const taken = store.handOff(handed, prefix);
+          if (taken) handedOff += 1;
+          return taken;
+        },
+      ),
     );
     port = await listenLoopback(front, 0);
     store = await startS3(
       dir.path,
       [bucket],
-      () => undefined,
+      (text) => printed.push(text),
       () => undefined,
       port,
     );
@@ -105,6 +119,19 @@ describe('a port handing S3 connections to the store process', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };
+
+  /** Waits until `check` holds, polling, or fails after `ms` with `what`. */
+  const waitUntil = async (check: () => boolean, what: string, ms = 20_000): Promise<void> => {
+    const deadline = Date.now() + ms;
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+
+  /** Waits until the supervisor has seen the store exit (so the port no longer hands over). */
+  const storeSeenStopped = () =>
+    waitUntil(() => printed.some((line) => line.includes('S3 stopped')), 'the store seen stopped');
 
   const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
@@ -323,7 +350,7 @@ describe('a port handing S3 connections to the store process', () => {
     // Prepare: stop the child; the supervisor restarts it after a backoff.
     const first = store.pid!;
     process.kill(first, 'SIGKILL');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await storeSeenStopped();
 
     // Act: a connection now is not handed over (no child listens), so this process serves it.
     const down = await exchange([
@@ -339,6 +366,38 @@ describe('a port handing S3 connections to the store process', () => {
       servedHere = [];
       await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'back', Body: 'back' }));
       expect(servedHere).toEqual([]);
+    } finally {
+      s3.destroy();
+    }
+  });
+
+  it('closes the connections handed to a store that dies before taking them', async () => {
+    // Prepare: a store that cannot take anything (stopped), then three S3 connections handed to
+    // it: the first is written to its channel and waits for its acknowledgement, the others queue.
+    const first = store.pid!;
+    process.kill(first, 'SIGSTOP');
+    const head = `GET /${bucket}?list-type=2 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`;
+    const answers = [1, 2, 3].map(() => exchange([Buffer.from(head, 'latin1')]));
+    await waitUntil(() => handedOff === 3, 'three connections handed off');
+
+    // Act: the store dies without having read them.
+    process.kill(first, 'SIGKILL');
+
+    // Assert: each client sees its connection end, unanswered (before the fix they hung forever).
+    const ended = Promise.allSettled(answers);
+    const bound = new Promise((resolve) => setTimeout(() => resolve('still open'), 15_000));
+    const outcome = await Promise.race([ended, bound]);
+    expect(outcome).not.toBe('still open');
+    for (const answer of outcome as PromiseSettledResult<string>[]) {
+      expect(answer.status === 'rejected' || answer.value === '').toBe(true);
+    }
+    expect(servedHere).toEqual([]);
+    await storeBackAfter(first);
+    const s3 = s3Client();
+    try {
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'after', Body: 'after' }));
+      const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'after' }));
+      expect(await got.Body!.transformToString()).toBe('after');
     } finally {
       s3.destroy();
     }

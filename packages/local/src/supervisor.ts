@@ -76,6 +76,31 @@ function startChild(
   return { child, listening, isListening };
 }
 
+/** What Node keeps on a ChildProcess for the handles it sends (lib/internal/child_process.js). */
+interface HandleSending {
+  /** The one handle written to the channel and waiting for the child's acknowledgement. */
+  _pendingMessage?: { handle?: { close?: () => void } } | null;
+  /** Handles waiting for that acknowledgement before they are written. */
+  _handleQueue?: Array<{ handle?: { destroy?: () => void } }> | null;
+}
+
+/**
+ * Closes the connections handed to a child that died before taking them. Node closes its copy of a
+ * sent handle only when the child acknowledges it, or when the channel disconnects with no handle
+ * queued; a child that dies with one unacknowledged leaves `_handleQueue` set, so Node never
+ * disconnects it: the client's connection stayed open with no one to answer it, forever (an SDK
+ * client without timeouts hung; the handoff test caught it under load). Closed here, the client
+ * sees a reset and retries.
+ */
+function closeUndeliveredHandles(child: ChildProcess): void {
+  const sending = child as unknown as HandleSending;
+  const pending = sending._pendingMessage;
+  sending._pendingMessage = null;
+  pending?.handle?.close?.();
+  // Emptied, not removed: an acknowledgement still unread on the channel asserts it is an array.
+  for (const { handle } of sending._handleQueue?.splice(0) ?? []) handle?.destroy?.();
+}
+
 /**
  * Runs an emulator in a child process of its own, so that whatever a request does to it cannot
  * take the stack down: when it dies, the failure is printed and it is started again (on the same
@@ -107,6 +132,7 @@ export async function superviseEmulator(options: SuperviseOptions): Promise<Supe
 
   const watch = (current: ChildProcess): void => {
     current.once('exit', (code, signal) => {
+      closeUndeliveredHandles(current);
       if (closing) return;
       if (Date.now() - startedAt > HEALTHY_MS) backoff = FIRST_BACKOFF_MS;
       options.print(
