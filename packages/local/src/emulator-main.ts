@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 import { errorText } from '@binaryalert/core';
 import { createDynamoServer } from './dynamo-server';
-import { closeServer, listenLoopback } from './loopback';
+import { closeServer, keepIdleConnections, listenLoopback } from './loopback';
 import { startS3Server } from './s3/server';
 import type { ObjectCreatedEvent } from './s3/store';
 
@@ -57,6 +57,8 @@ async function main(kind: string, settings: Settings): Promise<Running> {
         deleteTableMs: 0,
         updateTableMs: 0,
       });
+      // The Lambda workers call it directly, keeping their connections as they would on AWS.
+      keepIdleConnections(server);
       const port = await listenLoopback(server, settings.port);
       return { port, close: () => closeServer(server) };
     }

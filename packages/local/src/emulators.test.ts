@@ -1,13 +1,17 @@
+import { Agent } from 'node:http';
+
+import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import {
   ChangeMessageVisibilityCommand,
+  ListQueuesCommand,
   ReceiveMessageCommand,
   SQSClient,
   type Message,
 } from '@aws-sdk/client-sqs';
 import { resourceNames } from '@binaryalert/deployment';
 
-import { messageIdOfReceipt, startSqs, type SqsEmulator } from './emulators';
-import { testConfig } from './testing/fixtures';
+import { messageIdOfReceipt, startDynamo, startSqs, type SqsEmulator } from './emulators';
+import { tempDir, testConfig } from './testing/fixtures';
 
 describe('the local SQS (local-aws-sqs with the stack patches)', () => {
   let sqs: SqsEmulator;
@@ -134,4 +138,54 @@ describe('the local SQS (local-aws-sqs with the stack patches)', () => {
     expect(Messages).toEqual([]);
     expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
   });
+});
+
+describe('the local SQS and DynamoDB servers', () => {
+  it('keep an idle keep-alive connection past Node’s 5 s, as AWS endpoints do', async () => {
+    // Prepare: one connection per client (the Lambda workers reach dynalite directly).
+    const dir = await tempDir('ba-idle-');
+    const dynamo = await startDynamo(dir.path, () => undefined);
+    const config = await testConfig();
+    const sqs = await startSqs({
+      config,
+      names: resourceNames(config),
+      region: 'us-east-1',
+      accountId: '123456789012',
+      frontPort: 1,
+      visibilityTimeoutSeconds: 300,
+    });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set<unknown>();
+    agent.on('free', (socket) => sockets.add(socket));
+    const common = {
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      requestHandler: { httpAgent: agent },
+      maxAttempts: 1,
+    };
+    const dynamoClient = new DynamoDBClient({
+      ...common,
+      endpoint: `http://127.0.0.1:${dynamo.port}`,
+    });
+    const sqsClient = new SQSClient({ ...common, endpoint: `http://127.0.0.1:${sqs.port}` });
+    try {
+      await dynamoClient.send(new ListTablesCommand({}));
+      await sqsClient.send(new ListQueuesCommand({}));
+
+      // Act: idle longer than Node's default keep-alive timeout.
+      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      await dynamoClient.send(new ListTablesCommand({}));
+      await sqsClient.send(new ListQueuesCommand({}));
+
+      // Assert: each server still had the first connection (the agent made no second one).
+      expect(sockets.size).toBe(2);
+    } finally {
+      dynamoClient.destroy();
+      sqsClient.destroy();
+      agent.destroy();
+      await sqs.close();
+      await dynamo.close();
+      await dir.remove();
+    }
+  }, 30_000);
 });

@@ -14,7 +14,7 @@ import {
 import type { BinaryAlertConfig, ResourceNames } from '@binaryalert/deployment';
 import { createRequestHandler } from 'local-aws-sqs';
 
-import { closeServer, listenLoopback } from './loopback';
+import { closeServer, keepIdleConnections, listenLoopback } from './loopback';
 import type { ObjectCreatedEvent } from './s3/store';
 import { superviseEmulator, type SupervisedEmulator } from './supervisor';
 
@@ -197,6 +197,7 @@ export async function startSqs(settings: SqsSettings): Promise<SqsEmulator> {
     longPollAnswersEarly(queue);
   }
   const server = createServer((req, res) => void requestHandler(req, res));
+  keepIdleConnections(server);
   const port = await listenLoopback(server, 0);
   const queueAt = (queueUrl: string): SqsQueue | undefined => {
     const name = queueUrl.split('/').pop();
