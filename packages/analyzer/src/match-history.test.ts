@@ -32,6 +32,9 @@ describe('recordMatch', () => {
   let tables: MatchTables;
   let published: MatchDecision[];
   let clock: number;
+  /** Resolves when a slow or dying publish is called: the claim was taken before it. */
+  let claimTaken: Promise<void>;
+  let markClaimTaken: () => void;
 
   beforeAll(async () => {
     dynamo = await startDynamo();
@@ -43,6 +46,7 @@ describe('recordMatch', () => {
     tables = await createMatchTables(dynamo.client);
     published = [];
     clock = Date.parse('2026-01-01T00:00:00Z');
+    claimTaken = new Promise((resolve) => (markClaimTaken = resolve));
   });
 
   const options: RecordMatchOptions = { now: () => clock, claimMs: 60_000 };
@@ -56,6 +60,7 @@ describe('recordMatch', () => {
     let finish!: () => void;
     const slow = (decision: MatchDecision) =>
       new Promise<void>((resolve) => {
+        markClaimTaken();
         finish = () => {
           published.push(decision);
           resolve();
@@ -64,7 +69,10 @@ describe('recordMatch', () => {
     return { slow, finishPublish: () => finish() };
   };
   /** A publish that never returns: the process dies while holding the claim. */
-  const dies = () => new Promise<void>(() => undefined);
+  const dies = () => {
+    markClaimTaken();
+    return new Promise<void>(() => undefined);
+  };
   const record = (m: MatchRecord, publish = publishOk) =>
     recordMatch(dynamo.client, tables, m, publish, options);
 
@@ -175,7 +183,7 @@ describe('recordMatch', () => {
 
     it('a process killed between the claim and the publish: the retry alerts once the claim expired', async () => {
       void record(attempt, dies);
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the claim is taken
+      await claimTaken;
 
       // The retry is told to come back when the claim expires (a dead holder renews nothing).
       await expect(record(attempt)).rejects.toMatchObject({
@@ -225,7 +233,7 @@ describe('recordMatch', () => {
     it('a duplicate delivery during the publish does not alert twice', async () => {
       const { slow, finishPublish } = slowPublish();
       const original = record(attempt, slow);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await claimTaken;
 
       await expect(record(attempt)).rejects.toThrow(AlertInFlightError);
       finishPublish();
@@ -250,7 +258,7 @@ describe('recordMatch', () => {
         ...options,
         renewEveryMs,
       });
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the claim is taken
+      await claimTaken;
       clock += 61_000; // the holder is still publishing, past the first claim time
       await renewals();
 
@@ -277,7 +285,7 @@ describe('recordMatch', () => {
           alive ? dynamo.client.send(command as never) : new Promise(() => undefined),
       } as unknown as DynamoDBClient;
       void recordMatch(holderClient, tables, match('x.exe'), dies, { ...options, renewEveryMs });
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the claim is taken
+      await claimTaken;
       await renewals();
       alive = false;
 

@@ -327,7 +327,9 @@ describe('a port handing S3 connections to the store process', () => {
     );
     const first = store.pid!;
     try {
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Handed to the store (a connection served here would be answered by the stand-in instead).
+      await waitUntil(() => handedOff === 1, 'the upload handed off');
+      await new Promise((resolve) => setTimeout(resolve, 200));
 
       // Act: the store dies mid-body; the rest of the body follows.
       process.kill(first, 'SIGKILL');
