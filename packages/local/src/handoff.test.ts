@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Agent, createServer as createHttpServer, request, type Server } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import {
   GetObjectCommand,
@@ -12,7 +12,7 @@ import {
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 
 import { startS3 } from './emulators';
-import { acceptConnection, closeFront, MAX_PEEKED_HEAD_BYTES, parseRequestHead } from './handoff';
+import { closeFront, MAX_PEEKED_HEAD_BYTES, parseRequestHead, routeConnections } from './handoff';
 import { listenLoopback } from './loopback';
 import type { SupervisedEmulator } from './supervisor';
 import { tempDir } from './testing/fixtures';
@@ -73,19 +73,11 @@ describe('a port handing S3 connections to the store process', () => {
       req.resume();
       req.on('end', () => res.end('served here'));
     });
-    const serve = front.listeners('connection')[0] as (socket: Socket) => void;
-    front.removeAllListeners('connection');
-    front.on('connection', (socket: Socket) =>
-      acceptConnection(
-        socket,
-        (accepted) => serve.call(front, accepted),
-        (handed, prefix) => {
-          const taken = store.handOff(handed, prefix);
-          if (taken) handedOff += 1;
-          return taken;
-        },
-      ),
-    );
+    routeConnections(front, () => (handed, prefix) => {
+      const taken = store.handOff(handed, prefix);
+      if (taken) handedOff += 1;
+      return taken;
+    });
     port = await listenLoopback(front, 0);
     store = await startS3(
       dir.path,
@@ -298,6 +290,31 @@ describe('a port handing S3 connections to the store process', () => {
     } finally {
       s3.destroy();
     }
+  });
+
+  it('cuts a connection still sending its first head when the port closes, and never serves it', async () => {
+    // Prepare: a client half-way through its head.
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.on('data', (data: Buffer) => (answer += data.toString('latin1')));
+    socket.on('error', () => undefined);
+    const closed = new Promise((resolve) => socket.on('close', resolve));
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(`GET /${bucket} HTTP/1.1\r\nHost: localhost\r\n`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    // Act
+    await closeFront(front);
+    socket.write('\r\n');
+
+    // Assert: the client's connection ends unanswered (it stayed open, and was answered, before).
+    const outcome = await Promise.race([
+      closed.then(() => 'closed'),
+      new Promise((resolve) => setTimeout(() => resolve('still open'), 5_000)),
+    ]);
+    expect(outcome).toBe('closed');
+    expect(answer).toBe('');
+    expect(servedHere).toEqual([]);
   });
 
   it('never stores part of an upload whose handed-off connection dies with the store', async () => {

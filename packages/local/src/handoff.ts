@@ -79,9 +79,12 @@ export function acceptConnection(
   socket: Socket,
   serve: (socket: Socket) => void,
   handOff: HandOff | undefined,
+  /** Called once the connection went one way or the other (or closed). */
+  onDecided?: () => void,
 ): void {
   if (!handOff) {
     serve(socket);
+    onDecided?.();
     return;
   }
   const chunks: Buffer[] = [];
@@ -94,7 +97,9 @@ export function acceptConnection(
     socket.off('data', onData);
     socket.off('end', onEnd);
     socket.off('error', onError);
+    socket.off('close', onEnd);
     decide(Buffer.concat(chunks, length));
+    onDecided?.();
   };
   const serveHere = (prefix: Buffer): void => {
     socket.pause();
@@ -138,6 +143,30 @@ export function acceptConnection(
   socket.on('data', onData);
   socket.on('end', onEnd);
   socket.on('error', onError);
+  socket.on('close', onEnd);
+}
+
+/** Per port: its connections still being read for their first head (closeFront cuts them). */
+const peekingConnections = new WeakMap<Server, Set<Socket>>();
+
+/**
+ * Routes each new connection of `server` through acceptConnection: S3 ones to `handOff()` (when
+ * it returns one), the rest to the server's own HTTP handling, and none once the server stopped.
+ */
+export function routeConnections(server: Server, handOff: () => HandOff | undefined): void {
+  const serve = server.listeners('connection')[0] as (socket: Socket) => void;
+  server.removeAllListeners('connection');
+  const peeking = new Set<Socket>();
+  peekingConnections.set(server, peeking);
+  server.on('connection', (socket: Socket) => {
+    peeking.add(socket);
+    acceptConnection(
+      socket,
+      (accepted) => (server.listening ? serve.call(server, accepted) : accepted.destroy()),
+      handOff(),
+      () => peeking.delete(socket),
+    );
+  });
 }
 
 /**
@@ -151,5 +180,7 @@ export function closeFront(server: Server): Promise<void> {
     server.closeAllConnections();
     server.close();
   }
+  // The HTTP server does not know these yet: a client half-way through its first head.
+  for (const socket of peekingConnections.get(server) ?? []) socket.destroy();
   return Promise.resolve();
 }

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { errorText } from '@binaryalert/core';
 
+import { exitWhenSpawnFails } from './child-exit';
 import { CodeVersions, type Deployment } from './lambda-code';
 import { makeWorkerTmp, spawnWorker, workerIsolation, type WorkerIsolation } from './sandbox';
 
@@ -36,6 +37,13 @@ export interface LambdaError {
 export type InvokeOutcome =
   | { ok: true; version: string; payload: unknown }
   | { ok: false; version: string; error: LambdaError };
+
+/** What an invocation gets once the runtime is stopping (queued) or stopped. */
+const STOPPED: InvokeOutcome = {
+  ok: false,
+  version: '$LATEST',
+  error: { errorType: 'Runtime.Stopped', errorMessage: 'the local stack is stopping' },
+};
 
 export interface LambdaRuntimeOptions {
   /** Code directories, worker temp dirs and the version record live here. */
@@ -163,6 +171,7 @@ export class LambdaRuntime {
   /** Runs one invocation and resolves with its result or error (never rejects for function errors). */
   async invoke(name: string, event: unknown): Promise<InvokeOutcome> {
     if (!this.functions.has(name)) throw new FunctionNotFoundError(`Function not found: ${name}`);
+    if (this.stopped) return STOPPED;
     return new Promise<InvokeOutcome>((resolveOutcome) => {
       this.queues.get(name)!.push({ event, resolve: resolveOutcome });
       this.pump(name);
@@ -244,6 +253,7 @@ export class LambdaRuntime {
         `--max-old-space-size=${Math.max(64, fn.memoryMb)}`,
       ],
     });
+    exitWhenSpawnFails(child, `${fn.name} worker`, (text) => this.options.onLog(fn.name, text));
     const worker: Worker = {
       id,
       process: child,
@@ -334,20 +344,25 @@ export class LambdaRuntime {
     }, fn.timeoutSeconds * 1000);
     void worker.ready.then(() => {
       if (worker.current?.id !== requestId || !worker.process.connected) return;
-      worker.process.send({
-        type: 'invoke',
-        id: requestId,
-        event: pending.event,
-        context: {
-          functionName: fn.name,
-          functionVersion: String(worker.deployment.version),
-          invokedFunctionArn: `arn:aws:lambda:${this.options.region}:${this.options.accountId}:function:${fn.name}`,
-          memoryLimitInMB: fn.memoryMb,
-          awsRequestId: requestId,
-          logStreamName: `local/${fn.name}/${worker.id}`,
-          deadline,
+      worker.process.send(
+        {
+          type: 'invoke',
+          id: requestId,
+          event: pending.event,
+          context: {
+            functionName: fn.name,
+            functionVersion: String(worker.deployment.version),
+            invokedFunctionArn: `arn:aws:lambda:${this.options.region}:${this.options.accountId}:function:${fn.name}`,
+            memoryLimitInMB: fn.memoryMb,
+            awsRequestId: requestId,
+            logStreamName: `local/${fn.name}/${worker.id}`,
+            deadline,
+          },
         },
-      });
+        // A worker that died since it said it was ready: the write fails (EPIPE) and its exit,
+        // on its way, fails the invocation. Without a callback Node throws the error here.
+        () => undefined,
+      );
     });
   }
 
@@ -377,13 +392,7 @@ export class LambdaRuntime {
         }
         this.kill(name, worker);
       }
-      for (const pending of this.queues.get(name)!.splice(0)) {
-        pending.resolve({
-          ok: false,
-          version: '$LATEST',
-          error: { errorType: 'Runtime.Stopped', errorMessage: 'the local stack is stopping' },
-        });
-      }
+      for (const pending of this.queues.get(name)!.splice(0)) pending.resolve(STOPPED);
     }
     await Promise.all(exits);
     await this.isolation?.dispose();

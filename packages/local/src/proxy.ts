@@ -5,7 +5,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -54,7 +54,9 @@ export async function proxy(
           const rewritten = rewriteResponse(body);
           outHeaders['content-length'] = String(rewritten.length);
           res.writeHead(upstreamRes.statusCode ?? 502, outHeaders);
-          res.end(rewritten, resolve);
+          res.end(rewritten);
+          // Not end's callback: it never runs when the client has gone (a long poll given up).
+          finished(res).then(resolve, reject);
         }, reject);
         return;
       }

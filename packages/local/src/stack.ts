@@ -19,7 +19,7 @@ import { createTables, startDynamo, startS3, startSqs } from './emulators';
 import { requeueDeadAnalyzerMessages } from './dead-worker';
 import { FaultInjector, type FaultPlan } from './faults';
 import { createFrontHandler } from './front';
-import { acceptConnection, closeFront, type HandOff } from './handoff';
+import { closeFront, routeConnections, type HandOff } from './handoff';
 import { ALERTS_FILE, recordWorkerKill } from './kill-journal';
 import { localFunctions, startFunctionRunner } from './functions';
 import type { LambdaRuntime } from './lambda';
@@ -128,11 +128,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     // Each new connection's first request decides where the connection is served: S3 ones in
     // the store's process (set below, once the stack is wired), the rest by `front` here.
     let handOff: HandOff | undefined;
-    const serveHere = front.listeners('connection')[0] as (socket: Socket) => void;
-    front.removeAllListeners('connection');
-    front.on('connection', (socket: Socket) =>
-      acceptConnection(socket, (accepted) => serveHere.call(front, accepted), handOff),
-    );
+    routeConnections(front, () => handOff);
     const port = await listenLoopback(front, options.port ?? DEFAULT_LOCAL_PORT);
     stopSteps.push(() => closeFront(front));
     const endpoint = `http://127.0.0.1:${port}`;

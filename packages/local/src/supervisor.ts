@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 
+import { exitWhenSpawnFails } from './child-exit';
 import type { EmulatorCommand, EmulatorKind, EmulatorMessage } from './emulator-main';
 
 /** The child entry, run as TypeScript through tsx (the stack itself runs under tsx or jest). */
@@ -53,6 +54,7 @@ function startChild(
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     serialization: 'json',
   });
+  exitWhenSpawnFails(child, options.name, options.print);
   for (const stream of [child.stdout, child.stderr]) {
     if (stream)
       createInterface({ input: stream }).on('line', (line) =>
@@ -183,7 +185,8 @@ export async function superviseEmulator(options: SuperviseOptions): Promise<Supe
       clearTimeout(restartTimer);
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
-      if (child.connected) child.send({ type: 'close' } satisfies EmulatorCommand);
+      // One that died a moment ago may still look connected: its exit is on the way.
+      if (child.connected) child.send({ type: 'close' } satisfies EmulatorCommand, () => undefined);
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
       await exited;
       clearTimeout(timer);
