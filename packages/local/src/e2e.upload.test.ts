@@ -10,6 +10,7 @@ import { buildZips, EICAR, rulesWith, startE2E, type E2E } from './testing/e2e';
 import { tempDir, testConfig, waitFor } from './testing/fixtures';
 import { committedKey, recordedAlerts } from './testing/repeats';
 import { functionLogPath } from './functions';
+import { ObjectStore } from './s3/store';
 
 jest.setTimeout(240_000);
 
@@ -251,6 +252,31 @@ describe('the local stack end to end: uploads, alerts, retro-analysis and new ru
     expect(stack.emulators.s3.port).toBe(storePort);
     expect(e2e.alertsFor('store-kill/eicar.com')).toHaveLength(1);
     expect((await stack.status()).deadLetters).toBe(0);
+  });
+
+  it('analyzes an object the store committed but never notified before it died, once it is back', async () => {
+    // Prepare: the store is frozen; the object is committed to its files with no notification,
+    // as when the store dies between writing an object's record and sending its event.
+    const { stack } = e2e;
+    const key = 'store-kill/committed, never notified.com';
+    const before = analyzed();
+    const pid = stack.emulators.s3.pid!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const files = await ObjectStore.open(join(e2e.dataDir, 's3'));
+      await files.put(stack.names.bucket, key, Readable.from([Buffer.from(EICAR)]), {
+        metadata: {},
+      });
+    } finally {
+      // Act: it dies.
+      process.kill(pid, 'SIGKILL');
+    }
+
+    // Assert: once restarted, the bucket is reconciled and the object analyzed, alerted once.
+    await waitFor(() => (stack.emulators.s3.pid !== pid ? true : undefined), 20_000, 'restart');
+    await analysesAfter(before, 1, 'the object committed before the kill');
+    await waitFor(() => (e2e.alertsFor(key).length > 0 ? true : undefined), 20_000, 'its alert');
+    expect(e2e.alertsFor(key)).toHaveLength(1);
   });
 
   it('analyzes uploads after DynamoDB was killed: the analyzers reach it straight, on the port it keeps', async () => {

@@ -235,6 +235,8 @@ export function startS3(
   onObjectCreated: (event: ObjectCreatedEvent) => void,
   /** The stack's port, which hands S3 connections to the store (handoff.ts). */
   frontPort?: number,
+  /** The store was restarted after it died (its notifications in flight died with it). */
+  onRestarted?: () => void,
 ): Promise<SupervisedEmulator> {
   return superviseEmulator({
     name: 'S3',
@@ -248,6 +250,7 @@ export function startS3(
     v8Flags: ['--no-incremental-marking'],
     settings: { dataDir, buckets, ...(frontPort === undefined ? {} : { frontPort }) },
     print,
+    ...(onRestarted ? { onRestarted } : {}),
     onEvent: (message) => {
       if (message.type === 'objectCreated') onObjectCreated(message.event);
     },

@@ -158,7 +158,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       (key, error) => print(`[local] S3 notification for ${key} failed: ${errorText(error)}`),
       () => faults.duplicateNotification(),
     );
-    const s3 = await startS3(dataDir, [names.bucket, names.rulesBucket], print, notify, port);
+    // An object the store committed just before it died may never have been notified: once it
+    // is back, the bucket is reconciled with the verdicts (set below, once there is a client).
+    let afterS3Restart = (): void => undefined;
+    const s3 = await startS3(dataDir, [names.bucket, names.rulesBucket], print, notify, port, () =>
+      afterS3Restart(),
+    );
     stopSteps.push(s3.close);
 
     const sinks = createAlertSinks({
@@ -339,20 +344,30 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         { s3: s3Client, dynamo: dynamoClient, sqs },
         { bucket: names.bucket, verdictTable: names.verdictTable, queueUrl },
       );
-    const reconciled = reconcile().then(
-      (outcome) => {
-        if (outcome.queued > 0) {
-          print(`[local] queued ${outcome.queued} objects that had no verdict yet`);
-        }
-        return outcome;
-      },
-      (error: unknown) => {
-        if (!stopping) print(`[local] reconciliation failed: ${errorText(error)}`);
-        return undefined;
-      },
-    );
+    const reconcileAndReport = (): Promise<ReconcileOutcome | undefined> =>
+      reconcile().then(
+        (outcome) => {
+          if (outcome.queued > 0) {
+            print(`[local] queued ${outcome.queued} objects that had no verdict yet`);
+          }
+          return outcome;
+        },
+        (error: unknown) => {
+          if (!stopping) print(`[local] reconciliation failed: ${errorText(error)}`);
+          return undefined;
+        },
+      );
+    const reconciliations = new Set<Promise<unknown>>();
+    const reconciled = reconcileAndReport();
+    reconciliations.add(reconciled);
+    afterS3Restart = () => {
+      if (stopping) return;
+      const again = reconcileAndReport();
+      reconciliations.add(again);
+      void again.finally(() => reconciliations.delete(again));
+    };
     stopSteps.push(async () => {
-      await reconciled;
+      await Promise.all(reconciliations);
       s3Client.destroy();
     });
     const statusIntervalMs = options.statusIntervalMs ?? 10_000;

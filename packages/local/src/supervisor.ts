@@ -43,6 +43,8 @@ export interface SuperviseOptions {
   keepPort?: boolean;
   /** V8 flags of the child (and of every restart), e.g. `--no-incremental-marking`. */
   v8Flags?: string[];
+  /** A restarted child listens again (what died with the last one may need redoing). */
+  onRestarted?: () => void;
 }
 
 function startChild(
@@ -152,6 +154,7 @@ export async function superviseEmulator(options: SuperviseOptions): Promise<Supe
     startedAt = Date.now();
     try {
       port = await listening;
+      if (!closing) options.onRestarted?.();
     } catch {
       // Died again while starting: its exit handler schedules the next try. The old port may be
       // taken by now, so the next child picks any free one, unless clients were given the port:
