@@ -1,4 +1,5 @@
-// pnpm soak [--objects N] [--fault-rate R] [--kill-rate R] [--seed S] [--keep]: see soak.ts.
+// pnpm soak [--objects N] [--fault-rate R] [--kill-rate R] [--emulator-kills N] [--seed S] [--keep]:
+// see soak.ts.
 import { formatSoakReport, runSoak } from './soak';
 
 function flag(name: string, fallback: number): number {
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
     objects: flag('--objects', 2000),
     faultRate: flag('--fault-rate', 0.02),
     ...(process.argv.includes('--kill-rate') ? { killRate: flag('--kill-rate', 0) } : {}),
+    emulatorKills: flag('--emulator-kills', 2),
     seed: flag('--seed', 1),
     keep: process.argv.includes('--keep'),
     log: (line) => process.stdout.write(`${line}\n`),

@@ -1,7 +1,7 @@
 import { formatSoakReport, runSoak } from './soak';
 
-// The e2e-sized soak: 200 uploads through the local stack with faults at 3% and one kill of the
-// whole stack. `pnpm soak` runs the full 2,000.
+// The e2e-sized soak: 200 uploads through the local stack with faults at 3%, one kill of the
+// whole stack and two of its S3 store and DynamoDB together. `pnpm soak` runs the full 2,000.
 jest.setTimeout(900_000);
 
 describe('pnpm soak, e2e-sized', () => {
@@ -20,6 +20,7 @@ describe('pnpm soak, e2e-sized', () => {
     expect(report.alertsMissed).toBe(0);
     expect(report.deadLetters.otherKeys).toEqual([]);
     expect(report.outsideDataDir).toEqual([]);
+    expect(report.emulatorKills).toBe(2);
     expect((report.faults.s3GetError ?? 0) + (report.faults.dynamoThrottle ?? 0)).toBeGreaterThan(
       0,
     );

@@ -46,6 +46,9 @@ export interface SoakOptions {
    * shows the verdict tells it from a duplicate. Each such kill costs the messages it cut off two
    * receives of MAX_RECEIVES (the kill, then the wait for the dead holder's claim). */
   publisherKillRate?: number;
+  /** How many times the S3 store and DynamoDB processes are SIGKILLed during the uploads
+   * (default 2: a quarter and three quarters in, around the whole stack's kill halfway). */
+  emulatorKills?: number;
   seed: number;
   /** Upload concurrency. */
   concurrency?: number;
@@ -95,6 +98,9 @@ export interface SoakReport {
   outsideDataDir: string[];
   faults: Record<string, number>;
   stackKills: number;
+  /** Times the S3 store and DynamoDB were killed together during the uploads. */
+  emulatorKills: number;
+  /** Restarts of the restarted stack's emulators (the first stack's are not counted). */
   emulatorRestarts: number;
   /** Messages the restarted stack's reconciliation queued again (objects whose message died with
    * the killed stack's in-memory queue); nobody runs a retro-analysis. */
@@ -167,6 +173,20 @@ class StackProcess {
     const exited = new Promise((ok) => child.once('exit', ok));
     child.kill('SIGKILL');
     await exited;
+  }
+
+  /** The stack's S3 store and DynamoDB processes die at once; resolves once they were killed. */
+  async killEmulators(): Promise<void> {
+    const child = this.child!;
+    await new Promise<void>((ok) => {
+      const onMessage = (message: StackProcessMessage): void => {
+        if (message.type !== 'emulators-killed') return;
+        child.off('message', onMessage);
+        ok();
+      };
+      child.on('message', onMessage);
+      child.send({ type: 'kill-emulators' });
+    });
   }
 
   async report(): Promise<Extract<StackProcessMessage, { type: 'report' }>> {
@@ -252,6 +272,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
     const objects = plan(options.objects, options.seed);
     const killAt = Math.floor(objects.length / 2);
+    const emulatorKills = options.emulatorKills ?? 2;
+    // Spread over the uploads, never on the whole stack's kill.
+    const emulatorKillsAt = new Set(
+      Array.from({ length: emulatorKills }, (_, k) =>
+        Math.floor(((2 * k + 1) * objects.length) / (2 * emulatorKills)),
+      ).filter((at) => at !== killAt),
+    );
+    let emulatorsKilled = 0;
     let next = 0;
     let uploaded = 0;
     let killing: Promise<void> | undefined;
@@ -289,6 +317,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
             })();
             await killing;
             killing = undefined;
+          }
+          if (emulatorKillsAt.has(index) && !killing) {
+            log(`killing the S3 store and DynamoDB with SIGKILL after ${uploaded} uploads`);
+            await stack!.killEmulators();
+            emulatorsKilled += 1;
           }
           await upload(objects[index]!);
           uploaded += 1;
@@ -501,6 +534,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       outsideDataDir: outside,
       faults: processReport.faults,
       stackKills: 1,
+      emulatorKills: emulatorsKilled,
       emulatorRestarts: processReport.emulatorRestarts,
       requeuedAtRestart: processReport.requeuedAtStart,
       settledSeconds,
@@ -548,7 +582,7 @@ export function formatSoakReport(r: SoakReport): string {
     ),
     `dead-letter queue        ${r.deadLetters.messages} messages, ${r.deadLetters.poisonKeys} poison objects (+${r.deadLetters.coTravellers} objects batched with them), ${r.deadLetters.otherKeys.length} without poison${r.deadLetters.otherKeys.length ? ` (${r.deadLetters.otherKeys.slice(0, 3).join(', ')})` : ''}`,
     `outside the data dir     ${r.outsideDataDir.length} files${r.outsideDataDir.length ? ` (${r.outsideDataDir.slice(0, 3).join(', ')})` : ''}`,
-    `faults injected          ${faults}; whole stack killed ${r.stackKills}x; emulator restarts ${r.emulatorRestarts}`,
+    `faults injected          ${faults}; whole stack killed ${r.stackKills}x; S3 store and DynamoDB killed ${r.emulatorKills}x (restarts after the stack's restart ${r.emulatorRestarts})`,
     `analyzer workers killed  ${r.workerKills.faultInjection} by fault injection, ${r.workerKills.afterPublish} right after SNS stored their alert, ${r.workerKills.timeouts} at their timeout (worker-kills.jsonl)`,
     `requeued at restart      ${r.requeuedAtRestart} (objects without a verdict, found by the restarted stack's reconciliation)`,
     `wall time                ${r.wallSeconds.toFixed(1)} s (every verdict after ${r.settledSeconds.toFixed(1)} s; retro-analysis of the bucket ${r.retroSeconds.toFixed(1)} s)`,

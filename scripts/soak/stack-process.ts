@@ -23,6 +23,7 @@ export type StackProcessMessage =
       queueUrl: string;
       deadLetterQueueUrl: string;
     }
+  | { type: 'emulators-killed'; pids: number[] }
   | {
       type: 'report';
       faults: Record<string, number>;
@@ -72,6 +73,13 @@ async function main(): Promise<void> {
           requeuedAtStart: outcome?.queued ?? 0,
         }),
       );
+    } else if (message.type === 'kill-emulators') {
+      // The S3 store and DynamoDB die at once, mid-load (the stack restarts them).
+      const pids = [stack.emulators.s3.pid, stack.emulators.dynamo.pid].filter(
+        (pid): pid is number => pid !== undefined,
+      );
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+      send({ type: 'emulators-killed', pids });
     } else if (message.type === 'stop') {
       void stack.stop().finally(() => process.exit(0));
     }
