@@ -177,28 +177,36 @@ class StackProcess {
 
   /** The stack's S3 store and DynamoDB processes die at once; resolves once they were killed. */
   async killEmulators(): Promise<void> {
-    const child = this.child!;
-    await new Promise<void>((ok) => {
-      const onMessage = (message: StackProcessMessage): void => {
-        if (message.type !== 'emulators-killed') return;
-        child.off('message', onMessage);
-        ok();
-      };
-      child.on('message', onMessage);
-      child.send({ type: 'kill-emulators' });
-    });
+    await this.ask('kill-emulators', 'emulators-killed');
   }
 
   async report(): Promise<Extract<StackProcessMessage, { type: 'report' }>> {
+    return this.ask('report', 'report');
+  }
+
+  /** Sends a command and resolves with the stack's reply of `replyType`; rejects if it exits first. */
+  private ask<T extends StackProcessMessage['type']>(
+    command: string,
+    replyType: T,
+  ): Promise<Extract<StackProcessMessage, { type: T }>> {
     const child = this.child!;
-    return new Promise((ok) => {
+    return new Promise((ok, fail) => {
       const onMessage = (message: StackProcessMessage): void => {
-        if (message.type !== 'report') return;
+        if (message.type !== replyType) return;
+        settle();
+        ok(message as Extract<StackProcessMessage, { type: T }>);
+      };
+      const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+        settle();
+        fail(new Error(`the soak's stack exited (${signal ?? code}) before answering ${command}`));
+      };
+      const settle = (): void => {
         child.off('message', onMessage);
-        ok(message);
+        child.off('exit', onExit);
       };
       child.on('message', onMessage);
-      child.send({ type: 'report' });
+      child.once('exit', onExit);
+      child.send({ type: command });
     });
   }
 
