@@ -756,6 +756,31 @@ describe('handleInvocation', () => {
     );
   });
 
+  it('scans a key whose batch also holds the event of an oversized earlier upload, in either order', async () => {
+    // A large upload, then small malware under the same key: both events in one batch.
+    await put('oversized-first.bin', EVIL);
+    await put('oversized-last.bin', EVIL);
+    const events = (key: string) => ({
+      oversized: s3EventRecord({ bucket, key, size: settings.maxFileBytes + 1 }),
+      current: s3EventRecord({ bucket, key, size: EVIL.length }),
+    });
+    const first = events('oversized-first.bin');
+    const last = events('oversized-last.bin');
+
+    const results = (await invoke({
+      Records: [first.oversized, first.current, last.current, last.oversized],
+      SQSReceipts: ['r1', 'r2', 'r3', 'r4'],
+    })) as AnalysisResults;
+
+    for (const key of ['oversized-first.bin', 'oversized-last.bin']) {
+      expect(results[`S3:${bucket}:${key}`]?.NumMatchedRules).toBe(1);
+      expect(await verdictOf(key)).toEqual(
+        expect.objectContaining({ verdict: 'matched', size: EVIL.length }),
+      );
+    }
+    expect(publishes()).toHaveLength(2);
+  });
+
   it('passes the filepath metadata to rules as filename, extension and filetype', async () => {
     await put('with-path', CLEAN, { filepath: 'C:/Users/victim/Downloads/payload.exe' });
     await put('without-path', CLEAN);
