@@ -921,7 +921,9 @@ class Walker {
       }
       auto buffer = std::make_shared<MemberBuffer>(limits_);
       z.next_in = const_cast<Bytef*>(body);
-      size_t available = static_cast<size_t>(bodyEnd - body);
+      // Up to the end of the file, not the first "endstream": compressed bytes may hold that word
+      // (a reader goes by /Length), and deflate data ends by itself.
+      size_t available = static_cast<size_t>(end - body);
       Stop stop = Stop::kNo;
       int zrc = Z_OK;
       int writeError = 0;
@@ -944,6 +946,7 @@ class Walker {
         if (zrc == Z_BUF_ERROR && z.avail_in == 0 && available > 0) zrc = Z_OK;
       }
       bool produced = z.total_out > 0;
+      if (zrc == Z_STREAM_END) cursor = std::max(cursor, body + z.total_in);
       inflateEnd(&z);
       if (stop != Stop::kNo) return;
       if (writeError != 0) {

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { deflateRawSync, inflateSync } from 'node:zlib';
 
 import { ArchiveKit, EICAR_TEXT } from '@binaryalert/testing';
 
@@ -315,6 +316,53 @@ describe('scanning inside containers', () => {
 
     expect(result.matches).toEqual([]);
     expect(matchedMembers(result)).toEqual(['doc.pdf!obj-4-0 eicar']);
+  });
+
+  it('inflates a FlateDecode stream whole when its compressed bytes hold the word endstream', async () => {
+    // A stored deflate block of text that says "endstream", then the payload compressed: a reader
+    // takes the stream's /Length, so the payload is part of the stream.
+    const decoy = Buffer.from('decoy text\nendstream\nendobj\n');
+    const payload = Buffer.from(PAYLOAD);
+    const stored = Buffer.alloc(5);
+    stored.writeUInt8(0, 0); // BFINAL 0, BTYPE 00 (stored)
+    stored.writeUInt16LE(decoy.length, 1);
+    stored.writeUInt16LE(~decoy.length & 0xffff, 3);
+    const plain = Buffer.concat([decoy, payload]);
+    let a = 1;
+    let b = 0;
+    for (const byte of plain) {
+      a = (a + byte) % 65521;
+      b = (b + a) % 65521;
+    }
+    const adler = Buffer.alloc(4);
+    adler.writeUInt32BE(((b << 16) | a) >>> 0);
+    const deflated = Buffer.concat([
+      Buffer.from([0x78, 0x01]),
+      stored,
+      decoy,
+      deflateRawSync(payload),
+      adler,
+    ]);
+    expect(inflateSync(deflated)).toEqual(plain);
+    const pdf = join(dir.path, 'samples', 'hidden.pdf');
+    writeFileSync(
+      pdf,
+      Buffer.concat([
+        Buffer.from('%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\n'),
+        Buffer.from(`4 0 obj\n<< /Length ${deflated.length} /Filter /FlateDecode >>\nstream\n`),
+        deflated,
+        Buffer.from('\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n'),
+      ]),
+    );
+
+    const result = await scan(pdf);
+
+    expect(result.matches).toEqual([]);
+    expect(matchedMembers(result)).toEqual(['hidden.pdf!obj-4-0 eicar']);
+    expect(result.containers?.members.map((m) => [m.path, m.size])).toEqual([
+      ['hidden.pdf!obj-4-0', plain.length],
+    ]);
+    expect(result.containers?.unscanned).toEqual([]);
   });
 
   it('treats ../ and absolute member names as labels: nothing is written anywhere', async () => {
