@@ -6,7 +6,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import {
+  InvalidParameterException,
+  PublishCommand,
+  SNSClient,
+  type PublishCommandInput,
+} from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -251,6 +256,43 @@ describe('analyzing containers', () => {
     expect(summary.Unscanned).toEqual([expect.objectContaining({ Reason: 'time-limit' })]);
     expect(scanBudgetMs(settings, () => 11_000)).toBe(1000);
     expect(scanBudgetMs(settings, () => 600_000)).toBe(30_000);
+  });
+
+  it('alerts once on a sample pack whose every member matches, within what SNS accepts', async () => {
+    // SNS refuses a message over 256 KiB, its attributes included (InvalidParameter).
+    snsMock.on(PublishCommand).callsFake((input: PublishCommandInput) => {
+      const attributes = Object.entries(input.MessageAttributes ?? {}).map(
+        ([name, value]) => name + (value.DataType ?? '') + (value.StringValue ?? ''),
+      );
+      if (Buffer.byteLength([input.Message, ...attributes].join('')) > 256 * 1024) {
+        throw new InvalidParameterException({
+          message: 'Invalid parameter: Message too long',
+          $metadata: {},
+        });
+      }
+      return { MessageId: 'sent' };
+    });
+    const samples = Object.fromEntries(
+      Array.from({ length: 800 }, (_, i) => [
+        `samples/sample-${String(i).padStart(4, '0')}.exe`,
+        `${EICAR_TEXT} ${i}`,
+      ]),
+    );
+    const pack = kit.zip('pack.zip', samples);
+
+    const summary = await analyze('packs/pack.zip', pack);
+
+    // zip stores so small a file as is: the pack's own bytes match too.
+    expect(summary.NumMatchedRules).toBe(801);
+    expect(publishes()).toHaveLength(1);
+    const alert = JSON.parse(publishes()[0]!.Message!) as FileSummary & {
+      OmittedMatchedRules?: number;
+    };
+    expect(alert.NumMatchedRules).toBe(801);
+    expect(alert.OmittedMatchedRules).toBeGreaterThan(0);
+    expect(Object.keys(alert.MatchedRules).length + alert.OmittedMatchedRules!).toBe(801);
+    expect(alert.MatchedRules.Rule2?.MemberPath).toBe('packs/pack.zip!samples/sample-0000.exe');
+    expect(await verdictOf('packs/pack.zip')).toMatchObject({ verdict: 'matched', alerted: true });
   });
 
   it('scans a truncated archive as plain bytes and reports it corrupt instead of failing', async () => {
