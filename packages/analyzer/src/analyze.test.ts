@@ -781,6 +781,23 @@ describe('handleInvocation', () => {
     expect(publishes()).toHaveLength(2);
   });
 
+  it('analyzes the object whose key holds an invisible U+FEFF, not its benign look-alike', async () => {
+    // U+FEFF encodes as %EF%BB%BF, which a stream decoder would drop as a byte order mark.
+    const hidden = 'invoice\uFEFF.exe';
+    await put(hidden, EVIL);
+    await put('invoice.exe', CLEAN);
+
+    const results = (await invoke({
+      Records: [s3EventRecord({ bucket, key: hidden })],
+    })) as AnalysisResults;
+
+    expect(Object.keys(results)).toEqual([`S3:${bucket}:${hidden}`]);
+    expect(results[`S3:${bucket}:${hidden}`]?.NumMatchedRules).toBe(1);
+    expect(publishes()).toHaveLength(1);
+    expect(await verdictOf(hidden)).toEqual(expect.objectContaining({ verdict: 'matched' }));
+    expect(await verdictOf('invoice.exe')).toBeUndefined();
+  });
+
   it('passes the filepath metadata to rules as filename, extension and filetype', async () => {
     await put('with-path', CLEAN, { filepath: 'C:/Users/victim/Downloads/payload.exe' });
     await put('without-path', CLEAN);
