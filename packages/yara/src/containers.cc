@@ -881,6 +881,14 @@ class Walker {
     return "obj-" + object + "-" + generation;
   }
 
+  // Whether bytes start as FlateDecode data does: a zlib header (deflate, window up to 32 KB, check
+  // bits), or gzip's magic (inflate takes either).
+  static bool StartsLikeFlate(const uint8_t* p, const uint8_t* end) {
+    if (end - p < 2) return false;
+    if (p[0] == 0x1F && p[1] == 0x8B) return true;
+    return (p[0] & 0x0F) == 8 && (p[0] >> 4) <= 7 && ((p[0] << 8) | p[1]) % 31 == 0;
+  }
+
   void WalkPdf(const uint8_t* data, size_t size, const std::string& path, int depth) {
     const uint8_t* end = data + size;
     const uint8_t* cursor = data;
@@ -900,11 +908,14 @@ class Walker {
       const uint8_t* obj = FindLast(windowStart, keyword, "obj");
       const uint8_t* dictStart = obj != nullptr ? obj : windowStart;
       bool flate = Find(dictStart, keyword, "/FlateDecode") != nullptr;
+      // The dictionary is not parsed: an "obj" in it after the filter (a string, a name) hides the
+      // filter from the look-back, so a stream that starts as zlib data is tried too.
+      bool sniffed = !flate && StartsLikeFlate(body, end);
       const uint8_t* bodyEnd = Find(body, end, "endstream");
       if (bodyEnd == nullptr) bodyEnd = end;
       cursor = bodyEnd;
       index++;
-      if (!flate) continue;
+      if (!flate && !sniffed) continue;
       if (PastDeadline()) return TimeLimit(path, path);
 
       MemberView view;
@@ -955,7 +966,7 @@ class Walker {
       }
       // PDF writers often leave trailing bytes or cut the stream short: what did inflate is scanned.
       if (!produced) {
-        Unscanned(view.path, "corrupt", "FlateDecode stream does not inflate");
+        if (!sniffed) Unscanned(view.path, "corrupt", "FlateDecode stream does not inflate");
         continue;
       }
       if (!Deliver(view, buffer, path)) return;

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { deflateRawSync, inflateSync } from 'node:zlib';
+import { deflateRawSync, deflateSync, inflateSync } from 'node:zlib';
 
 import { ArchiveKit, EICAR_TEXT } from '@binaryalert/testing';
 
@@ -362,6 +362,29 @@ describe('scanning inside containers', () => {
     expect(result.containers?.members.map((m) => [m.path, m.size])).toEqual([
       ['hidden.pdf!obj-4-0', plain.length],
     ]);
+    expect(result.containers?.unscanned).toEqual([]);
+  });
+
+  it('inflates a FlateDecode stream whose dictionary says "obj" after its filter', async () => {
+    const deflated = deflateSync(Buffer.from(PAYLOAD));
+    const pdf = join(dir.path, 'samples', 'obj-in-dict.pdf');
+    writeFileSync(
+      pdf,
+      Buffer.concat([
+        Buffer.from('%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\n'),
+        Buffer.from(
+          `4 0 obj\n<< /Length ${deflated.length} /Filter /FlateDecode /Desc (an object) >>\nstream\n`,
+        ),
+        deflated,
+        Buffer.from('\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n'),
+      ]),
+    );
+
+    const result = await scan(pdf);
+
+    expect(result.matches).toEqual([]);
+    // Named by its place among the streams: the look-back took "(an object)" for the header.
+    expect(matchedMembers(result)).toEqual(['obj-in-dict.pdf!stream-1 eicar']);
     expect(result.containers?.unscanned).toEqual([]);
   });
 
