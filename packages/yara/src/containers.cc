@@ -84,31 +84,59 @@ Detected Detect(const uint8_t* d, size_t n) {
   return {Kind::kNone, ""};
 }
 
+// Appends the character (or the one invalid byte) at s[i] to `out`, escaped when it is a control
+// character or not UTF-8; returns how many bytes of `s` it took.
+size_t AppendLabelUnit(const unsigned char* s, size_t i, size_t n, std::string& out) {
+  unsigned char c = s[i];
+  size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+  bool valid = len > 0 && i + len <= n;
+  for (size_t k = 1; valid && k < len; k++) valid = (s[i + k] & 0xC0) == 0x80;
+  if (valid && len == 2 && c < 0xC2) valid = false;  // overlong
+  if (!valid || (len == 1 && (c < 0x20 || c == 0x7F))) {
+    char esc[8];
+    snprintf(esc, sizeof esc, "\\x%02X", c);
+    out += esc;
+    return 1;
+  }
+  out.append(reinterpret_cast<const char*>(s + i), len);
+  return len;
+}
+
 // A display label from untrusted bytes: valid UTF-8 kept, control characters and invalid bytes
 // escaped as \xNN, at most kMaxLabelBytes (so a hostile name cannot forge log lines or grow a path).
+// A longer one keeps its start and its end joined by " ... ": the end is the member's own name,
+// which its externals (filename, extension) come from.
 std::string Label(const char* raw) {
   std::string out;
   if (raw == nullptr) return out;
   const auto* s = reinterpret_cast<const unsigned char*>(raw);
   size_t n = strlen(raw);
-  char esc[8];
-  for (size_t i = 0; i < n && out.size() < kMaxLabelBytes;) {
-    unsigned char c = s[i];
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    bool valid = len > 0 && i + len <= n;
-    for (size_t k = 1; valid && k < len; k++) valid = (s[i + k] & 0xC0) == 0x80;
-    if (valid && len == 2 && c < 0xC2) valid = false;  // overlong
-    if (!valid || (len == 1 && (c < 0x20 || c == 0x7F))) {
-      snprintf(esc, sizeof esc, "\\x%02X", c);
-      out += esc;
-      i += 1;
-      continue;
-    }
-    out.append(raw + i, len);
-    i += len;
+  size_t i = 0;
+  while (i < n && out.size() <= kMaxLabelBytes) i += AppendLabelUnit(s, i, n, out);
+  if (i == n && out.size() <= kMaxLabelBytes) return out;
+  constexpr size_t kHalf = (kMaxLabelBytes - 5) / 2;
+  std::string head;
+  for (i = 0; i < n;) {
+    std::string unit;
+    size_t took = AppendLabelUnit(s, i, n, unit);
+    if (head.size() + unit.size() > kHalf) break;
+    head += unit;
+    i += took;
   }
-  if (out.size() >= kMaxLabelBytes) out += "...";
-  return out;
+  // The end: the units of the last kHalf bytes (from a character's first byte), as many as fit.
+  size_t from = n > kHalf ? n - kHalf : 0;
+  for (int back = 0; back < 3 && from > 0 && (s[from] & 0xC0) == 0x80; back++) from--;
+  std::vector<std::string> units;
+  for (i = from; i < n;) {
+    units.emplace_back();
+    i += AppendLabelUnit(s, i, n, units.back());
+  }
+  std::string tail;
+  size_t taken = 0;
+  size_t first = units.size();
+  while (first > 0 && taken + units[first - 1].size() <= kHalf) taken += units[--first].size();
+  for (size_t u = first; u < units.size(); u++) tail += units[u];
+  return head + " ... " + tail;
 }
 
 // The name of the single member of a bare compressed stream: the container's name without its

@@ -287,6 +287,41 @@ describe('scanning inside containers', () => {
     ]);
   });
 
+  it('keeps the own name of a member whose path passes the label limit, for its externals', async () => {
+    // zip(1) stores the path as given: 600 directory levels, then the payload.
+    const deep = `${'d/'.repeat(600)}payload.exe`;
+    const zip = kit.zip('deep.zip', { [deep]: 'harmless bytes' });
+    const byName = await compileTexts(dir, {
+      byname: `rule exe_by_name {
+        condition: filename == "payload.exe" and extension == ".exe" and filetype == "EXE"
+      }`,
+    });
+
+    const result = await byName.scanFile(zip, {
+      externals: DEFAULT_EXTERNALS,
+      containers: { label: 'deep.zip', tempDir: spill },
+    });
+
+    expect(matchedMembers(result)).toEqual([
+      expect.stringMatching(/^deep\.zip!d\/.* \.\.\. .*d\/d\/payload\.exe exe_by_name$/),
+    ]);
+    const [member] = result.containers?.members ?? [];
+    expect(member?.path).toMatch(/^deep\.zip!d\/d\/.* \.\.\. .*\/d\/payload\.exe$/);
+    expect(Buffer.byteLength(member!.path)).toBeLessThanOrEqual('deep.zip!'.length + 1024);
+
+    // Escapes and multibyte characters are never cut in half.
+    const odd = kit.zipRawNames('odd.zip', {
+      [`${'\u0001'.repeat(200)}${'é文'.repeat(200)}\u0002x.exe`]: 'harmless',
+    });
+    const oddResult = await byName.scanFile(odd, {
+      externals: DEFAULT_EXTERNALS,
+      containers: { label: 'odd.zip', tempDir: spill },
+    });
+    const oddPath = oddResult.containers?.members[0]?.path ?? '';
+    expect(oddPath).toMatch(/^odd\.zip!(\\x01)+ \.\.\. (é文)+\\x02x\.exe$/);
+    expect(Buffer.byteLength(oddPath)).toBeLessThanOrEqual('odd.zip!'.length + 1024);
+  });
+
   it('stops at the depth limit and says so', async () => {
     const zip = kit.zip('c.zip', { 'payload.exe': PAYLOAD });
     const tgz = kit.tar('b.tar.gz', { 'c.zip': readFileSync(zip) }, '-z');
