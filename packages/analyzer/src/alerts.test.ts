@@ -2,7 +2,14 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { FileSummary } from '@binaryalert/core';
-import { elideMiddle, publishMatchAlert, publishNegativeAlert, SUBJECT_MAX_LENGTH } from './alerts';
+import {
+  elideMiddle,
+  publishMatchAlert,
+  publishNegativeAlert,
+  SNS_MESSAGE_MAX_BYTES,
+  SUBJECT_MAX_LENGTH,
+  type AlertSummary,
+} from './alerts';
 
 function summary(filepath?: string): FileSummary {
   return {
@@ -96,6 +103,29 @@ describe('publishNegativeAlert', () => {
   const snsMock = mockClient(SNSClient);
   const sns = new SNSClient({ region: 'us-east-1' });
   beforeEach(() => snsMock.reset());
+
+  it('keeps within what SNS accepts a summary of thousands of unscanned members, counting those left out', async () => {
+    const locked: FileSummary = {
+      ...summary('C:/locked.zip'),
+      MatchedRules: {},
+      NumMatchedRules: 0,
+      Coverage: 'partial',
+      Unscanned: Array.from({ length: 5000 }, (_, i) => ({
+        Path: `uploads/locked.zip!samples/sample-${i}.exe`,
+        Reason: 'encrypted',
+        Detail: 'no password of the list decrypts this member',
+      })),
+    };
+
+    await publishNegativeAlert(sns, 'arn:negative', locked);
+
+    const message = snsMock.commandCalls(PublishCommand)[0]!.args[0].input.Message!;
+    expect(Buffer.byteLength(message)).toBeLessThanOrEqual(SNS_MESSAGE_MAX_BYTES);
+    const sent = JSON.parse(message) as AlertSummary;
+    expect(sent.Unscanned[0]).toEqual(locked.Unscanned[0]);
+    expect(sent.Unscanned.length + sent.OmittedUnscanned!).toBe(5000);
+    expect(sent.Coverage).toBe('partial');
+  });
 
   it('publishes to the negative topic', async () => {
     await publishNegativeAlert(sns, 'arn:negative', summary('C:/clean.txt'));

@@ -756,6 +756,48 @@ describe('handleInvocation', () => {
     );
   });
 
+  it('scans a key whose batch also holds the event of an oversized earlier upload, in either order', async () => {
+    // A large upload, then small malware under the same key: both events in one batch.
+    await put('oversized-first.bin', EVIL);
+    await put('oversized-last.bin', EVIL);
+    const events = (key: string) => ({
+      oversized: s3EventRecord({ bucket, key, size: settings.maxFileBytes + 1 }),
+      current: s3EventRecord({ bucket, key, size: EVIL.length }),
+    });
+    const first = events('oversized-first.bin');
+    const last = events('oversized-last.bin');
+
+    const results = (await invoke({
+      Records: [first.oversized, first.current, last.current, last.oversized],
+      SQSReceipts: ['r1', 'r2', 'r3', 'r4'],
+    })) as AnalysisResults;
+
+    for (const key of ['oversized-first.bin', 'oversized-last.bin']) {
+      expect(results[`S3:${bucket}:${key}`]?.NumMatchedRules).toBe(1);
+      expect(await verdictOf(key)).toEqual(
+        expect.objectContaining({ verdict: 'matched', size: EVIL.length }),
+      );
+    }
+    expect(publishes()).toHaveLength(2);
+  });
+
+  it('analyzes the object whose key holds an invisible U+FEFF, not its benign look-alike', async () => {
+    // U+FEFF encodes as %EF%BB%BF, which a stream decoder would drop as a byte order mark.
+    const hidden = 'invoice\uFEFF.exe';
+    await put(hidden, EVIL);
+    await put('invoice.exe', CLEAN);
+
+    const results = (await invoke({
+      Records: [s3EventRecord({ bucket, key: hidden })],
+    })) as AnalysisResults;
+
+    expect(Object.keys(results)).toEqual([`S3:${bucket}:${hidden}`]);
+    expect(results[`S3:${bucket}:${hidden}`]?.NumMatchedRules).toBe(1);
+    expect(publishes()).toHaveLength(1);
+    expect(await verdictOf(hidden)).toEqual(expect.objectContaining({ verdict: 'matched' }));
+    expect(await verdictOf('invoice.exe')).toBeUndefined();
+  });
+
   it('passes the filepath metadata to rules as filename, extension and filetype', async () => {
     await put('with-path', CLEAN, { filepath: 'C:/Users/victim/Downloads/payload.exe' });
     await put('without-path', CLEAN);

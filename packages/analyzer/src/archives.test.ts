@@ -1,12 +1,18 @@
 // The analyzer against s3rver, dynalite and local-aws-sqs with archives made by Debian's tools:
 // members are scanned, named in the alert and the match table, bounded, and never retried.
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import {
+  InvalidParameterException,
+  PublishCommand,
+  SNSClient,
+  type PublishCommandInput,
+} from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -251,6 +257,80 @@ describe('analyzing containers', () => {
     expect(summary.Unscanned).toEqual([expect.objectContaining({ Reason: 'time-limit' })]);
     expect(scanBudgetMs(settings, () => 11_000)).toBe(1000);
     expect(scanBudgetMs(settings, () => 600_000)).toBe(30_000);
+  });
+
+  it('alerts once on a sample pack whose every member matches, within what SNS accepts', async () => {
+    // SNS refuses a message over 256 KiB, its attributes included (InvalidParameter).
+    snsMock.on(PublishCommand).callsFake((input: PublishCommandInput) => {
+      const attributes = Object.entries(input.MessageAttributes ?? {}).map(
+        ([name, value]) => name + (value.DataType ?? '') + (value.StringValue ?? ''),
+      );
+      if (Buffer.byteLength([input.Message, ...attributes].join('')) > 256 * 1024) {
+        throw new InvalidParameterException({
+          message: 'Invalid parameter: Message too long',
+          $metadata: {},
+        });
+      }
+      return { MessageId: 'sent' };
+    });
+    const samples = Object.fromEntries(
+      Array.from({ length: 800 }, (_, i) => [
+        `samples/sample-${String(i).padStart(4, '0')}.exe`,
+        `${EICAR_TEXT} ${i}`,
+      ]),
+    );
+    const pack = kit.zip('pack.zip', samples);
+
+    const summary = await analyze('packs/pack.zip', pack);
+
+    // zip stores so small a file as is: the pack's own bytes match too.
+    expect(summary.NumMatchedRules).toBe(801);
+    expect(publishes()).toHaveLength(1);
+    const alert = JSON.parse(publishes()[0]!.Message!) as FileSummary & {
+      OmittedMatchedRules?: number;
+    };
+    expect(alert.NumMatchedRules).toBe(801);
+    expect(alert.OmittedMatchedRules).toBeGreaterThan(0);
+    expect(Object.keys(alert.MatchedRules).length + alert.OmittedMatchedRules!).toBe(801);
+    expect(alert.MatchedRules.Rule2?.MemberPath).toBe('packs/pack.zip!samples/sample-0000.exe');
+    expect(await verdictOf('packs/pack.zip')).toMatchObject({ verdict: 'matched', alerted: true });
+  });
+
+  it('records the verdict and the alert of matches deep inside members with 1,000-byte names', async () => {
+    // 120 matching members 5 levels down, every name 1,000 bytes, under a 1,024-byte key: each
+    // member path is about 6 KB.
+    const nested = path.join(workDir, 'samples', 'long-names.zip');
+    execFileSync('python3', [
+      '-c',
+      `import io, sys, zipfile
+def pack(files):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, 'w', zipfile.ZIP_DEFLATED) as z:
+        for name, data in files: z.writestr(name, data)
+    return out.getvalue()
+data = pack([('m' * 992 + '%04d.exe' % i, sys.argv[2] + str(i)) for i in range(120)])
+for level in range(4): data = pack([('d' * 996 + '.zip', data)])
+open(sys.argv[1], 'wb').write(data)`,
+      nested,
+      EICAR_TEXT,
+    ]);
+    const key = `${'k'.repeat(1020)}.zip`;
+
+    const summary = await analyze(key, nested);
+
+    expect(summary.NumMatchedRules).toBe(120);
+    expect(publishes()).toHaveLength(1);
+    const verdict = await verdictOf(key);
+    expect(verdict).toMatchObject({ verdict: 'matched', alerted: true });
+    // Kept by its start and its end, the member's own name.
+    expect(verdict?.matches[0]?.memberPath).toMatch(/^k+ \.\.\. m+0000\.exe$/);
+    const { Item } = await dynamo.client.send(
+      new GetItemCommand({
+        TableName: settings.matchesTable,
+        Key: { SHA256: { S: sha256(await readFile(nested)) } },
+      }),
+    );
+    expect(Item?.AlertedRules?.SS).toEqual([expect.stringMatching(/^eicar\.yar:eicar@/)]);
   });
 
   it('scans a truncated archive as plain bytes and reports it corrupt instead of failing', async () => {

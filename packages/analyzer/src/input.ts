@@ -103,8 +103,15 @@ function dedupe(tasks: ObjectTask[]): ObjectTask[] {
     const seen = byId.get(id);
     if (seen) {
       seen.groups = [...new Set([...seen.groups, ...task.groups])];
+      // Events of two uploads under the key: which size is current is unknown, so the download
+      // reads it (a stale oversized one must not skip the object the other event names).
+      const sizesDiffer = seen.ref.size !== task.ref.size;
       // One request for a full analysis makes the whole task full.
       if (seen.ref.retro && !task.ref.retro) seen.ref = task.ref;
+      if (sizesDiffer && seen.ref.size !== undefined) {
+        const { size: _size, ...withoutSize } = seen.ref;
+        seen.ref = withoutSize;
+      }
     } else byId.set(id, { ref: task.ref, groups: [...task.groups] });
   }
   return [...byId.values()];

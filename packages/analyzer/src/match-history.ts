@@ -8,6 +8,7 @@ import {
 import {
   alertedRule,
   parseAlertedRule,
+  storedMemberPath,
   type MatchedRule,
   type S3ObjectRef,
 } from '@binaryalert/core';
@@ -165,7 +166,7 @@ async function commitAlert(
   const members = (record.memberMatches ?? []).map((m): AttributeValue => ({
     M: {
       RuleId: { S: m.ruleId },
-      MemberPath: { S: m.memberPath },
+      MemberPath: { S: storedMemberPath(m.memberPath) },
       MemberSHA256: { S: m.memberSha256 },
     },
   }));

@@ -53,6 +53,9 @@ describe('decodeS3Key / encodeS3Key', () => {
     'unicode/ünïcødé 文件 🚀.bin',
     'a=b&c?d#e%f:g@h,i;j',
     'quotes\'"and\\back`slash',
+    // U+FEFF (zero-width no-break space) is a byte order mark only to a stream decoder.
+    '\uFEFFleading-bom.exe',
+    'invoice\uFEFF.exe',
   ])('round-trips %p', (key) => {
     const encoded = encodeS3Key(key);
     expect(encoded).not.toMatch(/[ \u0080-\uffff]/);

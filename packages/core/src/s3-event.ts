@@ -95,7 +95,8 @@ function listedObject(record: S3EventRecord): ListingFacts | undefined {
  */
 export const RETRO_DELTA_EVENT = 'BinaryAlert:RetroDelta';
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a U+FEFF that starts a run of escapes: a key may hold one (it is invisible).
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * Decodes a key as S3 writes it in event notifications: `+` is a space, `%XX` are UTF-8 bytes.

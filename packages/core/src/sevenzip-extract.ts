@@ -33,7 +33,7 @@ export interface SevenZipLimits {
   deadline: number;
   /** Where the member files go: a directory of this extraction's own. */
   tempDir: string;
-  /** Members not to keep (already scanned): their bytes pass by unwritten. */
+  /** Plain members not to keep (already scanned): their bytes pass by unwritten. */
   skip?: readonly string[];
 }
 
@@ -191,7 +191,8 @@ async function extractWith(
     while (offset < bytes.length) {
       const entry = withBytes[index];
       if (!entry) throw new StopExtraction('corrupt'); // more bytes than listed
-      const keep = !skip.has(entry.name);
+      // libarchive reads no encrypted 7z member: one named like a plain one it read is still unread.
+      const keep = entry.encrypted || !skip.has(entry.name);
       if (written === 0 && keep) {
         if (kept >= limits.maxMembers) throw new StopExtraction('member-limit');
         current = path.join(tempDir, `7z-member-${randomBytes(8).toString('hex')}`);

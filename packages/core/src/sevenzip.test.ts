@@ -151,6 +151,27 @@ describe('analyzeFile on encrypted 7z', () => {
     },
   );
 
+  it('scans an encrypted member named like a plain member libarchive already scanned', async () => {
+    // `7z a` a plain benign file, `7z a -p` the payload under another name, `7z rn` it to the
+    // plain one's name: two entries `payload.exe`, only the plain one readable by libarchive.
+    const staging = kit.stage({ 'payload.exe': 'benign', 'other.exe': payload });
+    const archive = path.join(dir, 'same-name.7z');
+    const sevenZip = (...args: string[]) =>
+      execFileSync('7z', [...args], { cwd: staging, stdio: 'ignore' });
+    sevenZip('a', '-bd', '-y', archive, 'payload.exe');
+    sevenZip('a', '-bd', '-y', '-pinfected', archive, 'other.exe');
+    sevenZip('rn', '-bd', '-y', '-pinfected', archive, 'other.exe', 'payload.exe');
+
+    const analysis = await analyze(archive);
+
+    expect(located(analysis)).toEqual([['up/sample.7z!payload.exe', sha256(payload)]]);
+    expect(analysis.members.map((m) => [m.path, m.size])).toEqual([
+      ['up/sample.7z!payload.exe', 'benign'.length],
+      ['up/sample.7z!payload.exe', payload.length],
+    ]);
+    expect(analysis.unscanned).toEqual([]);
+  });
+
   it("computes no MD5 for an encrypted 7z with a match inside when md5 is 'never'", async () => {
     const archive = kit.sevenZip('locked-no-md5.7z', { 'evil.exe': payload }, 'virus');
 

@@ -70,6 +70,20 @@ export interface VerdictRecord {
 const MAX_DETAILED_MATCHES = 100;
 const MAX_STRING_NAMES = 50;
 const MAX_META_VALUE_CHARS = 1024;
+/**
+ * Member paths (`key!dir/a.zip!x.exe`) are kept to this many characters in the ledger and the match
+ * table: a hostile archive nests members with names of 1,000 bytes, and 100 such paths must
+ * not pass DynamoDB's 400 KB per item (4 bytes a character at most).
+ */
+export const MAX_STORED_MEMBER_PATH_CHARS = 512;
+
+/** A member path as the tables keep it: its start and its end (the member's own name) at most. */
+export function storedMemberPath(memberPath: string): string {
+  const chars = Array.from(memberPath);
+  if (chars.length <= MAX_STORED_MEMBER_PATH_CHARS) return memberPath;
+  const half = Math.floor((MAX_STORED_MEMBER_PATH_CHARS - 5) / 2);
+  return `${chars.slice(0, half).join('')} ... ${chars.slice(chars.length - half).join('')}`;
+}
 
 function metaValue(value: string | number | boolean): AttributeValue {
   if (typeof value === 'number') return { N: String(value) };
@@ -105,7 +119,7 @@ export function verdictAttributes(
         ),
       },
       Strings: { L: match.strings.slice(0, MAX_STRING_NAMES).map((name) => ({ S: name })) },
-      ...(match.memberPath ? { MemberPath: { S: match.memberPath } } : {}),
+      ...(match.memberPath ? { MemberPath: { S: storedMemberPath(match.memberPath) } } : {}),
       ...(match.memberSha256 ? { MemberSHA256: { S: match.memberSha256 } } : {}),
     },
   }));

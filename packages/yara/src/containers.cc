@@ -84,31 +84,59 @@ Detected Detect(const uint8_t* d, size_t n) {
   return {Kind::kNone, ""};
 }
 
+// Appends the character (or the one invalid byte) at s[i] to `out`, escaped when it is a control
+// character or not UTF-8; returns how many bytes of `s` it took.
+size_t AppendLabelUnit(const unsigned char* s, size_t i, size_t n, std::string& out) {
+  unsigned char c = s[i];
+  size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+  bool valid = len > 0 && i + len <= n;
+  for (size_t k = 1; valid && k < len; k++) valid = (s[i + k] & 0xC0) == 0x80;
+  if (valid && len == 2 && c < 0xC2) valid = false;  // overlong
+  if (!valid || (len == 1 && (c < 0x20 || c == 0x7F))) {
+    char esc[8];
+    snprintf(esc, sizeof esc, "\\x%02X", c);
+    out += esc;
+    return 1;
+  }
+  out.append(reinterpret_cast<const char*>(s + i), len);
+  return len;
+}
+
 // A display label from untrusted bytes: valid UTF-8 kept, control characters and invalid bytes
 // escaped as \xNN, at most kMaxLabelBytes (so a hostile name cannot forge log lines or grow a path).
+// A longer one keeps its start and its end joined by " ... ": the end is the member's own name,
+// which its externals (filename, extension) come from.
 std::string Label(const char* raw) {
   std::string out;
   if (raw == nullptr) return out;
   const auto* s = reinterpret_cast<const unsigned char*>(raw);
   size_t n = strlen(raw);
-  char esc[8];
-  for (size_t i = 0; i < n && out.size() < kMaxLabelBytes;) {
-    unsigned char c = s[i];
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    bool valid = len > 0 && i + len <= n;
-    for (size_t k = 1; valid && k < len; k++) valid = (s[i + k] & 0xC0) == 0x80;
-    if (valid && len == 2 && c < 0xC2) valid = false;  // overlong
-    if (!valid || (len == 1 && (c < 0x20 || c == 0x7F))) {
-      snprintf(esc, sizeof esc, "\\x%02X", c);
-      out += esc;
-      i += 1;
-      continue;
-    }
-    out.append(raw + i, len);
-    i += len;
+  size_t i = 0;
+  while (i < n && out.size() <= kMaxLabelBytes) i += AppendLabelUnit(s, i, n, out);
+  if (i == n && out.size() <= kMaxLabelBytes) return out;
+  constexpr size_t kHalf = (kMaxLabelBytes - 5) / 2;
+  std::string head;
+  for (i = 0; i < n;) {
+    std::string unit;
+    size_t took = AppendLabelUnit(s, i, n, unit);
+    if (head.size() + unit.size() > kHalf) break;
+    head += unit;
+    i += took;
   }
-  if (out.size() >= kMaxLabelBytes) out += "...";
-  return out;
+  // The end: the units of the last kHalf bytes (from a character's first byte), as many as fit.
+  size_t from = n > kHalf ? n - kHalf : 0;
+  for (int back = 0; back < 3 && from > 0 && (s[from] & 0xC0) == 0x80; back++) from--;
+  std::vector<std::string> units;
+  for (i = from; i < n;) {
+    units.emplace_back();
+    i += AppendLabelUnit(s, i, n, units.back());
+  }
+  std::string tail;
+  size_t taken = 0;
+  size_t first = units.size();
+  while (first > 0 && taken + units[first - 1].size() <= kHalf) taken += units[--first].size();
+  for (size_t u = first; u < units.size(); u++) tail += units[u];
+  return head + " ... " + tail;
 }
 
 // The name of the single member of a bare compressed stream: the container's name without its
@@ -881,6 +909,14 @@ class Walker {
     return "obj-" + object + "-" + generation;
   }
 
+  // Whether bytes start as FlateDecode data does: a zlib header (deflate, window up to 32 KB, check
+  // bits), or gzip's magic (inflate takes either).
+  static bool StartsLikeFlate(const uint8_t* p, const uint8_t* end) {
+    if (end - p < 2) return false;
+    if (p[0] == 0x1F && p[1] == 0x8B) return true;
+    return (p[0] & 0x0F) == 8 && (p[0] >> 4) <= 7 && ((p[0] << 8) | p[1]) % 31 == 0;
+  }
+
   void WalkPdf(const uint8_t* data, size_t size, const std::string& path, int depth) {
     const uint8_t* end = data + size;
     const uint8_t* cursor = data;
@@ -900,11 +936,14 @@ class Walker {
       const uint8_t* obj = FindLast(windowStart, keyword, "obj");
       const uint8_t* dictStart = obj != nullptr ? obj : windowStart;
       bool flate = Find(dictStart, keyword, "/FlateDecode") != nullptr;
+      // The dictionary is not parsed: an "obj" in it after the filter (a string, a name) hides the
+      // filter from the look-back, so a stream that starts as zlib data is tried too.
+      bool sniffed = !flate && StartsLikeFlate(body, end);
       const uint8_t* bodyEnd = Find(body, end, "endstream");
       if (bodyEnd == nullptr) bodyEnd = end;
       cursor = bodyEnd;
       index++;
-      if (!flate) continue;
+      if (!flate && !sniffed) continue;
       if (PastDeadline()) return TimeLimit(path, path);
 
       MemberView view;
@@ -921,7 +960,9 @@ class Walker {
       }
       auto buffer = std::make_shared<MemberBuffer>(limits_);
       z.next_in = const_cast<Bytef*>(body);
-      size_t available = static_cast<size_t>(bodyEnd - body);
+      // Up to the end of the file, not the first "endstream": compressed bytes may hold that word
+      // (a reader goes by /Length), and deflate data ends by itself.
+      size_t available = static_cast<size_t>(end - body);
       Stop stop = Stop::kNo;
       int zrc = Z_OK;
       int writeError = 0;
@@ -944,6 +985,7 @@ class Walker {
         if (zrc == Z_BUF_ERROR && z.avail_in == 0 && available > 0) zrc = Z_OK;
       }
       bool produced = z.total_out > 0;
+      if (zrc == Z_STREAM_END) cursor = std::max(cursor, body + z.total_in);
       inflateEnd(&z);
       if (stop != Stop::kNo) return;
       if (writeError != 0) {
@@ -952,7 +994,7 @@ class Walker {
       }
       // PDF writers often leave trailing bytes or cut the stream short: what did inflate is scanned.
       if (!produced) {
-        Unscanned(view.path, "corrupt", "FlateDecode stream does not inflate");
+        if (!sniffed) Unscanned(view.path, "corrupt", "FlateDecode stream does not inflate");
         continue;
       }
       if (!Deliver(view, buffer, path)) return;

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { deflateRawSync, deflateSync, inflateSync } from 'node:zlib';
 
 import { ArchiveKit, EICAR_TEXT } from '@binaryalert/testing';
 
@@ -286,6 +287,41 @@ describe('scanning inside containers', () => {
     ]);
   });
 
+  it('keeps the own name of a member whose path passes the label limit, for its externals', async () => {
+    // zip(1) stores the path as given: 600 directory levels, then the payload.
+    const deep = `${'d/'.repeat(600)}payload.exe`;
+    const zip = kit.zip('deep.zip', { [deep]: 'harmless bytes' });
+    const byName = await compileTexts(dir, {
+      byname: `rule exe_by_name {
+        condition: filename == "payload.exe" and extension == ".exe" and filetype == "EXE"
+      }`,
+    });
+
+    const result = await byName.scanFile(zip, {
+      externals: DEFAULT_EXTERNALS,
+      containers: { label: 'deep.zip', tempDir: spill },
+    });
+
+    expect(matchedMembers(result)).toEqual([
+      expect.stringMatching(/^deep\.zip!d\/.* \.\.\. .*d\/d\/payload\.exe exe_by_name$/),
+    ]);
+    const [member] = result.containers?.members ?? [];
+    expect(member?.path).toMatch(/^deep\.zip!d\/d\/.* \.\.\. .*\/d\/payload\.exe$/);
+    expect(Buffer.byteLength(member!.path)).toBeLessThanOrEqual('deep.zip!'.length + 1024);
+
+    // Escapes and multibyte characters are never cut in half.
+    const odd = kit.zipRawNames('odd.zip', {
+      [`${'\u0001'.repeat(200)}${'é文'.repeat(200)}\u0002x.exe`]: 'harmless',
+    });
+    const oddResult = await byName.scanFile(odd, {
+      externals: DEFAULT_EXTERNALS,
+      containers: { label: 'odd.zip', tempDir: spill },
+    });
+    const oddPath = oddResult.containers?.members[0]?.path ?? '';
+    expect(oddPath).toMatch(/^odd\.zip!(\\x01)+ \.\.\. (é文)+\\x02x\.exe$/);
+    expect(Buffer.byteLength(oddPath)).toBeLessThanOrEqual('odd.zip!'.length + 1024);
+  });
+
   it('stops at the depth limit and says so', async () => {
     const zip = kit.zip('c.zip', { 'payload.exe': PAYLOAD });
     const tgz = kit.tar('b.tar.gz', { 'c.zip': readFileSync(zip) }, '-z');
@@ -315,6 +351,76 @@ describe('scanning inside containers', () => {
 
     expect(result.matches).toEqual([]);
     expect(matchedMembers(result)).toEqual(['doc.pdf!obj-4-0 eicar']);
+  });
+
+  it('inflates a FlateDecode stream whole when its compressed bytes hold the word endstream', async () => {
+    // A stored deflate block of text that says "endstream", then the payload compressed: a reader
+    // takes the stream's /Length, so the payload is part of the stream.
+    const decoy = Buffer.from('decoy text\nendstream\nendobj\n');
+    const payload = Buffer.from(PAYLOAD);
+    const stored = Buffer.alloc(5);
+    stored.writeUInt8(0, 0); // BFINAL 0, BTYPE 00 (stored)
+    stored.writeUInt16LE(decoy.length, 1);
+    stored.writeUInt16LE(~decoy.length & 0xffff, 3);
+    const plain = Buffer.concat([decoy, payload]);
+    let a = 1;
+    let b = 0;
+    for (const byte of plain) {
+      a = (a + byte) % 65521;
+      b = (b + a) % 65521;
+    }
+    const adler = Buffer.alloc(4);
+    adler.writeUInt32BE(((b << 16) | a) >>> 0);
+    const deflated = Buffer.concat([
+      Buffer.from([0x78, 0x01]),
+      stored,
+      decoy,
+      deflateRawSync(payload),
+      adler,
+    ]);
+    expect(inflateSync(deflated)).toEqual(plain);
+    const pdf = join(dir.path, 'samples', 'hidden.pdf');
+    writeFileSync(
+      pdf,
+      Buffer.concat([
+        Buffer.from('%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\n'),
+        Buffer.from(`4 0 obj\n<< /Length ${deflated.length} /Filter /FlateDecode >>\nstream\n`),
+        deflated,
+        Buffer.from('\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n'),
+      ]),
+    );
+
+    const result = await scan(pdf);
+
+    expect(result.matches).toEqual([]);
+    expect(matchedMembers(result)).toEqual(['hidden.pdf!obj-4-0 eicar']);
+    expect(result.containers?.members.map((m) => [m.path, m.size])).toEqual([
+      ['hidden.pdf!obj-4-0', plain.length],
+    ]);
+    expect(result.containers?.unscanned).toEqual([]);
+  });
+
+  it('inflates a FlateDecode stream whose dictionary says "obj" after its filter', async () => {
+    const deflated = deflateSync(Buffer.from(PAYLOAD));
+    const pdf = join(dir.path, 'samples', 'obj-in-dict.pdf');
+    writeFileSync(
+      pdf,
+      Buffer.concat([
+        Buffer.from('%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\n'),
+        Buffer.from(
+          `4 0 obj\n<< /Length ${deflated.length} /Filter /FlateDecode /Desc (an object) >>\nstream\n`,
+        ),
+        deflated,
+        Buffer.from('\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n'),
+      ]),
+    );
+
+    const result = await scan(pdf);
+
+    expect(result.matches).toEqual([]);
+    // Named by its place among the streams: the look-back took "(an object)" for the header.
+    expect(matchedMembers(result)).toEqual(['obj-in-dict.pdf!stream-1 eicar']);
+    expect(result.containers?.unscanned).toEqual([]);
   });
 
   it('treats ../ and absolute member names as labels: nothing is written anywhere', async () => {
