@@ -219,6 +219,24 @@ describe('manage.ts scan', () => {
     }
   });
 
+  it('prints names with line breaks and escape sequences escaped, so no name forges a row', async () => {
+    const hostile = path.join(tmp.dir, 'hostile');
+    mkdirSync(hostile);
+    writeFileSync(path.join(hostile, 'a\nMATCH  forged.exe  eicar_test_file'), 'x');
+    writeFileSync(path.join(hostile, 'b\x1b[2K\r.com'), EICAR);
+    symlinkSync(path.join(hostile, 'gone'), path.join(hostile, 'c\nscanned 0 files'));
+
+    const run = await runCaptured(['scan', '--rules', compiled, hostile]);
+
+    expect(run.stdout.trimEnd().split('\n')).toEqual([
+      'STATUS PATH  MATCHED RULES',
+      `clean  ${hostile}/a\\x0aMATCH  forged.exe  eicar_test_file`,
+      `MATCH  ${hostile}/b\\x1b[2K\\x0d.com  own/test.yara:eicar_test_file`,
+      expect.stringMatching(/^scanned 2 files .*: 1 matched, 1 clean, 1 could not be scanned$/),
+    ]);
+    expect(run.stderr).toBe(`error: ${hostile}/c\\x0ascanned 0 files: dangling symbolic link\n`);
+  });
+
   it('shows a progress line on a terminal only', async () => {
     const descriptor = Object.getOwnPropertyDescriptor(process.stderr, 'isTTY');
     Object.defineProperty(process.stderr, 'isTTY', { value: true, configurable: true });
