@@ -324,6 +324,38 @@ describe('enqueueBucket', () => {
     expect(keys.sort()).toEqual(expected.sort());
   });
 
+  it('enqueues 1,024-byte unicode keys 100 to a message without a batch over 1 MiB', async () => {
+    const longBucket = uniqueName('retro-long');
+    await s3.client.send(new CreateBucketCommand({ Bucket: longBucket }));
+    // 1,024 bytes each; every byte of 'ü' is URL-encoded as three characters in the message.
+    const longKeys = Array.from({ length: 320 }, (_, i) => {
+      const head = `long/${String(i).padStart(4, '0')}-`;
+      return `${head}${'ü'.repeat((1024 - head.length) / 2)}`;
+    });
+    expect(longKeys.every((key) => Buffer.byteLength(key) === 1024)).toBe(true);
+    let next = 0;
+    const upload = async (): Promise<void> => {
+      while (next < longKeys.length) {
+        const Key = longKeys[next++] as string;
+        await s3.client.send(new PutObjectCommand({ Bucket: longBucket, Key, Body: 'x' }));
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, upload));
+    const queueUrl = await newQueue();
+    const { deps } = mocks();
+
+    const result = await enqueueBucket(
+      { ...deps, sqs: sqs.client },
+      config(queueUrl, { bucket: longBucket, objectsPerMessage: 100, maxSendAttempts: 1 }),
+      {},
+      () => 900_000,
+    );
+
+    expect(result).toMatchObject({ enqueuedKeys: 320, failedKeys: 0, failedMessages: 0 });
+    const { keys } = await drain(queueUrl);
+    expect(keys.sort()).toEqual(longKeys);
+  }, 60_000);
+
   it('retries failed entries and reports those that keep failing as BatchEnqueueFailures', async () => {
     const sqsFailing = new SQSClient({ region: 'us-east-1' });
     const sqsMock = mockClient(sqsFailing);

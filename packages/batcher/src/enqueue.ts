@@ -243,9 +243,7 @@ async function sendObjects(
   listedAt: Date,
 ): Promise<Omit<BatchResult, 'continued'>> {
   const messages = packMessages(config.bucket, objects, config.objectsPerMessage, mode, listedAt);
-  const batches: Message[][] = [];
-  for (let start = 0; start < messages.length; start += 10)
-    batches.push(messages.slice(start, start + 10));
+  const batches = sendBatches(messages);
 
   const totals = { enqueuedKeys: 0, failedKeys: 0, failedMessages: 0 };
   await forEachConcurrent(batches, config.sendConcurrency ?? 16, async (batch) => {
@@ -256,6 +254,36 @@ async function sendObjects(
     totals.failedMessages += failed.length;
   });
   return totals;
+}
+
+/** SendMessageBatch takes at most 10 messages of at most this many bytes together. */
+const BATCH_MAX_MESSAGES = 10;
+const BATCH_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Groups messages into SendMessageBatch calls within SQS's limits: 100 objects with long unicode
+ * keys (each byte URL-encoded as three) make a message of about 350 KB, and SQS refuses a whole
+ * batch over 1 MiB (BatchRequestTooLong), which no retry would get through.
+ */
+function sendBatches(messages: Message[]): Message[][] {
+  const batches: Message[][] = [];
+  let batch: Message[] = [];
+  let bytes = 0;
+  for (const message of messages) {
+    const size = Buffer.byteLength(message.body);
+    if (
+      batch.length === BATCH_MAX_MESSAGES ||
+      (batch.length > 0 && bytes + size > BATCH_MAX_BYTES)
+    ) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(message);
+    bytes += size;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
 }
 
 /** Sends up to 10 messages, re-sending failed entries; returns those that never succeeded. */
