@@ -402,6 +402,50 @@ describe('manage.ts scan inside containers', () => {
 });
 
 describe('scanPaths', () => {
+  it("scans files whose names, or whose directories' names, are not UTF-8, showing those bytes as \\xNN", async () => {
+    const tmp = temporaryDirectory('bytes');
+    try {
+      const rulesFile = path.join(tmp.dir, 'r.yara');
+      writeFileSync(rulesFile, 'rule eicar { strings: $a = "EICAR-STANDARD" condition: $a }');
+      const { rules } = await compileRules([{ path: rulesFile, namespace: 'r.yara' }]);
+      const root = Buffer.from(path.join(tmp.dir, 'data'));
+      mkdirSync(root);
+      const join = (...parts: (Buffer | string)[]): Buffer =>
+        Buffer.concat(
+          parts.flatMap((part, i) =>
+            i ? [Buffer.from('/'), Buffer.from(part)] : [Buffer.from(part)],
+          ),
+        );
+      writeFileSync(join(root, Buffer.from('bad\xff.exe', 'latin1')), EICAR);
+      mkdirSync(join(root, Buffer.from('dir\xfe', 'latin1')));
+      writeFileSync(join(root, Buffer.from('dir\xfe', 'latin1'), 'ü.com'), EICAR);
+
+      const entries: ScanEntry[] = [];
+      await scanPaths([root.toString()], {
+        rules,
+        maxSizeBytes: 1024,
+        timeoutSeconds: 10,
+        concurrency: 1,
+        onEntry: (entry) => {
+          entries.push(entry);
+        },
+      });
+
+      expect(
+        entries.map((entry) => [
+          entry.path,
+          entry.status,
+          entry.status === 'scanned' ? entry.analysis.matches.map((m) => m.rule) : entry.message,
+        ]),
+      ).toEqual([
+        [`${root.toString()}/bad\\xff.exe`, 'scanned', ['eicar']],
+        [`${root.toString()}/dir\\xfe/ü.com`, 'scanned', ['eicar']],
+      ]);
+    } finally {
+      tmp.remove();
+    }
+  });
+
   it('reports a file that vanished after it was listed and scans the others', async () => {
     const tmp = temporaryDirectory('vanish');
     try {

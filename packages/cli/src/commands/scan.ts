@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -91,8 +91,14 @@ function precheck(candidate: FoundFile, maxSizeBytes: number): ScanEntry | undef
 }
 
 async function scanOne(candidate: FoundFile, options: ScanPathsOptions): Promise<ScanEntry> {
+  // A path that is not UTF-8 cannot travel as a string: the scan opens the file through its descriptor.
+  let opened: fs.FileHandle | undefined;
   try {
-    const analysis = await analyzeFile(options.rules, candidate.path, {
+    if (candidate.bytes) {
+      opened = await fs.open(candidate.bytes, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    }
+    const source = opened ? `/dev/fd/${opened.fd}` : candidate.path;
+    const analysis = await analyzeFile(options.rules, source, {
       filepath: path.resolve(candidate.path),
       // Member paths start from the path as given: `samples/a.zip!payload.exe`.
       label: candidate.path,
@@ -110,8 +116,11 @@ async function scanOne(candidate: FoundFile, options: ScanPathsOptions): Promise
       message = `scan timed out after ${options.timeoutSeconds} s`;
     else if (error instanceof FileTypeError) message = `not a regular file: ${error.message}`;
     else if (error instanceof FileOpenError) message = `cannot read: ${error.message}`;
+    else if (opened === undefined && candidate.bytes) message = `cannot read: ${errorText(error)}`;
     else message = `scan failed: ${errorText(error)}`;
     return { path: candidate.path, status: 'error', message };
+  } finally {
+    await opened?.close();
   }
 }
 
