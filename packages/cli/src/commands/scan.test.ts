@@ -1,4 +1,5 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -270,6 +271,52 @@ describe('manage.ts scan', () => {
       /^MATCH\s+rules\/samples\/positive\/eicar_test_file\/eicar\.com\s+binaryalert\/eicar\.yara:eicar_test_file$/m,
     );
   });
+
+  it('closes the --json array and says it was interrupted when Ctrl-C stops the scan', async () => {
+    const tree = path.join(tmp.dir, 'many');
+    for (let d = 0; d < 20; d++) {
+      mkdirSync(path.join(tree, `dir-${d}`), { recursive: true });
+      for (let f = 0; f < 200; f++)
+        writeFileSync(path.join(tree, `dir-${d}`, `file-${f}`), Buffer.alloc(20_000, f));
+    }
+    const root = path.resolve(__dirname, '../../../..');
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(root, 'manage.ts'),
+        'scan',
+        '--json',
+        '--concurrency',
+        '1',
+        '--rules',
+        compiled,
+        tree,
+      ],
+      { cwd: root },
+    );
+    let stdout = '';
+    let stderr = '';
+    let interrupted = false;
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      // Ctrl-C once the first files are out.
+      stdout += chunk;
+      if (!interrupted && stdout.includes('SHA256')) interrupted = child.kill('SIGINT');
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+
+    const [code] = (await once(child, 'close')) as [number | null];
+
+    expect(code).toBe(130);
+    const files = JSON.parse(stdout) as LocalFileSummary[];
+    expect(files.length).toBeGreaterThan(0);
+    expect(files.length).toBeLessThan(4000);
+    expect(stderr).toMatch(
+      new RegExp(
+        `^interrupted \\(Ctrl-C\\), the rest not scanned: scanned ${files.length} files `,
+        'm',
+      ),
+    );
+  }, 60_000);
 
   it('compiles a rules directory for the scan with --rules-dir', async () => {
     const run = await runCaptured(['scan', '--rules-dir', rulesDir, path.join(data, 'sub')]);

@@ -141,10 +141,11 @@ export class ScanReport {
     this.#progress.update(() => this.totals.progressLine());
   }
 
-  async finish(): Promise<void> {
+  /** Closes the output; `interrupted` (Ctrl-C) says in the summary that files were left out. */
+  async finish(interrupted = false): Promise<void> {
     this.#progress.clear();
     const { stdout, stderr } = this.options;
-    const summary = `${this.totals.summaryLine()}\n`;
+    const summary = `${interrupted ? 'interrupted (Ctrl-C), the rest not scanned: ' : ''}${this.totals.summaryLine()}\n`;
     if (this.format === 'json') await write(stdout, this.#rows > 0 ? '\n]\n' : ']\n');
     await write(this.format === 'table' ? stdout : stderr, summary);
   }
