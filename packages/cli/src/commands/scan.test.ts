@@ -493,6 +493,39 @@ describe('scanPaths', () => {
     }
   });
 
+  it('walks a tree 2,000 directories deep, as deep as PATH_MAX allows', async () => {
+    const tmp = temporaryDirectory('deep');
+    try {
+      const rulesFile = path.join(tmp.dir, 'r.yara');
+      writeFileSync(rulesFile, 'rule any_x { strings: $x = "x" condition: $x }');
+      const { rules } = await compileRules([{ path: rulesFile, namespace: 'r.yara' }]);
+      const deepest = path.join(tmp.dir, 'tree', ...Array.from({ length: 2000 }, () => 'a'));
+      expect(deepest.length).toBeLessThan(4096 - 'x.bin'.length);
+      mkdirSync(deepest, { recursive: true });
+      writeFileSync(path.join(tmp.dir, 'tree', 'top.bin'), 'x');
+      writeFileSync(path.join(deepest, 'x.bin'), 'x');
+
+      const entries: ScanEntry[] = [];
+      await scanPaths([path.join(tmp.dir, 'tree')], {
+        rules,
+        maxSizeBytes: 1024,
+        timeoutSeconds: 10,
+        concurrency: 2,
+        onEntry: (entry) => {
+          entries.push(entry);
+        },
+      });
+
+      expect(entries.map((entry) => [entry.path, entry.status]).sort()).toEqual([
+        [path.join(deepest, 'x.bin'), 'scanned'],
+        [path.join(tmp.dir, 'tree', 'top.bin'), 'scanned'],
+      ]);
+    } finally {
+      // rmSync recurses too, and overflows the stack on this tree.
+      execFileSync('rm', ['-rf', tmp.dir]);
+    }
+  });
+
   it('reports a file that vanished after it was listed and scans the others', async () => {
     const tmp = temporaryDirectory('vanish');
     try {

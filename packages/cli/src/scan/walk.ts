@@ -31,53 +31,88 @@ export interface Unscannable {
 export async function* walkPaths(inputs: string[]): AsyncGenerator<FoundFile | Unscannable> {
   // Device and inode of every directory walked: per directory, not per file.
   const walkedDirs = new Set<string>();
-  for (const input of inputs) yield* walk(input, input, walkedDirs);
+  for (const input of inputs) yield* walkTree(input, walkedDirs);
 }
 
-async function* walk(
+/** A directory being walked: its sorted names and the next one to visit. */
+interface OpenDirectory {
+  target: string | Buffer;
+  shown: string;
+  names: Buffer[];
+  next: number;
+}
+
+/**
+ * One tree, depth-first in name order. The open directories are kept on a stack of their own: as
+ * nested generators, a tree 2,000 directories deep (as deep as PATH_MAX allows) overflowed the
+ * call stack and ended the whole scan.
+ */
+async function* walkTree(
+  root: string,
+  walkedDirs: Set<string>,
+): AsyncGenerator<FoundFile | Unscannable> {
+  const open: OpenDirectory[] = [];
+  let next: { target: string | Buffer; shown: string } | undefined = { target: root, shown: root };
+  for (;;) {
+    if (next) {
+      const found = await visit(next.target, next.shown, walkedDirs);
+      if ('names' in found) open.push(found);
+      else yield found;
+      next = undefined;
+    }
+    const directory = open.at(-1);
+    if (!directory) return;
+    const name = directory.names[directory.next++];
+    if (name === undefined) open.pop();
+    else next = child(directory, name);
+  }
+}
+
+/** What a path is: a file, a directory to walk (its names listed), or why it is not walked. */
+async function visit(
   target: string | Buffer,
   shown: string,
   walkedDirs: Set<string>,
-): AsyncGenerator<FoundFile | Unscannable> {
+): Promise<FoundFile | Unscannable | OpenDirectory> {
   let stats: Stats;
   try {
     stats = await fs.stat(target);
   } catch (error) {
-    yield { path: shown, status: 'error', message: await describeStatError(target, error) };
-    return;
+    return { path: shown, status: 'error', message: await describeStatError(target, error) };
   }
   if (!stats.isDirectory()) {
-    yield { path: shown, ...(typeof target === 'string' ? {} : { bytes: target }), stats };
-    return;
+    return { path: shown, ...(typeof target === 'string' ? {} : { bytes: target }), stats };
   }
   const key = `${stats.dev}:${stats.ino}`;
   if (walkedDirs.has(key)) {
-    yield {
+    return {
       path: shown,
       status: 'skipped',
       message: 'directory already scanned (reached again through a symbolic link)',
     };
-    return;
   }
   walkedDirs.add(key);
-  let names: Buffer[];
   try {
     // As bytes: decoded, a name that is not UTF-8 would come back as U+FFFD and name nothing.
-    names = (await fs.readdir(target, { encoding: 'buffer' })).sort((a, b) => Buffer.compare(a, b));
+    const names = await fs.readdir(target, { encoding: 'buffer' });
+    return { target, shown, names: names.sort((a, b) => Buffer.compare(a, b)), next: 0 };
   } catch (error) {
-    yield { path: shown, status: 'error', message: `cannot list directory: ${errorText(error)}` };
-    return;
+    return { path: shown, status: 'error', message: `cannot list directory: ${errorText(error)}` };
   }
-  for (const name of names) {
-    const text = name.toString('utf8');
-    if (typeof target === 'string' && Buffer.from(text).equals(name)) {
-      yield* walk(path.join(target, text), path.join(shown, text), walkedDirs);
-    } else {
-      const parent = typeof target === 'string' ? Buffer.from(target) : target;
-      const child = Buffer.concat([parent, Buffer.from(path.sep), name]);
-      yield* walk(child, path.join(shown, escapedName(name)), walkedDirs);
-    }
+}
+
+/** The path of `name` in a directory: a string while every name is UTF-8, else bytes. */
+function child(directory: OpenDirectory, name: Buffer): { target: string | Buffer; shown: string } {
+  const { target, shown } = directory;
+  const text = name.toString('utf8');
+  if (typeof target === 'string' && Buffer.from(text).equals(name)) {
+    return { target: path.join(target, text), shown: path.join(shown, text) };
   }
+  const parent = typeof target === 'string' ? Buffer.from(target) : target;
+  return {
+    target: Buffer.concat([parent, Buffer.from(path.sep), name]),
+    shown: path.join(shown, escapedName(name)),
+  };
 }
 
 /** A file name's bytes as text: valid UTF-8 as it is, every other byte as \xNN. */
