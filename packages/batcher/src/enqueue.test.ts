@@ -18,6 +18,7 @@ import {
   createLogger,
   createMetrics,
   objectsOfNotification,
+  parseS3Notification,
   type S3ObjectRef,
 } from '@binaryalert/core';
 import {
@@ -31,7 +32,13 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 
-import { enqueueBucket, type BatchEvent, type BatcherConfig, type BatcherDeps } from './enqueue';
+import {
+  enqueueBucket,
+  packMessages,
+  type BatchEvent,
+  type BatcherConfig,
+  type BatcherDeps,
+} from './enqueue';
 
 const OBJECT_COUNT = 2500;
 // Keys as users name them: spaces, unicode, '+', and characters S3 percent-encodes.
@@ -44,6 +51,35 @@ const KEYS = Array.from({ length: OBJECT_COUNT }, (_, i) => {
     `odd/${i}?&=%.txt`,
   ];
   return variants[i % variants.length] as string;
+});
+
+describe('packMessages', () => {
+  it('keeps ten messages of 1,024-byte unicode keys within one analyzer invocation (1 MB)', () => {
+    const objects = Array.from({ length: 1000 }, (_, i) => {
+      const head = `long/${String(i).padStart(4, '0')}-`;
+      return { Key: `${head}${'ü'.repeat((1024 - head.length) / 2)}`, Size: 1 };
+    });
+
+    const messages = packMessages('binaries', objects, 100);
+
+    // The dispatcher's payload for one receive of ten of them (dispatch.ts AnalyzerPayload),
+    // with receipt handles of the most SQS gives (1,024 bytes).
+    const received = [...messages].sort((a, b) => b.body.length - a.body.length).slice(0, 10);
+    const records = received.map((message) => parseS3Notification(message.body));
+    const payload = {
+      Records: records.flatMap((n) => (n.kind === 'records' ? n.records : [])),
+      SQSReceipts: received.map(() => 'r'.repeat(1024)),
+      RecordReceipts: records.flatMap((n, i) =>
+        n.kind === 'records' ? n.records.map(() => i) : [],
+      ),
+      DispatchSlot: { Slot: 999, Holder: '00000000-0000-0000-0000-000000000000' },
+    };
+    expect(payload.Records).toHaveLength(received.reduce((sum, m) => sum + m.keys, 0));
+    expect(Buffer.byteLength(JSON.stringify(payload))).toBeLessThanOrEqual(1_000_000);
+    const packed = messages.flatMap((m) => objectsOfNotification(m.body).map((r) => r.key));
+    expect(packed).toEqual(objects.map((o) => o.Key));
+    expect(messages.every((m) => m.keys <= 100)).toBe(true);
+  });
 });
 
 describe('enqueueBucket', () => {
@@ -323,6 +359,38 @@ describe('enqueueBucket', () => {
     expect(result.enqueuedKeys).toBe(expected.length);
     expect(keys.sort()).toEqual(expected.sort());
   });
+
+  it('enqueues 1,024-byte unicode keys 100 to a message without a batch over 1 MiB', async () => {
+    const longBucket = uniqueName('retro-long');
+    await s3.client.send(new CreateBucketCommand({ Bucket: longBucket }));
+    // 1,024 bytes each; every byte of 'ü' is URL-encoded as three characters in the message.
+    const longKeys = Array.from({ length: 320 }, (_, i) => {
+      const head = `long/${String(i).padStart(4, '0')}-`;
+      return `${head}${'ü'.repeat((1024 - head.length) / 2)}`;
+    });
+    expect(longKeys.every((key) => Buffer.byteLength(key) === 1024)).toBe(true);
+    let next = 0;
+    const upload = async (): Promise<void> => {
+      while (next < longKeys.length) {
+        const Key = longKeys[next++] as string;
+        await s3.client.send(new PutObjectCommand({ Bucket: longBucket, Key, Body: 'x' }));
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, upload));
+    const queueUrl = await newQueue();
+    const { deps } = mocks();
+
+    const result = await enqueueBucket(
+      { ...deps, sqs: sqs.client },
+      config(queueUrl, { bucket: longBucket, objectsPerMessage: 100, maxSendAttempts: 1 }),
+      {},
+      () => 900_000,
+    );
+
+    expect(result).toMatchObject({ enqueuedKeys: 320, failedKeys: 0, failedMessages: 0 });
+    const { keys } = await drain(queueUrl);
+    expect(keys.sort()).toEqual(longKeys);
+  }, 60_000);
 
   it('retries failed entries and reports those that keep failing as BatchEnqueueFailures', async () => {
     const sqsFailing = new SQSClient({ region: 'us-east-1' });

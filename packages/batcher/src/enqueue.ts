@@ -190,10 +190,18 @@ async function continueLater(
 }
 
 /**
- * Packs objects into messages (S3 notification shape, keys URL-encoded by s3EventRecord). In a
- * delta re-scan each record also carries what the listing said (ETag, size, LastModified, and
- * `listedAt`, when it was asked for), so the analyzer can tell whether the object still holds the
- * bytes its ledger verdict was made from without a HEAD per object.
+ * Bytes of one message at most: the dispatcher hands up to ten messages (one receive) to one
+ * asynchronous analyzer invocation, whose payload Lambda caps at 1 MB; the rest of the 1 MB is
+ * room for the ten receipt handles (up to 1,024 bytes each) and the payload's own fields.
+ */
+export const MAX_MESSAGE_BYTES = 96_000;
+
+/**
+ * Packs objects into messages (S3 notification shape, keys URL-encoded by s3EventRecord) of up to
+ * `objectsPerMessage` objects and MAX_MESSAGE_BYTES. In a delta re-scan each record also carries
+ * what the listing said (ETag, size, LastModified, and `listedAt`, when it was asked for), so the
+ * analyzer can tell whether the object still holds the bytes its ledger verdict was made from
+ * without a HEAD per object.
  */
 export function packMessages(
   bucket: string,
@@ -203,22 +211,32 @@ export function packMessages(
   listedAt?: Date,
 ): Message[] {
   const messages: Message[] = [];
-  for (let start = 0; start < objects.length; start += objectsPerMessage) {
-    const chunk = objects
-      .slice(start, start + objectsPerMessage)
-      .filter((o) => o.Key !== undefined);
-    if (chunk.length === 0) continue;
-    const Records = chunk.map((object) =>
+  let records: string[] = [];
+  let bytes = 0;
+  const flush = (): void => {
+    if (records.length === 0) return;
+    messages.push({ body: `{"Records":[${records.join(',')}]}`, keys: records.length });
+    records = [];
+    bytes = 0;
+  };
+  for (const object of objects) {
+    if (object.Key === undefined) continue;
+    const record = JSON.stringify(
       s3EventRecord({
         bucket,
-        key: object.Key as string,
+        key: object.Key,
         size: object.Size,
         ...(mode === 'delta' ? { retro: 'delta' as const } : {}),
         ...(mode === 'delta' ? listingFacts(object, listedAt) : {}),
       }),
     );
-    messages.push({ body: JSON.stringify({ Records }), keys: chunk.length });
+    // A 1,024-byte key URL-encoded is up to 3 KB: a hundred of them would be about 350 KB.
+    const size = Buffer.byteLength(record) + 1;
+    if (records.length === objectsPerMessage || bytes + size > MAX_MESSAGE_BYTES - 16) flush();
+    records.push(record);
+    bytes += size;
   }
+  flush();
   return messages;
 }
 
@@ -243,9 +261,7 @@ async function sendObjects(
   listedAt: Date,
 ): Promise<Omit<BatchResult, 'continued'>> {
   const messages = packMessages(config.bucket, objects, config.objectsPerMessage, mode, listedAt);
-  const batches: Message[][] = [];
-  for (let start = 0; start < messages.length; start += 10)
-    batches.push(messages.slice(start, start + 10));
+  const batches = sendBatches(messages);
 
   const totals = { enqueuedKeys: 0, failedKeys: 0, failedMessages: 0 };
   await forEachConcurrent(batches, config.sendConcurrency ?? 16, async (batch) => {
@@ -256,6 +272,36 @@ async function sendObjects(
     totals.failedMessages += failed.length;
   });
   return totals;
+}
+
+/** SendMessageBatch takes at most 10 messages of at most this many bytes together. */
+const BATCH_MAX_MESSAGES = 10;
+const BATCH_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Groups messages into SendMessageBatch calls within SQS's limits: 100 objects with long unicode
+ * keys (each byte URL-encoded as three) make a message of about 350 KB, and SQS refuses a whole
+ * batch over 1 MiB (BatchRequestTooLong), which no retry would get through.
+ */
+function sendBatches(messages: Message[]): Message[][] {
+  const batches: Message[][] = [];
+  let batch: Message[] = [];
+  let bytes = 0;
+  for (const message of messages) {
+    const size = Buffer.byteLength(message.body);
+    if (
+      batch.length === BATCH_MAX_MESSAGES ||
+      (batch.length > 0 && bytes + size > BATCH_MAX_BYTES)
+    ) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(message);
+    bytes += size;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
 }
 
 /** Sends up to 10 messages, re-sending failed entries; returns those that never succeeded. */

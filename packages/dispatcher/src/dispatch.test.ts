@@ -1,17 +1,25 @@
-import { InvokeCommand, LambdaClient, TooManyRequestsException } from '@aws-sdk/client-lambda';
+import {
+  InvokeCommand,
+  LambdaClient,
+  RequestTooLargeException,
+  TooManyRequestsException,
+} from '@aws-sdk/client-lambda';
 import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
+  SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   createLogger,
   decodeS3Key,
+  deleteReceipts,
   dispatchSlotsTableDefinition,
   heldSlots,
+  objectsOfNotification,
   releaseSlot,
   s3EventRecord,
 } from '@binaryalert/core';
@@ -263,6 +271,52 @@ describe('dispatch', () => {
       payloads.reduce((sum, p) => sum + p.SQSReceipts.length, 0),
     );
   });
+
+  it('keeps each analyzer payload within 1 MB, leaving what does not fit for a later receive', async () => {
+    const { QueueUrl } = await sqs.client.send(
+      new CreateQueueCommand({
+        QueueName: uniqueName('dispatch'),
+        Attributes: { VisibilityTimeout: '2' },
+      }),
+    );
+    // Two retro messages of about 600 KB (500 keys of 1,000 bytes) and two S3 notifications.
+    const big = (name: string) =>
+      notification(Array.from({ length: 500 }, (_, i) => `${name}/${i}-${'k'.repeat(990)}`));
+    const bodies = [big('big-a'), big('big-b'), notification(['a.exe']), notification(['b.exe'])];
+    for (const MessageBody of bodies) {
+      await sqs.client.send(new SendMessageCommand({ QueueUrl, MessageBody }));
+    }
+    const lambda = new LambdaClient({ region: 'us-east-1' });
+    const lambdaMock = mockClient(lambda);
+    // Lambda refuses an asynchronous payload over 1 MB with a 413; the analyzer it starts
+    // deletes the messages it was given once they are analyzed.
+    lambdaMock.on(InvokeCommand).callsFake(async (input: { Payload: Uint8Array }) => {
+      if (input.Payload.length > 1_000_000) {
+        throw new RequestTooLargeException({
+          message: 'Request must be smaller than 1048576 bytes for the InvokeFunction operation',
+          $metadata: { httpStatusCode: 413 },
+        });
+      }
+      const { SQSReceipts } = JSON.parse(Buffer.from(input.Payload).toString()) as AnalyzerPayload;
+      await deleteReceipts(sqs.client, QueueUrl as string, SQSReceipts, log);
+      return { StatusCode: 202 };
+    });
+
+    const result = await dispatch(
+      await depsWith(lambda),
+      config(QueueUrl as string, { receiveConcurrency: 1 }),
+      budget(5000),
+    );
+
+    expect(result).toMatchObject({ failedInvocations: 0, dispatchedMessages: 4 });
+    const keys = payloadsOf(lambdaMock).flatMap((p) =>
+      p.Records.map((r) => decodeS3Key(r.s3.object.key)),
+    );
+    const sent = bodies.flatMap((body) => objectsOfNotification(body).map((ref) => ref.key));
+    expect(keys.length).toBe(sent.length);
+    expect(new Set(keys)).toEqual(new Set(sent));
+    expect(await inFlight(QueueUrl as string)).toBe(0);
+  }, 20_000);
 
   it('does not start a long poll without the time for it', async () => {
     const queueUrl = await queueWith([notification(['late.exe'])]);

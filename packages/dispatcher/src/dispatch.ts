@@ -115,6 +115,9 @@ async function acquireSlot(deps: DispatchDeps): Promise<SlotLease | undefined> {
 
 type ReceiveOutcome = 'nothing received' | 'invoked' | 'refused' | 'maybe invoked';
 
+/** Lambda refuses an asynchronous invocation whose payload is over 1 MB (413). */
+const MAX_INVOKE_PAYLOAD_BYTES = 1_000_000;
+
 /** One receive and, when it brought S3 records, one analyzer invocation holding `lease`. */
 async function receiveAndInvoke(
   deps: DispatchDeps,
@@ -148,10 +151,29 @@ async function receiveAndInvoke(
   };
   // Receipts of test events and invalid bodies: nothing will ever analyze them.
   const drop: string[] = [];
+  const emptyBytes = Buffer.byteLength(JSON.stringify(payload));
+  let payloadBytes = emptyBytes;
   for (const message of messages) {
     const notification = parseS3Notification(message.Body ?? '');
     switch (notification.kind) {
       case 'records': {
+        // Its share of the payload, rounded up: records, receipt, and per record an index.
+        const bytes =
+          Buffer.byteLength(JSON.stringify(notification.records)) +
+          Buffer.byteLength(JSON.stringify(message.ReceiptHandle ?? '')) +
+          4 * notification.records.length +
+          2;
+        if (payloadBytes + bytes > MAX_INVOKE_PAYLOAD_BYTES) {
+          // Refused with the rest, it would hold up the messages received with it on every receive.
+          deps.log.warn(
+            emptyBytes + bytes > MAX_INVOKE_PAYLOAD_BYTES
+              ? 'message too large for one analyzer invocation; left for the dead-letter queue'
+              : 'message left for a later receive: the analyzer payload would pass 1 MB',
+            { messageId: message.MessageId, bytes },
+          );
+          break;
+        }
+        payloadBytes += bytes;
         // Forwarded as S3 sent them (an SNS envelope removed).
         const receiptIndex = payload.SQSReceipts.push(message.ReceiptHandle ?? '') - 1;
         payload.Records.push(...notification.records);

@@ -1,4 +1,13 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { destinationFor, loadRuleSources, RuleSourcesError } from '../rules/sources';
 import { DEFAULT_RULE_SOURCES } from '../rules/paths';
@@ -84,6 +93,53 @@ describe('manage.ts clone-rules', () => {
     expect(existsSync(path.join(destination, 'new.yar'))).toBe(true);
     expect(existsSync(path.join(destination, 'old.yar'))).toBe(false);
   });
+
+  it('never leaves part of a source’s previous copy when killed while replacing it', async () => {
+    const count = 2000;
+    const files = Object.fromEntries(
+      Array.from({ length: count }, (_, i) => [`r${i}.yar`, `rule r${i} { condition: false }`]),
+    );
+    const url = makeRepository(path.join(tmp.dir, 'upstream', 'many'), files);
+    writeSources([{ url }]);
+    expect((await clone()).code).toBe(0);
+    const destination = path.join(rulesDir, 'localhost', tmp.dir.slice(1), 'upstream', 'many');
+    const rulesIn = (): number | undefined => {
+      try {
+        return readdirSync(destination).length;
+      } catch {
+        return undefined; // between the two renames of the swap
+      }
+    };
+    expect(rulesIn()).toBe(count);
+
+    // Clone again, and SIGKILL the moment the copy in place holds only part of the rules.
+    const root = path.resolve(__dirname, '../../../..');
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(root, 'manage.ts'),
+        'clone-rules',
+        '--rules-dir',
+        rulesDir,
+        '--sources',
+        sourcesFile,
+      ],
+      { cwd: root, stdio: 'ignore' },
+    );
+    let partial: number | undefined;
+    const watch = setInterval(() => {
+      const seen = rulesIn();
+      if (partial === undefined && seen !== undefined && seen < count) {
+        partial = seen;
+        child.kill('SIGKILL');
+      }
+    }, 1);
+    const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+    clearInterval(watch);
+
+    expect({ partial, rules: rulesIn() }).toEqual({ partial: undefined, rules: count });
+    expect([code, signal]).toEqual([0, null]);
+  }, 60_000);
 
   it('reports a failing source, keeps its previous copy and goes on with the rest (exit 1)', async () => {
     const flakyDir = path.join(tmp.dir, 'flaky');

@@ -233,6 +233,19 @@ describe('manage.ts results', () => {
     expect(printable('\u009b31m')).toBe('\\x9b31m');
   });
 
+  it('prints a table without the characters that make a hostile key read as another name', async () => {
+    await seed();
+    // Shown raw, the right-to-left override makes this read "invoiceexe.pdf" on a terminal.
+    await write(record('invoice\u202efdp.exe', { verdict: 'clean', sha256: CLEAN_SHA }));
+    await write(record('a\u2028b\u2066.exe', { verdict: 'clean', sha256: CLEAN_SHA }));
+
+    await listResults(context, {}, 'table');
+
+    expect(output).not.toMatch(/[\u202e\u2028\u2066]/);
+    expect(output).toContain('invoice\\u202efdp.exe');
+    expect(output).toContain('a\\u2028b\\u2066.exe');
+  });
+
   it('shows every object holding the same bytes, with rule details and the match history', async () => {
     await seed();
     const table = resourceNames(config).table;

@@ -1,4 +1,5 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -219,6 +220,24 @@ describe('manage.ts scan', () => {
     }
   });
 
+  it('prints names with line breaks and escape sequences escaped, so no name forges a row', async () => {
+    const hostile = path.join(tmp.dir, 'hostile');
+    mkdirSync(hostile);
+    writeFileSync(path.join(hostile, 'a\nMATCH  forged.exe  eicar_test_file'), 'x');
+    writeFileSync(path.join(hostile, 'b\x1b[2K\r.com'), EICAR);
+    symlinkSync(path.join(hostile, 'gone'), path.join(hostile, 'c\nscanned 0 files'));
+
+    const run = await runCaptured(['scan', '--rules', compiled, hostile]);
+
+    expect(run.stdout.trimEnd().split('\n')).toEqual([
+      'STATUS PATH  MATCHED RULES',
+      `clean  ${hostile}/a\\x0aMATCH  forged.exe  eicar_test_file`,
+      `MATCH  ${hostile}/b\\x1b[2K\\x0d.com  own/test.yara:eicar_test_file`,
+      expect.stringMatching(/^scanned 2 files .*: 1 matched, 1 clean, 1 could not be scanned$/),
+    ]);
+    expect(run.stderr).toBe(`error: ${hostile}/c\\x0ascanned 0 files: dangling symbolic link\n`);
+  });
+
   it('shows a progress line on a terminal only', async () => {
     const descriptor = Object.getOwnPropertyDescriptor(process.stderr, 'isTTY');
     Object.defineProperty(process.stderr, 'isTTY', { value: true, configurable: true });
@@ -252,6 +271,52 @@ describe('manage.ts scan', () => {
       /^MATCH\s+rules\/samples\/positive\/eicar_test_file\/eicar\.com\s+binaryalert\/eicar\.yara:eicar_test_file$/m,
     );
   });
+
+  it('closes the --json array and says it was interrupted when Ctrl-C stops the scan', async () => {
+    const tree = path.join(tmp.dir, 'many');
+    for (let d = 0; d < 20; d++) {
+      mkdirSync(path.join(tree, `dir-${d}`), { recursive: true });
+      for (let f = 0; f < 200; f++)
+        writeFileSync(path.join(tree, `dir-${d}`, `file-${f}`), Buffer.alloc(20_000, f));
+    }
+    const root = path.resolve(__dirname, '../../../..');
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(root, 'manage.ts'),
+        'scan',
+        '--json',
+        '--concurrency',
+        '1',
+        '--rules',
+        compiled,
+        tree,
+      ],
+      { cwd: root },
+    );
+    let stdout = '';
+    let stderr = '';
+    let interrupted = false;
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      // Ctrl-C once the first files are out.
+      stdout += chunk;
+      if (!interrupted && stdout.includes('SHA256')) interrupted = child.kill('SIGINT');
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+
+    const [code] = (await once(child, 'close')) as [number | null];
+
+    expect(code).toBe(130);
+    const files = JSON.parse(stdout) as LocalFileSummary[];
+    expect(files.length).toBeGreaterThan(0);
+    expect(files.length).toBeLessThan(4000);
+    expect(stderr).toMatch(
+      new RegExp(
+        `^interrupted \\(Ctrl-C\\), the rest not scanned: scanned ${files.length} files `,
+        'm',
+      ),
+    );
+  }, 60_000);
 
   it('compiles a rules directory for the scan with --rules-dir', async () => {
     const run = await runCaptured(['scan', '--rules-dir', rulesDir, path.join(data, 'sub')]);
@@ -384,6 +449,83 @@ describe('manage.ts scan inside containers', () => {
 });
 
 describe('scanPaths', () => {
+  it("scans files whose names, or whose directories' names, are not UTF-8, showing those bytes as \\xNN", async () => {
+    const tmp = temporaryDirectory('bytes');
+    try {
+      const rulesFile = path.join(tmp.dir, 'r.yara');
+      writeFileSync(rulesFile, 'rule eicar { strings: $a = "EICAR-STANDARD" condition: $a }');
+      const { rules } = await compileRules([{ path: rulesFile, namespace: 'r.yara' }]);
+      const root = Buffer.from(path.join(tmp.dir, 'data'));
+      mkdirSync(root);
+      const join = (...parts: (Buffer | string)[]): Buffer =>
+        Buffer.concat(
+          parts.flatMap((part, i) =>
+            i ? [Buffer.from('/'), Buffer.from(part)] : [Buffer.from(part)],
+          ),
+        );
+      writeFileSync(join(root, Buffer.from('bad\xff.exe', 'latin1')), EICAR);
+      mkdirSync(join(root, Buffer.from('dir\xfe', 'latin1')));
+      writeFileSync(join(root, Buffer.from('dir\xfe', 'latin1'), 'ü.com'), EICAR);
+
+      const entries: ScanEntry[] = [];
+      await scanPaths([root.toString()], {
+        rules,
+        maxSizeBytes: 1024,
+        timeoutSeconds: 10,
+        concurrency: 1,
+        onEntry: (entry) => {
+          entries.push(entry);
+        },
+      });
+
+      expect(
+        entries.map((entry) => [
+          entry.path,
+          entry.status,
+          entry.status === 'scanned' ? entry.analysis.matches.map((m) => m.rule) : entry.message,
+        ]),
+      ).toEqual([
+        [`${root.toString()}/bad\\xff.exe`, 'scanned', ['eicar']],
+        [`${root.toString()}/dir\\xfe/ü.com`, 'scanned', ['eicar']],
+      ]);
+    } finally {
+      tmp.remove();
+    }
+  });
+
+  it('walks a tree 2,000 directories deep, as deep as PATH_MAX allows', async () => {
+    const tmp = temporaryDirectory('deep');
+    try {
+      const rulesFile = path.join(tmp.dir, 'r.yara');
+      writeFileSync(rulesFile, 'rule any_x { strings: $x = "x" condition: $x }');
+      const { rules } = await compileRules([{ path: rulesFile, namespace: 'r.yara' }]);
+      const deepest = path.join(tmp.dir, 'tree', ...Array.from({ length: 2000 }, () => 'a'));
+      expect(deepest.length).toBeLessThan(4096 - 'x.bin'.length);
+      mkdirSync(deepest, { recursive: true });
+      writeFileSync(path.join(tmp.dir, 'tree', 'top.bin'), 'x');
+      writeFileSync(path.join(deepest, 'x.bin'), 'x');
+
+      const entries: ScanEntry[] = [];
+      await scanPaths([path.join(tmp.dir, 'tree')], {
+        rules,
+        maxSizeBytes: 1024,
+        timeoutSeconds: 10,
+        concurrency: 2,
+        onEntry: (entry) => {
+          entries.push(entry);
+        },
+      });
+
+      expect(entries.map((entry) => [entry.path, entry.status]).sort()).toEqual([
+        [path.join(deepest, 'x.bin'), 'scanned'],
+        [path.join(tmp.dir, 'tree', 'top.bin'), 'scanned'],
+      ]);
+    } finally {
+      // rmSync recurses too, and overflows the stack on this tree.
+      execFileSync('rm', ['-rf', tmp.dir]);
+    }
+  });
+
   it('reports a file that vanished after it was listed and scans the others', async () => {
     const tmp = temporaryDirectory('vanish');
     try {

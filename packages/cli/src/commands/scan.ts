@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -17,6 +17,7 @@ import {
   ScanTimeoutError,
   type CompiledRules,
 } from '@binaryalert/yara';
+import { abortOnInterrupt } from '../interrupt';
 import { sizeThreadPool } from '../thread-pool';
 import { UsageError, type CommandRegistrar } from '../usage';
 import { compileRuleSet } from '../rules/compile';
@@ -42,6 +43,8 @@ export interface ScanPathsOptions {
    * promise it returns, so a slow consumer slows the scan instead of piling results up.
    */
   onEntry: (entry: ScanEntry) => void | Promise<void>;
+  /** Once aborted (Ctrl-C), no further file is started; the scans under way finish. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -50,17 +53,42 @@ export interface ScanPathsOptions {
  * outcome is kept after onEntry got it, so memory stays flat in the number of files. A path that
  * cannot be scanned (missing, unreadable, a FIFO, socket or device, a symbolic link loop, too
  * large) becomes an 'error' entry naming why, an empty file or a directory reached twice a
- * 'skipped' one; the rest go on. Special files are never opened, so nothing blocks.
+ * 'skipped' one; the rest go on. Special files are never opened, so nothing blocks. Returns
+ * whether `signal` stopped the walk before its end.
  */
-export async function scanPaths(inputs: string[], options: ScanPathsOptions): Promise<void> {
+export async function scanPaths(
+  inputs: string[],
+  options: ScanPathsOptions,
+): Promise<{ stoppedEarly: boolean }> {
+  const stop = { stoppedEarly: false };
   // The pool pulls the walk as scans finish, so the tree is never read far ahead.
-  await forEachConcurrent(walkPaths(inputs), options.concurrency, async (item) => {
-    const entry =
-      'status' in item
-        ? item
-        : (precheck(item, options.maxSizeBytes) ?? (await scanOne(item, options)));
-    await options.onEntry(entry);
-  });
+  await forEachConcurrent(
+    untilAborted(walkPaths(inputs), options.signal, stop),
+    options.concurrency,
+    async (item) => {
+      const entry =
+        'status' in item
+          ? item
+          : (precheck(item, options.maxSizeBytes) ?? (await scanOne(item, options)));
+      await options.onEntry(entry);
+    },
+  );
+  return stop;
+}
+
+/** The items until `signal` aborts; `stop.stoppedEarly` tells whether any were left out. */
+async function* untilAborted<T>(
+  items: AsyncIterable<T>,
+  signal: AbortSignal | undefined,
+  stop: { stoppedEarly: boolean },
+): AsyncGenerator<T> {
+  for await (const item of items) {
+    if (signal?.aborted) {
+      stop.stoppedEarly = true;
+      return;
+    }
+    yield item;
+  }
 }
 
 function precheck(candidate: FoundFile, maxSizeBytes: number): ScanEntry | undefined {
@@ -91,8 +119,14 @@ function precheck(candidate: FoundFile, maxSizeBytes: number): ScanEntry | undef
 }
 
 async function scanOne(candidate: FoundFile, options: ScanPathsOptions): Promise<ScanEntry> {
+  // A path that is not UTF-8 cannot travel as a string: the scan opens the file through its descriptor.
+  let opened: fs.FileHandle | undefined;
   try {
-    const analysis = await analyzeFile(options.rules, candidate.path, {
+    if (candidate.bytes) {
+      opened = await fs.open(candidate.bytes, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    }
+    const source = opened ? `/dev/fd/${opened.fd}` : candidate.path;
+    const analysis = await analyzeFile(options.rules, source, {
       filepath: path.resolve(candidate.path),
       // Member paths start from the path as given: `samples/a.zip!payload.exe`.
       label: candidate.path,
@@ -110,8 +144,11 @@ async function scanOne(candidate: FoundFile, options: ScanPathsOptions): Promise
       message = `scan timed out after ${options.timeoutSeconds} s`;
     else if (error instanceof FileTypeError) message = `not a regular file: ${error.message}`;
     else if (error instanceof FileOpenError) message = `cannot read: ${error.message}`;
+    else if (opened === undefined && candidate.bytes) message = `cannot read: ${errorText(error)}`;
     else message = `scan failed: ${errorText(error)}`;
     return { path: candidate.path, status: 'error', message };
+  } finally {
+    await opened?.close();
   }
 }
 
@@ -259,17 +296,22 @@ export const registerScan: CommandRegistrar = (program: Command) => {
         stderr: process.stderr,
       });
       await report.start();
-      await scanPaths(inputs, {
-        rules,
-        maxSizeBytes: maxSizeMb * 1024 * 1024,
-        timeoutSeconds,
-        concurrency,
-        ...(archives ? { archives } : {}),
-        md5: flags.md5 === true,
-        onEntry: (entry) => report.add(entry),
-      });
-      await report.finish();
+      // Ctrl-C stops starting files but still closes the output: `--json > file` stays JSON.
+      const { stoppedEarly } = await abortOnInterrupt((signal) =>
+        scanPaths(inputs, {
+          rules,
+          maxSizeBytes: maxSizeMb * 1024 * 1024,
+          timeoutSeconds,
+          concurrency,
+          ...(archives ? { archives } : {}),
+          md5: flags.md5 === true,
+          onEntry: (entry) => report.add(entry),
+          signal,
+        }),
+      );
+      await report.finish(stoppedEarly);
       const { matched, errors } = report.totals;
-      if (matched > 0 || errors > 0) process.exitCode = 1;
+      if (stoppedEarly) process.exitCode = 130;
+      else if (matched > 0 || errors > 0) process.exitCode = 1;
     });
 };

@@ -87,13 +87,22 @@ export function toCsv(records: VerdictRecord[]): string {
   return `${lines.join('\r\n')}\r\n`;
 }
 
-/** Control characters (a hostile key could move the cursor or recolor a terminal) as \xNN. */
+/**
+ * Control characters (a hostile key could move the cursor or recolor a terminal) as \xNN, and
+ * the characters that reorder or break what a terminal shows as \uNNNN: a right-to-left override
+ * shows `invoice\u202efdp.exe` as `invoice` + `exe.pdf`.
+ */
 export function printable(text: string): string {
-  return text.replace(
-    // eslint-disable-next-line no-control-regex
-    /[\x00-\x1f\x7f-\x9f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
+  return text
+    .replace(
+      // eslint-disable-next-line no-control-regex
+      /[\x00-\x1f\x7f-\x9f]/g,
+      (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+    )
+    .replace(
+      /[\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16)}`,
+    );
 }
 
 /** Keeps the start and end of a long text: `dir/...name.exe`. */

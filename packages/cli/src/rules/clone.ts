@@ -92,10 +92,10 @@ async function cloneOne(
     );
     // Copy into a staging directory beside the target, then swap, so the old copy stays whole
     // until the new one is complete. The leading dot keeps rule discovery away from it.
-    const staging = path.join(
-      path.dirname(target),
-      `.${path.basename(target)}.staging-${process.pid}`,
-    );
+    const aside = (what: string) =>
+      path.join(path.dirname(target), `.${path.basename(target)}.${what}-${process.pid}`);
+    const staging = aside('staging');
+    const previous = aside('previous');
     await fs.rm(staging, { recursive: true, force: true });
     for (const relative of selected) {
       const to = path.join(staging, ...relative.split('/'));
@@ -103,8 +103,17 @@ async function cloneOne(
       await fs.copyFile(path.join(checkout, ...relative.split('/')), to);
     }
     await fs.mkdir(staging, { recursive: true });
-    await fs.rm(target, { recursive: true, force: true });
+    // Two renames, then the slow delete: a kill while the old copy was being deleted in place
+    // left the source with part of its rules, and compile-rules compiled what was left.
+    const hadPrevious = await fs.rename(target, previous).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return false;
+        throw error;
+      },
+    );
     await fs.rename(staging, target);
+    if (hadPrevious) await fs.rm(previous, { recursive: true, force: true });
     return selected.length;
   } finally {
     await fs.rm(workDir, { recursive: true, force: true });

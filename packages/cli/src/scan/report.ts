@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { localFileSummary, ruleId, type FileAnalysis } from '@binaryalert/core';
+import { printable } from '../results/format';
 
 /** One input file's outcome. */
 export type ScanEntry =
@@ -127,7 +128,11 @@ export class ScanReport {
     if (entry.status !== 'scanned') {
       this.#progress.clear();
       const label = entry.status === 'error' ? 'error' : 'skipped';
-      await write(this.options.stderr, `${label}: ${entry.path}: ${entry.message}\n`);
+      // A name holding a line break would otherwise print a line of its own, a forged row.
+      await write(
+        this.options.stderr,
+        `${label}: ${printable(entry.path)}: ${printable(entry.message)}\n`,
+      );
     } else if (!this.options.matchesOnly || entry.analysis.matches.length > 0) {
       this.#progress.clear();
       await write(this.options.stdout, this.#format(entry));
@@ -136,10 +141,11 @@ export class ScanReport {
     this.#progress.update(() => this.totals.progressLine());
   }
 
-  async finish(): Promise<void> {
+  /** Closes the output; `interrupted` (Ctrl-C) says in the summary that files were left out. */
+  async finish(interrupted = false): Promise<void> {
     this.#progress.clear();
     const { stdout, stderr } = this.options;
-    const summary = `${this.totals.summaryLine()}\n`;
+    const summary = `${interrupted ? 'interrupted (Ctrl-C), the rest not scanned: ' : ''}${this.totals.summaryLine()}\n`;
     if (this.format === 'json') await write(stdout, this.#rows > 0 ? '\n]\n' : ']\n');
     await write(this.format === 'table' ? stdout : stderr, summary);
   }
@@ -158,14 +164,14 @@ export class ScanReport {
       case 'table': {
         const { matches, unscanned } = entry.analysis;
         const notes = matches.map((match) =>
-          match.member ? `${ruleId(match)} in ${match.member.path}` : ruleId(match),
+          match.member ? `${ruleId(match)} in ${printable(match.member.path)}` : ruleId(match),
         );
-        const reasons = [...new Set(unscanned.map((item) => item.reason))].join(', ');
+        const reasons = printable([...new Set(unscanned.map((item) => item.reason))].join(', '));
         if (unscanned.length > 0)
           notes.push(`(partial: ${unscanned.length} unscanned: ${reasons})`);
         const header = this.#rows === 0 ? 'STATUS PATH  MATCHED RULES\n' : '';
         const status = matches.length > 0 ? 'MATCH ' : 'clean ';
-        return `${header}${status} ${entry.path}${notes.length ? `  ${notes.join(', ')}` : ''}\n`;
+        return `${header}${status} ${printable(entry.path)}${notes.length ? `  ${notes.join(', ')}` : ''}\n`;
       }
     }
   }
