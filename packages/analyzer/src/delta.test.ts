@@ -653,12 +653,14 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
       expect(downloads).toEqual([]);
     });
 
-    it('reads the object when its stored signature is absent, damaged or oversized, and never fails on it', async () => {
+    it('reads the object when its stored signature is absent, damaged, of an older format or oversized, and never fails on it', async () => {
       const damaged: Record<string, Uint8Array | undefined> = {
         absent: undefined,
-        truncated: Buffer.from([1, 0, 0, 0]),
+        truncated: Buffer.from([2, 0, 0, 0]),
         foreign: Buffer.concat([Buffer.from([9]), Buffer.alloc(512)]),
-        oversized: Buffer.concat([Buffer.from([1]), Buffer.alloc(128 * 1024)]),
+        // Format 1: an all-zero bitmap would rule out every literal, but an older addon made it.
+        older: Buffer.concat([Buffer.from([1]), Buffer.alloc(512)]),
+        oversized: Buffer.concat([Buffer.from([2]), Buffer.alloc(128 * 1024)]),
       };
       for (const key of Object.keys(damaged)) await put(key, `plain ${key}`);
       await put('marked', 'x NEW_MARKER y');
@@ -686,6 +688,7 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
         absent: 'scanned',
         truncated: 'scanned',
         foreign: 'scanned',
+        older: 'scanned',
         oversized: 'scanned',
         marked: 'analyzed',
       });

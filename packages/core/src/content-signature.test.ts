@@ -136,9 +136,10 @@ describe('content signatures (addon) read by the prefilter', () => {
       undefined,
       new Uint8Array(0),
       good.subarray(0, 300), // truncated
-      Buffer.concat([Buffer.from([2]), good.subarray(1)]), // another format
+      Buffer.concat([Buffer.from([1]), good.subarray(1)]), // format 1: made by an older addon
+      Buffer.concat([Buffer.from([3]), good.subarray(1)]), // another format
       Buffer.concat([good, Buffer.from([0])]), // not a power of two
-      Buffer.concat([Buffer.from([1]), Buffer.alloc(128 * 1024)]), // oversized
+      Buffer.concat([Buffer.from([2]), Buffer.alloc(128 * 1024)]), // oversized
       Buffer.from([1, 2, 3]),
     ];
     for (const value of damaged) {

@@ -31,8 +31,11 @@ export const ContentRequirementSchema: z.ZodType<ContentRequirement> = z.lazy(()
 /** The shortest literal a requirement may name: shorter ones have no trigram to look up. */
 export const MIN_LITERAL_BYTES = 3;
 
-/** The signature's format (content-signature.h): 0x01 then a bitmap of 2^12..2^19 bits. */
-const FORMAT = 1;
+/**
+ * The signature's format (content-signature.h): 0x02 then a bitmap of 2^12..2^19 bits. Format 1
+ * signatures predate reading some PDF streams whole: they may lack content a scan now sees.
+ */
+const FORMAT = 2;
 const HASH_MULTIPLIER = 0x9e3779b1;
 const MIN_BITMAP_BYTES = 1 << 9;
 const MAX_BITMAP_BYTES = 1 << 16;

@@ -60,7 +60,7 @@ std::vector<uint8_t> TrigramSet::Signature() const {
     log2--;
   }
   std::vector<uint8_t> out(1 + (size_t{1} << log2) / 8, 0);
-  out[0] = 1;
+  out[0] = 2;  // the format (content-signature.h)
   for (size_t i = 0; i + 1 < out.size(); i++) out[1 + i] = static_cast<uint8_t>(words[i / 8] >> (8 * (i % 8)));
   return out;
 }
