@@ -3,7 +3,6 @@ import 'aws-sdk-client-mock-jest';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { FileSummary } from '@binaryalert/core';
 import {
-  elideMiddle,
   publishMatchAlert,
   publishNegativeAlert,
   SNS_MESSAGE_MAX_BYTES,
@@ -42,27 +41,6 @@ function summary(filepath?: string): FileSummary {
     Unscanned: [],
   };
 }
-
-describe('elideMiddle', () => {
-  it('keeps short text', () => {
-    expect(elideMiddle('short', 99)).toBe('short');
-    expect(elideMiddle('x'.repeat(99), 99)).toBe('x'.repeat(99));
-  });
-
-  it('replaces the middle of long text to fit the limit', () => {
-    const elided = elideMiddle(`${'a'.repeat(60)}${'b'.repeat(60)}`, 99);
-
-    expect(elided).toBe(`${'a'.repeat(47)} ... ${'b'.repeat(47)}`);
-    expect(elided.length).toBeLessThanOrEqual(99);
-  });
-
-  it('counts characters, not UTF-16 units', () => {
-    const elided = elideMiddle('🚀'.repeat(200), 99);
-
-    expect(Array.from(elided)).toHaveLength(99);
-    expect(elided).not.toContain('\uFFFD');
-  });
-});
 
 describe('publishMatchAlert', () => {
   const snsMock = mockClient(SNSClient);

@@ -1,16 +1,8 @@
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
-import type { FileSummary } from '@binaryalert/core';
+import { elideMiddle, type FileSummary } from '@binaryalert/core';
 
 /** SNS subjects must be shorter than 100 characters. */
 export const SUBJECT_MAX_LENGTH = 99;
-
-/** Shortens text to at most `maxLength` characters by replacing its middle with " ... ". */
-export function elideMiddle(text: string, maxLength: number): string {
-  const chars = Array.from(text);
-  if (chars.length <= maxLength) return text;
-  const half = Math.floor((maxLength - 5) / 2);
-  return `${chars.slice(0, half).join('')} ... ${chars.slice(chars.length - half).join('')}`;
-}
 
 /** SNS refuses a message larger than 256 KiB, its attributes' names, types and values included. */
 export const SNS_MESSAGE_MAX_BYTES = 256 * 1024;

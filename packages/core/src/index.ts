@@ -13,6 +13,7 @@ export * from './rules-manifest';
 export * from './content-signature';
 export * from './verdict-coverage';
 export * from './pool';
+export { elideMiddle } from './text';
 export * from './sqs-deletes';
 export { monotonicMs } from './clock';
 export { SEVEN_ZIP_WORKER_FILE, SEVEN_ZIP_WORKER_SOURCE } from './sevenzip';

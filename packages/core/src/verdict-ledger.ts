@@ -1,4 +1,5 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { elideMiddle } from './text';
 
 /**
  * What BinaryAlert concluded about one S3 object. `partial`: some of its content (e.g. an archive
@@ -79,10 +80,7 @@ export const MAX_STORED_MEMBER_PATH_CHARS = 512;
 
 /** A member path as the tables keep it: its start and its end (the member's own name) at most. */
 export function storedMemberPath(memberPath: string): string {
-  const chars = Array.from(memberPath);
-  if (chars.length <= MAX_STORED_MEMBER_PATH_CHARS) return memberPath;
-  const half = Math.floor((MAX_STORED_MEMBER_PATH_CHARS - 5) / 2);
-  return `${chars.slice(0, half).join('')} ... ${chars.slice(chars.length - half).join('')}`;
+  return elideMiddle(memberPath, MAX_STORED_MEMBER_PATH_CHARS);
 }
 
 function metaValue(value: string | number | boolean): AttributeValue {
