@@ -18,6 +18,7 @@ interface Outcome {
   size: number;
   newSize: number;
   result: 'scanned' | 'rejected';
+  unscanned?: { path: string; reason: string; detail: string }[];
   errorClass?: string;
   code?: string;
   message?: string;
@@ -26,7 +27,16 @@ interface Outcome {
 // Run by `node --import tsx`: builds the file, scans it intact to learn how long a scan takes, then
 // again and again truncating it at fractions of that time; prints one JSON line per scan.
 const CHILD = `
-import { closeSync, ftruncateSync, openSync, statSync, truncateSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  ftruncateSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  statSync,
+  truncateSync,
+  writeSync,
+} from 'node:fs';
 import { deflateSync } from 'node:zlib';
 import { compileRules } from ${JSON.stringify(join(__dirname, 'index.ts'))};
 
@@ -111,11 +121,41 @@ const kinds = {
       closeSync(fd);
     },
   },
+  // One large member spilled to the walk's anonymous temp file, which is shrunk (through
+  // /proc/self/fd: it has no name) as soon as it is complete, while the member is scanned and walked.
+  spilled: {
+    options: { contentSignature: true, containers: { memoryMemberBytes: 1024 * 1024 } },
+    make(file) {
+      const fd = openSync(file, 'w');
+      writeAt(fd, tarHeader('big.bin', size - 1536), 0);
+      writeAt(fd, MARKER, 512);
+      ftruncateSync(fd, size);
+      closeSync(fd);
+    },
+    shrink(file, newSize) {
+      const timer = setInterval(() => {
+        for (const entry of readdirSync('/proc/self/fd')) {
+          let target = '';
+          try {
+            target = readlinkSync('/proc/self/fd/' + entry);
+          } catch {
+            continue;
+          }
+          if (!target.startsWith(dir + '/') || !target.endsWith('(deleted)')) continue;
+          if (statSync('/proc/self/fd/' + entry).size < size - 1536) continue;
+          clearInterval(timer);
+          truncateSync('/proc/self/fd/' + entry, newSize);
+          return;
+        }
+      }, 1);
+      return () => clearInterval(timer);
+    },
+  },
 };
 
 async function main() {
   const { rules } = await compileRules([{ path: dir + '/marker.yar', namespace: 'marker' }]);
-  const { make, options: kindOptions } = kinds[kind];
+  const { make, options: kindOptions, shrink } = kinds[kind];
   const file = dir + '/' + kind + '.bin';
   const options = {
     ...kindOptions,
@@ -132,11 +172,17 @@ async function main() {
     make(file);
     // Down to nothing, or to a third (the first pages stay readable).
     const newSize = index % 2 === 0 ? 0 : Math.floor(size / 3);
-    const timer = setTimeout(() => truncateSync(file, newSize), fraction * took);
     const outcome = { kind, at: fraction, size: statSync(file).size, newSize };
+    let stop;
+    if (shrink) {
+      stop = shrink(file, newSize);
+    } else {
+      const timer = setTimeout(() => truncateSync(file, newSize), fraction * took);
+      stop = () => clearTimeout(timer);
+    }
     try {
-      await rules.scanFile(file, options);
-      Object.assign(outcome, { result: 'scanned' });
+      const result = await rules.scanFile(file, options);
+      Object.assign(outcome, { result: 'scanned', unscanned: result.containers?.unscanned ?? [] });
     } catch (error) {
       Object.assign(outcome, {
         result: 'rejected',
@@ -145,7 +191,7 @@ async function main() {
         message: error.message,
       });
     }
-    clearTimeout(timer);
+    stop();
     console.log(JSON.stringify(outcome));
   }
 }
@@ -163,40 +209,47 @@ describe('a file that shrinks while it is scanned', () => {
   });
   afterEach(() => dir.remove());
 
+  // Runs the child over one kind of file; its first line describes the intact file's scan.
+  function scanWhileShrinking(kind: string): { intact: unknown; outcomes: Outcome[] } {
+    // Only the tar's first member matches: the file itself is scanned with filename "".
+    dir.write(
+      'marker.yar',
+      'rule marker { strings: $a = "TRUNCATION-MARKER" condition: $a and filename == "m0.bin" }',
+    );
+    const child = dir.write('child.ts', CHILD);
+
+    const run = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', child, dir.path, kind, String(FILE_MB), TRUNCATE_AT.join(',')],
+      { cwd: join(__dirname, '..'), encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' },
+    );
+
+    // Without the guard the child dies of SIGBUS (or spins in libyara's handler until killed).
+    expect({ signal: run.signal, status: run.status, stderr: run.stderr }).toEqual({
+      signal: null,
+      status: 0,
+      stderr: '',
+    });
+    const [intact, ...outcomes] = run.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as unknown);
+    expect(outcomes).toHaveLength(TRUNCATE_AT.length);
+    return { intact, outcomes: outcomes as Outcome[] };
+  }
+
   it.each(['plain', 'tar', 'pdf'])(
     'rejects a %s file with FileTruncatedError and never dies of SIGBUS',
     (kind) => {
-      // Only the tar's first member matches: the file itself is scanned with filename "".
-      dir.write(
-        'marker.yar',
-        'rule marker { strings: $a = "TRUNCATION-MARKER" condition: $a and filename == "m0.bin" }',
-      );
-      const child = dir.write('child.ts', CHILD);
+      const { intact, outcomes } = scanWhileShrinking(kind);
 
-      const run = spawnSync(
-        process.execPath,
-        ['--import', 'tsx', child, dir.path, kind, String(FILE_MB), TRUNCATE_AT.join(',')],
-        { cwd: join(__dirname, '..'), encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' },
-      );
-
-      // Without the guard the child dies of SIGBUS (or spins in libyara's handler until killed).
-      expect({ signal: run.signal, status: run.status, stderr: run.stderr }).toEqual({
-        signal: null,
-        status: 0,
-        stderr: '',
-      });
-      const [intact, ...outcomes] = run.stdout
-        .trim()
-        .split('\n')
-        .map((line) => JSON.parse(line) as unknown);
       // The tar's member match is what sends the visiting thread over the whole object (its MD5).
       expect(intact).toEqual(
         kind === 'tar'
           ? { intact: true, matchedMembers: 1, md5: true }
           : { intact: true, matchedMembers: 0, md5: kind === 'plain' },
       );
-      expect(outcomes).toHaveLength(TRUNCATE_AT.length);
-      for (const outcome of outcomes as Outcome[]) {
+      for (const outcome of outcomes) {
         if (outcome.result === 'scanned') continue;
         expect(outcome).toMatchObject({
           errorClass: 'FileTruncatedError',
@@ -205,8 +258,46 @@ describe('a file that shrinks while it is scanned', () => {
         });
       }
       // The early truncations always land inside a scan.
-      expect((outcomes as Outcome[]).some((o) => o.result === 'rejected')).toBe(true);
+      expect(outcomes.some((o) => o.result === 'rejected')).toBe(true);
     },
     90_000,
   );
+
+  it('reports a member whose temp file shrinks as unscanned, and scans the rest', () => {
+    const { outcomes } = scanWhileShrinking('spilled');
+
+    for (const outcome of outcomes) {
+      expect(outcome).toMatchObject({ result: 'scanned' });
+      for (const entry of outcome.unscanned ?? []) {
+        expect(entry).toEqual({
+          path: 'spilled.bin!big.bin',
+          reason: 'scan-error',
+          detail: expect.stringMatching(
+            /^its temp file could not be read while (it was scanned|its own members were walked)$/,
+          ),
+        });
+      }
+    }
+    // The temp file is shrunk as soon as it is complete, while its member is still being read.
+    expect(outcomes.some((o) => (o.unscanned ?? []).length > 0)).toBe(true);
+  }, 90_000);
+
+  it('leaves any other SIGBUS to the handler that was there before (the default: the process ends)', () => {
+    const child = dir.write(
+      'other.ts',
+      `import { libyaraVersion } from ${JSON.stringify(join(__dirname, 'index.ts'))};\n` +
+        `console.log(libyaraVersion);\nprocess.kill(process.pid, 'SIGBUS');\nsetTimeout(() => {}, 5000);\n`,
+    );
+
+    const run = spawnSync(process.execPath, ['--import', 'tsx', child], {
+      cwd: join(__dirname, '..'),
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+
+    expect({ signal: run.signal, stdout: run.stdout }).toEqual({
+      signal: 'SIGBUS',
+      stdout: '4.2.3\n',
+    });
+  });
 });

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -14,7 +13,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -31,6 +29,7 @@ extern "C" {
 
 #include "containers.h"
 #include "content-signature.h"
+#include "mapping-guard.h"
 
 // The static archives are built for executables (PIE) and reach libc's stdin/stdout/stderr with
 // PC-relative relocations, which a shared object cannot satisfy. The build renames those symbols in
@@ -236,126 +235,6 @@ double MonotonicMs() {
   clock_gettime(CLOCK_MONOTONIC, &ts);  // the clock behind process.hrtime()
   return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
 }
-
-// ---------------------------------------------------------------------------------------------
-// Files that shrink while they are scanned. Every page of a file mapping past the file's new end
-// raises SIGBUS in whichever thread reads it: the digests, the trigrams and container detection
-// (the scan's thread), libarchive and the PDF walk (the members thread), the MD5 taken when a member
-// matched (the visiting thread), libyara's own scan. One process-wide SIGBUS handler maps zero pages
-// over the rest of a registered mapping and marks it faulted: every reader runs to its end on zeros
-// and, once all are done, the scan is rejected (FILE_TRUNCATED). Nothing jumps out of libarchive,
-// OpenSSL or libyara, so nothing is left half-built or half-freed, and there is no copy of the file.
-//
-// libyara's own handler is kept out (SCAN_FLAGS_NO_TRYCATCH): 4.2.3 installs it for SIGBUS and
-// SIGSEGV around every scan and restores whatever it found, without counting concurrent scans
-// (the object's own scan and its members' overlap), so one can be left installed for good. It
-// neither chains nor handles faults of threads that are not scanning (they would fault forever) and
-// it takes SIGSEGV from V8, which needs it for WebAssembly traps. No SIGSEGV handler is installed.
-
-// Mappings that may be read at once: one per scan in flight, and libuv's pool has at most 1024 threads.
-constexpr size_t kGuardSlots = 1024;
-
-struct GuardSlot {
-  std::atomic<uintptr_t> begin{0};  // 0: free
-  std::atomic<uintptr_t> end{0};    // page-rounded
-  std::atomic<bool> faulted{false};
-};
-
-GuardSlot guardSlots[kGuardSlots];
-std::mutex guardSlotsMutex;  // claims and releases; never taken by the handler
-uintptr_t pageSize = 4096;
-struct sigaction previousSigbus;
-
-void OnSigbus(int sig, siginfo_t* info, void* context) {
-  int savedErrno = errno;
-  // Only a fault (si_code > 0) names an address; a SIGBUS sent with kill(2) goes on as before.
-  if (info != nullptr && info->si_code > 0) {
-    auto at = reinterpret_cast<uintptr_t>(info->si_addr);
-    for (GuardSlot& slot : guardSlots) {
-      uintptr_t begin = slot.begin.load(std::memory_order_acquire);
-      if (begin == 0 || at < begin) continue;
-      uintptr_t end = slot.end.load(std::memory_order_relaxed);
-      if (at >= end) continue;
-      // Marked first: a thread that reads the zeros and then asks sees the mark.
-      slot.faulted.store(true, std::memory_order_seq_cst);
-      // Zeros from the faulting page to the end of the mapping: the faulting read is retried on them.
-      uintptr_t page = at & ~(pageSize - 1);
-      void* zeros = mmap(reinterpret_cast<void*>(page), end - page, PROT_READ,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-      if (zeros == MAP_FAILED) break;  // no memory for the zero pages: as if the fault were not ours
-      errno = savedErrno;
-      return;
-    }
-  }
-  errno = savedErrno;
-  // Not a guarded mapping's fault: whatever handled SIGBUS before the addon was loaded does.
-  if ((previousSigbus.sa_flags & SA_SIGINFO) != 0) {
-    previousSigbus.sa_sigaction(sig, info, context);
-  } else if (previousSigbus.sa_handler == SIG_DFL) {
-    // Pending while this handler runs (SIGBUS is blocked here); delivered with the default action,
-    // the process ends as it would have without the addon.
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    sigaction(SIGBUS, &dfl, nullptr);
-    raise(SIGBUS);
-  } else if (previousSigbus.sa_handler != SIG_IGN) {
-    previousSigbus.sa_handler(sig);
-  }
-}
-
-// Installed once, when the addon is first loaded (before any scan can run).
-void InstallSigbusHandler() {
-  long page = sysconf(_SC_PAGESIZE);
-  if (page > 0) pageSize = static_cast<uintptr_t>(page);
-  struct sigaction act;
-  memset(&act, 0, sizeof act);
-  act.sa_sigaction = OnSigbus;
-  act.sa_flags = SA_SIGINFO | SA_ONSTACK;
-  sigemptyset(&act.sa_mask);
-  sigaction(SIGBUS, &act, &previousSigbus);
-}
-
-// A file mapping registered with the SIGBUS handler for as long as this lives; release it only
-// once no thread reads the mapping any more, and before unmapping it.
-class GuardedMapping {
- public:
-  GuardedMapping() = default;
-  GuardedMapping(const GuardedMapping&) = delete;
-  GuardedMapping& operator=(const GuardedMapping&) = delete;
-  ~GuardedMapping() { Release(); }
-
-  // False when every slot is taken (more scans in flight than libuv has threads).
-  bool Guard(const void* data, size_t size) {
-    auto begin = reinterpret_cast<uintptr_t>(data);
-    uintptr_t end = begin + ((size + pageSize - 1) & ~(pageSize - 1));
-    std::lock_guard<std::mutex> lock(guardSlotsMutex);
-    for (GuardSlot& slot : guardSlots) {
-      if (slot.begin.load(std::memory_order_relaxed) != 0) continue;
-      slot.faulted.store(false, std::memory_order_relaxed);
-      slot.end.store(end, std::memory_order_relaxed);
-      slot.begin.store(begin, std::memory_order_release);  // published last: the handler reads it first
-      slot_ = &slot;
-      return true;
-    }
-    return false;
-  }
-
-  // Whether a read of the mapping faulted (the file shrank, or its pages could not be read).
-  bool faulted() const { return slot_ != nullptr && slot_->faulted.load(std::memory_order_acquire); }
-
-  void Release() {
-    if (slot_ == nullptr) return;
-    std::lock_guard<std::mutex> lock(guardSlotsMutex);
-    slot_->begin.store(0, std::memory_order_release);
-    slot_->end.store(0, std::memory_order_relaxed);
-    slot_ = nullptr;
-  }
-
- private:
-  GuardSlot* slot_ = nullptr;
-};
 
 // ---------------------------------------------------------------------------------------------
 // External variables, copied out of a JS object on the main thread.
@@ -1085,7 +964,7 @@ class ScanWorker : public PromiseWorker {
     size_t size = byteLength_;
     void* mapping = MAP_FAILED;
     int fd = -1;  // kept open to tell, if a read of the mapping faults, whether the file shrank
-    GuardedMapping guard;
+    binaryalert::GuardedMapping guard;
     if (isFile_) {
       struct stat st;
       fd = OpenRegularFile(path_, &st, error_);
@@ -1233,7 +1112,7 @@ class ScanWorker : public PromiseWorker {
     // libyara 4.2 keeps the timeout in nanoseconds; its setter takes whole seconds.
     yr_scanner_set_timeout(scanner, 0);
     scanner->timeout = static_cast<uint64_t>(timeoutMs * 1e6);
-    // NO_TRYCATCH: faults on the file's mapping are the addon's SIGBUS handler's (GuardedMapping).
+    // NO_TRYCATCH: faults on file mappings are the addon's SIGBUS handler's (mapping-guard.h).
     yr_scanner_set_flags(scanner, SCAN_FLAGS_REPORT_RULES_MATCHING | SCAN_FLAGS_NO_TRYCATCH |
                                       (options_.fastMode ? SCAN_FLAGS_FAST_MODE : 0));
     rc = yr_scanner_scan_mem(scanner, bytes, size);
@@ -1306,6 +1185,13 @@ class ScanWorker : public PromiseWorker {
       ErrorInfo err;
       if (options_.contentSignature) memberTrigrams_.Add(m.data, m.size);
       int rc = ScanBytes(m.data, m.size, MemberExternals(m), TimeoutMs(), state, err, "");
+      // Its temp file could not be read (zeros were read instead): nothing found in it stands, and
+      // the object is partly unscanned (so no content signature is kept for it either).
+      if (m.guard != nullptr && m.guard->faulted()) {
+        memberUnscanned_.push_back({m.path, "scan-error", "its temp file could not be read while it was scanned"});
+        members_.push_back(std::move(record));
+        return binaryalert::VisitResult::kContinue;
+      }
       if (rc == ERROR_SCAN_TIMEOUT) {
         memberUnscanned_.push_back({m.path, "time-limit", err.message});
         return deadline > 0 && binaryalert::MonotonicNowMs() >= deadline ? binaryalert::VisitResult::kTimeLimit
@@ -1457,7 +1343,7 @@ int initResult = ERROR_SUCCESS;
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   std::call_once(initOnce, [] {  // once per process, never finalized
     initResult = yr_initialize();
-    InstallSigbusHandler();
+    binaryalert::InstallMappingGuard();
   });
   if (initResult != ERROR_SUCCESS) {
     throw Napi::Error::New(env, std::string("yr_initialize failed: ") + YaraErrorName(initResult));
