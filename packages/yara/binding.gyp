@@ -4,7 +4,7 @@
   "targets": [
     {
       "target_name": "yara",
-      "sources": ["src/yara.cc", "src/containers.cc", "src/content-signature.cc"],
+      "sources": ["src/yara.cc", "src/containers.cc", "src/content-signature.cc", "src/mapping-guard.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],

@@ -1,7 +1,7 @@
 import { ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { FileAnalysis, VerdictRecord } from '@binaryalert/core';
 import { startDynamo, uniqueName, type Emulator } from '@binaryalert/testing';
-import { ScanTimeoutError } from '@binaryalert/yara';
+import { FileTruncatedError, ScanTimeoutError } from '@binaryalert/yara';
 import { DownloadError } from './errors';
 import {
   failureReason,
@@ -111,6 +111,15 @@ describe('verdict ledger', () => {
         context,
       ),
     ).toMatchObject({ verdict: 'failed', reason: 'scan-timeout', analyzerVersion: 3 });
+    expect(
+      failureReason(
+        new FileTruncatedError(
+          '/tmp/o: the file shrank while it was scanned',
+          'FILE_TRUNCATED',
+          '/tmp/o',
+        ),
+      ),
+    ).toBe('scan-error');
     expect(failureReason(new DownloadError('S3:b:k'))).toBe('download-error');
     expect(failureReason(new Error('bug'))).toBe('internal-error');
   });

@@ -225,12 +225,16 @@ class MemberBuffer {
     }
     map_ = mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);
     if (map_ == MAP_FAILED) return errno;
+    if (!guard_.Guard(map_, size_)) return EAGAIN;  // unmapped by Release
     madvise(map_, size_, MADV_SEQUENTIAL);
     *data = static_cast<const uint8_t*>(map_);
     return 0;
   }
 
   bool spilled() const { return fd_ >= 0; }
+
+  // The spilled file's mapping, once View mapped it.
+  const GuardedMapping* guard() const { return map_ != MAP_FAILED ? &guard_ : nullptr; }
 
   // Room for a member of `size` bytes (the header's claim, so capped at what stays in memory):
   // growing the buffer by doubling cost a tenth of a 7z walk in copies and malloc.
@@ -268,6 +272,7 @@ class MemberBuffer {
   }
 
   void Release() {
+    guard_.Release();  // no reader is left: the buffer is released with its last user
     if (map_ != MAP_FAILED) munmap(map_, size_);
     if (fd_ >= 0) close(fd_);
     map_ = MAP_FAILED;
@@ -278,6 +283,7 @@ class MemberBuffer {
   std::vector<uint8_t> memory_;
   int fd_ = -1;
   void* map_ = MAP_FAILED;
+  GuardedMapping guard_;
   size_t size_ = 0;
 };
 
@@ -618,9 +624,13 @@ class Walker {
     static const uint8_t kEmpty = 0;
     view.data = size > 0 ? bytes : &kEmpty;
     view.size = size;
+    view.guard = buffer->guard();
     // The member's own containers are walked while the visitor scans it: both only read its bytes.
     if (!Visit(view, buffer, containerPath)) return false;
     Walk(view.data, view.size, view.path, view.depth);
+    if (view.guard != nullptr && view.guard->faulted()) {
+      Unscanned(view.path, "scan-error", "its temp file could not be read while its own members were walked");
+    }
     return !stopped_;
   }
 

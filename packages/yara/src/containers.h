@@ -4,7 +4,8 @@
 //
 // Member names are labels only: nothing is ever written to a path derived from them. Members larger
 // than ContainerLimits::memoryMemberBytes go through an anonymous temp file (O_TMPFILE, or a
-// generated name unlinked at once) in ContainerLimits::tempDir.
+// generated name unlinked at once) in ContainerLimits::tempDir, read through a guarded mapping
+// (mapping-guard.h): a member whose temp file cannot be read becomes a scan-error entry.
 #pragma once
 
 #include <cstddef>
@@ -12,6 +13,8 @@
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "mapping-guard.h"
 
 namespace binaryalert {
 
@@ -50,6 +53,9 @@ struct MemberView {
   const uint8_t* data = nullptr;
   size_t size = 0;
   int depth = 0;         // 1 for members of the object itself
+  // A member spilled to a temp file: asked once its bytes were read, whether a read faulted (what
+  // was read is then void).
+  const GuardedMapping* guard = nullptr;
 };
 
 enum class VisitResult { kContinue, kTimeLimit };

@@ -47,6 +47,12 @@ export class FileOpenError extends YaraError {
   }
 }
 
+/**
+ * The file shrank while it was scanned (a log truncated, a download restarted): some of its pages
+ * were gone when read, so nothing the scan found stands. Scanning it again once it is stable works.
+ */
+export class FileTruncatedError extends FileOpenError {}
+
 /** The path is not a regular file (directory, FIFO, socket, device). */
 export class FileTypeError extends YaraError {
   readonly path: string;
@@ -92,6 +98,8 @@ export function fromNativeError(error: unknown, operation: Operation, path?: str
   }
   if (code === 'ERROR_SCAN_TIMEOUT') return new ScanTimeoutError(message, code, { cause: error });
   if (code === 'NOT_REGULAR_FILE') return new FileTypeError(message, code, where, { cause: error });
+  if (code === 'FILE_TRUNCATED')
+    return new FileTruncatedError(message, code, where, { cause: error });
   if (operation === 'scan' && (isSystemError || FILE_ACCESS_CODES.has(code))) {
     return new FileOpenError(message, code, where, { cause: error });
   }

@@ -29,6 +29,7 @@ extern "C" {
 
 #include "containers.h"
 #include "content-signature.h"
+#include "mapping-guard.h"
 
 // The static archives are built for executables (PIE) and reach libc's stdin/stdout/stderr with
 // PC-relative relocations, which a shared object cannot satisfy. The build renames those symbols in
@@ -962,9 +963,11 @@ class ScanWorker : public PromiseWorker {
     const uint8_t* bytes = bytes_;
     size_t size = byteLength_;
     void* mapping = MAP_FAILED;
+    int fd = -1;  // kept open to tell, if a read of the mapping faults, whether the file shrank
+    binaryalert::GuardedMapping guard;
     if (isFile_) {
       struct stat st;
-      int fd = OpenRegularFile(path_, &st, error_);
+      fd = OpenRegularFile(path_, &st, error_);
       if (fd < 0) return Finish();
       size = static_cast<size_t>(st.st_size);
       if (size > 0) {
@@ -974,10 +977,15 @@ class ScanWorker : public PromiseWorker {
           close(fd);
           return Finish();
         }
+        if (!guard.Guard(mapping, size)) {
+          SetErrnoError(error_, EAGAIN, "mmap", path_);
+          munmap(mapping, size);
+          close(fd);
+          return Finish();
+        }
         madvise(mapping, size, MADV_SEQUENTIAL);
         bytes = static_cast<const uint8_t*>(mapping);
       }
-      close(fd);
     }
     static const uint8_t kEmpty = 0;
     if (size == 0) bytes = &kEmpty;
@@ -1013,7 +1021,11 @@ class ScanWorker : public PromiseWorker {
       error_.code = "HASH_FAILED";
       error_.message = Context("could not compute MD5");
     }
+    // Every thread that read the mapping is done: what they found is void if a read faulted.
+    if (guard.faulted()) SetTruncatedError(fd, size);
+    guard.Release();
     if (mapping != MAP_FAILED) munmap(mapping, size);
+    if (fd >= 0) close(fd);
     Finish();
   }
 
@@ -1100,7 +1112,9 @@ class ScanWorker : public PromiseWorker {
     // libyara 4.2 keeps the timeout in nanoseconds; its setter takes whole seconds.
     yr_scanner_set_timeout(scanner, 0);
     scanner->timeout = static_cast<uint64_t>(timeoutMs * 1e6);
-    yr_scanner_set_flags(scanner, SCAN_FLAGS_REPORT_RULES_MATCHING | (options_.fastMode ? SCAN_FLAGS_FAST_MODE : 0));
+    // NO_TRYCATCH: faults on file mappings are the addon's SIGBUS handler's (mapping-guard.h).
+    yr_scanner_set_flags(scanner, SCAN_FLAGS_REPORT_RULES_MATCHING | SCAN_FLAGS_NO_TRYCATCH |
+                                      (options_.fastMode ? SCAN_FLAGS_FAST_MODE : 0));
     rc = yr_scanner_scan_mem(scanner, bytes, size);
     scanners_->Release(scanner);
     if (rc != ERROR_SUCCESS) {
@@ -1171,6 +1185,13 @@ class ScanWorker : public PromiseWorker {
       ErrorInfo err;
       if (options_.contentSignature) memberTrigrams_.Add(m.data, m.size);
       int rc = ScanBytes(m.data, m.size, MemberExternals(m), TimeoutMs(), state, err, "");
+      // Its temp file could not be read (zeros were read instead): nothing found in it stands, and
+      // the object is partly unscanned (so no content signature is kept for it either).
+      if (m.guard != nullptr && m.guard->faulted()) {
+        memberUnscanned_.push_back({m.path, "scan-error", "its temp file could not be read while it was scanned"});
+        members_.push_back(std::move(record));
+        return binaryalert::VisitResult::kContinue;
+      }
       if (rc == ERROR_SCAN_TIMEOUT) {
         memberUnscanned_.push_back({m.path, "time-limit", err.message});
         return deadline > 0 && binaryalert::MonotonicNowMs() >= deadline ? binaryalert::VisitResult::kTimeLimit
@@ -1246,6 +1267,21 @@ class ScanWorker : public PromiseWorker {
 
   std::string Context(const std::string& what) const { return isFile_ ? path_ + ": " + what : what; }
 
+  // A read of the file's mapping faulted: the file shrank while it was scanned (or, where it did not,
+  // its pages could not be read). Replaces any other outcome: the bytes read were not the file's.
+  void SetTruncatedError(int fd, size_t mappedSize) {
+    struct stat now;
+    bool shrank = fstat(fd, &now) == 0 && static_cast<uint64_t>(now.st_size) < mappedSize;
+    error_ = ErrorInfo();
+    error_.set = true;
+    error_.code = "FILE_TRUNCATED";
+    error_.path = path_;
+    error_.message = shrank ? Context("the file shrank while it was scanned (" + std::to_string(mappedSize) +
+                                      " bytes when opened, " + std::to_string(now.st_size) + " after)")
+                            : Context("part of the file could not be read while it was scanned (it shrank and grew "
+                                      "again, or the device failed to read it)");
+  }
+
   Napi::ObjectReference owner_;  // keeps the rules (and their scanner pool) alive while the scan runs
   ScannerPool* scanners_;
   ScanOptions options_;
@@ -1305,7 +1341,10 @@ std::once_flag initOnce;
 int initResult = ERROR_SUCCESS;
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  std::call_once(initOnce, [] { initResult = yr_initialize(); });  // once per process, never finalized
+  std::call_once(initOnce, [] {  // once per process, never finalized
+    initResult = yr_initialize();
+    binaryalert::InstallMappingGuard();
+  });
   if (initResult != ERROR_SUCCESS) {
     throw Napi::Error::New(env, std::string("yr_initialize failed: ") + YaraErrorName(initResult));
   }

@@ -1,7 +1,14 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  readFileSync,
+  symlinkSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { LocalFileSummary } from '@binaryalert/core';
@@ -316,6 +323,43 @@ describe('manage.ts scan', () => {
         'm',
       ),
     );
+  }, 60_000);
+
+  it('reports a file that shrinks while it is scanned as an error and goes on with the rest', async () => {
+    // Sparse: a quarter of a gigabyte to hash and scan, no disk writes.
+    const growing = path.join(tmp.dir, 'download.part');
+    writeFileSync(growing, EICAR);
+    truncateSync(growing, 256 * 1024 * 1024);
+    const root = path.resolve(__dirname, '../../../..');
+    const child = spawn(
+      process.execPath,
+      [path.join(root, 'manage.ts'), 'scan', '--rules', compiled, growing, data],
+      { cwd: root },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    // Truncated as soon as the scan has it mapped (the scan then takes a while longer).
+    const watch = setInterval(() => {
+      const maps = readFileSync(`/proc/${child.pid}/maps`, 'utf8');
+      if (maps.includes(growing)) {
+        truncateSync(growing, 0);
+        clearInterval(watch);
+      }
+    }, 2);
+
+    const [code, signal] = (await once(child, 'close')) as [number | null, string | null];
+    clearInterval(watch);
+
+    expect({ code, signal }).toEqual({ code: 1, signal: null });
+    expect(stderr).toBe(
+      `error: ${growing}: the file shrank while it was scanned (${256 * 1024 * 1024} bytes when opened, 0 after)\n`,
+    );
+    expect(stdout).toMatch(
+      new RegExp(`^MATCH\\s+${data}/sub/eicar\\.com\\s+own/test\\.yara:eicar_test_file$`, 'm'),
+    );
+    expect(stdout).toMatch(/scanned 2 files .*: 1 matched, 1 clean, 1 could not be scanned$/m);
   }, 60_000);
 
   it('compiles a rules directory for the scan with --rules-dir', async () => {

@@ -11,6 +11,7 @@ import {
 } from '@binaryalert/core';
 import {
   FileOpenError,
+  FileTruncatedError,
   FileTypeError,
   loadRules,
   RuleCompileError,
@@ -143,6 +144,11 @@ async function scanOne(candidate: FoundFile, options: ScanPathsOptions): Promise
     if (error instanceof ScanTimeoutError)
       message = `scan timed out after ${options.timeoutSeconds} s`;
     else if (error instanceof FileTypeError) message = `not a regular file: ${error.message}`;
+    // The addon's message names the path it opened (the line already starts with the path).
+    else if (error instanceof FileTruncatedError)
+      message = error.message.slice(
+        error.message.startsWith(`${error.path}: `) ? error.path.length + 2 : 0,
+      );
     else if (error instanceof FileOpenError) message = `cannot read: ${error.message}`;
     else if (opened === undefined && candidate.bytes) message = `cannot read: ${errorText(error)}`;
     else message = `scan failed: ${errorText(error)}`;
