@@ -781,6 +781,24 @@ describe('handleInvocation', () => {
     expect(publishes()).toHaveLength(2);
   });
 
+  it('keeps the verdict of the object a key holds when the event of an oversized earlier upload comes late', async () => {
+    // Small malware replaced a large upload; the large one's event is delivered after it (SQS
+    // does not keep order, and redelivers): the key still holds the malware.
+    await put('late-event.bin', EVIL);
+    await invoke({
+      Records: [s3EventRecord({ bucket, key: 'late-event.bin', size: EVIL.length })],
+    });
+
+    await invoke({
+      Records: [s3EventRecord({ bucket, key: 'late-event.bin', size: settings.maxFileBytes + 1 })],
+    });
+
+    expect(await verdictOf('late-event.bin')).toEqual(
+      expect.objectContaining({ verdict: 'matched', size: EVIL.length }),
+    );
+    expect(publishes()).toHaveLength(1);
+  });
+
   it('analyzes the object whose key holds an invisible U+FEFF, not its benign look-alike', async () => {
     // U+FEFF encodes as %EF%BB%BF, which a stream decoder would drop as a byte order mark.
     const hidden = 'invoice\uFEFF.exe';

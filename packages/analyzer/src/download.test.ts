@@ -312,15 +312,26 @@ describe('downloadObject', () => {
       expect(await readdir(temp.dir)).toEqual([]);
     });
 
-    it('is too large by the event size alone: no request, no directory', async () => {
-      const result = await downloadForScan(
+    it('asks S3 when the event says too large: the key may hold smaller bytes since', async () => {
+      await put('replaced.bin', Buffer.from('small now'));
+      await put('still-big.bin', Buffer.alloc(6000));
+
+      const replaced = await downloadForScan(
         s3.client,
-        { bucket, key: 'not-there', size: 5000 },
+        { bucket, key: 'replaced.bin', size: 5000 },
+        4999,
+        { tempRoot: temp.dir },
+      );
+      const stillBig = await downloadForScan(
+        s3.client,
+        { bucket, key: 'still-big.bin', size: 5000 },
         4999,
         { tempRoot: temp.dir },
       );
 
-      expect(result).toEqual({ kind: 'too-large', size: 5000 });
+      expect(replaced).toMatchObject({ kind: 'downloaded', size: 9 });
+      expect(stillBig).toEqual({ kind: 'too-large', size: 6000 });
+      if (replaced.kind === 'downloaded') await replaced.remove();
       expect(await readdir(temp.dir)).toEqual([]);
     });
 

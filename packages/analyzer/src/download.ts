@@ -269,7 +269,8 @@ export type ScanSource =
  * Downloads one object for its scan: into memory when the event says it is smaller than
  * `inMemoryBytes` (default IN_MEMORY_BYTES), else into a file in a new private directory under
  * `tempRoot` (downloadObject). An object that turns out larger than the event said goes to a file
- * after all, unless it is larger than `maxBytes`. `ifMatch` and the errors as downloadObject's.
+ * after all, unless it is larger than `maxBytes`: too large is decided by the object S3 returns,
+ * never by the event's size alone. `ifMatch` and the errors as downloadObject's.
  */
 export async function downloadForScan(
   s3: S3Client,
@@ -278,10 +279,18 @@ export async function downloadForScan(
   options: { tempRoot?: string; inMemoryBytes?: number; ifMatch?: string } = {},
 ): Promise<ScanSource> {
   const { tempRoot = os.tmpdir(), inMemoryBytes = IN_MEMORY_BYTES, ifMatch } = options;
-  if (ref.size !== undefined && ref.size > maxBytes) return { kind: 'too-large', size: ref.size };
-  if (ref.size !== undefined && ref.size < inMemoryBytes) {
+  // The size may be an earlier upload's (an event delivered late or again, a stale listing): an
+  // object that looks too large is asked for, and its Content-Length decides (the body unread).
+  const { size: _eventSize, ...withoutSize } = ref;
+  const target: S3ObjectRef = ref.size !== undefined && ref.size > maxBytes ? withoutSize : ref;
+  if (target.size !== undefined && target.size < inMemoryBytes) {
     const started = performance.now();
-    const download = await downloadBytes(s3, ref, Math.min(maxBytes, inMemoryBytes - 1), ifMatch);
+    const download = await downloadBytes(
+      s3,
+      target,
+      Math.min(maxBytes, inMemoryBytes - 1),
+      ifMatch,
+    );
     if (download.kind === 'downloaded') {
       const { bytes, kind, ...facts } = download;
       return {
@@ -299,7 +308,7 @@ export async function downloadForScan(
   }
   const temp = await privateTempDir(tempRoot);
   try {
-    const download = await downloadObject(s3, ref, temp.dir, maxBytes, undefined, ifMatch);
+    const download = await downloadObject(s3, target, temp.dir, maxBytes, undefined, ifMatch);
     if (download.kind === 'too-large') {
       await temp.remove();
       return download;
