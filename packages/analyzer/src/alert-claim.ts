@@ -127,10 +127,21 @@ export function stillNewCopy(sha256: string): ClaimCondition {
   };
 }
 
-/** At least one of the pairs is still not alerted (another copy may have finished meanwhile). */
+/**
+ * Pairs a claim's condition names at most: DynamoDB refuses a condition over 4 KB (about 110 such
+ * terms), which dynalite does not check. A release adding hundreds of rules a known binary matches
+ * would otherwise fail its alert on every retry.
+ */
+const MAX_CLAIM_CONDITION_PAIRS = 64;
+
+/**
+ * At least one of the pairs is still not alerted (another copy may have finished meanwhile). Of
+ * many pairs only the first MAX_CLAIM_CONDITION_PAIRS are named: when those were all alerted
+ * meanwhile the claim is refused, and the retry's decision names only the pairs still new.
+ */
 export function stillNewRules(pairs: string[]): ClaimCondition {
   const values: Record<string, AttributeValue> = {};
-  const missing = pairs.map((pair, index) => {
+  const missing = pairs.slice(0, MAX_CLAIM_CONDITION_PAIRS).map((pair, index) => {
     values[`:pair${index}`] = { S: pair };
     return `NOT contains(AlertedRules, :pair${index})`;
   });

@@ -145,6 +145,46 @@ describe('recordMatch', () => {
     expect(published).toHaveLength(3);
   });
 
+  it('alerts once when a release adds hundreds of rules a known binary matches', async () => {
+    // DynamoDB refuses an expression over 4 KB; dynalite does not check, so the client does here.
+    const refuseLongExpressions = 'refuse expressions over 4 KB';
+    dynamo.client.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { ConditionExpression?: string; UpdateExpression?: string };
+        for (const expression of [input.ConditionExpression, input.UpdateExpression]) {
+          if (Buffer.byteLength(expression ?? '') > 4096) {
+            throw Object.assign(
+              new Error('Expression size has exceeded the maximum allowed size'),
+              {
+                name: 'ValidationException',
+              },
+            );
+          }
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: refuseLongExpressions },
+    );
+    try {
+      await record(match('a.exe'));
+      const pack = Array.from({ length: 300 }, (_, i) => ({
+        id: `rules/pack.yar:rule${i}`,
+        fingerprint: String(i).padStart(16, '0'),
+      }));
+
+      const decision = await record(match('a.exe', [EVIL, ...pack]));
+      const again = await record(match('a.exe', [EVIL, ...pack])); // delivered again
+
+      expect(decision).toMatchObject({ alert: true, reason: 'new rule' });
+      expect(decision.newRules).toHaveLength(300);
+      expect(again).toMatchObject({ alert: false });
+      expect(published).toHaveLength(2);
+      expect((await binaryItem())?.AlertedRules?.SS).toHaveLength(301);
+    } finally {
+      dynamo.client.middlewareStack.remove(refuseLongExpressions);
+    }
+  });
+
   it('alerts once when a changed rule matches again, and never for an unchanged one', async () => {
     await record(match('a.exe'));
 
