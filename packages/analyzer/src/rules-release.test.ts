@@ -2,14 +2,14 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import {
   createLogger,
   CURRENT_RULES_MANIFEST_KEY,
   publishRulesRelease,
   type RulesManifest,
 } from '@binaryalert/core';
-import { startS3, uniqueName, type Emulator } from '@binaryalert/testing';
+import { clientConfig, startS3, uniqueName, type Emulator } from '@binaryalert/testing';
 import { compileRules, libyaraVersion } from '@binaryalert/yara';
 import { rulesFromBucket, unreleasedRules, type ActiveRules } from './rules-release';
 
@@ -207,6 +207,104 @@ describe('rulesFromBucket', () => {
     );
 
     expect(await rules.current()).toBe(baked);
+  });
+
+  it('fails the later of two racing releases clearly, so one version never names two rule sets', async () => {
+    const [mine, theirs] = [await compiled('mine', 'MINE'), await compiled('theirs', 'THEIRS')];
+    // This publish reads the current release, then waits while another publish runs to the end.
+    let readCurrent!: () => void;
+    const currentRead = new Promise<void>((resolve) => (readCurrent = resolve));
+    let resume!: () => void;
+    const resumed = new Promise<void>((resolve) => (resume = resolve));
+    const slow = new S3Client(clientConfig(s3.endpoint));
+    slow.middlewareStack.add(
+      (next, context) => async (args) => {
+        try {
+          return await next(args);
+        } finally {
+          const { Key } = args.input as { Key?: string };
+          if (context.commandName === 'GetObjectCommand' && Key === CURRENT_RULES_MANIFEST_KEY) {
+            readCurrent();
+            await resumed;
+          }
+        }
+      },
+      { step: 'initialize' },
+    );
+    const racing = publishRulesRelease(slow, bucket, mine.bytes, mine.manifest);
+    racing.catch(() => undefined);
+    await currentRead;
+    const { release } = await publishRulesRelease(s3.client, bucket, theirs.bytes, theirs.manifest);
+    const rules = provider();
+    expect((await rules.current()).manifest).toEqual(release);
+
+    resume();
+
+    await expect(racing).rejects.toThrow(
+      /rules release v2 was not published: another release became current meanwhile .*run it again/,
+    );
+    slow.destroy();
+    clock += 60_000;
+    const after = await rules.current();
+    expect(after.manifest).toEqual(release);
+    expect(await scan(after, 'THEIRS')).toEqual(['theirs']);
+    // Every analyzer, however late it starts, loads the same rules for that version.
+    expect(await scan(await provider().current(), 'THEIRS')).toEqual(['theirs']);
+  });
+
+  it('never uploads over the files of a release that took its number meanwhile', async () => {
+    const [first, mine, theirs] = [
+      await compiled('first', 'FIRST'),
+      await compiled('mine', 'MINE'),
+      await compiled('theirs', 'THEIRS'),
+    ];
+    await publishRulesRelease(s3.client, bucket, first.bytes, first.manifest); // v1
+    let reachUpload!: () => void;
+    const uploadReached = new Promise<void>((resolve) => (reachUpload = resolve));
+    let resume!: () => void;
+    const resumed = new Promise<void>((resolve) => (resume = resolve));
+    const slow = new S3Client(clientConfig(s3.endpoint));
+    slow.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'PutObjectCommand') {
+          reachUpload();
+          await resumed;
+        }
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+    // About to upload v2 (v1 was current); then another release takes v2.
+    const racing = publishRulesRelease(slow, bucket, mine.bytes, mine.manifest);
+    racing.catch(() => undefined);
+    await uploadReached;
+    const { release } = await publishRulesRelease(s3.client, bucket, theirs.bytes, theirs.manifest);
+
+    resume();
+
+    await expect(racing).rejects.toThrow(/rules release v2 was published by someone else/);
+    slow.destroy();
+    expect(await scan(await provider().current(), 'THEIRS')).toEqual(['theirs']);
+    expect((await provider().current()).manifest).toEqual(release);
+  });
+
+  it('gives the next release a number of its own after one was cut off before it was published', async () => {
+    const [cut, next] = [await compiled('cut', 'CUT'), await compiled('next', 'NEXT')];
+    // deploy-rules killed after the first upload: v1's file is there, the current manifest not.
+    await s3.client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: 'releases/v1/compiled_yara_rules.bin',
+        Body: cut.bytes,
+      }),
+    );
+
+    const { release } = await publishRulesRelease(s3.client, bucket, next.bytes, next.manifest);
+
+    expect(release.version).toBe(2);
+    const rules = await provider().current();
+    expect(rules.manifest).toEqual(release);
+    expect(await scan(rules, 'NEXT')).toEqual(['next']);
   });
 
   it('refuses to publish compiled rules that are not the ones the manifest describes', async () => {
