@@ -198,6 +198,57 @@ describe('rulesFromBucket', () => {
     );
   });
 
+  it('refuses a release with no rule, or whose rules are not the ones its manifest counts', async () => {
+    const first = await compiled('first_rule', 'FIRST');
+    await publishRulesRelease(s3.client, bucket, first.bytes, first.manifest); // v1
+    const rules = provider();
+    const loaded = await rules.current();
+    expect(loaded.manifest.version).toBe(1);
+    // v2: a file of no rule (every rule commented out), its manifest true to it.
+    await writeFile(path.join(dir, 'none.yar'), '// rule first_rule { condition: true }');
+    const none = await compileRules([{ path: path.join(dir, 'none.yar'), namespace: 'own.yar' }]);
+    await none.rules.save(path.join(dir, 'none.bin'));
+    const noneBytes = await readFile(path.join(dir, 'none.bin'));
+    const empty: RulesManifest = {
+      ...first.manifest,
+      ruleCount: 0,
+      compiledSha256: createHash('sha256').update(noneBytes).digest('hex'),
+      fingerprints: { rules: {}, files: {} },
+    };
+    await publishRulesRelease(s3.client, bucket, noneBytes, empty);
+    clock += 60_000;
+
+    expect(await rules.current()).toBe(loaded);
+    // v3: the manifest counts (and fingerprints) rules the compiled file does not hold.
+    const second = await compiled('second_rule', 'SECOND');
+    await publishRulesRelease(s3.client, bucket, second.bytes, {
+      ...second.manifest,
+      ruleCount: 40,
+    });
+    clock += 60_000;
+
+    expect(await rules.current()).toBe(loaded);
+    expect(await scan(await rules.current(), 'FIRST')).toEqual(['first_rule']);
+    expect(
+      logLines.filter(
+        (line) => line.message === "refusing a rules release whose rules are not its manifest's",
+      ),
+    ).toEqual([
+      expect.objectContaining({
+        level: 'ERROR',
+        rulesVersion: 2,
+        ruleCount: 0,
+        manifestRuleCount: 0,
+      }),
+      expect.objectContaining({
+        level: 'ERROR',
+        rulesVersion: 3,
+        ruleCount: 1,
+        manifestRuleCount: 40,
+      }),
+    ]);
+  });
+
   it('keeps scanning with the loaded rules when the bucket cannot be read', async () => {
     const rules = rulesFromBucket(
       s3.client,

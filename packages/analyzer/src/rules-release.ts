@@ -83,7 +83,8 @@ async function sha256File(file: string): Promise<string> {
  * was uploaded (or one cannot be used). The first call checks at once (cold start); later calls
  * check again only when `refreshSeconds` passed since the last check, with a conditional GET of
  * the small current manifest (If-None-Match), and never concurrently. A release built for another
- * libyara version, or whose file does not match its manifest's hash, is refused and logged.
+ * libyara version, whose file does not match its manifest's hash, or whose rules are none or not
+ * as many as its manifest counts, is refused and logged; the loaded rules stay.
  */
 export function rulesFromBucket(
   s3: S3Client,
@@ -156,6 +157,17 @@ export function rulesFromBucket(
         return;
       }
       const compiled = await loadRules(file);
+      // No rule would call every object clean; another count means fingerprints for other rules.
+      if (compiled.ruleCount === 0 || compiled.ruleCount !== manifest.ruleCount) {
+        settle();
+        log.error("refusing a rules release whose rules are not its manifest's", {
+          rulesVersion: manifest.version,
+          ruleCount: compiled.ruleCount,
+          manifestRuleCount: manifest.ruleCount,
+          keptRulesVersion: active.manifest.version,
+        });
+        return;
+      }
       const delta = await loadDelta(manifest);
       const previous = active.manifest.version;
       active = { compiled, manifest, ...(delta ? { delta } : {}) };
