@@ -414,6 +414,48 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
     expect(count('GetObject') + count('HeadObject') + count('UpdateItem')).toBe(0);
   });
 
+  it('decides a whole invocation with one release, even when a newer one loads half-way through it', async () => {
+    // v3 = v2 + third.yar; its delta is third.yar alone, built on v2.
+    const THIRD = 'rule third_rule { strings: $a = "THIRD_MARKER" condition: $a }\n';
+    const v3: ActiveRules = {
+      compiled: await compile({ 'base.yar': BASE, 'new.yar': NEW, 'third.yar': THIRD }),
+      delta: await compile({ 'third.yar': THIRD }),
+      manifest: manifest(
+        3,
+        { 'base.yar:old_rule': 'a1', 'new.yar:new_rule': 'b1', 'third.yar:third_rule': 'c1' },
+        {
+          baseVersion: 2,
+          namespaces: ['third.yar'],
+          compiledSha256: '3'.repeat(64),
+          ruleCount: 1,
+          usesExternals: false,
+        },
+      ),
+    };
+    const keys = ['copy/one', 'copy/two']; // the same bytes under two keys
+    for (const key of keys) await put(key, 'x THIRD_MARKER y');
+    await analyzeAll(keys);
+    active = v2();
+    // v2's re-scan reached one key: its bytes' v2 delta outcome (no match) is on record.
+    expect(await retro(['copy/one'])).toEqual({ 'copy/one': 'scanned' });
+    const records = (await listedRefs(keys)).map((ref) => s3EventRecord(ref));
+    // The invocation's first look at the rules sees v2; every later one v3 (the refresh).
+    let looks = 0;
+    deps.rules = { current: () => Promise.resolve(looks++ === 0 ? v2() : v3) };
+
+    await invoke(records);
+    deps.rules = { current: () => Promise.resolve(v3) };
+    await invoke(records);
+
+    for (const key of keys) {
+      expect(await verdictOf(key)).toMatchObject({
+        verdict: 'matched',
+        rules: ['third.yar:third_rule'],
+        rulesVersion: '3',
+      });
+    }
+  });
+
   it('analyzes in full an object replaced between the listing and the analysis', async () => {
     await put('swapped', 'harmless at first');
     await analyzeAll(['swapped']);
