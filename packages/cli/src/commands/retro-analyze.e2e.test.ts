@@ -88,4 +88,53 @@ describe('retro-analyze --local after a rules release', () => {
       /Retroactive analysis finished: 3 objects analyzed in \d+s \(matched 1, clean 2,/,
     );
   });
+
+  it('starts the re-scan of a release whose deploy-rules was cut off before it, when run again', async () => {
+    const alerts = () =>
+      e2e.stack.alerts.filter((alert) => alert.topicArn.endsWith('match_alerts')).length;
+    const before = alerts();
+    await mkdir(path.join(rules.path, 'retro'), { recursive: true });
+    await writeFile(
+      path.join(rules.path, 'retro', 'late.yara'),
+      `rule retro_late { strings: $m = "${MARKER}" condition: $m }\n`,
+    );
+    // Killed while it waits for the analyzers to load the release: published, not re-scanned.
+    await expect(
+      deployRules({
+        config: e2e.config,
+        rulesDir: rules.path,
+        local: e2e.stack.endpoint,
+        log: () => undefined,
+        sleep: () => Promise.reject(new Error('killed')),
+      }),
+    ).rejects.toThrow('killed');
+    await e2e.drained();
+    expect(alerts()).toBe(before);
+    const printed: string[] = [];
+
+    const again = await deployRules({
+      config: e2e.config,
+      rulesDir: rules.path,
+      local: e2e.stack.endpoint,
+      log: (line) => printed.push(line),
+    });
+    await e2e.drained();
+
+    expect(again).toMatchObject({ published: false, retroAnalyzed: true });
+    expect(printed).toContainEqual(
+      expect.stringMatching(
+        /^the re-scan after rules v\d+ was never started \(deploy-rules was cut off\): starting it now$/,
+      ),
+    );
+    expect(e2e.alertsFor(keys[0]!).length).toBeGreaterThan(0);
+    expect(alerts()).toBe(before + 1);
+    // Started once: a third run has nothing left to do.
+    const third = await deployRules({
+      config: e2e.config,
+      rulesDir: rules.path,
+      local: e2e.stack.endpoint,
+      log: () => undefined,
+    });
+    expect(third).toMatchObject({ published: false, retroAnalyzed: false });
+  });
 });
