@@ -57,7 +57,8 @@ export async function prepareDeltaRescans(
   const shared = emptyRescans();
   if (refs.length === 0) return shared;
   try {
-    shared.rules = await deps.rules.current();
+    // The release the re-scan was started for (or a newer one), not one loaded before it.
+    shared.rules = await deps.rules.current({ latest: true });
     const { manifest } = shared.rules;
     const delta = manifest.delta;
     if (!delta) return shared;

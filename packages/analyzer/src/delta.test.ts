@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,7 @@ import {
   createLogger,
   createMetrics,
   DEFAULT_ARCHIVE_SETTINGS,
+  publishRulesRelease,
   RETRO_DELTA_EVENT,
   s3EventRecord,
   s3ObjectRef,
@@ -37,7 +39,7 @@ import { AnalysisFailedError } from './errors';
 import { handleInvocation } from './invocation';
 import { readBinaryFacts } from './delta-reads';
 import { readVerdict } from './ledger';
-import type { ActiveRules } from './rules-release';
+import { rulesFromBucket, unreleasedRules, type ActiveRules } from './rules-release';
 import { createMatchTable, createVerdictTable } from './testing';
 
 // Real S3 store, dynalite and libyara; SNS (no local implementation) mocked at the
@@ -454,6 +456,64 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
         rulesVersion: '3',
       });
     }
+  });
+
+  it('judges a re-scan with the release that started it, not one loaded before it (refresh interval not over)', async () => {
+    // Releases published to a rules bucket, loaded by the analyzer's own provider.
+    const rulesBucket = uniqueName('rules');
+    await s3.client.send(new CreateBucketCommand({ Bucket: rulesBucket }));
+    const bytesOf = async (rules: CompiledRules, name: string) => {
+      await rules.save(path.join(dir, name));
+      return readFile(path.join(dir, name));
+    };
+    const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+    const [v1Bytes, v2Bytes, deltaBytes] = [
+      await bytesOf(compiled.v1!, 'v1.bin'),
+      await bytesOf(compiled.v2!, 'v2.bin'),
+      await bytesOf(compiled.delta2!, 'delta2.bin'),
+    ];
+    await publishRulesRelease(s3.client, rulesBucket, v1Bytes, {
+      ...v1().manifest,
+      version: 0,
+      compiledSha256: sha(v1Bytes),
+    });
+    let clock = 1_000_000;
+    deps.rules = rulesFromBucket(
+      s3.client,
+      { bucket: rulesBucket, refreshSeconds: 300, tempRoot: dir },
+      unreleasedRules(compiled.v1!),
+      createLogger('analyzer', () => undefined),
+      () => clock,
+    );
+    await put('planted', 'x NEW_MARKER y');
+    await analyzeAll(['planted']);
+    expect(await verdictOf('planted')).toMatchObject({ verdict: 'clean', rulesVersion: '1' });
+    // v2 adds new.yar; its re-scan starts at once (`deploy-rules --no-retro`, then
+    // `retro-analyze`), well within the analyzer's refresh interval.
+    await publishRulesRelease(
+      s3.client,
+      rulesBucket,
+      v2Bytes,
+      {
+        ...v2().manifest,
+        version: 0,
+        compiledSha256: sha(v2Bytes),
+        delta: { ...v2().manifest.delta!, compiledSha256: sha(deltaBytes) },
+      },
+      new Date(),
+      { compiled: deltaBytes, against: 1 },
+    );
+    clock += 1_000;
+    snsMock.reset();
+
+    await invoke((await listedRefs(['planted'])).map((ref) => s3EventRecord(ref)));
+
+    expect(await verdictOf('planted')).toMatchObject({
+      verdict: 'matched',
+      rules: ['new.yar:new_rule'],
+      rulesVersion: '2',
+    });
+    expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 1);
   });
 
   it('analyzes in full an object replaced between the listing and the analysis', async () => {

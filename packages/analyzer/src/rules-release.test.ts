@@ -2,7 +2,12 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import {
   createLogger,
   CURRENT_RULES_MANIFEST_KEY,
@@ -247,6 +252,45 @@ describe('rulesFromBucket', () => {
         manifestRuleCount: 40,
       }),
     ]);
+  });
+
+  it('checks at once when asked for the latest release, but tries one that failed to load only at the interval', async () => {
+    const first = await compiled('first_rule', 'FIRST');
+    const rules = provider();
+    expect(await rules.current()).toBe(baked);
+    await publishRulesRelease(s3.client, bucket, first.bytes, first.manifest); // v1
+
+    expect((await rules.current()).manifest.version).toBe(0); // the interval is not over
+    expect((await rules.current({ latest: true })).manifest.version).toBe(1);
+
+    // v2's file is gone (deleted by hand): every try to load it fails.
+    const second = await compiled('second_rule', 'SECOND');
+    await publishRulesRelease(s3.client, bucket, second.bytes, second.manifest);
+    await s3.client.send(
+      new DeleteObjectCommand({ Bucket: bucket, Key: 'releases/v2/compiled_yara_rules.bin' }),
+    );
+    const gets: string[] = [];
+    const counting =
+      (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) =>
+      async (args: unknown) => {
+        if (context.commandName === 'GetObjectCommand') {
+          gets.push((args as { input: { Key: string } }).input.Key);
+        }
+        return next(args);
+      };
+    s3.client.middlewareStack.add(counting as never, { step: 'initialize', name: 'countGets' });
+    try {
+      for (let i = 0; i < 5; i++) {
+        expect((await rules.current({ latest: true })).manifest.version).toBe(1);
+      }
+      clock += 60_000;
+      expect((await rules.current({ latest: true })).manifest.version).toBe(1);
+    } finally {
+      s3.client.middlewareStack.remove('countGets');
+    }
+
+    // One try at once, one after the interval: not one per invocation.
+    expect(gets.filter((key) => key === 'releases/v2/compiled_yara_rules.bin')).toHaveLength(2);
   });
 
   it('keeps scanning with the loaded rules when the bucket cannot be read', async () => {

@@ -24,7 +24,11 @@ export interface ActiveRules {
 
 /** The rules to scan with now; a scan takes them once, so a swap never changes a running scan. */
 export interface RulesProvider {
-  current(): Promise<ActiveRules>;
+  /**
+   * `latest`: check for a newer release now, however recent the last check (a delta re-scan is
+   * started right after a release, and judged with an older one it would confirm old verdicts).
+   */
+  current(options?: { latest?: boolean }): Promise<ActiveRules>;
 }
 
 /** Rules without a manifest: version 0, no fingerprints (each rule is identified by name only). */
@@ -213,12 +217,19 @@ export function rulesFromBucket(
     }
   }
 
+  /** The last check failed: asking for the latest waits for the interval too (no download of a
+   * release that cannot load at every invocation). */
+  let failed = false;
+
   return {
-    async current() {
-      if (now() - checkedAt >= settings.refreshSeconds * 1000) {
+    async current(options = {}) {
+      const due = now() - checkedAt >= settings.refreshSeconds * 1000;
+      if (due || (options.latest === true && !failed)) {
         checking ??= check()
+          .then(() => void (failed = false))
           .catch((error: unknown) => {
             // Keep scanning with what is loaded; the next interval tries again.
+            failed = true;
             log.error('could not check for a newer rules release', { error });
           })
           .finally(() => {
