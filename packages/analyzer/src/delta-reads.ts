@@ -17,9 +17,15 @@ import {
 } from '@binaryalert/core';
 import type { AnalyzerDeps, AnalyzerSettings } from './analyze';
 import { buildsOn } from './delta-carry';
+import type { ActiveRules } from './rules-release';
 
 /** What the delta re-scans of one invocation share. */
 export interface DeltaRescans {
+  /**
+   * The release the invocation's delta re-scans are decided with, read once: the outcomes below
+   * are its delta's, so a release loaded half-way through must not decide the others.
+   */
+  rules?: ActiveRules;
   /** Ledger verdicts by object id; null: no verdict; absent: not read (read per object). */
   verdicts: Map<string, VerdictRecord | null>;
   /** Delta outcomes of the current release known before the invocation, by SHA-256. */
@@ -51,7 +57,9 @@ export async function prepareDeltaRescans(
   const shared = emptyRescans();
   if (refs.length === 0) return shared;
   try {
-    const { manifest } = await deps.rules.current();
+    // The release the re-scan was started for (or a newer one), not one loaded before it.
+    shared.rules = await deps.rules.current({ latest: true });
+    const { manifest } = shared.rules;
     const delta = manifest.delta;
     if (!delta) return shared;
     const keys = new Map(

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,7 @@ import {
   createLogger,
   createMetrics,
   DEFAULT_ARCHIVE_SETTINGS,
+  publishRulesRelease,
   RETRO_DELTA_EVENT,
   s3EventRecord,
   s3ObjectRef,
@@ -37,7 +39,7 @@ import { AnalysisFailedError } from './errors';
 import { handleInvocation } from './invocation';
 import { readBinaryFacts } from './delta-reads';
 import { readVerdict } from './ledger';
-import type { ActiveRules } from './rules-release';
+import { rulesFromBucket, unreleasedRules, type ActiveRules } from './rules-release';
 import { createMatchTable, createVerdictTable } from './testing';
 
 // Real S3 store, dynalite and libyara; SNS (no local implementation) mocked at the
@@ -412,6 +414,106 @@ describe('analyzeAfterRelease (delta re-scan)', () => {
     sent = [];
     await invoke(records);
     expect(count('GetObject') + count('HeadObject') + count('UpdateItem')).toBe(0);
+  });
+
+  it('decides a whole invocation with one release, even when a newer one loads half-way through it', async () => {
+    // v3 = v2 + third.yar; its delta is third.yar alone, built on v2.
+    const THIRD = 'rule third_rule { strings: $a = "THIRD_MARKER" condition: $a }\n';
+    const v3: ActiveRules = {
+      compiled: await compile({ 'base.yar': BASE, 'new.yar': NEW, 'third.yar': THIRD }),
+      delta: await compile({ 'third.yar': THIRD }),
+      manifest: manifest(
+        3,
+        { 'base.yar:old_rule': 'a1', 'new.yar:new_rule': 'b1', 'third.yar:third_rule': 'c1' },
+        {
+          baseVersion: 2,
+          namespaces: ['third.yar'],
+          compiledSha256: '3'.repeat(64),
+          ruleCount: 1,
+          usesExternals: false,
+        },
+      ),
+    };
+    const keys = ['copy/one', 'copy/two']; // the same bytes under two keys
+    for (const key of keys) await put(key, 'x THIRD_MARKER y');
+    await analyzeAll(keys);
+    active = v2();
+    // v2's re-scan reached one key: its bytes' v2 delta outcome (no match) is on record.
+    expect(await retro(['copy/one'])).toEqual({ 'copy/one': 'scanned' });
+    const records = (await listedRefs(keys)).map((ref) => s3EventRecord(ref));
+    // The invocation's first look at the rules sees v2; every later one v3 (the refresh).
+    let looks = 0;
+    deps.rules = { current: () => Promise.resolve(looks++ === 0 ? v2() : v3) };
+
+    await invoke(records);
+    deps.rules = { current: () => Promise.resolve(v3) };
+    await invoke(records);
+
+    for (const key of keys) {
+      expect(await verdictOf(key)).toMatchObject({
+        verdict: 'matched',
+        rules: ['third.yar:third_rule'],
+        rulesVersion: '3',
+      });
+    }
+  });
+
+  it('judges a re-scan with the release that started it, not one loaded before it (refresh interval not over)', async () => {
+    // Releases published to a rules bucket, loaded by the analyzer's own provider.
+    const rulesBucket = uniqueName('rules');
+    await s3.client.send(new CreateBucketCommand({ Bucket: rulesBucket }));
+    const bytesOf = async (rules: CompiledRules, name: string) => {
+      await rules.save(path.join(dir, name));
+      return readFile(path.join(dir, name));
+    };
+    const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+    const [v1Bytes, v2Bytes, deltaBytes] = [
+      await bytesOf(compiled.v1!, 'v1.bin'),
+      await bytesOf(compiled.v2!, 'v2.bin'),
+      await bytesOf(compiled.delta2!, 'delta2.bin'),
+    ];
+    await publishRulesRelease(s3.client, rulesBucket, v1Bytes, {
+      ...v1().manifest,
+      version: 0,
+      compiledSha256: sha(v1Bytes),
+    });
+    let clock = 1_000_000;
+    deps.rules = rulesFromBucket(
+      s3.client,
+      { bucket: rulesBucket, refreshSeconds: 300, tempRoot: dir },
+      unreleasedRules(compiled.v1!),
+      createLogger('analyzer', () => undefined),
+      () => clock,
+    );
+    await put('planted', 'x NEW_MARKER y');
+    await analyzeAll(['planted']);
+    expect(await verdictOf('planted')).toMatchObject({ verdict: 'clean', rulesVersion: '1' });
+    // v2 adds new.yar; its re-scan starts at once (`deploy-rules --no-retro`, then
+    // `retro-analyze`), well within the analyzer's refresh interval.
+    await publishRulesRelease(
+      s3.client,
+      rulesBucket,
+      v2Bytes,
+      {
+        ...v2().manifest,
+        version: 0,
+        compiledSha256: sha(v2Bytes),
+        delta: { ...v2().manifest.delta!, compiledSha256: sha(deltaBytes) },
+      },
+      new Date(),
+      { compiled: deltaBytes, against: 1 },
+    );
+    clock += 1_000;
+    snsMock.reset();
+
+    await invoke((await listedRefs(['planted'])).map((ref) => s3EventRecord(ref)));
+
+    expect(await verdictOf('planted')).toMatchObject({
+      verdict: 'matched',
+      rules: ['new.yar:new_rule'],
+      rulesVersion: '2',
+    });
+    expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 1);
   });
 
   it('analyzes in full an object replaced between the listing and the analysis', async () => {

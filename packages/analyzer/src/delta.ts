@@ -127,7 +127,7 @@ export async function settleFromLedger(
   const settled = new Map<S3ObjectRef, CarriedOutcome | ObjectOutcome>();
   const none = { refs: new Set<S3ObjectRef>(), outcomes: Promise.resolve(settled) };
   if (refs.length === 0) return none;
-  const rules = await deps.rules.current();
+  const rules = shared.rules ?? (await deps.rules.current());
   if (!usableDelta(rules)) return none;
   const carries: Carry[] = [];
   for (const ref of refs) {
@@ -238,8 +238,8 @@ export async function analyzeAfterRelease(
   let objectLog: typeof deps.log | undefined;
   const log = (): typeof deps.log =>
     (objectLog ??= deps.log.createChild({ persistentKeys: { object: id } }));
-  // One release for the whole decision, as for a full analysis.
-  const rules = await deps.rules.current();
+  // One release for the whole decision (the invocation's, when it read them together).
+  const rules = shared.rules ?? (await deps.rules.current());
   if (!usableDelta(rules)) return full();
   const delta = rules.manifest.delta;
 

@@ -2,14 +2,19 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import {
   createLogger,
   CURRENT_RULES_MANIFEST_KEY,
   publishRulesRelease,
   type RulesManifest,
 } from '@binaryalert/core';
-import { startS3, uniqueName, type Emulator } from '@binaryalert/testing';
+import { clientConfig, startS3, uniqueName, type Emulator } from '@binaryalert/testing';
 import { compileRules, libyaraVersion } from '@binaryalert/yara';
 import { rulesFromBucket, unreleasedRules, type ActiveRules } from './rules-release';
 
@@ -198,6 +203,96 @@ describe('rulesFromBucket', () => {
     );
   });
 
+  it('refuses a release with no rule, or whose rules are not the ones its manifest counts', async () => {
+    const first = await compiled('first_rule', 'FIRST');
+    await publishRulesRelease(s3.client, bucket, first.bytes, first.manifest); // v1
+    const rules = provider();
+    const loaded = await rules.current();
+    expect(loaded.manifest.version).toBe(1);
+    // v2: a file of no rule (every rule commented out), its manifest true to it.
+    await writeFile(path.join(dir, 'none.yar'), '// rule first_rule { condition: true }');
+    const none = await compileRules([{ path: path.join(dir, 'none.yar'), namespace: 'own.yar' }]);
+    await none.rules.save(path.join(dir, 'none.bin'));
+    const noneBytes = await readFile(path.join(dir, 'none.bin'));
+    const empty: RulesManifest = {
+      ...first.manifest,
+      ruleCount: 0,
+      compiledSha256: createHash('sha256').update(noneBytes).digest('hex'),
+      fingerprints: { rules: {}, files: {} },
+    };
+    await publishRulesRelease(s3.client, bucket, noneBytes, empty);
+    clock += 60_000;
+
+    expect(await rules.current()).toBe(loaded);
+    // v3: the manifest counts (and fingerprints) rules the compiled file does not hold.
+    const second = await compiled('second_rule', 'SECOND');
+    await publishRulesRelease(s3.client, bucket, second.bytes, {
+      ...second.manifest,
+      ruleCount: 40,
+    });
+    clock += 60_000;
+
+    expect(await rules.current()).toBe(loaded);
+    expect(await scan(await rules.current(), 'FIRST')).toEqual(['first_rule']);
+    expect(
+      logLines.filter(
+        (line) => line.message === "refusing a rules release whose rules are not its manifest's",
+      ),
+    ).toEqual([
+      expect.objectContaining({
+        level: 'ERROR',
+        rulesVersion: 2,
+        ruleCount: 0,
+        manifestRuleCount: 0,
+      }),
+      expect.objectContaining({
+        level: 'ERROR',
+        rulesVersion: 3,
+        ruleCount: 1,
+        manifestRuleCount: 40,
+      }),
+    ]);
+  });
+
+  it('checks at once when asked for the latest release, but tries one that failed to load only at the interval', async () => {
+    const first = await compiled('first_rule', 'FIRST');
+    const rules = provider();
+    expect(await rules.current()).toBe(baked);
+    await publishRulesRelease(s3.client, bucket, first.bytes, first.manifest); // v1
+
+    expect((await rules.current()).manifest.version).toBe(0); // the interval is not over
+    expect((await rules.current({ latest: true })).manifest.version).toBe(1);
+
+    // v2's file is gone (deleted by hand): every try to load it fails.
+    const second = await compiled('second_rule', 'SECOND');
+    await publishRulesRelease(s3.client, bucket, second.bytes, second.manifest);
+    await s3.client.send(
+      new DeleteObjectCommand({ Bucket: bucket, Key: 'releases/v2/compiled_yara_rules.bin' }),
+    );
+    const gets: string[] = [];
+    const counting =
+      (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) =>
+      async (args: unknown) => {
+        if (context.commandName === 'GetObjectCommand') {
+          gets.push((args as { input: { Key: string } }).input.Key);
+        }
+        return next(args);
+      };
+    s3.client.middlewareStack.add(counting as never, { step: 'initialize', name: 'countGets' });
+    try {
+      for (let i = 0; i < 5; i++) {
+        expect((await rules.current({ latest: true })).manifest.version).toBe(1);
+      }
+      clock += 60_000;
+      expect((await rules.current({ latest: true })).manifest.version).toBe(1);
+    } finally {
+      s3.client.middlewareStack.remove('countGets');
+    }
+
+    // One try at once, one after the interval: not one per invocation.
+    expect(gets.filter((key) => key === 'releases/v2/compiled_yara_rules.bin')).toHaveLength(2);
+  });
+
   it('keeps scanning with the loaded rules when the bucket cannot be read', async () => {
     const rules = rulesFromBucket(
       s3.client,
@@ -207,6 +302,104 @@ describe('rulesFromBucket', () => {
     );
 
     expect(await rules.current()).toBe(baked);
+  });
+
+  it('fails the later of two racing releases clearly, so one version never names two rule sets', async () => {
+    const [mine, theirs] = [await compiled('mine', 'MINE'), await compiled('theirs', 'THEIRS')];
+    // This publish reads the current release, then waits while another publish runs to the end.
+    let readCurrent!: () => void;
+    const currentRead = new Promise<void>((resolve) => (readCurrent = resolve));
+    let resume!: () => void;
+    const resumed = new Promise<void>((resolve) => (resume = resolve));
+    const slow = new S3Client(clientConfig(s3.endpoint));
+    slow.middlewareStack.add(
+      (next, context) => async (args) => {
+        try {
+          return await next(args);
+        } finally {
+          const { Key } = args.input as { Key?: string };
+          if (context.commandName === 'GetObjectCommand' && Key === CURRENT_RULES_MANIFEST_KEY) {
+            readCurrent();
+            await resumed;
+          }
+        }
+      },
+      { step: 'initialize' },
+    );
+    const racing = publishRulesRelease(slow, bucket, mine.bytes, mine.manifest);
+    racing.catch(() => undefined);
+    await currentRead;
+    const { release } = await publishRulesRelease(s3.client, bucket, theirs.bytes, theirs.manifest);
+    const rules = provider();
+    expect((await rules.current()).manifest).toEqual(release);
+
+    resume();
+
+    await expect(racing).rejects.toThrow(
+      /rules release v2 was not published: another release became current meanwhile .*run it again/,
+    );
+    slow.destroy();
+    clock += 60_000;
+    const after = await rules.current();
+    expect(after.manifest).toEqual(release);
+    expect(await scan(after, 'THEIRS')).toEqual(['theirs']);
+    // Every analyzer, however late it starts, loads the same rules for that version.
+    expect(await scan(await provider().current(), 'THEIRS')).toEqual(['theirs']);
+  });
+
+  it('never uploads over the files of a release that took its number meanwhile', async () => {
+    const [first, mine, theirs] = [
+      await compiled('first', 'FIRST'),
+      await compiled('mine', 'MINE'),
+      await compiled('theirs', 'THEIRS'),
+    ];
+    await publishRulesRelease(s3.client, bucket, first.bytes, first.manifest); // v1
+    let reachUpload!: () => void;
+    const uploadReached = new Promise<void>((resolve) => (reachUpload = resolve));
+    let resume!: () => void;
+    const resumed = new Promise<void>((resolve) => (resume = resolve));
+    const slow = new S3Client(clientConfig(s3.endpoint));
+    slow.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'PutObjectCommand') {
+          reachUpload();
+          await resumed;
+        }
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+    // About to upload v2 (v1 was current); then another release takes v2.
+    const racing = publishRulesRelease(slow, bucket, mine.bytes, mine.manifest);
+    racing.catch(() => undefined);
+    await uploadReached;
+    const { release } = await publishRulesRelease(s3.client, bucket, theirs.bytes, theirs.manifest);
+
+    resume();
+
+    await expect(racing).rejects.toThrow(/rules release v2 was published by someone else/);
+    slow.destroy();
+    expect(await scan(await provider().current(), 'THEIRS')).toEqual(['theirs']);
+    expect((await provider().current()).manifest).toEqual(release);
+  });
+
+  it('gives the next release a number of its own after one was cut off before it was published', async () => {
+    const [cut, next] = [await compiled('cut', 'CUT'), await compiled('next', 'NEXT')];
+    // deploy-rules killed after the first upload: v1's file is there, the current manifest not.
+    await s3.client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: 'releases/v1/compiled_yara_rules.bin',
+        Body: cut.bytes,
+      }),
+    );
+
+    const { release } = await publishRulesRelease(s3.client, bucket, next.bytes, next.manifest);
+
+    expect(release.version).toBe(2);
+    const rules = await provider().current();
+    expect(rules.manifest).toEqual(release);
+    expect(await scan(rules, 'NEXT')).toEqual(['next']);
   });
 
   it('refuses to publish compiled rules that are not the ones the manifest describes', async () => {

@@ -24,7 +24,11 @@ export interface ActiveRules {
 
 /** The rules to scan with now; a scan takes them once, so a swap never changes a running scan. */
 export interface RulesProvider {
-  current(): Promise<ActiveRules>;
+  /**
+   * `latest`: check for a newer release now, however recent the last check (a delta re-scan is
+   * started right after a release, and judged with an older one it would confirm old verdicts).
+   */
+  current(options?: { latest?: boolean }): Promise<ActiveRules>;
 }
 
 /** Rules without a manifest: version 0, no fingerprints (each rule is identified by name only). */
@@ -83,7 +87,8 @@ async function sha256File(file: string): Promise<string> {
  * was uploaded (or one cannot be used). The first call checks at once (cold start); later calls
  * check again only when `refreshSeconds` passed since the last check, with a conditional GET of
  * the small current manifest (If-None-Match), and never concurrently. A release built for another
- * libyara version, or whose file does not match its manifest's hash, is refused and logged.
+ * libyara version, whose file does not match its manifest's hash, or whose rules are none or not
+ * as many as its manifest counts, is refused and logged; the loaded rules stay.
  */
 export function rulesFromBucket(
   s3: S3Client,
@@ -156,6 +161,17 @@ export function rulesFromBucket(
         return;
       }
       const compiled = await loadRules(file);
+      // No rule would call every object clean; another count means fingerprints for other rules.
+      if (compiled.ruleCount === 0 || compiled.ruleCount !== manifest.ruleCount) {
+        settle();
+        log.error("refusing a rules release whose rules are not its manifest's", {
+          rulesVersion: manifest.version,
+          ruleCount: compiled.ruleCount,
+          manifestRuleCount: manifest.ruleCount,
+          keptRulesVersion: active.manifest.version,
+        });
+        return;
+      }
       const delta = await loadDelta(manifest);
       const previous = active.manifest.version;
       active = { compiled, manifest, ...(delta ? { delta } : {}) };
@@ -201,12 +217,19 @@ export function rulesFromBucket(
     }
   }
 
+  /** The last check failed: asking for the latest waits for the interval too (no download of a
+   * release that cannot load at every invocation). */
+  let failed = false;
+
   return {
-    async current() {
-      if (now() - checkedAt >= settings.refreshSeconds * 1000) {
+    async current(options = {}) {
+      const due = now() - checkedAt >= settings.refreshSeconds * 1000;
+      if (due || (options.latest === true && !failed)) {
         checking ??= check()
+          .then(() => void (failed = false))
           .catch((error: unknown) => {
             // Keep scanning with what is loaded; the next interval tries again.
+            failed = true;
             log.error('could not check for a newer rules release', { error });
           })
           .finally(() => {

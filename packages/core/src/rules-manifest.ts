@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { ContentRequirementSchema } from './content-signature';
 
@@ -158,19 +163,72 @@ export function releaseObjectKey(version: number, file: string): string {
   return `releases/v${version}/${file}`;
 }
 
+/** Another publish took the release number this one was to have (two `deploy-rules` at once). */
+export class RulesReleaseConflictError extends Error {
+  override readonly name = 'RulesReleaseConflictError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/**
+ * The highest release number under `releases/` (0 when none): a release cut off before it was
+ * published (its files there, the current manifest not yet) still holds its number.
+ */
+async function highestReleaseNumber(s3: S3Client, bucket: string): Promise<number> {
+  let highest = 0;
+  let ContinuationToken: string | undefined;
+  do {
+    const page = await s3.send(
+      new ListObjectsV2Command({
+        Bucket: bucket,
+        Prefix: 'releases/v',
+        Delimiter: '/',
+        ...(ContinuationToken ? { ContinuationToken } : {}),
+      }),
+    );
+    for (const { Prefix } of page.CommonPrefixes ?? []) {
+      const number = /^releases\/v(\d+)\/$/.exec(Prefix ?? '')?.[1];
+      if (number !== undefined) highest = Math.max(highest, Number(number));
+    }
+    ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (ContinuationToken);
+  return highest;
+}
+
+/** Whether S3 refused a conditional write because the object exists (or is being written). */
+function lostConditionalWrite(error: unknown): boolean {
+  const status = statusOf(error);
+  return status === 412 || status === 409;
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
 /** The current release's manifest in a rules bucket, or undefined while none was published. */
 export async function currentRelease(
   s3: S3Client,
   bucket: string,
 ): Promise<RulesManifest | undefined> {
+  return (await currentManifestObject(s3, bucket))?.manifest;
+}
+
+/** The current manifest and the ETag of the object holding it. */
+async function currentManifestObject(
+  s3: S3Client,
+  bucket: string,
+): Promise<{ manifest: RulesManifest; etag?: string } | undefined> {
   try {
     const response = await s3.send(
       new GetObjectCommand({ Bucket: bucket, Key: CURRENT_RULES_MANIFEST_KEY }),
     );
-    return RulesManifestSchema.parse(JSON.parse(await response.Body!.transformToString()));
+    return {
+      manifest: RulesManifestSchema.parse(JSON.parse(await response.Body!.transformToString())),
+      ...(response.ETag ? { etag: response.ETag } : {}),
+    };
   } catch (error) {
-    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-    if (status === 404 || (error as Error).name === 'NoSuchKey') return undefined;
+    if (statusOf(error) === 404 || (error as Error).name === 'NoSuchKey') return undefined;
     throw error;
   }
 }
@@ -195,24 +253,41 @@ export async function publishRulesRelease(
       `the compiled rules (sha256 ${actual}) are not the ones the manifest describes (${unreleased.compiledSha256}); compile them again`,
     );
   }
-  const previous = await currentRelease(s3, bucket);
+  const current = await currentManifestObject(s3, bucket);
+  const previous = current?.manifest;
   const { delta, ...rest } = unreleased;
   const release: RulesManifest = {
     ...rest,
-    version: (previous?.version ?? 0) + 1,
+    // Past every number taken, by a published release or by one cut off half-way.
+    version: Math.max(previous?.version ?? 0, await highestReleaseNumber(s3, bucket)) + 1,
     releasedAt: now.toISOString(),
     // A delta computed against a release that is no longer the current one (another release was
     // published meanwhile) would miss that release's changes: then the re-scan uses everything.
     ...(delta && deltaRules && previous?.version === deltaRules.against ? { delta } : {}),
   };
   const manifestBody = `${JSON.stringify(release, null, 2)}\n`;
-  const put = (Key: string, Body: Buffer | string, ContentType: string) =>
-    s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body, ContentType }));
-  await put(
-    releaseObjectKey(release.version, COMPILED_RULES_FILE),
-    compiled,
-    'application/octet-stream',
-  );
+  const put = (
+    Key: string,
+    Body: Buffer | string,
+    ContentType: string,
+    condition: { IfNoneMatch?: '*'; IfMatch?: string } = {},
+  ) => s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body, ContentType, ...condition }));
+  // The first file claims the number: a publish racing this one for it fails here, before it
+  // wrote anything, instead of replacing this release's files under the same number.
+  try {
+    await put(
+      releaseObjectKey(release.version, COMPILED_RULES_FILE),
+      compiled,
+      'application/octet-stream',
+      { IfNoneMatch: '*' },
+    );
+  } catch (error) {
+    if (!lostConditionalWrite(error)) throw error;
+    throw new RulesReleaseConflictError(
+      `rules release v${release.version} was published by someone else meanwhile (another deploy-rules or deploy); nothing of this one was uploaded: run it again`,
+      { cause: error },
+    );
+  }
   if (release.delta?.compiledSha256 && deltaRules) {
     await put(
       releaseObjectKey(release.version, DELTA_RULES_FILE),
@@ -225,6 +300,21 @@ export async function publishRulesRelease(
     manifestBody,
     'application/json',
   );
-  await put(CURRENT_RULES_MANIFEST_KEY, manifestBody, 'application/json');
+  // Published only over the release this one was made against: a release published meanwhile
+  // stays current, and this one (its files in place, its number taken) fails.
+  try {
+    await put(
+      CURRENT_RULES_MANIFEST_KEY,
+      manifestBody,
+      'application/json',
+      current?.etag ? { IfMatch: current.etag } : { IfNoneMatch: '*' },
+    );
+  } catch (error) {
+    if (!lostConditionalWrite(error) && statusOf(error) !== 404) throw error;
+    throw new RulesReleaseConflictError(
+      `rules release v${release.version} was not published: another release became current meanwhile (another deploy-rules or deploy); run it again`,
+      { cause: error },
+    );
+  }
   return { release, previous };
 }

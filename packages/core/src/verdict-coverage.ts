@@ -18,6 +18,8 @@ export interface LedgerEntry {
   analyzedAt: string;
   analyzerVersion: number;
   etag?: string;
+  /** The rules release the verdict was made with ('0': the analyzer's baked-in rules). */
+  rulesVersion?: string;
 }
 
 /** Every object of the bucket (under `prefix`), page by page. */
@@ -73,12 +75,13 @@ export async function* ledgerEntries(
           '#at': 'AnalyzedAt',
           '#version': 'AnalyzerVersion',
           '#etag': 'ETag',
+          '#rules': 'RulesVersion',
         },
         ExpressionAttributeValues: {
           ':bucket': { S: bucket },
           ...(prefix ? { ':prefix': { S: prefix } } : {}),
         },
-        ProjectionExpression: '#key, #verdict, #at, #version, #etag',
+        ProjectionExpression: '#key, #verdict, #at, #version, #etag, #rules',
         ...(ExclusiveStartKey ? { ExclusiveStartKey } : {}),
       }),
     );
@@ -91,6 +94,7 @@ export async function* ledgerEntries(
         analyzedAt: item.AnalyzedAt?.S ?? '',
         analyzerVersion: Number(item.AnalyzerVersion?.N ?? '0'),
         ...(item.ETag?.S ? { etag: item.ETag.S } : {}),
+        ...(item.RulesVersion?.S ? { rulesVersion: item.RulesVersion.S } : {}),
       };
     }
     ExclusiveStartKey = page.LastEvaluatedKey;
@@ -109,6 +113,11 @@ export interface CoverageOptions {
   minAnalyzerVersion?: number;
   /** Verdicts from before this time (ISO 8601) count as gaps. */
   since?: string;
+  /**
+   * With `since`: `matched` and `clean` verdicts made with this rules release count whenever they
+   * were made (a delta re-scan confirms such a verdict without writing it again).
+   */
+  rulesVersion?: number;
   /** `failed` verdicts count as gaps: their analysis is to be tried again. */
   retryFailed?: boolean;
   /** Called for each listed object that lacks a current verdict, as the listing reaches it. */
@@ -137,6 +146,15 @@ const unquote = (etag: string | undefined) => etag?.replace(/^"|"$/g, '');
 function changedSince(entry: LedgerEntry, object: ListedObject): boolean {
   if (entry.etag && object.etag) return unquote(entry.etag) !== unquote(object.etag);
   return object.lastModified !== undefined && entry.analyzedAt < object.lastModified;
+}
+
+/** Whether a verdict is one a delta re-scan with release `rulesVersion` leaves as it is. */
+function madeWith(entry: LedgerEntry, rulesVersion: number | undefined): boolean {
+  return (
+    rulesVersion !== undefined &&
+    entry.rulesVersion === String(rulesVersion) &&
+    (entry.verdict === 'matched' || entry.verdict === 'clean')
+  );
 }
 
 /**
@@ -184,7 +202,11 @@ export async function verdictCoverage(
       entry.analyzerVersion < options.minAnalyzerVersion
     ) {
       gap = 'older analyzer';
-    } else if (options.since !== undefined && entry.analyzedAt < options.since) {
+    } else if (
+      options.since !== undefined &&
+      entry.analyzedAt < options.since &&
+      !madeWith(entry, options.rulesVersion)
+    ) {
       gap = 'before start';
     } else if (options.retryFailed && entry.verdict === 'failed') {
       gap = 'failed';

@@ -10,6 +10,7 @@ import {
   resourceNames,
   type BinaryAlertConfig,
 } from '@binaryalert/deployment';
+import { currentRelease } from '@binaryalert/core';
 
 import {
   awsClientSettings,
@@ -53,7 +54,8 @@ export interface RetroAnalyzeOptions {
 export interface RetroAnalyzeResult extends Partial<RetroWatchOutcome> {
   bucketEmpty: boolean;
   batcherInvoked: boolean;
-  /** Every listed object has a verdict newer than the start. */
+  /** Every listed object has a verdict newer than the start (or, for a delta re-scan, one of
+   * the current release). */
   finished: boolean;
   /** Watching stopped by the signal before that. */
   interrupted: boolean;
@@ -67,7 +69,8 @@ export class RetroAnalyzeError extends Error {
 /**
  * Retroactive analysis: invokes the batcher asynchronously (on AWS, or the local stack with
  * `local`), which enqueues every object of the bucket, then shows the objects getting their
- * verdicts (from the ledger) until every listed object has one newer than the start, or `signal`
+ * verdicts (from the ledger) until every listed object has one newer than the start (a delta
+ * re-scan: or a matched or clean one of the current release, which it leaves as is), or `signal`
  * aborts (the analysis goes on), and prints the verdict counts.
  */
 export async function retroAnalyze(options: RetroAnalyzeOptions): Promise<RetroAnalyzeResult> {
@@ -91,6 +94,12 @@ export async function retroAnalyze(options: RetroAnalyzeOptions): Promise<RetroA
       );
       return { ...result, bucketEmpty: true, finished: true };
     }
+    // A delta re-scan leaves a verdict of the current release as it is (nothing written): those
+    // count as analyzed. Unknown (no release, or none readable): only new verdicts count.
+    const release =
+      options.mode === 'delta'
+        ? await currentRelease(clients.s3, names.rulesBucket).catch(() => undefined)
+        : undefined;
     // Verdicts from here on are the retro-analysis's (the ledger's AnalyzedAt is when an
     // analyzer began reading; AWS and local clocks are assumed in step within a second).
     const since = new Date().toISOString();
@@ -131,6 +140,7 @@ export async function retroAnalyze(options: RetroAnalyzeOptions): Promise<RetroA
       queueUrl: QueueUrl as string,
       ...(options.prefix ? { prefix: options.prefix } : {}),
       since,
+      ...(release ? { rulesVersion: release.version } : {}),
       ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
       ...(options.stallMs === undefined ? {} : { stallMs: options.stallMs }),
       ...(options.signal ? { signal: options.signal } : {}),

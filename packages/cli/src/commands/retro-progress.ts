@@ -14,6 +14,11 @@ export interface RetroWatchOptions {
    * newer than this.
    */
   since: string;
+  /**
+   * The rules release of a delta re-scan: its `matched` and `clean` verdicts count as analyzed
+   * whenever they were made (the re-scan confirms them without writing).
+   */
+  rulesVersion?: number;
   /** Pause between polls (default: 1 s, longer for large buckets: each poll lists the bucket). */
   pollIntervalMs?: number;
   /** Give up when the queue is empty and no verdict arrived for this long (default 120 s). */
@@ -153,6 +158,7 @@ export async function watchRetroProgress(options: RetroWatchOptions): Promise<Re
           table: options.verdictTable,
           ...(options.prefix ? { prefix: options.prefix } : {}),
           since: options.since,
+          ...(options.rulesVersion === undefined ? {} : { rulesVersion: options.rulesVersion }),
         },
       ),
       queueDepth(options.clients.sqs, options.queueUrl),

@@ -20,7 +20,7 @@ import {
 import { findRuleFiles } from './discover';
 import { fingerprintRuleFiles } from './fingerprint';
 
-/** The rules directory holds no .yar/.yara file (outside samples/). */
+/** The rules directory holds no .yar/.yara file (outside samples/), or its files hold no rule. */
 export class NoRuleFilesError extends Error {
   override readonly name = 'NoRuleFilesError';
 }
@@ -69,6 +69,12 @@ export async function compileRuleSet(
   for (;;) {
     try {
       const { rules, warnings } = await compileRules(candidates, compileOptions);
+      // Scanning with no rule calls every object clean: never a rule set to release or bake.
+      if (rules.ruleCount === 0) {
+        throw new NoRuleFilesError(
+          `the ${candidates.length} rule files under ${options.rulesDir} hold no rule (all commented out or empty?)`,
+        );
+      }
       const fingerprints = await fingerprintRuleFiles(candidates);
       return {
         rules,

@@ -120,4 +120,15 @@ describe('releaseRules: the delta of a release', () => {
     expect(late.delta).toBeUndefined();
     expect((await currentRelease(s3.client, bucket))?.delta).toBeUndefined();
   });
+
+  it('refuses to release rule files that hold no rule, leaving the current release in place', async () => {
+    await write('base.yara', 'rule keep { strings: $a = "KEEP" condition: $a }\n');
+    const first = await release();
+    // Every rule commented out: analyzers with this set would call every object clean.
+    await write('base.yara', '// rule keep { strings: $a = "KEEP" condition: $a }\n');
+    await write('other.yara', 'import "pe"\n');
+
+    await expect(release()).rejects.toThrow(/hold no rule/);
+    expect(await currentRelease(s3.client, bucket)).toEqual(first.release);
+  });
 });

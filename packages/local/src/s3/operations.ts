@@ -81,9 +81,18 @@ export async function putObject(store: ObjectStore, r: S3Request, key: string): 
   }
   const { body, size } = bodyOf(r.req);
   const contentMd5 = header(r.req, 'content-md5');
+  const ifNoneMatch = header(r.req, 'if-none-match');
+  const ifMatch = header(r.req, 'if-match');
+  if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') {
+    throw new S3Error(501, 'NotImplemented', 'If-None-Match on a write takes only *', {
+      Header: 'If-None-Match',
+    });
+  }
   const stored = await store.put(r.bucket, key, body, objectHeaders(r.req), {
     ...(contentMd5 === undefined ? {} : { contentMd5 }),
     ...(size === undefined ? {} : { expectedSize: size }),
+    ...(ifNoneMatch === undefined ? {} : { ifNoneMatch: true }),
+    ...(ifMatch === undefined ? {} : { ifMatch }),
   });
   sendEmpty(r, 200, { etag: stored.etag });
 }

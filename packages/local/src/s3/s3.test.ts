@@ -268,6 +268,31 @@ describe('local S3 store', () => {
     expect(cli).toHaveLength(6);
   });
 
+  it('applies conditional writes as S3 does: If-None-Match * and If-Match', async () => {
+    const put = (Body: string, condition: { IfNoneMatch?: string; IfMatch?: string }) =>
+      s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'claimed', Body, ...condition }));
+    const first = await put('first', { IfNoneMatch: '*' });
+
+    await expect(put('second', { IfNoneMatch: '*' })).rejects.toMatchObject({
+      $metadata: { httpStatusCode: 412 },
+    });
+    await expect(put('second', { IfMatch: '"other"' })).rejects.toMatchObject({
+      $metadata: { httpStatusCode: 412 },
+    });
+    await expect(
+      s3.send(
+        new PutObjectCommand({ Bucket: bucket, Key: 'absent', Body: 'x', IfMatch: first.ETag }),
+      ),
+    ).rejects.toMatchObject({ $metadata: { httpStatusCode: 404 } });
+    const read = async () =>
+      (
+        await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'claimed' }))
+      ).Body!.transformToString();
+    expect(await read()).toBe('first');
+    await put('third', { IfMatch: first.ETag! });
+    expect(await read()).toBe('third');
+  });
+
   it('serves ranges, conditional GETs, copies, batch deletes and multipart uploads', async () => {
     const data = randomBytes(3 * 1024 * 1024);
     await s3.send(

@@ -68,6 +68,37 @@ export interface ListResult {
   last?: string;
 }
 
+/** A conditional write (PutObject's If-None-Match: * and If-Match: ETag). */
+export interface WriteCondition {
+  /** Only when no object has the key. */
+  ifNoneMatch?: boolean;
+  /** Only when the object has one of these ETags (If-Match's comma-separated list). */
+  ifMatch?: string;
+}
+
+/** Throws S3's error for a write whose condition does not hold for the key's object now. */
+function checkWriteCondition(
+  key: string,
+  previous: StoredObject | undefined,
+  condition: WriteCondition,
+): void {
+  const failed = (header: string) =>
+    new S3Error(
+      412,
+      'PreconditionFailed',
+      'At least one of the pre-conditions you specified did not hold',
+      {
+        Condition: header,
+      },
+    );
+  if (condition.ifNoneMatch && previous) throw failed('If-None-Match');
+  if (condition.ifMatch !== undefined) {
+    if (!previous) throw noSuchKey(key);
+    const tags = condition.ifMatch.split(',').map((tag) => tag.trim());
+    if (!tags.includes(previous.etag) && !tags.includes('*')) throw failed('If-Match');
+  }
+}
+
 function info(stored: StoredObject): ObjectInfo {
   const { content: _content, lastModified, ...rest } = stored;
   return { ...rest, lastModified: new Date(lastModified) };
@@ -241,7 +272,7 @@ export class ObjectStore {
     key: string,
     body: Readable,
     headers: ObjectHeaders,
-    check: { contentMd5?: string; expectedSize?: number } = {},
+    check: { contentMd5?: string; expectedSize?: number } & WriteCondition = {},
   ): Promise<ObjectInfo> {
     const bucket = this.bucket(bucketName);
     checkKey(key);
@@ -262,6 +293,7 @@ export class ObjectStore {
           content: `${keyDigest(key)}.${version}`,
         },
         'ObjectCreated:Put',
+        check,
       );
     } finally {
       await rm(tmp, { force: true });
@@ -275,6 +307,7 @@ export class ObjectStore {
     tmp: string,
     stored: StoredObject,
     eventName: ObjectCreatedEvent['eventName'],
+    condition: WriteCondition = {},
   ): Promise<ObjectInfo> {
     const digest = keyDigest(key);
     const dir = this.objectDir(bucket, digest);
@@ -283,6 +316,12 @@ export class ObjectStore {
     await this.withKeyLock(bucket.name, key, async () => {
       if (this.buckets.get(bucket.name) !== bucket) throw noSuchBucket(bucket.name);
       const previous = bucket.objects.get(key);
+      try {
+        checkWriteCondition(key, previous, condition);
+      } catch (error) {
+        await rm(join(dir, stored.content), { force: true });
+        throw error;
+      }
       try {
         await this.files.writeAtomic(join(dir, `${digest}.json`), JSON.stringify(stored));
       } catch (error) {
