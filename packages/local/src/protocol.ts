@@ -95,9 +95,18 @@ export function sendJsonError(
 /**
  * Turns query-protocol parameters into nested objects and arrays: `A.member.1.B=x` ->
  * `{ A: [{ B: 'x' }] }`, `A.entry.1.key=k&A.entry.1.value=v` -> `{ A: [{ key, value }] }`.
+ * Names are the client's: `__proto__` or `constructor` are own properties, never a prototype.
  */
 export function parseQueryParams(params: URLSearchParams): Record<string, unknown> {
   const root: Record<string, unknown> = {};
+  const set = (container: object, key: string | number, value: unknown): void => {
+    Object.defineProperty(container, key, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  };
   for (const [name, value] of params) {
     const parts = name.split('.').filter((part) => part !== 'member' && part !== 'entry');
     let node: Record<string, unknown> | unknown[] = root;
@@ -107,10 +116,12 @@ export function parseQueryParams(params: URLSearchParams): Record<string, unknow
       const key: string | number = /^\d+$/.test(part) ? Number(part) - 1 : part;
       const container = node as Record<string | number, unknown>;
       if (last) {
-        container[key] = value;
+        set(container, key, value);
         return;
       }
-      if (container[key] === undefined) container[key] = nextIsIndex ? [] : {};
+      if (!Object.hasOwn(container, key) || typeof container[key] !== 'object') {
+        set(container, key, nextIsIndex ? [] : {});
+      }
       node = container[key] as Record<string, unknown> | unknown[];
     });
   }
