@@ -152,7 +152,7 @@ export function listObjects(store: ObjectStore, r: S3Request): void {
 export async function deleteObjects(store: ObjectStore, r: S3Request): Promise<void> {
   const xml = await readXml(r.req);
   const objects = childElements(xml, 'Object', ['Key']);
-  if (objects.length > 1000 || objects.some((o) => o.Key === undefined)) {
+  if (objects.length === 0 || objects.length > 1000 || objects.some((o) => o.Key === undefined)) {
     throw new S3Error(
       400,
       'MalformedXML',

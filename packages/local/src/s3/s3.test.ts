@@ -355,6 +355,45 @@ describe('local S3 store', () => {
     ).rejects.toMatchObject({ name: 'NotFound' });
   });
 
+  it('answers request documents full of unclosed tags at once, as MalformedXML', async () => {
+    // Prepare: an upload to complete, and documents of 1 MiB whose tags never close.
+    const upload = await s3.send(
+      new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'xml/unclosed' }),
+    );
+    const documents = [
+      { query: '?delete', xml: `<Delete>${'<Object>'.repeat(128 * 1024)}</Delete>` },
+      {
+        query: '?delete',
+        xml: `<Delete><Object>${'<Key>'.repeat(200 * 1024)}</Object></Delete>`,
+      },
+      {
+        query: '?delete',
+        xml: `<Delete><Object><Key>a</Key></Object>${'<Quiet>'.repeat(140 * 1024)}</Delete>`,
+      },
+      {
+        query: `?uploadId=${upload.UploadId}`,
+        path: 'xml/unclosed',
+        xml: `<CompleteMultipartUpload>${'<Part>'.repeat(170 * 1024)}</CompleteMultipartUpload>`,
+      },
+    ];
+
+    // Act: each is sent; then a request that needs the store's event loop.
+    const answers = [];
+    for (const { query, path = '', xml } of documents) {
+      answers.push(await raw(server.port, 'POST', `/${bucket}/${path}${query}`, SIGNED, xml));
+    }
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'xml/' }));
+
+    // Assert: each refused as S3 refuses a document that does not validate; the store still serves.
+    for (const answer of answers.slice(0, 2)) {
+      expect(answer.status).toBe(400);
+      expect(answer.body).toContain('<Code>MalformedXML</Code>');
+    }
+    expect(answers[2]).toMatchObject({ status: 200 });
+    expect(answers[3]?.status).toBe(400);
+    expect(listed.KeyCount).toBe(0);
+  }, 15_000);
+
   it('reports each created object once with its key and size', async () => {
     const before = events.length;
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'events/x y+z', Body: 'abc' }));
