@@ -3,7 +3,15 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 
 import { closeServer, listenLoopback } from './loopback';
-import { readBody, sendJson, sendJsonError, sendQueryError, sendQueryResult } from './protocol';
+import {
+  readBody,
+  RequestTooLargeError,
+  sendJson,
+  sendJsonError,
+  sendQueryError,
+  sendQueryResult,
+  sendTooLarge,
+} from './protocol';
 import { proxy } from './proxy';
 
 const SQS_XMLNS = 'http://queue.amazonaws.com/doc/2012-11-05/';
@@ -138,7 +146,8 @@ export async function startSqsServer(): Promise<SqsServer> {
   let sqsPort = 0;
   const front = createServer((req, res) => {
     serveSqs(req, res, { sqsPort }).catch((error: unknown) => {
-      if (res.headersSent) res.destroy();
+      if (error instanceof RequestTooLargeError && !res.headersSent) sendTooLarge(req, res, error);
+      else if (res.headersSent) res.destroy();
       else sendJsonError(res, 500, 'InternalFailure', String(error));
     });
   });
