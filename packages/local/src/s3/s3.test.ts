@@ -394,6 +394,33 @@ describe('local S3 store', () => {
     expect(listed.KeyCount).toBe(0);
   }, 15_000);
 
+  it('refuses a PUT whose aws-chunked framing is broken with 400 IncompleteBody, storing nothing', async () => {
+    // Prepare: a size line that is not hex, and a body cut off inside a chunk.
+    const before = events.length;
+    const streaming = { ...SIGNED, 'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER' };
+
+    // Act
+    const answers = [
+      await raw(
+        server.port,
+        'PUT',
+        `/${bucket}/chunked/bad-size`,
+        streaming,
+        'zz\r\nabc\r\n0\r\n\r\n',
+      ),
+      await raw(server.port, 'PUT', `/${bucket}/chunked/cut`, streaming, '10\r\nshort'),
+    ];
+
+    // Assert: the client's error, as S3 answers it (not a 500 the SDKs retry); nothing stored.
+    for (const answer of answers) {
+      expect(answer.status).toBe(400);
+      expect(answer.body).toContain('<Code>IncompleteBody</Code>');
+    }
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'chunked/' }));
+    expect(listed.KeyCount).toBe(0);
+    expect(events.length).toBe(before);
+  });
+
   it('reports each created object once with its key and size', async () => {
     const before = events.length;
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'events/x y+z', Body: 'abc' }));
