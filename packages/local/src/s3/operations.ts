@@ -16,7 +16,7 @@ import {
   type S3Request,
 } from './http';
 import type { ObjectStore } from './store';
-import { childElements, elements, elementText } from './xml';
+import { childElements, elements, elementText, malformedXml } from './xml';
 
 const LIST_MAX_KEYS = 1000;
 
@@ -153,11 +153,7 @@ export async function deleteObjects(store: ObjectStore, r: S3Request): Promise<v
   const xml = await readXml(r.req);
   const objects = childElements(xml, 'Object', ['Key']);
   if (objects.length === 0 || objects.length > 1000 || objects.some((o) => o.Key === undefined)) {
-    throw new S3Error(
-      400,
-      'MalformedXML',
-      'The XML you provided was not well-formed or did not validate against our published schema',
-    );
+    throw malformedXml();
   }
   const quiet = elementText(xml, 'Quiet') === 'true';
   const results = await Promise.all(

@@ -394,6 +394,24 @@ describe('local S3 store', () => {
     expect(listed.KeyCount).toBe(0);
   }, 15_000);
 
+  it('answers character references that name no character as MalformedXML', async () => {
+    // Prepare: keys whose references are past U+10FFFF or far past any number.
+    const documents = ['&#x110000;', '&#99999999999999999999;'].map(
+      (reference) => `<Delete><Object><Key>k${reference}</Key></Object></Delete>`,
+    );
+
+    // Act
+    const answers = await Promise.all(
+      documents.map((xml) => raw(server.port, 'POST', `/${bucket}?delete`, SIGNED, xml)),
+    );
+
+    // Assert: the client's error, as S3 answers a document it cannot read (not a 500).
+    for (const answer of answers) {
+      expect(answer.status).toBe(400);
+      expect(answer.body).toContain('<Code>MalformedXML</Code>');
+    }
+  });
+
   it('refuses a PUT whose aws-chunked framing is broken with 400 IncompleteBody, storing nothing', async () => {
     // Prepare: a size line that is not hex, and a body cut off inside a chunk.
     const before = events.length;

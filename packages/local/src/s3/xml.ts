@@ -1,3 +1,5 @@
+import { S3Error } from './errors';
+
 const XML_ESCAPES: Record<string, string> = {
   '&': '&amp;',
   '<': '&lt;',
@@ -27,11 +29,24 @@ export function xmlDocument(root: string, body: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<${root} xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${body}</${root}>`;
 }
 
+/** A request document S3 cannot read. */
+export const malformedXml = (): S3Error =>
+  new S3Error(
+    400,
+    'MalformedXML',
+    'The XML you provided was not well-formed or did not validate against our published schema',
+  );
+
 function unescapeXml(text: string): string {
   return text.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);/g, (_, entity: string) => {
-    if (entity.startsWith('#x')) return String.fromCodePoint(Number.parseInt(entity.slice(2), 16));
-    if (entity.startsWith('#')) return String.fromCodePoint(Number.parseInt(entity.slice(1), 10));
-    return { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" }[entity]!;
+    if (!entity.startsWith('#'))
+      return { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" }[entity]!;
+    const code = entity.startsWith('#x')
+      ? Number.parseInt(entity.slice(2), 16)
+      : Number.parseInt(entity.slice(1), 10);
+    // Past U+10FFFF String.fromCodePoint throws: a reference to no character is the client's.
+    if (code > 0x10ffff) throw malformedXml();
+    return String.fromCodePoint(code);
   });
 }
 
