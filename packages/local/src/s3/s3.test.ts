@@ -394,6 +394,66 @@ describe('local S3 store', () => {
     expect(listed.KeyCount).toBe(0);
   }, 15_000);
 
+  it('completes an upload completed concurrently once; the others find no such upload', async () => {
+    // Prepare: an upload of three 4 MiB parts.
+    const key = 'multipart/concurrent';
+    const { UploadId } = await s3.send(
+      new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }),
+    );
+    const data = randomBytes(12 << 20);
+    const parts: { PartNumber: number; ETag: string | undefined }[] = [];
+    for (let n = 1; n <= 3; n++) {
+      const { ETag } = await s3.send(
+        new UploadPartCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId,
+          PartNumber: n,
+          Body: data.subarray((n - 1) << 22, n << 22),
+        }),
+      );
+      parts.push({ PartNumber: n, ETag });
+    }
+    const before = events.length;
+    const once = new S3Client({
+      endpoint: server.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'any', secretAccessKey: 'thing' },
+      forcePathStyle: true,
+      maxAttempts: 1,
+    });
+
+    // Act: eight completes at once.
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 8 }, () =>
+        once.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: bucket,
+            Key: key,
+            UploadId,
+            MultipartUpload: { Parts: parts },
+          }),
+        ),
+      ),
+    );
+    once.destroy();
+
+    // Assert: one object, one notification; every other complete is NoSuchUpload, none a 500.
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    for (const outcome of outcomes) {
+      if (outcome.status === 'rejected')
+        expect(outcome.reason).toMatchObject({ name: 'NoSuchUpload' });
+    }
+    expect(events.slice(before).filter((e) => e.key === key)).toHaveLength(1);
+    expect(
+      Buffer.from(
+        await (
+          await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
+        ).Body!.transformToByteArray(),
+      ).equals(data),
+    ).toBe(true);
+  });
+
   it('answers character references that name no character as MalformedXML', async () => {
     // Prepare: keys whose references are past U+10FFFF or far past any number.
     const documents = ['&#x110000;', '&#99999999999999999999;'].map(

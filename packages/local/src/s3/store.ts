@@ -408,30 +408,34 @@ export class ObjectStore {
     id: string,
     parts: PartRef[],
   ): Promise<ObjectInfo> {
-    const upload = this.uploads.get(bucketName, key, id);
-    const bucket = this.bucket(bucketName);
-    await this.uploads.checkParts(id, parts);
-    const tmp = this.files.path();
-    try {
-      const size = await this.uploads.join(id, parts, tmp);
-      const version = newVersion();
-      return await this.commit(
-        bucket,
-        key,
-        tmp,
-        {
-          ...upload.headers,
+    // One complete of an upload at a time (a NUL never appears in a bucket name): the first ends
+    // it, a concurrent one then finds no such upload, as on S3, instead of committing it again.
+    return this.withKeyLock('\u0000upload', id, async () => {
+      const upload = this.uploads.get(bucketName, key, id);
+      const bucket = this.bucket(bucketName);
+      await this.uploads.checkParts(id, parts);
+      const tmp = this.files.path();
+      try {
+        const size = await this.uploads.join(id, parts, tmp);
+        const version = newVersion();
+        return await this.commit(
+          bucket,
           key,
-          size,
-          etag: `"${version}-${parts.length}"`,
-          lastModified: new Date().toISOString(),
-          content: `${keyDigest(key)}.${version}`,
-        },
-        'ObjectCreated:CompleteMultipartUpload',
-      );
-    } finally {
-      await rm(tmp, { force: true });
-      await this.uploads.remove(id);
-    }
+          tmp,
+          {
+            ...upload.headers,
+            key,
+            size,
+            etag: `"${version}-${parts.length}"`,
+            lastModified: new Date().toISOString(),
+            content: `${keyDigest(key)}.${version}`,
+          },
+          'ObjectCreated:CompleteMultipartUpload',
+        );
+      } finally {
+        await rm(tmp, { force: true });
+        await this.uploads.remove(id);
+      }
+    });
   }
 }
