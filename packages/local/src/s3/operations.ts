@@ -65,8 +65,17 @@ export async function putObject(store: ObjectStore, r: S3Request, key: string): 
         'Copy Source must mention the source bucket and key: sourcebucket/sourcekey',
       );
     const replace = header(r.req, 'x-amz-metadata-directive') === 'REPLACE';
+    const from = { bucket: source.slice(0, slash), key: source.slice(slash + 1) };
+    if (from.bucket === r.bucket && from.key === key && !replace) {
+      // S3 refuses it; allowed here, it sent the object to be analyzed again.
+      throw new S3Error(
+        400,
+        'InvalidRequest',
+        "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+      );
+    }
     const copied = await store.copy(
-      { bucket: source.slice(0, slash), key: source.slice(slash + 1) },
+      from,
       r.bucket,
       key,
       replace ? objectHeaders(r.req) : undefined,

@@ -454,6 +454,35 @@ describe('local S3 store', () => {
     ).toBe(true);
   });
 
+  it('refuses to copy an object onto itself unchanged, as S3 does', async () => {
+    // Prepare
+    const key = 'copy/self';
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'same' }));
+    const before = events.length;
+
+    // Act
+    const unchanged = await s3
+      .send(new CopyObjectCommand({ Bucket: bucket, Key: key, CopySource: `${bucket}/${key}` }))
+      .catch((error: unknown) => error);
+    const replaced = await s3.send(
+      new CopyObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        CopySource: `${bucket}/${key}`,
+        MetadataDirective: 'REPLACE',
+        Metadata: { filepath: '/new' },
+      }),
+    );
+
+    // Assert: the unchanged copy is InvalidRequest; one with new metadata is a copy (and event).
+    expect(unchanged).toMatchObject({
+      name: 'InvalidRequest',
+      $metadata: { httpStatusCode: 400 },
+    });
+    expect(replaced.CopyObjectResult?.ETag).toBeDefined();
+    expect(events.slice(before).map((e) => e.eventName)).toEqual(['ObjectCreated:Copy']);
+  });
+
   it('answers character references that name no character as MalformedXML', async () => {
     // Prepare: keys whose references are past U+10FFFF or far past any number.
     const documents = ['&#x110000;', '&#99999999999999999999;'].map(
