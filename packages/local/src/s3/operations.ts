@@ -56,7 +56,12 @@ export async function getObject(store: ObjectStore, r: S3Request, key: string): 
 export async function putObject(store: ObjectStore, r: S3Request, key: string): Promise<void> {
   const copySource = header(r.req, 'x-amz-copy-source');
   if (copySource !== undefined) {
-    const source = decodeURIComponent(copySource.replace(/^\//, '').split('?')[0] ?? '');
+    let source: string;
+    try {
+      source = decodeURIComponent(copySource.replace(/^\//, '').split('?')[0] ?? '');
+    } catch {
+      throw new S3Error(400, 'InvalidArgument', 'Invalid copy source encoding.');
+    }
     const slash = source.indexOf('/');
     if (slash <= 0)
       throw new S3Error(

@@ -483,6 +483,18 @@ describe('local S3 store', () => {
     expect(events.slice(before).map((e) => e.eventName)).toEqual(['ObjectCreated:Copy']);
   });
 
+  it('refuses a copy source that is not valid percent-encoding with 400 InvalidArgument', async () => {
+    // Act
+    const answer = await raw(server.port, 'PUT', `/${bucket}/copy/bad-source`, {
+      ...SIGNED,
+      'x-amz-copy-source': `/${bucket}/%E0%A4%A`,
+    });
+
+    // Assert: the client's error (not a 500 the SDKs retry).
+    expect(answer.status).toBe(400);
+    expect(answer.body).toContain('<Code>InvalidArgument</Code>');
+  });
+
   it('answers character references that name no character as MalformedXML', async () => {
     // Prepare: keys whose references are past U+10FFFF or far past any number.
     const documents = ['&#x110000;', '&#99999999999999999999;'].map(
