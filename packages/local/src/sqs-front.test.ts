@@ -8,6 +8,7 @@ import {
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
+  SendMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { createSqsServer } from 'local-aws-sqs';
@@ -198,4 +199,50 @@ describe('the SQS front', () => {
       await fronted.close();
     }
   }, 20_000);
+
+  it('refuses message bodies with characters SQS does not allow, as SQS does', async () => {
+    // Prepare
+    const fronted = await startSqsServer();
+    const sqs = sqsClient(fronted.endpoint);
+    try {
+      const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'characters' }));
+      const send = (MessageBody: string) =>
+        sqs
+          .send(new SendMessageCommand({ QueueUrl, MessageBody }))
+          .catch((error: unknown) => error);
+
+      // Act
+      const refused = await Promise.all(
+        ['nul \u0000', 'bell \u0007', 'lone \ud800', 'nonchar \uffff'].map(send),
+      );
+      const batch = await sqs
+        .send(
+          new SendMessageBatchCommand({
+            QueueUrl,
+            Entries: [
+              { Id: 'ok', MessageBody: 'fine' },
+              { Id: 'bad', MessageBody: 'escape \u001b' },
+            ],
+          }),
+        )
+        .catch((error: unknown) => error);
+      const allowed = await send('tab\t newline\n return\r ü 😀 \ufffd');
+
+      // Assert: each refused with InvalidMessageContents; allowed ones (all of XML's) queued.
+      for (const error of [...refused, batch]) {
+        expect(error).toMatchObject({ name: 'InvalidMessageContents' });
+      }
+      expect(allowed).toMatchObject({ MessageId: expect.any(String) });
+      const { Attributes } = await sqs.send(
+        new GetQueueAttributesCommand({
+          QueueUrl,
+          AttributeNames: ['ApproximateNumberOfMessages'],
+        }),
+      );
+      expect(Attributes?.ApproximateNumberOfMessages).toBe('1');
+    } finally {
+      sqs.destroy();
+      await fronted.close();
+    }
+  });
 });
