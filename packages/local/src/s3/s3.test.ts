@@ -7,6 +7,8 @@ import { promisify } from 'node:util';
 import {
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateBucketCommand,
+  DeleteBucketCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -493,6 +495,24 @@ describe('local S3 store', () => {
     // Assert: the client's error (not a 500 the SDKs retry).
     expect(answer.status).toBe(400);
     expect(answer.body).toContain('<Code>InvalidArgument</Code>');
+  });
+
+  it('stores objects in a bucket deleted and created again under the same name', async () => {
+    // Prepare: a bucket that held a key, then was emptied and deleted, then created again.
+    const again = 'again-bucket';
+    const key = 'in/a/shard';
+    await s3.send(new CreateBucketCommand({ Bucket: again }));
+    await s3.send(new PutObjectCommand({ Bucket: again, Key: key, Body: 'first' }));
+    await s3.send(new DeleteObjectCommand({ Bucket: again, Key: key }));
+    await s3.send(new DeleteBucketCommand({ Bucket: again }));
+    await s3.send(new CreateBucketCommand({ Bucket: again }));
+
+    // Act: the same key (so the same shard directory) again.
+    await s3.send(new PutObjectCommand({ Bucket: again, Key: key, Body: 'second' }));
+
+    // Assert
+    const stored = await s3.send(new GetObjectCommand({ Bucket: again, Key: key }));
+    expect(await stored.Body!.transformToString()).toBe('second');
   });
 
   it('answers character references that name no character as MalformedXML', async () => {

@@ -1,6 +1,6 @@
 import { createWriteStream, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
@@ -221,6 +221,10 @@ export class ObjectStore {
       });
     }
     this.buckets.delete(name);
+    // Its shard directories go with it: a bucket made again under the name must make them again.
+    for (const dir of this.madeDirs) {
+      if (dir.startsWith(bucket.dir + sep)) this.madeDirs.delete(dir);
+    }
     await rm(bucket.dir, { recursive: true, force: true });
   }
 
