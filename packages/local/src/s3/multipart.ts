@@ -78,14 +78,14 @@ export class MultipartUploads {
     return upload;
   }
 
-  /** Stores one part; returns its ETag. */
+  /** Stores one part (its Content-MD5 and Content-Length checked); returns its ETag. */
   async uploadPart(
     bucket: string,
     key: string,
     id: string,
     partNumber: number,
     body: Readable,
-    expectedSize?: number,
+    check: { contentMd5?: string; expectedSize?: number } = {},
   ): Promise<string> {
     this.get(bucket, key, id);
     if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > MAX_PART_NUMBER) {
@@ -97,7 +97,7 @@ export class MultipartUploads {
     }
     const tmp = this.files.path();
     try {
-      const size = await this.files.receive(body, tmp, { expectedSize });
+      const size = await this.files.receive(body, tmp, check);
       const etag = `"${newVersion()}"`;
       const dir = join(this.root, id);
       await rename(tmp, join(dir, `${partNumber}.part`));

@@ -204,13 +204,17 @@ export async function multipart(store: ObjectStore, r: S3Request, key: string): 
       throw new S3Error(501, 'NotImplemented', 'UploadPartCopy is not served by the local stack');
     }
     const { body, size } = bodyOf(req);
+    const contentMd5 = header(req, 'content-md5');
     const etag = await store.uploads.uploadPart(
       r.bucket,
       key,
       uploadId,
       Number(query.get('partNumber')),
       body,
-      size,
+      {
+        ...(contentMd5 === undefined ? {} : { contentMd5 }),
+        ...(size === undefined ? {} : { expectedSize: size }),
+      },
     );
     sendEmpty(r, 200, { etag });
     return true;

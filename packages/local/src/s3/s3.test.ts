@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join, relative } from 'node:path';
@@ -513,6 +513,36 @@ describe('local S3 store', () => {
     // Assert
     const stored = await s3.send(new GetObjectCommand({ Bucket: again, Key: key }));
     expect(await stored.Body!.transformToString()).toBe('second');
+  });
+
+  it('checks the Content-MD5 of a part, as of an object', async () => {
+    // Prepare: an upload, and a part sent with the MD5 of other bytes.
+    const key = 'multipart/md5';
+    const { UploadId } = await s3.send(
+      new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }),
+    );
+    const md5Of = (text: string) => createHash('md5').update(text).digest('base64');
+
+    // Act
+    const answer = await raw(
+      server.port,
+      'PUT',
+      `/${bucket}/${key}?uploadId=${UploadId}&partNumber=1`,
+      { ...SIGNED, 'content-md5': md5Of('what was meant') },
+      'what arrived',
+    );
+    const right = await raw(
+      server.port,
+      'PUT',
+      `/${bucket}/${key}?uploadId=${UploadId}&partNumber=2`,
+      { ...SIGNED, 'content-md5': md5Of('what arrived') },
+      'what arrived',
+    );
+
+    // Assert: the mismatch refused as S3 refuses it; a matching part stored.
+    expect(answer.status).toBe(400);
+    expect(answer.body).toContain('<Code>BadDigest</Code>');
+    expect(right.status).toBe(200);
   });
 
   it('answers character references that name no character as MalformedXML', async () => {
