@@ -5,6 +5,7 @@ import { request } from 'node:http';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import {
+  AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
   CreateBucketCommand,
@@ -397,12 +398,12 @@ describe('local S3 store', () => {
   }, 15_000);
 
   it('completes an upload completed concurrently once; the others find no such upload', async () => {
-    // Prepare: an upload of three 4 MiB parts.
+    // Prepare: an upload of three 5 MiB parts.
     const key = 'multipart/concurrent';
     const { UploadId } = await s3.send(
       new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }),
     );
-    const data = randomBytes(12 << 20);
+    const data = randomBytes(15 << 20);
     const parts: { PartNumber: number; ETag: string | undefined }[] = [];
     for (let n = 1; n <= 3; n++) {
       const { ETag } = await s3.send(
@@ -411,7 +412,7 @@ describe('local S3 store', () => {
           Key: key,
           UploadId,
           PartNumber: n,
-          Body: data.subarray((n - 1) << 22, n << 22),
+          Body: data.subarray((n - 1) * (5 << 20), n * (5 << 20)),
         }),
       );
       parts.push({ PartNumber: n, ETag });
@@ -543,6 +544,45 @@ describe('local S3 store', () => {
     expect(answer.status).toBe(400);
     expect(answer.body).toContain('<Code>BadDigest</Code>');
     expect(right.status).toBe(200);
+  });
+
+  it('refuses to complete an upload whose parts before the last are under 5 MiB, as S3 does', async () => {
+    // Prepare: two parts of 1 KiB.
+    const key = 'multipart/small';
+    const before = events.length;
+    const { UploadId } = await s3.send(
+      new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }),
+    );
+    const parts = [];
+    for (const PartNumber of [1, 2]) {
+      const { ETag } = await s3.send(
+        new UploadPartCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId,
+          PartNumber,
+          Body: randomBytes(1024),
+        }),
+      );
+      parts.push({ PartNumber, ETag });
+    }
+
+    // Act
+    const completed = await s3
+      .send(
+        new CompleteMultipartUploadCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId,
+          MultipartUpload: { Parts: parts },
+        }),
+      )
+      .catch((error: unknown) => error);
+
+    // Assert: EntityTooSmall; nothing stored or notified, and the upload can still be aborted.
+    expect(completed).toMatchObject({ name: 'EntityTooSmall', $metadata: { httpStatusCode: 400 } });
+    expect(events.length).toBe(before);
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId }));
   });
 
   it('answers character references that name no character as MalformedXML', async () => {
