@@ -585,6 +585,36 @@ describe('local S3 store', () => {
     await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId }));
   });
 
+  it('refuses user metadata over 2 KB with MetadataTooLarge, as S3 does', async () => {
+    // Prepare: 2,049 bytes of metadata (names and values), and exactly 2,048.
+    const tooLarge = { filepath: 'C:/'.repeat(679) + 'x.', a: 'b' };
+    const largest = { filepath: 'C:/'.repeat(679) + 'x', a: 'b' };
+
+    // Act
+    const refused = await Promise.all([
+      s3
+        .send(
+          new PutObjectCommand({ Bucket: bucket, Key: 'meta/put', Body: 'x', Metadata: tooLarge }),
+        )
+        .catch((error: unknown) => error),
+      s3
+        .send(
+          new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'meta/mpu', Metadata: tooLarge }),
+        )
+        .catch((error: unknown) => error),
+    ]);
+    await s3.send(
+      new PutObjectCommand({ Bucket: bucket, Key: 'meta/ok', Body: 'x', Metadata: largest }),
+    );
+
+    // Assert
+    for (const error of refused) {
+      expect(error).toMatchObject({ name: 'MetadataTooLarge', $metadata: { httpStatusCode: 400 } });
+    }
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'meta/ok' }));
+    expect(head.Metadata).toEqual(largest);
+  });
+
   it('answers character references that name no character as MalformedXML', async () => {
     // Prepare: keys whose references are past U+10FFFF or far past any number.
     const documents = ['&#x110000;', '&#99999999999999999999;'].map(
