@@ -615,6 +615,25 @@ describe('local S3 store', () => {
     expect(head.Metadata).toEqual(largest);
   });
 
+  it('lists nothing and nothing more for max-keys=0, as S3 does', async () => {
+    // Prepare
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'zero/a', Body: 'a' }));
+
+    // Act
+    const v2 = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: 'zero/', MaxKeys: 0 }),
+    );
+    const v1 = await s3.send(
+      new ListObjectsCommand({ Bucket: bucket, Prefix: 'zero/', MaxKeys: 0 }),
+    );
+
+    // Assert: not truncated (it was, with no token or marker to go on from).
+    expect(v2).toMatchObject({ KeyCount: 0, IsTruncated: false });
+    expect(v2.NextContinuationToken).toBeUndefined();
+    expect(v1.IsTruncated).toBe(false);
+    expect(v1.NextMarker).toBeUndefined();
+  });
+
   it('answers character references that name no character as MalformedXML', async () => {
     // Prepare: keys whose references are past U+10FFFF or far past any number.
     const documents = ['&#x110000;', '&#99999999999999999999;'].map(
