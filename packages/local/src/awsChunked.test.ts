@@ -61,6 +61,28 @@ describe('AwsChunkedDecoder', () => {
     );
   });
 
+  it('rejects a flood of trailers instead of keeping them', async () => {
+    // Prepare: the last chunk, then 256 Ki distinct trailing headers (6 MiB).
+    const decoder = new AwsChunkedDecoder();
+    function* body(): Generator<Buffer> {
+      yield Buffer.from('3\r\nabc\r\n0\r\n');
+      for (let i = 0; i < 256 * 1024; i += 1024) {
+        yield Buffer.from(
+          Array.from({ length: 1024 }, (_, j) => `x-amz-meta-${i + j}:value\r\n`).join(''),
+        );
+      }
+    }
+
+    // Act
+    const decoded = (async () => {
+      for await (const _ of Readable.from(body()).pipe(decoder));
+    })();
+
+    // Assert: refused once the trailers are past what one line may hold, as a long line is.
+    await expect(decoded).rejects.toThrow(ChunkedEncodingError);
+    expect(Object.keys(decoder.trailers).length).toBeLessThan(1024);
+  });
+
   it('recognises aws-chunked requests and keeps other content encodings', () => {
     expect(isAwsChunked({ 'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER' })).toBe(
       true,

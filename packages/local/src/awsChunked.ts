@@ -39,6 +39,8 @@ export class AwsChunkedDecoder extends Transform {
   private state: 'size' | 'data' | 'data-end' | 'trailer' | 'done' = 'size';
   private line = '';
   private remaining = 0;
+  /** Bytes of trailer lines so far: all of them are kept, so they are bounded as one line is. */
+  private trailerBytes = 0;
   /** Trailing headers (e.g. `x-amz-checksum-crc32`), available after the stream ends. */
   readonly trailers: Record<string, string> = {};
 
@@ -103,6 +105,9 @@ export class AwsChunkedDecoder extends Transform {
           this.state = 'done';
           return;
         }
+        this.trailerBytes += text.length;
+        if (this.trailerBytes > MAX_LINE)
+          throw new ChunkedEncodingError('aws-chunked trailers too long');
         const colon = text.indexOf(':');
         if (colon > 0)
           this.trailers[text.slice(0, colon).trim().toLowerCase()] = text.slice(colon + 1).trim();

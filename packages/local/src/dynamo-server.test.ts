@@ -5,13 +5,16 @@ import {
   DescribeTableCommand,
   DeleteItemCommand,
   GetItemCommand,
+  ListTablesCommand,
   PutItemCommand,
   QueryCommand,
   UpdateItemCommand,
   UpdateTableCommand,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
+import { once } from 'node:events';
 import { request, type IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
 import { startDynamo, uniqueName, type Emulator } from '@binaryalert/testing';
 
 // The server keeps ACTIVE table descriptions in memory (dynalite would read one from LevelDB per
@@ -279,5 +282,32 @@ describe('the local DynamoDB server', () => {
     );
     expect(answer.body.toString()).toContain('ünïcødé ✓');
     expect(answer.headers['x-amz-crc32']).toBe(String(crc32(answer.body)));
+  });
+
+  it('outlives a client that goes away in the middle of its request body', async () => {
+    // Prepare: a request head promising 100 bytes of body, and only 5 of them.
+    const { hostname, port } = new URL(dynamo.endpoint);
+    const socket = connect(Number(port), hostname);
+    await once(socket, 'connect');
+    socket.write(
+      'POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: DynamoDB_20120810.ListTables\r\n' +
+        'Authorization: AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0\r\n' +
+        'Content-Type: application/x-amz-json-1.0\r\nContent-Length: 100\r\n\r\n{"a":',
+    );
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    try {
+      // Act: the client goes; then another asks.
+      socket.destroy();
+      await once(socket, 'close');
+      const after = await dynamo.client.send(new ListTablesCommand({}));
+
+      // Assert: nothing thrown out of the server (in its own process: the end of DynamoDB).
+      expect(after.TableNames).toBeDefined();
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
   });
 });

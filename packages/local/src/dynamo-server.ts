@@ -308,7 +308,14 @@ export function createDynamoServer(options: DynaliteOptions): Server {
       return;
     }
     if (req.headers['x-amz-target'] !== 'DynamoDB_20120810.BatchExecuteStatement') {
+      const ours = new Set(req.listeners('error'));
       serveDynalite!(req, res);
+      // dynalite rethrows a request's error (`throw err`), so a client that went away in the
+      // middle of its body ended this process: that request is dropped instead.
+      for (const listener of req.listeners('error')) {
+        if (!ours.has(listener)) req.off('error', listener as (error: Error) => void);
+      }
+      req.on('error', () => res.destroy());
       return;
     }
     // As dynalite checks every request it serves: signed with SigV4 (not verified).

@@ -1,4 +1,4 @@
-import { Agent } from 'node:http';
+import { Agent, request } from 'node:http';
 
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import {
@@ -54,6 +54,40 @@ describe('the local SQS (local-aws-sqs with the stack patches)', () => {
     expect(Messages).toHaveLength(1);
     return Messages[0]!;
   };
+
+  it('refuses on its own port what the front refuses (a web page, DNS rebinding)', async () => {
+    // Prepare: a DeleteQueue of the analysis queue, as a web page could send it.
+    const deleteQueue = (headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request(
+          {
+            host: '127.0.0.1',
+            port: sqs.port,
+            method: 'POST',
+            path: '/',
+            headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on('error', reject);
+        req.end(`Action=DeleteQueue&QueueUrl=${encodeURIComponent(queueUrl)}`);
+      });
+
+    // Act
+    const statuses = [
+      await deleteQueue({ host: 'localhost', origin: 'http://evil.example' }),
+      await deleteQueue({ host: 'evil.example' }),
+      await deleteQueue({ host: 'localhost' }),
+    ];
+
+    // Assert: refused as the front refuses them; the queue is still there.
+    expect(statuses).toEqual([403, 403, 403]);
+    const { QueueUrls = [] } = await client.send(new ListQueuesCommand({}));
+    expect(QueueUrls).toContain(queueUrl);
+  });
 
   it('reads the MessageId a receipt handle carries, and nothing from other strings', async () => {
     // Prepare

@@ -14,7 +14,9 @@ import {
 import type { BinaryAlertConfig, ResourceNames } from '@binaryalert/deployment';
 import { createRequestHandler } from 'local-aws-sqs';
 
+import { refusal } from './guard';
 import { closeServer, keepIdleConnections, listenLoopback } from './loopback';
+import { sendJsonError } from './protocol';
 import type { ObjectCreatedEvent } from './s3/store';
 import { superviseEmulator, type SupervisedEmulator } from './supervisor';
 
@@ -196,7 +198,14 @@ export async function startSqs(settings: SqsSettings): Promise<SqsEmulator> {
     changingVisibilityIsNoReceive(queue);
     longPollAnswersEarly(queue);
   }
-  const server = createServer((req, res) => void requestHandler(req, res));
+  // The front's guard on this port too: a web page that finds it (a form POST needs no CORS
+  // preflight) must not delete or fill the stack's queues.
+  const server = createServer((req, res) => {
+    const refused = refusal(req);
+    if (!refused) return void requestHandler(req, res);
+    req.resume();
+    sendJsonError(res, 403, 'AccessDenied', refused);
+  });
   keepIdleConnections(server);
   const port = await listenLoopback(server, 0);
   const queueAt = (queueUrl: string): SqsQueue | undefined => {

@@ -3,7 +3,14 @@ import { errorText } from '@binaryalert/core';
 
 import { isGetObject, slowStream, type FaultInjector } from './faults';
 import { refusal } from './guard';
-import { frontService, sendJsonError, sendQueryError, signingService } from './protocol';
+import {
+  frontService,
+  RequestTooLargeError,
+  sendJsonError,
+  sendQueryError,
+  sendTooLarge,
+  signingService,
+} from './protocol';
 import { proxy } from './proxy';
 import { s3Target } from './s3/http';
 import { serveSqs } from './sqs-front';
@@ -123,6 +130,10 @@ export function createFrontHandler(
   };
   return (req, res) => {
     route(req, res).catch((error: unknown) => {
+      if (error instanceof RequestTooLargeError && !res.headersSent) {
+        sendTooLarge(req, res, error);
+        return;
+      }
       routes.onError(error, req);
       if (!res.headersSent) {
         sendJsonError(res, 500, 'InternalFailure', errorText(error));

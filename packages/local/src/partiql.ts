@@ -5,7 +5,7 @@
 // statement's ValidationError rather than guessed at.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-import { readBody, sendJson, sendJsonError } from './protocol';
+import { readBody, RequestTooLargeError, sendJson, sendJsonError, sendTooLarge } from './protocol';
 
 /** BatchExecuteStatement's limit. */
 const MAX_STATEMENTS = 25;
@@ -281,7 +281,8 @@ export async function serveBatchExecuteStatement(
   let input: { Statements?: { Statement?: unknown; Parameters?: unknown }[] };
   try {
     input = JSON.parse((await readBody(req)).toString('utf8')) as typeof input;
-  } catch {
+  } catch (error) {
+    if (error instanceof RequestTooLargeError) return sendTooLarge(req, res, error);
     sendJsonError(res, 400, 'com.amazon.coral.service#SerializationException', 'invalid JSON');
     return;
   }

@@ -23,6 +23,24 @@ describe('query protocol parameters', () => {
     });
   });
 
+  it('keeps hostile parameter names (__proto__, constructor.prototype) to the parsed request', () => {
+    const params = new URLSearchParams(
+      'Action=Publish&__proto__.polluted=yes&constructor.prototype.polluted=yes' +
+        '&List.member.1=a&List.__proto__.polluted=yes&Map.__proto__=yes',
+    );
+    try {
+      const parsed = parseQueryParams(params);
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      expect(([] as unknown as Record<string, unknown>).polluted).toBeUndefined();
+      expect(parsed.Action).toBe('Publish');
+      expect(Object.getPrototypeOf(parsed)).toBe(Object.prototype);
+      expect(Object.keys(parsed)).toEqual(['Action', '__proto__', 'constructor', 'List', 'Map']);
+    } finally {
+      delete (Object.prototype as Record<string, unknown>).polluted;
+      delete (Array.prototype as unknown as Record<string, unknown>).polluted;
+    }
+  });
+
   it('reads the service from the SigV4 credential scope (header or presigned query)', () => {
     const req = (headers: Record<string, string>, url = '/') =>
       ({ headers, url }) as unknown as IncomingMessage;

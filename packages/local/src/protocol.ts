@@ -2,12 +2,74 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 
-/** Reads a whole request body (gzip-decoded when the client compressed it). */
-export async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  const body = Buffer.concat(chunks);
-  return req.headers['content-encoding'] === 'gzip' ? gunzipSync(body) : body;
+/**
+ * Largest request body read into memory, as sent and once gunzipped: DynamoDB's 16 MB request
+ * limit, above what any SQS, SNS or Lambda request can be.
+ */
+export const MAX_BODY_BYTES = 16 << 20;
+
+/** A request body over MAX_BODY_BYTES (answered with sendTooLarge). */
+export class RequestTooLargeError extends Error {
+  override readonly name = 'RequestTooLargeError';
+  constructor() {
+    super(`the request body is over ${MAX_BODY_BYTES} bytes (or is once gunzipped)`);
+  }
+}
+
+/**
+ * Reads a whole request body (gzip-decoded when the client compressed it); RequestTooLargeError
+ * as soon as it (or what it inflates to) is over `limit`, the rest left unread.
+ */
+export function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      stop();
+      req.pause();
+      reject(new RequestTooLargeError());
+    };
+    const onEnd = (): void => {
+      stop();
+      const body = Buffer.concat(chunks);
+      if (req.headers['content-encoding'] !== 'gzip') return resolve(body);
+      try {
+        resolve(gunzipSync(body, { maxOutputLength: limit }));
+      } catch (error) {
+        const tooLarge = (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+        reject(tooLarge ? new RequestTooLargeError() : (error as Error));
+      }
+    };
+    const onError = (error: Error): void => {
+      stop();
+      reject(error);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}
+
+/** Answers a RequestTooLargeError with 413 in the request's protocol; the rest of the body is
+ * read and dropped (so the client sees the answer), then the connection closed. */
+export function sendTooLarge(req: IncomingMessage, res: ServerResponse, error: Error): void {
+  req.resume();
+  res.shouldKeepAlive = false;
+  if (typeof req.headers['x-amz-target'] === 'string') {
+    sendJsonError(res, 413, 'RequestEntityTooLarge', error.message);
+  } else {
+    sendQueryError(res, 413, 'RequestEntityTooLarge', error.message);
+  }
 }
 
 /** What routing reads of a request: its target and headers (a parsed IncomingMessage or head). */
@@ -95,9 +157,18 @@ export function sendJsonError(
 /**
  * Turns query-protocol parameters into nested objects and arrays: `A.member.1.B=x` ->
  * `{ A: [{ B: 'x' }] }`, `A.entry.1.key=k&A.entry.1.value=v` -> `{ A: [{ key, value }] }`.
+ * Names are the client's: `__proto__` or `constructor` are own properties, never a prototype.
  */
 export function parseQueryParams(params: URLSearchParams): Record<string, unknown> {
   const root: Record<string, unknown> = {};
+  const set = (container: object, key: string | number, value: unknown): void => {
+    Object.defineProperty(container, key, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  };
   for (const [name, value] of params) {
     const parts = name.split('.').filter((part) => part !== 'member' && part !== 'entry');
     let node: Record<string, unknown> | unknown[] = root;
@@ -107,10 +178,12 @@ export function parseQueryParams(params: URLSearchParams): Record<string, unknow
       const key: string | number = /^\d+$/.test(part) ? Number(part) - 1 : part;
       const container = node as Record<string | number, unknown>;
       if (last) {
-        container[key] = value;
+        set(container, key, value);
         return;
       }
-      if (container[key] === undefined) container[key] = nextIsIndex ? [] : {};
+      if (!Object.hasOwn(container, key) || typeof container[key] !== 'object') {
+        set(container, key, nextIsIndex ? [] : {});
+      }
       node = container[key] as Record<string, unknown> | unknown[];
     });
   }

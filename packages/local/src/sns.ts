@@ -66,6 +66,39 @@ export function messageAttributesOf(
   return attributes;
 }
 
+/** SNS's limit on a message: its bytes and its attributes' names, types and values. */
+const MAX_MESSAGE_BYTES = 256 * 1024;
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Why SNS would refuse to publish this message, or undefined: the local stack must fail a Publish
+ * that AWS fails (an alert over the limit would otherwise be delivered here and lost there).
+ */
+export function publishRefusal(
+  message: string,
+  subject: unknown,
+  attributes: Record<string, DeliveredAttribute>,
+): string | undefined {
+  if (message === '') return 'Invalid parameter: Empty message';
+  const bytes = Object.entries(attributes).reduce(
+    (sum, [name, { Type, Value }]) => sum + Buffer.byteLength(name + Type + Value),
+    Buffer.byteLength(message),
+  );
+  if (bytes > MAX_MESSAGE_BYTES) return 'Invalid parameter: Message too long';
+  if (subject === undefined) return undefined;
+  // Less than 100 characters, none of them a line break or control character.
+  if (
+    typeof subject !== 'string' ||
+    subject === '' ||
+    [...subject].length >= 100 ||
+    CONTROL_CHARACTER.test(subject)
+  ) {
+    return 'Invalid parameter: Subject';
+  }
+  return undefined;
+}
+
 /**
  * Handles SNS requests (the query protocol SDK v3 and the aws CLI send, and the JSON protocol):
  * `Publish` to one of `topicArns` is handed to `onPublish`; other actions are refused.
@@ -118,6 +151,11 @@ export function createSnsHandler(
     }
     if (typeof params.Message !== 'string') {
       fail(400, 'InvalidParameter', 'Invalid parameter: Message');
+      return;
+    }
+    const refused = publishRefusal(params.Message, params.Subject, messageAttributesOf(params));
+    if (refused) {
+      fail(400, 'InvalidParameter', refused);
       return;
     }
     if (failPublish()) {

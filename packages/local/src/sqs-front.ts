@@ -3,7 +3,15 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 
 import { closeServer, listenLoopback } from './loopback';
-import { readBody, sendJson, sendJsonError, sendQueryError, sendQueryResult } from './protocol';
+import {
+  readBody,
+  RequestTooLargeError,
+  sendJson,
+  sendJsonError,
+  sendQueryError,
+  sendQueryResult,
+  sendTooLarge,
+} from './protocol';
 import { proxy } from './proxy';
 
 const SQS_XMLNS = 'http://queue.amazonaws.com/doc/2012-11-05/';
@@ -76,6 +84,43 @@ export function withoutRepeatedMessages(body: Buffer, json: boolean): Buffer {
   return Buffer.from(xml.slice(0, first) + [...latest.values()].join('') + xml.slice(end));
 }
 
+/** What SQS accepts in a message body (XML's characters); local-aws-sqs accepted any. */
+const NOT_IN_MESSAGES = /[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/u;
+
+/**
+ * The first character of a SendMessage or SendMessageBatch body that SQS refuses, as SQS names it
+ * (`#x0`); undefined when every body is allowed (or the request is not one of those).
+ */
+export function refusedMessageCharacter(
+  action: string | undefined,
+  body: Buffer,
+  json: boolean,
+): string | undefined {
+  if (action !== 'SendMessage' && action !== 'SendMessageBatch') return undefined;
+  let bodies: unknown[];
+  if (json) {
+    let parsed: { MessageBody?: unknown; Entries?: { MessageBody?: unknown }[] };
+    try {
+      parsed = JSON.parse(body.toString('utf8')) as typeof parsed;
+    } catch {
+      return undefined; // local-aws-sqs answers it
+    }
+    bodies = [
+      parsed?.MessageBody,
+      ...(Array.isArray(parsed?.Entries) ? parsed.Entries : []).map((e) => e?.MessageBody),
+    ];
+  } else {
+    bodies = [...new URLSearchParams(body.toString('utf8'))]
+      .filter(([name]) => /^(SendMessageBatchRequestEntry\.\d+\.)?MessageBody$/.test(name))
+      .map(([, value]) => value);
+  }
+  for (const text of bodies) {
+    const found = typeof text === 'string' ? NOT_IN_MESSAGES.exec(text) : null;
+    if (found) return `#x${found[0].codePointAt(0)!.toString(16)}`;
+  }
+  return undefined;
+}
+
 /** Serves one SQS request (JSON or query protocol) through local-aws-sqs with the fixes above. */
 export async function serveSqs(
   req: IncomingMessage,
@@ -97,6 +142,13 @@ export async function serveSqs(
     const params = new URLSearchParams(body.toString('utf8'));
     action = params.get('Action') ?? undefined;
     queueUrl = params.get('QueueUrl') ?? undefined;
+  }
+  const refused = refusedMessageCharacter(action, body, json);
+  if (refused) {
+    const message = `Invalid binary character '${refused}' was found in the message body, the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF`;
+    if (json) sendJsonError(res, 400, 'com.amazonaws.sqs#InvalidMessageContents', message);
+    else sendQueryError(res, 400, 'InvalidMessageContents', message);
+    return;
   }
   if (action !== 'PurgeQueue' || !route.purgeQueue) {
     const headers = { ...req.headers };
@@ -138,7 +190,8 @@ export async function startSqsServer(): Promise<SqsServer> {
   let sqsPort = 0;
   const front = createServer((req, res) => {
     serveSqs(req, res, { sqsPort }).catch((error: unknown) => {
-      if (res.headersSent) res.destroy();
+      if (error instanceof RequestTooLargeError && !res.headersSent) sendTooLarge(req, res, error);
+      else if (res.headersSent) res.destroy();
       else sendJsonError(res, 500, 'InternalFailure', String(error));
     });
   });

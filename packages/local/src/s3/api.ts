@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
+import { ChunkedEncodingError } from '../awsChunked';
 import { refusal } from '../guard';
 import { S3Error } from './errors';
 import { readXml, s3Target, sendEmpty, sendError, sendXml, type S3Request } from './http';
@@ -143,12 +144,15 @@ export function createS3Handler(
       const s3Error =
         error instanceof S3Error
           ? error
-          : new S3Error(
-              500,
-              'InternalError',
-              'We encountered an internal error. Please try again.',
-            );
-      if (!(error instanceof S3Error)) onError(error, req);
+          : error instanceof ChunkedEncodingError
+            ? // The client's framing, not the store: S3 answers any broken aws-chunked body so.
+              new S3Error(400, 'IncompleteBody', 'The request body terminated unexpectedly')
+            : new S3Error(
+                500,
+                'InternalError',
+                'We encountered an internal error. Please try again.',
+              );
+      if (!(error instanceof S3Error || error instanceof ChunkedEncodingError)) onError(error, req);
       if (res.headersSent) {
         res.destroy();
         return;

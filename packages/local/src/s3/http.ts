@@ -8,6 +8,9 @@ import { S3Error } from './errors';
 import type { ObjectHeaders, ObjectInfo } from './store';
 import { elements, xmlDocument } from './xml';
 
+/** S3's limit on an object's user metadata: its names and values, in bytes. */
+const MAX_METADATA_BYTES = 2048;
+
 /** Largest request document read into memory (DeleteObjects: 1,000 keys of 1,024 bytes). */
 const MAX_XML_BYTES = 4 << 20;
 
@@ -61,10 +64,22 @@ export function header(req: IncomingMessage, name: string): string | undefined {
 
 export function objectHeaders(req: IncomingMessage): ObjectHeaders {
   const metadata: Record<string, string> = {};
+  let metadataBytes = 0;
   for (const [name, value] of Object.entries(req.headers)) {
     if (name.startsWith('x-amz-meta-') && value !== undefined) {
-      metadata[name.slice('x-amz-meta-'.length)] = Array.isArray(value) ? value.join(',') : value;
+      const field = name.slice('x-amz-meta-'.length);
+      metadata[field] = Array.isArray(value) ? value.join(',') : value;
+      // As received: Node reads header bytes as latin1, one character each.
+      metadataBytes += Buffer.byteLength(field + metadata[field], 'latin1');
     }
+  }
+  if (metadataBytes > MAX_METADATA_BYTES) {
+    throw new S3Error(
+      400,
+      'MetadataTooLarge',
+      'Your metadata headers exceed the maximum allowed metadata size.',
+      { Size: String(metadataBytes), MaxSizeAllowed: String(MAX_METADATA_BYTES) },
+    );
   }
   const encoding = remainingContentEncoding(header(req, 'content-encoding'));
   const fields: Omit<ObjectHeaders, 'metadata'> = {

@@ -126,6 +126,8 @@ export function listPage(keys: SortedKeys, options: ListOptions): KeyPage {
     isTruncated,
     ...(last === undefined ? {} : { last }),
   });
+  // S3 answers max-keys=0 with an empty page that is not truncated (there is no key to go on from).
+  if (options.maxKeys === 0) return result(false);
   for (; ; index++) {
     const key = keys.at(index);
     if (key === undefined || !key.startsWith(prefix)) return result(false);

@@ -11,6 +11,8 @@ import { checkKey } from './keys';
 import type { ObjectHeaders } from './store';
 
 const MAX_PART_NUMBER = 10_000;
+/** S3's least size of each part but the last. */
+const MIN_PART_BYTES = 5 << 20;
 const UPLOAD_ID = /^[0-9a-f]{32}$/;
 
 export interface Upload {
@@ -78,14 +80,14 @@ export class MultipartUploads {
     return upload;
   }
 
-  /** Stores one part; returns its ETag. */
+  /** Stores one part (its Content-MD5 and Content-Length checked); returns its ETag. */
   async uploadPart(
     bucket: string,
     key: string,
     id: string,
     partNumber: number,
     body: Readable,
-    expectedSize?: number,
+    check: { contentMd5?: string; expectedSize?: number } = {},
   ): Promise<string> {
     this.get(bucket, key, id);
     if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > MAX_PART_NUMBER) {
@@ -97,7 +99,7 @@ export class MultipartUploads {
     }
     const tmp = this.files.path();
     try {
-      const size = await this.files.receive(body, tmp, { expectedSize });
+      const size = await this.files.receive(body, tmp, check);
       const etag = `"${newVersion()}"`;
       const dir = join(this.root, id);
       await rename(tmp, join(dir, `${partNumber}.part`));
@@ -112,7 +114,10 @@ export class MultipartUploads {
     }
   }
 
-  /** Checks that `parts` are in ascending order and each was uploaded with that ETag. */
+  /**
+   * Checks that `parts` are in ascending order, each was uploaded with that ETag and each but the
+   * last holds at least 5 MiB.
+   */
   async checkParts(id: string, parts: PartRef[]): Promise<void> {
     if (parts.length === 0) {
       throw new S3Error(
@@ -132,7 +137,7 @@ export class MultipartUploads {
         );
       }
       const record = await readFile(join(dir, `${part.partNumber}.json`), 'utf8').then(
-        (text) => JSON.parse(text) as { etag: string },
+        (text) => JSON.parse(text) as { etag: string; size: number },
         () => undefined,
       );
       if (!record || record.etag.replace(/"/g, '') !== part.etag.replace(/"/g, '')) {
@@ -140,6 +145,19 @@ export class MultipartUploads {
           400,
           'InvalidPart',
           "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
+        );
+      }
+      if (i < parts.length - 1 && record.size < MIN_PART_BYTES) {
+        throw new S3Error(
+          400,
+          'EntityTooSmall',
+          'Your proposed upload is smaller than the minimum allowed size',
+          {
+            ProposedSize: String(record.size),
+            MinSizeAllowed: String(MIN_PART_BYTES),
+            PartNumber: String(part.partNumber),
+            ETag: record.etag,
+          },
         );
       }
     }

@@ -16,7 +16,7 @@ import {
   type S3Request,
 } from './http';
 import type { ObjectStore } from './store';
-import { childElements, elements, elementText } from './xml';
+import { childElements, elements, elementText, malformedXml } from './xml';
 
 const LIST_MAX_KEYS = 1000;
 
@@ -56,7 +56,12 @@ export async function getObject(store: ObjectStore, r: S3Request, key: string): 
 export async function putObject(store: ObjectStore, r: S3Request, key: string): Promise<void> {
   const copySource = header(r.req, 'x-amz-copy-source');
   if (copySource !== undefined) {
-    const source = decodeURIComponent(copySource.replace(/^\//, '').split('?')[0] ?? '');
+    let source: string;
+    try {
+      source = decodeURIComponent(copySource.replace(/^\//, '').split('?')[0] ?? '');
+    } catch {
+      throw new S3Error(400, 'InvalidArgument', 'Invalid copy source encoding.');
+    }
     const slash = source.indexOf('/');
     if (slash <= 0)
       throw new S3Error(
@@ -65,8 +70,17 @@ export async function putObject(store: ObjectStore, r: S3Request, key: string): 
         'Copy Source must mention the source bucket and key: sourcebucket/sourcekey',
       );
     const replace = header(r.req, 'x-amz-metadata-directive') === 'REPLACE';
+    const from = { bucket: source.slice(0, slash), key: source.slice(slash + 1) };
+    if (from.bucket === r.bucket && from.key === key && !replace) {
+      // S3 refuses it; allowed here, it sent the object to be analyzed again.
+      throw new S3Error(
+        400,
+        'InvalidRequest',
+        "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+      );
+    }
     const copied = await store.copy(
-      { bucket: source.slice(0, slash), key: source.slice(slash + 1) },
+      from,
       r.bucket,
       key,
       replace ? objectHeaders(r.req) : undefined,
@@ -161,12 +175,8 @@ export function listObjects(store: ObjectStore, r: S3Request): void {
 export async function deleteObjects(store: ObjectStore, r: S3Request): Promise<void> {
   const xml = await readXml(r.req);
   const objects = childElements(xml, 'Object', ['Key']);
-  if (objects.length > 1000 || objects.some((o) => o.Key === undefined)) {
-    throw new S3Error(
-      400,
-      'MalformedXML',
-      'The XML you provided was not well-formed or did not validate against our published schema',
-    );
+  if (objects.length === 0 || objects.length > 1000 || objects.some((o) => o.Key === undefined)) {
+    throw malformedXml();
   }
   const quiet = elementText(xml, 'Quiet') === 'true';
   const results = await Promise.all(
@@ -203,13 +213,17 @@ export async function multipart(store: ObjectStore, r: S3Request, key: string): 
       throw new S3Error(501, 'NotImplemented', 'UploadPartCopy is not served by the local stack');
     }
     const { body, size } = bodyOf(req);
+    const contentMd5 = header(req, 'content-md5');
     const etag = await store.uploads.uploadPart(
       r.bucket,
       key,
       uploadId,
       Number(query.get('partNumber')),
       body,
-      size,
+      {
+        ...(contentMd5 === undefined ? {} : { contentMd5 }),
+        ...(size === undefined ? {} : { expectedSize: size }),
+      },
     );
     sendEmpty(r, 200, { etag });
     return true;

@@ -1,12 +1,15 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import {
+  AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateBucketCommand,
+  DeleteBucketCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -378,6 +381,327 @@ describe('local S3 store', () => {
     await expect(
       s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'blob' })),
     ).rejects.toMatchObject({ name: 'NotFound' });
+  });
+
+  it('answers request documents full of unclosed tags at once, as MalformedXML', async () => {
+    // Prepare: an upload to complete, and documents of 1 MiB whose tags never close.
+    const upload = await s3.send(
+      new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'xml/unclosed' }),
+    );
+    const documents = [
+      { query: '?delete', xml: `<Delete>${'<Object>'.repeat(128 * 1024)}</Delete>` },
+      {
+        query: '?delete',
+        xml: `<Delete><Object>${'<Key>'.repeat(200 * 1024)}</Object></Delete>`,
+      },
+      {
+        query: '?delete',
+        xml: `<Delete><Object><Key>a</Key></Object>${'<Quiet>'.repeat(140 * 1024)}</Delete>`,
+      },
+      {
+        query: `?uploadId=${upload.UploadId}`,
+        path: 'xml/unclosed',
+        xml: `<CompleteMultipartUpload>${'<Part>'.repeat(170 * 1024)}</CompleteMultipartUpload>`,
+      },
+    ];
+
+    // Act: each is sent; then a request that needs the store's event loop.
+    const answers = [];
+    for (const { query, path = '', xml } of documents) {
+      answers.push(await raw(server.port, 'POST', `/${bucket}/${path}${query}`, SIGNED, xml));
+    }
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'xml/' }));
+
+    // Assert: each refused as S3 refuses a document that does not validate; the store still serves.
+    for (const answer of answers.slice(0, 2)) {
+      expect(answer.status).toBe(400);
+      expect(answer.body).toContain('<Code>MalformedXML</Code>');
+    }
+    expect(answers[2]).toMatchObject({ status: 200 });
+    expect(answers[3]?.status).toBe(400);
+    expect(listed.KeyCount).toBe(0);
+  }, 15_000);
+
+  it('completes an upload completed concurrently once; the others find no such upload', async () => {
+    // Prepare: an upload of three 5 MiB parts.
+    const key = 'multipart/concurrent';
+    const { UploadId } = await s3.send(
+      new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }),
+    );
+    const data = randomBytes(15 << 20);
+    const parts: { PartNumber: number; ETag: string | undefined }[] = [];
+    for (let n = 1; n <= 3; n++) {
+      const { ETag } = await s3.send(
+        new UploadPartCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId,
+          PartNumber: n,
+          Body: data.subarray((n - 1) * (5 << 20), n * (5 << 20)),
+        }),
+      );
+      parts.push({ PartNumber: n, ETag });
+    }
+    const before = events.length;
+    const once = new S3Client({
+      endpoint: server.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'any', secretAccessKey: 'thing' },
+      forcePathStyle: true,
+      maxAttempts: 1,
+    });
+
+    // Act: eight completes at once.
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 8 }, () =>
+        once.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: bucket,
+            Key: key,
+            UploadId,
+            MultipartUpload: { Parts: parts },
+          }),
+        ),
+      ),
+    );
+    once.destroy();
+
+    // Assert: one object, one notification; every other complete is NoSuchUpload, none a 500.
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    for (const outcome of outcomes) {
+      if (outcome.status === 'rejected')
+        expect(outcome.reason).toMatchObject({ name: 'NoSuchUpload' });
+    }
+    expect(events.slice(before).filter((e) => e.key === key)).toHaveLength(1);
+    expect(
+      Buffer.from(
+        await (
+          await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
+        ).Body!.transformToByteArray(),
+      ).equals(data),
+    ).toBe(true);
+  });
+
+  it('refuses to copy an object onto itself unchanged, as S3 does', async () => {
+    // Prepare
+    const key = 'copy/self';
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'same' }));
+    const before = events.length;
+
+    // Act
+    const unchanged = await s3
+      .send(new CopyObjectCommand({ Bucket: bucket, Key: key, CopySource: `${bucket}/${key}` }))
+      .catch((error: unknown) => error);
+    const replaced = await s3.send(
+      new CopyObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        CopySource: `${bucket}/${key}`,
+        MetadataDirective: 'REPLACE',
+        Metadata: { filepath: '/new' },
+      }),
+    );
+
+    // Assert: the unchanged copy is InvalidRequest; one with new metadata is a copy (and event).
+    expect(unchanged).toMatchObject({
+      name: 'InvalidRequest',
+      $metadata: { httpStatusCode: 400 },
+    });
+    expect(replaced.CopyObjectResult?.ETag).toBeDefined();
+    expect(events.slice(before).map((e) => e.eventName)).toEqual(['ObjectCreated:Copy']);
+  });
+
+  it('refuses a copy source that is not valid percent-encoding with 400 InvalidArgument', async () => {
+    // Act
+    const answer = await raw(server.port, 'PUT', `/${bucket}/copy/bad-source`, {
+      ...SIGNED,
+      'x-amz-copy-source': `/${bucket}/%E0%A4%A`,
+    });
+
+    // Assert: the client's error (not a 500 the SDKs retry).
+    expect(answer.status).toBe(400);
+    expect(answer.body).toContain('<Code>InvalidArgument</Code>');
+  });
+
+  it('stores objects in a bucket deleted and created again under the same name', async () => {
+    // Prepare: a bucket that held a key, then was emptied and deleted, then created again.
+    const again = 'again-bucket';
+    const key = 'in/a/shard';
+    await s3.send(new CreateBucketCommand({ Bucket: again }));
+    await s3.send(new PutObjectCommand({ Bucket: again, Key: key, Body: 'first' }));
+    await s3.send(new DeleteObjectCommand({ Bucket: again, Key: key }));
+    await s3.send(new DeleteBucketCommand({ Bucket: again }));
+    await s3.send(new CreateBucketCommand({ Bucket: again }));
+
+    // Act: the same key (so the same shard directory) again.
+    await s3.send(new PutObjectCommand({ Bucket: again, Key: key, Body: 'second' }));
+
+    // Assert
+    const stored = await s3.send(new GetObjectCommand({ Bucket: again, Key: key }));
+    expect(await stored.Body!.transformToString()).toBe('second');
+  });
+
+  it('checks the Content-MD5 of a part, as of an object', async () => {
+    // Prepare: an upload, and a part sent with the MD5 of other bytes.
+    const key = 'multipart/md5';
+    const { UploadId } = await s3.send(
+      new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }),
+    );
+    const md5Of = (text: string) => createHash('md5').update(text).digest('base64');
+
+    // Act
+    const answer = await raw(
+      server.port,
+      'PUT',
+      `/${bucket}/${key}?uploadId=${UploadId}&partNumber=1`,
+      { ...SIGNED, 'content-md5': md5Of('what was meant') },
+      'what arrived',
+    );
+    const right = await raw(
+      server.port,
+      'PUT',
+      `/${bucket}/${key}?uploadId=${UploadId}&partNumber=2`,
+      { ...SIGNED, 'content-md5': md5Of('what arrived') },
+      'what arrived',
+    );
+
+    // Assert: the mismatch refused as S3 refuses it; a matching part stored.
+    expect(answer.status).toBe(400);
+    expect(answer.body).toContain('<Code>BadDigest</Code>');
+    expect(right.status).toBe(200);
+  });
+
+  it('refuses to complete an upload whose parts before the last are under 5 MiB, as S3 does', async () => {
+    // Prepare: two parts of 1 KiB.
+    const key = 'multipart/small';
+    const before = events.length;
+    const { UploadId } = await s3.send(
+      new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }),
+    );
+    const parts = [];
+    for (const PartNumber of [1, 2]) {
+      const { ETag } = await s3.send(
+        new UploadPartCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId,
+          PartNumber,
+          Body: randomBytes(1024),
+        }),
+      );
+      parts.push({ PartNumber, ETag });
+    }
+
+    // Act
+    const completed = await s3
+      .send(
+        new CompleteMultipartUploadCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId,
+          MultipartUpload: { Parts: parts },
+        }),
+      )
+      .catch((error: unknown) => error);
+
+    // Assert: EntityTooSmall; nothing stored or notified, and the upload can still be aborted.
+    expect(completed).toMatchObject({ name: 'EntityTooSmall', $metadata: { httpStatusCode: 400 } });
+    expect(events.length).toBe(before);
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId }));
+  });
+
+  it('refuses user metadata over 2 KB with MetadataTooLarge, as S3 does', async () => {
+    // Prepare: 2,049 bytes of metadata (names and values), and exactly 2,048.
+    const tooLarge = { filepath: 'C:/'.repeat(679) + 'x.', a: 'b' };
+    const largest = { filepath: 'C:/'.repeat(679) + 'x', a: 'b' };
+
+    // Act
+    const refused = await Promise.all([
+      s3
+        .send(
+          new PutObjectCommand({ Bucket: bucket, Key: 'meta/put', Body: 'x', Metadata: tooLarge }),
+        )
+        .catch((error: unknown) => error),
+      s3
+        .send(
+          new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'meta/mpu', Metadata: tooLarge }),
+        )
+        .catch((error: unknown) => error),
+    ]);
+    await s3.send(
+      new PutObjectCommand({ Bucket: bucket, Key: 'meta/ok', Body: 'x', Metadata: largest }),
+    );
+
+    // Assert
+    for (const error of refused) {
+      expect(error).toMatchObject({ name: 'MetadataTooLarge', $metadata: { httpStatusCode: 400 } });
+    }
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'meta/ok' }));
+    expect(head.Metadata).toEqual(largest);
+  });
+
+  it('lists nothing and nothing more for max-keys=0, as S3 does', async () => {
+    // Prepare
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'zero/a', Body: 'a' }));
+
+    // Act
+    const v2 = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: 'zero/', MaxKeys: 0 }),
+    );
+    const v1 = await s3.send(
+      new ListObjectsCommand({ Bucket: bucket, Prefix: 'zero/', MaxKeys: 0 }),
+    );
+
+    // Assert: not truncated (it was, with no token or marker to go on from).
+    expect(v2).toMatchObject({ KeyCount: 0, IsTruncated: false });
+    expect(v2.NextContinuationToken).toBeUndefined();
+    expect(v1.IsTruncated).toBe(false);
+    expect(v1.NextMarker).toBeUndefined();
+  });
+
+  it('answers character references that name no character as MalformedXML', async () => {
+    // Prepare: keys whose references are past U+10FFFF or far past any number.
+    const documents = ['&#x110000;', '&#99999999999999999999;'].map(
+      (reference) => `<Delete><Object><Key>k${reference}</Key></Object></Delete>`,
+    );
+
+    // Act
+    const answers = await Promise.all(
+      documents.map((xml) => raw(server.port, 'POST', `/${bucket}?delete`, SIGNED, xml)),
+    );
+
+    // Assert: the client's error, as S3 answers a document it cannot read (not a 500).
+    for (const answer of answers) {
+      expect(answer.status).toBe(400);
+      expect(answer.body).toContain('<Code>MalformedXML</Code>');
+    }
+  });
+
+  it('refuses a PUT whose aws-chunked framing is broken with 400 IncompleteBody, storing nothing', async () => {
+    // Prepare: a size line that is not hex, and a body cut off inside a chunk.
+    const before = events.length;
+    const streaming = { ...SIGNED, 'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER' };
+
+    // Act
+    const answers = [
+      await raw(
+        server.port,
+        'PUT',
+        `/${bucket}/chunked/bad-size`,
+        streaming,
+        'zz\r\nabc\r\n0\r\n\r\n',
+      ),
+      await raw(server.port, 'PUT', `/${bucket}/chunked/cut`, streaming, '10\r\nshort'),
+    ];
+
+    // Assert: the client's error, as S3 answers it (not a 500 the SDKs retry); nothing stored.
+    for (const answer of answers) {
+      expect(answer.status).toBe(400);
+      expect(answer.body).toContain('<Code>IncompleteBody</Code>');
+    }
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'chunked/' }));
+    expect(listed.KeyCount).toBe(0);
+    expect(events.length).toBe(before);
   });
 
   it('reports each created object once with its key and size', async () => {

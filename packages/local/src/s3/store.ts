@@ -1,6 +1,6 @@
 import { createWriteStream, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
@@ -252,6 +252,10 @@ export class ObjectStore {
       });
     }
     this.buckets.delete(name);
+    // Its shard directories go with it: a bucket made again under the name must make them again.
+    for (const dir of this.madeDirs) {
+      if (dir.startsWith(bucket.dir + sep)) this.madeDirs.delete(dir);
+    }
     await rm(bucket.dir, { recursive: true, force: true });
   }
 
@@ -447,30 +451,34 @@ export class ObjectStore {
     id: string,
     parts: PartRef[],
   ): Promise<ObjectInfo> {
-    const upload = this.uploads.get(bucketName, key, id);
-    const bucket = this.bucket(bucketName);
-    await this.uploads.checkParts(id, parts);
-    const tmp = this.files.path();
-    try {
-      const size = await this.uploads.join(id, parts, tmp);
-      const version = newVersion();
-      return await this.commit(
-        bucket,
-        key,
-        tmp,
-        {
-          ...upload.headers,
+    // One complete of an upload at a time (a NUL never appears in a bucket name): the first ends
+    // it, a concurrent one then finds no such upload, as on S3, instead of committing it again.
+    return this.withKeyLock('\u0000upload', id, async () => {
+      const upload = this.uploads.get(bucketName, key, id);
+      const bucket = this.bucket(bucketName);
+      await this.uploads.checkParts(id, parts);
+      const tmp = this.files.path();
+      try {
+        const size = await this.uploads.join(id, parts, tmp);
+        const version = newVersion();
+        return await this.commit(
+          bucket,
           key,
-          size,
-          etag: `"${version}-${parts.length}"`,
-          lastModified: new Date().toISOString(),
-          content: `${keyDigest(key)}.${version}`,
-        },
-        'ObjectCreated:CompleteMultipartUpload',
-      );
-    } finally {
-      await rm(tmp, { force: true });
-      await this.uploads.remove(id);
-    }
+          tmp,
+          {
+            ...upload.headers,
+            key,
+            size,
+            etag: `"${version}-${parts.length}"`,
+            lastModified: new Date().toISOString(),
+            content: `${keyDigest(key)}.${version}`,
+          },
+          'ObjectCreated:CompleteMultipartUpload',
+        );
+      } finally {
+        await rm(tmp, { force: true });
+        await this.uploads.remove(id);
+      }
+    });
   }
 }

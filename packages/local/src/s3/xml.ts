@@ -1,3 +1,5 @@
+import { S3Error } from './errors';
+
 const XML_ESCAPES: Record<string, string> = {
   '&': '&amp;',
   '<': '&lt;',
@@ -27,12 +29,44 @@ export function xmlDocument(root: string, body: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<${root} xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${body}</${root}>`;
 }
 
+/** A request document S3 cannot read. */
+export const malformedXml = (): S3Error =>
+  new S3Error(
+    400,
+    'MalformedXML',
+    'The XML you provided was not well-formed or did not validate against our published schema',
+  );
+
 function unescapeXml(text: string): string {
   return text.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);/g, (_, entity: string) => {
-    if (entity.startsWith('#x')) return String.fromCodePoint(Number.parseInt(entity.slice(2), 16));
-    if (entity.startsWith('#')) return String.fromCodePoint(Number.parseInt(entity.slice(1), 10));
-    return { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" }[entity]!;
+    if (!entity.startsWith('#'))
+      return { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" }[entity]!;
+    const code = entity.startsWith('#x')
+      ? Number.parseInt(entity.slice(2), 16)
+      : Number.parseInt(entity.slice(1), 10);
+    // Past U+10FFFF String.fromCodePoint throws: a reference to no character is the client's.
+    if (code > 0x10ffff) throw malformedXml();
+    return String.fromCodePoint(code);
   });
+}
+
+/**
+ * The text of the first `<tag>...</tag>` at or after `from` and where it ends. Searched for with
+ * indexOf: a lazy regular expression is retried from each opening tag, so a document of unclosed
+ * tags cost time quadratic in its length (minutes of the store's one thread for 4 MiB).
+ */
+function nextElement(
+  xml: string,
+  tag: string,
+  from = 0,
+): { text: string; end: number } | undefined {
+  const open = `<${tag}>`;
+  const close = `</${tag}>`;
+  const start = xml.indexOf(open, from);
+  if (start === -1) return undefined;
+  const stop = xml.indexOf(close, start + open.length);
+  if (stop === -1) return undefined;
+  return { text: xml.slice(start + open.length, stop), end: stop + close.length };
 }
 
 /** The text of each `<tag>` inside each `<group>` element of a small request document. */
@@ -41,20 +75,22 @@ export function childElements(
   group: string,
   tags: string[],
 ): Record<string, string>[] {
-  const groups = [...xml.matchAll(new RegExp(`<${group}>([\\s\\S]*?)</${group}>`, 'g'))];
-  return groups.map(([, inner = '']) => {
+  const groups: Record<string, string>[] = [];
+  for (let found = nextElement(xml, group); found; found = nextElement(xml, group, found.end)) {
+    const inner = found.text;
     const fields: Record<string, string> = {};
     for (const tag of tags) {
-      const match = new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`).exec(inner);
-      if (match) fields[tag] = unescapeXml(match[1] ?? '');
+      const match = nextElement(inner, tag);
+      if (match) fields[tag] = unescapeXml(match.text);
       else if (new RegExp(`<${tag}\\s*/>`).test(inner)) fields[tag] = '';
     }
-    return fields;
-  });
+    groups.push(fields);
+  }
+  return groups;
 }
 
 /** The text of the first `<tag>` in a document, if any. */
 export function elementText(xml: string, tag: string): string | undefined {
-  const match = new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`).exec(xml);
-  return match ? unescapeXml(match[1] ?? '') : undefined;
+  const match = nextElement(xml, tag);
+  return match ? unescapeXml(match.text) : undefined;
 }
