@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
   existsSync,
@@ -11,7 +10,7 @@ import {
 import path from 'node:path';
 import { destinationFor, loadRuleSources, RuleSourcesError } from '../rules/sources';
 import { DEFAULT_RULE_SOURCES } from '../rules/paths';
-import { git, runCaptured, temporaryDirectory } from '../rules/testing';
+import { git, runCaptured, spawnManage, temporaryDirectory } from '../rules/testing';
 
 /** A real git repository with the given files committed. */
 function makeRepository(dir: string, files: Record<string, string>): string {
@@ -113,19 +112,9 @@ describe('manage.ts clone-rules', () => {
     expect(rulesIn()).toBe(count);
 
     // Clone again, and SIGKILL the moment the copy in place holds only part of the rules.
-    const root = path.resolve(__dirname, '../../../..');
-    const child = spawn(
-      process.execPath,
-      [
-        path.join(root, 'manage.ts'),
-        'clone-rules',
-        '--rules-dir',
-        rulesDir,
-        '--sources',
-        sourcesFile,
-      ],
-      { cwd: root, stdio: 'ignore' },
-    );
+    const child = spawnManage(['clone-rules', '--rules-dir', rulesDir, '--sources', sourcesFile]);
+    child.stdout.resume();
+    child.stderr.resume();
     let partial: number | undefined;
     const watch = setInterval(() => {
       const seen = rulesIn();

@@ -1,4 +1,4 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import {
@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { LocalFileSummary } from '@binaryalert/core';
 import { compileRules } from '@binaryalert/yara';
 import { ArchiveKit } from '@binaryalert/testing';
-import { runCaptured, temporaryDirectory } from '../rules/testing';
+import { runCaptured, spawnManage, temporaryDirectory } from '../rules/testing';
 import { scanPaths, type ScanEntry } from './scan';
 
 const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*';
@@ -286,21 +286,7 @@ describe('manage.ts scan', () => {
       for (let f = 0; f < 200; f++)
         writeFileSync(path.join(tree, `dir-${d}`, `file-${f}`), Buffer.alloc(20_000, f));
     }
-    const root = path.resolve(__dirname, '../../../..');
-    const child = spawn(
-      process.execPath,
-      [
-        path.join(root, 'manage.ts'),
-        'scan',
-        '--json',
-        '--concurrency',
-        '1',
-        '--rules',
-        compiled,
-        tree,
-      ],
-      { cwd: root },
-    );
+    const child = spawnManage(['scan', '--json', '--concurrency', '1', '--rules', compiled, tree]);
     let stdout = '';
     let stderr = '';
     let interrupted = false;
@@ -330,12 +316,7 @@ describe('manage.ts scan', () => {
     const growing = path.join(tmp.dir, 'download.part');
     writeFileSync(growing, EICAR);
     truncateSync(growing, 256 * 1024 * 1024);
-    const root = path.resolve(__dirname, '../../../..');
-    const child = spawn(
-      process.execPath,
-      [path.join(root, 'manage.ts'), 'scan', '--rules', compiled, growing, data],
-      { cwd: root },
-    );
+    const child = spawnManage(['scan', '--rules', compiled, growing, data]);
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -493,12 +474,41 @@ describe('manage.ts scan inside containers', () => {
 });
 
 describe('scanPaths', () => {
+  /** One rule compiled from `source` in `dir`. */
+  async function oneRule(dir: string, source: string) {
+    const rulesFile = path.join(dir, 'r.yara');
+    writeFileSync(rulesFile, source);
+    return (await compileRules([{ path: rulesFile, namespace: 'r.yara' }])).rules;
+  }
+
+  /** Every entry scanPaths reports for `inputs`, in order; `onEntry` sees each as it comes. */
+  async function scanAll(
+    inputs: string[],
+    rules: Awaited<ReturnType<typeof oneRule>>,
+    concurrency: number,
+    onEntry: (entry: ScanEntry) => void = () => undefined,
+  ): Promise<ScanEntry[]> {
+    const entries: ScanEntry[] = [];
+    await scanPaths(inputs, {
+      rules,
+      maxSizeBytes: 1024,
+      timeoutSeconds: 10,
+      concurrency,
+      onEntry: (entry) => {
+        entries.push(entry);
+        onEntry(entry);
+      },
+    });
+    return entries;
+  }
+
   it("scans files whose names, or whose directories' names, are not UTF-8, showing those bytes as \\xNN", async () => {
     const tmp = temporaryDirectory('bytes');
     try {
-      const rulesFile = path.join(tmp.dir, 'r.yara');
-      writeFileSync(rulesFile, 'rule eicar { strings: $a = "EICAR-STANDARD" condition: $a }');
-      const { rules } = await compileRules([{ path: rulesFile, namespace: 'r.yara' }]);
+      const rules = await oneRule(
+        tmp.dir,
+        'rule eicar { strings: $a = "EICAR-STANDARD" condition: $a }',
+      );
       const root = Buffer.from(path.join(tmp.dir, 'data'));
       mkdirSync(root);
       const join = (...parts: (Buffer | string)[]): Buffer =>
@@ -511,16 +521,7 @@ describe('scanPaths', () => {
       mkdirSync(join(root, Buffer.from('dir\xfe', 'latin1')));
       writeFileSync(join(root, Buffer.from('dir\xfe', 'latin1'), 'ü.com'), EICAR);
 
-      const entries: ScanEntry[] = [];
-      await scanPaths([root.toString()], {
-        rules,
-        maxSizeBytes: 1024,
-        timeoutSeconds: 10,
-        concurrency: 1,
-        onEntry: (entry) => {
-          entries.push(entry);
-        },
-      });
+      const entries = await scanAll([root.toString()], rules, 1);
 
       expect(
         entries.map((entry) => [
@@ -540,25 +541,14 @@ describe('scanPaths', () => {
   it('walks a tree 2,000 directories deep, as deep as PATH_MAX allows', async () => {
     const tmp = temporaryDirectory('deep');
     try {
-      const rulesFile = path.join(tmp.dir, 'r.yara');
-      writeFileSync(rulesFile, 'rule any_x { strings: $x = "x" condition: $x }');
-      const { rules } = await compileRules([{ path: rulesFile, namespace: 'r.yara' }]);
+      const rules = await oneRule(tmp.dir, 'rule any_x { strings: $x = "x" condition: $x }');
       const deepest = path.join(tmp.dir, 'tree', ...Array.from({ length: 2000 }, () => 'a'));
       expect(deepest.length).toBeLessThan(4096 - 'x.bin'.length);
       mkdirSync(deepest, { recursive: true });
       writeFileSync(path.join(tmp.dir, 'tree', 'top.bin'), 'x');
       writeFileSync(path.join(deepest, 'x.bin'), 'x');
 
-      const entries: ScanEntry[] = [];
-      await scanPaths([path.join(tmp.dir, 'tree')], {
-        rules,
-        maxSizeBytes: 1024,
-        timeoutSeconds: 10,
-        concurrency: 2,
-        onEntry: (entry) => {
-          entries.push(entry);
-        },
-      });
+      const entries = await scanAll([path.join(tmp.dir, 'tree')], rules, 2);
 
       expect(entries.map((entry) => [entry.path, entry.status]).sort()).toEqual([
         [path.join(deepest, 'x.bin'), 'scanned'],
@@ -573,23 +563,15 @@ describe('scanPaths', () => {
   it('reports a file that vanished after it was listed and scans the others', async () => {
     const tmp = temporaryDirectory('vanish');
     try {
-      const rulesFile = path.join(tmp.dir, 'r.yara');
-      writeFileSync(rulesFile, 'rule any_a { strings: $a = "a" condition: $a }');
-      const { rules } = await compileRules([{ path: rulesFile, namespace: 'r.yara' }]);
+      const rules = await oneRule(tmp.dir, 'rule any_a { strings: $a = "a" condition: $a }');
       for (const name of ['1', '2', '3']) writeFileSync(path.join(tmp.dir, `file-${name}`), 'a');
 
-      const entries: ScanEntry[] = [];
-      await scanPaths(
+      const entries = await scanAll(
         [path.join(tmp.dir, 'file-1'), path.join(tmp.dir, 'file-2'), path.join(tmp.dir, 'file-3')],
-        {
-          rules,
-          maxSizeBytes: 1024,
-          timeoutSeconds: 10,
-          concurrency: 1,
-          onEntry: (entry) => {
-            entries.push(entry);
-            if (entry.path.endsWith('file-1')) unlinkSync(path.join(tmp.dir, 'file-2'));
-          },
+        rules,
+        1,
+        (entry) => {
+          if (entry.path.endsWith('file-1')) unlinkSync(path.join(tmp.dir, 'file-2'));
         },
       );
 

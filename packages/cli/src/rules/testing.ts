@@ -1,5 +1,5 @@
 // Test helpers for the rules commands (not a test file itself; used by *.test.ts beside it).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +9,14 @@ export interface CliRun {
   code: number;
   stdout: string;
   stderr: string;
+}
+
+/** The repository's root, where manage.ts is. */
+export const REPO_ROOT = path.resolve(__dirname, '../../../..');
+
+/** Starts manage.ts as a child process (a real process: signals, SIGBUS, exit codes). */
+export function spawnManage(args: string[]): ChildProcessWithoutNullStreams {
+  return spawn(process.execPath, [path.join(REPO_ROOT, 'manage.ts'), ...args], { cwd: REPO_ROOT });
 }
 
 /** Runs manage.ts in-process with stdout/stderr captured; leaves process.exitCode as it found it. */
